@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Every test: builds and runs the unit and integration tests in the release
+# preset, again under ASan+UBSan and under TSan, then runs each libFuzzer
+# target for a bounded time. CI runs exactly this (.ci/run).
+#
+#   scripts/test.sh            # everything (what CI runs)
+#   scripts/test.sh --quick    # release preset only, for the edit-test loop
+#
+# FUZZ_SECONDS (default 60) bounds each fuzzer. Ends with one line
+# "summary: N passed, N failed".
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$SERVERCORE_ROOT"
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+fuzz_seconds="${FUZZ_SECONDS:-60}"
+passed=0
+failed=0
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
+# run_ctest PRESET: build it, run its tests, add up what ctest reports.
+run_ctest() {
+  local preset="$1" status=0
+  echo "== $preset: build =="
+  build_preset "$preset"
+  echo "== $preset: test =="
+  ctest --preset "$preset" -j "$SERVERCORE_JOBS" 2>&1 | tee "$log" || status=$?
+  local line total bad
+  line=$(grep -E "tests passed, [0-9]+ tests? failed out of" "$log" | tail -n 1 || true)
+  if [ -z "$line" ]; then
+    echo "error: ctest ($preset) ran no test" >&2
+    failed=$((failed + 1))
+    return
+  fi
+  bad=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+  total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+  passed=$((passed + total - bad))
+  failed=$((failed + bad))
+  [ "$status" -eq 0 ] || [ "$bad" -gt 0 ] || failed=$((failed + 1))
+}
+
+# run_fuzzers: each target under tests/fuzz for FUZZ_SECONDS from an empty
+# corpus; a crash, leak or timeout is a failure.
+run_fuzzers() {
+  echo "== fuzz: build =="
+  build_preset fuzz
+  local fuzzer corpus
+  for fuzzer in build/fuzz/tests/fuzz/*_fuzz; do
+    [ -x "$fuzzer" ] || continue
+    corpus="$(mktemp -d)"
+    echo "== fuzz: $(basename "$fuzzer") for ${fuzz_seconds}s =="
+    if "$fuzzer" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+         -print_final_stats=1 "$corpus" >"$log" 2>&1; then
+      passed=$((passed + 1))
+      grep -E "^(stat::number_of_executed_units|Done)" "$log" || true
+    else
+      failed=$((failed + 1))
+      tail -n 60 "$log"
+    fi
+    rm -rf "$corpus"
+  done
+}
+
+ensure_packages
+run_ctest release
+if [ "$quick" -eq 0 ]; then
+  run_ctest asan
+  run_ctest tsan
+  run_fuzzers
+fi
+
+echo "summary: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,66 @@
+#include "servercore/recv_buffer.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+namespace servercore {
+namespace {
+
+// The programming-error tier: say which call, with which numbers, then abort.
+[[noreturn]] void DieOverrun(const char* call, size_t n, const char* limit_name,
+                             size_t limit) noexcept {
+  std::fprintf(stderr, "RecvBuffer::%s: n=%zu exceeds %s=%zu\n", call, n,
+               limit_name, limit);
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace
+
+RecvBuffer::RecvBuffer(size_t capacity)
+    : storage_(std::make_unique_for_overwrite<std::byte[]>(capacity)),
+      capacity_(capacity) {}
+
+RecvBuffer::RecvBuffer(RecvBuffer&& other) noexcept
+    : storage_(std::move(other.storage_)),
+      capacity_(std::exchange(other.capacity_, 0)),
+      read_pos_(std::exchange(other.read_pos_, 0)),
+      write_pos_(std::exchange(other.write_pos_, 0)) {}
+
+RecvBuffer& RecvBuffer::operator=(RecvBuffer&& other) noexcept {
+  if (this != &other) {
+    storage_ = std::move(other.storage_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    read_pos_ = std::exchange(other.read_pos_, 0);
+    write_pos_ = std::exchange(other.write_pos_, 0);
+  }
+  return *this;
+}
+
+void RecvBuffer::OnRead(size_t n) {
+  if (n > DataSize()) DieOverrun("OnRead", n, "DataSize()", DataSize());
+  read_pos_ += n;
+}
+
+void RecvBuffer::OnWrite(size_t n) {
+  if (n > FreeSize()) DieOverrun("OnWrite", n, "FreeSize()", FreeSize());
+  write_pos_ += n;
+}
+
+void RecvBuffer::Clean() noexcept {
+  const size_t data_size = DataSize();
+  if (data_size == 0) {
+    read_pos_ = write_pos_ = 0;
+    return;
+  }
+  if (read_pos_ == 0) return;  // already compact
+  // The regions may overlap (a long tail moved a short way): memmove, not
+  // memcpy.
+  std::memmove(storage_.get(), storage_.get() + read_pos_, data_size);
+  read_pos_ = 0;
+  write_pos_ = data_size;
+}
+
+}  // namespace servercore
