@@ -1,0 +1,45 @@
+// PacketSession: a Session that speaks PROTOCOL.md's framing. It reassembles
+// [size][id][payload] packets from the byte stream, whatever the splits, and
+// hands each whole packet to OnRecvPacket. A framing error (size < 4 or size >
+// max_packet) closes this session only, after every packet before the bad one
+// was handled, with one log line and DisconnectReason::kProtocolError.
+//
+// Thread safety: as Session. OnRecvPacket runs on the session's worker.
+#ifndef SERVERCORE_PACKET_SESSION_H_
+#define SERVERCORE_PACKET_SESSION_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "servercore/packet_framer.h"
+#include "servercore/session.h"
+
+namespace servercore {
+
+class PacketSession : public Session {
+ public:
+  // `max_packet`: the largest packet accepted, header included (4..65535).
+  // The service's recv_buffer_size must be at least this.
+  explicit PacketSession(size_t max_packet = 4096);
+
+ protected:
+  // Worker thread: one whole packet. The payload is valid during the call.
+  virtual void OnRecvPacket(uint16_t id,
+                            std::span<const std::byte> payload) = 0;
+
+  // Worker thread: the peer broke the protocol (say why, for the log line);
+  // closes this session. Packets after the current one are not delivered.
+  void ProtocolError(std::string_view why);
+
+ private:
+  size_t OnRecv(std::span<const std::byte> data) final;
+  size_t MinRecvBufferSize() const noexcept final;
+
+  PacketFramer framer_;
+};
+
+}  // namespace servercore
+
+#endif  // SERVERCORE_PACKET_SESSION_H_

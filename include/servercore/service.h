@@ -1,0 +1,139 @@
+// Service: the worker threads, their I/O backends and the sessions they own.
+// ServerService accepts connections; ClientService makes them. Both create
+// their sessions with the SessionFactory they are given.
+//
+//   ServerService server(ServiceOptions{.worker_threads = 2},
+//                        [] { return std::make_shared<EchoSession>(); });
+//   if (auto err = server.Start(); err) ...
+//   if (auto err = server.Listen("127.0.0.1", 0); err) ...
+//   ... server.port() ...
+//   server.Stop();
+//
+// Each worker thread owns one backend instance (an io_uring ring or an epoll
+// set) and the sessions assigned to it; all I/O of a session happens on its
+// worker. Other threads reach a worker through its inbox (a locked queue plus
+// an eventfd wake-up).
+//
+// Thread safety: all members may be called from any thread except Stop and
+// the destructor, which must not run on a worker thread (from a hook).
+// Ownership: a Service owns its workers, sockets and (while they are open)
+// its sessions.
+#ifndef SERVERCORE_SERVICE_H_
+#define SERVERCORE_SERVICE_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "servercore/backend.h"
+#include "servercore/net_stats.h"
+#include "servercore/session.h"
+
+namespace servercore {
+
+namespace internal {
+class IoWorker;
+}  // namespace internal
+
+struct ServiceOptions {
+  // Worker threads; 0 means one per core.
+  int worker_threads = 0;
+  Backend backend = Backend::kAuto;
+  // Open sessions at most; connections past it are closed at once.
+  size_t max_sessions = 100'000;
+  // A session whose unsent output would pass this is a slow receiver.
+  size_t max_pending_bytes = 4 * 1024 * 1024;
+  // Per-session receive buffer; at least the largest packet a PacketSession
+  // accepts.
+  size_t recv_buffer_size = 16 * 1024;
+};
+
+class Service {
+ public:
+  using SessionFactory = std::function<SessionRef()>;
+
+  Service(ServiceOptions options, SessionFactory factory);
+  virtual ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // Creates the backends (probing io_uring for Backend::kAuto) and starts the
+  // workers.
+  [[nodiscard]] std::error_code Start();
+  // Stops accepting, disconnects every session (kServiceStopped), waits for
+  // their in-flight I/O, joins the workers. Bounded; idempotent.
+  void Stop();
+
+  // The backend actually running (kAuto resolved); kAuto before Start.
+  Backend backend() const noexcept { return backend_; }
+  const ServiceOptions& options() const noexcept { return options_; }
+  size_t SessionCount() const noexcept {
+    return session_count_.load(std::memory_order_relaxed);
+  }
+  NetStats GetStats() const;
+
+ protected:
+  bool started() const noexcept { return !workers_.empty(); }
+  std::vector<std::unique_ptr<internal::IoWorker>>& workers() noexcept {
+    return workers_;
+  }
+  // Round-robin choice of a worker for a new client session.
+  internal::IoWorker& NextWorker() noexcept;
+  // Makes the session for an accepted or connected socket owned by `worker`,
+  // or closes the socket when max_sessions is reached (returns null).
+  SessionRef CreateSession(int fd, internal::IoWorker& worker);
+
+ private:
+  friend class internal::IoWorker;
+
+  void OnSessionClosed() noexcept {
+    session_count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  const ServiceOptions options_;
+  const SessionFactory factory_;
+  Backend backend_ = Backend::kAuto;
+  std::vector<std::unique_ptr<internal::IoWorker>> workers_;
+  std::atomic<size_t> session_count_{0};
+  std::atomic<size_t> next_worker_{0};
+  std::atomic<uint64_t> sessions_rejected_{0};
+  bool stopped_ = false;
+};
+
+class ServerService : public Service {
+ public:
+  using Service::Service;
+  ~ServerService() override;
+
+  // After Start: binds host:port (port 0 picks a free one) and accepts on
+  // every worker (one SO_REUSEPORT socket each).
+  [[nodiscard]] std::error_code Listen(std::string_view host, uint16_t port);
+  // The bound port; 0 before Listen.
+  uint16_t port() const noexcept { return port_; }
+
+ private:
+  uint16_t port_ = 0;
+};
+
+class ClientService : public Service {
+ public:
+  using Service::Service;
+  ~ClientService() override;
+
+  // After Start: connects to host:port within `timeout` (on the calling
+  // thread), then hands the socket to a worker, which calls OnConnected. The
+  // new session is stored in *session when given.
+  [[nodiscard]] std::error_code Connect(std::string_view host, uint16_t port,
+                                        std::chrono::milliseconds timeout,
+                                        SessionRef* session = nullptr);
+};
+
+}  // namespace servercore
+
+#endif  // SERVERCORE_SERVICE_H_

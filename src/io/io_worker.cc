@@ -1,0 +1,319 @@
+#include "io/io_worker.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <future>
+#include <utility>
+
+#include "servercore/check.h"
+#include "servercore/log.h"
+#include "servercore/service.h"
+#include "servercore/session.h"
+
+namespace servercore::internal {
+namespace {
+
+thread_local IoWorker* t_current_worker = nullptr;
+
+// How long accepting pauses after EMFILE/ENFILE before trying again.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+// The longest Poll waits, so timers (accept back-off) are checked.
+constexpr int kMaxPollMs = 100;
+// A stopping worker waits at most this long for in-flight I/O to complete.
+constexpr auto kStopDeadline = std::chrono::seconds(5);
+
+}  // namespace
+
+IoWorker* CurrentWorker() noexcept { return t_current_worker; }
+
+IoWorker::IoWorker(Service& service, size_t index)
+    : service_(service), index_(index) {}
+
+IoWorker::~IoWorker() {
+  SERVERCORE_CHECK(!thread_.joinable(), "IoWorker destroyed while running");
+  backend_.reset();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+}
+
+std::error_code IoWorker::Start(Backend kind, std::string* why) {
+  std::promise<std::error_code> started;
+  std::future<std::error_code> result = started.get_future();
+  thread_ = std::thread([this, kind, why, &started] {
+    std::error_code error;
+    backend_ = kind == Backend::kUring ? CreateUringBackend(*this, &error, why)
+                                       : CreateEpollBackend(*this, &error, why);
+    started.set_value(error);
+    if (!error) Run();
+  });
+  std::error_code error = result.get();
+  if (error) thread_.join();
+  return error;
+}
+
+void IoWorker::RequestStop() {
+  Post(Task{.kind = Task::Kind::kStop, .session = nullptr});
+}
+
+void IoWorker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+bool IoWorker::InWorkerThread() const noexcept {
+  return t_current_worker == this;
+}
+
+void IoWorker::AssertInWorkerThread() const {
+  SERVERCORE_CHECK(InWorkerThread(), "called off the session's worker thread");
+}
+
+void IoWorker::Post(Task task) {
+  bool was_empty;
+  {
+    MutexLock lock(inbox_mu_);
+    was_empty = inbox_.empty();
+    inbox_.push_back(std::move(task));
+  }
+  // One wake-up per batch: the worker swaps the whole inbox out each round.
+  if (was_empty) backend_->Wake();
+}
+
+void IoWorker::RequestFlush(SessionRef session) {
+  if (InWorkerThread()) {
+    ScheduleFlush(std::move(session));
+  } else {
+    Post(Task{.kind = Task::Kind::kFlush, .session = std::move(session)});
+  }
+}
+
+void IoWorker::RequestClose(SessionRef session) {
+  if (InWorkerThread()) {
+    BeginClose(std::move(session));
+  } else {
+    Post(Task{.kind = Task::Kind::kClose, .session = std::move(session)});
+  }
+}
+
+void IoWorker::Adopt(SessionRef session) {
+  Post(Task{.kind = Task::Kind::kAdopt, .session = std::move(session)});
+}
+
+void IoWorker::ListenOn(int listen_fd) {
+  Post(Task{.kind = Task::Kind::kListen, .session = nullptr, .fd = listen_fd});
+}
+
+void IoWorker::ScheduleFlush(SessionRef session) {
+  flush_list_.push_back(std::move(session));
+}
+
+void IoWorker::Run() {
+  t_current_worker = this;
+  std::chrono::steady_clock::time_point deadline{};
+  for (;;) {
+    backend_->Poll(PollTimeoutMs());
+    RunTasks();
+    FlushScheduled();
+    FinalizeClosed();
+    MaybeResumeAccept();
+    if (stopping_) {
+      if (sessions_.empty() && closing_.empty() &&
+          !backend_->HasOwnOpsInFlight()) {
+        break;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (deadline == std::chrono::steady_clock::time_point{}) {
+        deadline = now + kStopDeadline;
+      } else if (now > deadline) {
+        SERVERCORE_LOG_ERROR(
+            "worker %zu: %zu sessions still had I/O in flight after %llds; "
+            "exiting anyway",
+            index_, closing_.size(),
+            static_cast<long long>(kStopDeadline.count()));
+        break;
+      }
+    }
+  }
+  // Whatever is left (only after the deadline) goes with the backend's
+  // operations. The backend object itself lives until the destructor: other
+  // threads may still Post (and so Wake) after this loop has ended.
+  backend_->Shutdown();
+  for (SessionRef& session : closing_) Finalize(*session);
+  closing_.clear();
+  sessions_.clear();
+  flush_list_.clear();
+  t_current_worker = nullptr;
+}
+
+int IoWorker::PollTimeoutMs() const {
+  // Work queued by our own thread this round must not wait for an event.
+  if (!flush_list_.empty()) return 0;
+  if (accept_paused_ && !stopping_) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        accept_resume_at_ - std::chrono::steady_clock::now());
+    return static_cast<int>(std::clamp<int64_t>(left.count(), 0, kMaxPollMs));
+  }
+  return stopping_ ? 10 : kMaxPollMs;
+}
+
+void IoWorker::RunTasks() {
+  {
+    MutexLock lock(inbox_mu_);
+    tasks_.swap(inbox_);
+  }
+  for (Task& task : tasks_) {
+    switch (task.kind) {
+      case Task::Kind::kFlush:
+        ScheduleFlush(std::move(task.session));
+        break;
+      case Task::Kind::kClose:
+        BeginClose(std::move(task.session));
+        break;
+      case Task::Kind::kAdopt:
+        counters_.connected.Add();
+        AttachSession(std::move(task.session));
+        break;
+      case Task::Kind::kListen:
+        listen_fd_ = task.fd;
+        if (!stopping_) backend_->Listen(listen_fd_);
+        break;
+      case Task::Kind::kStop:
+        StopAll();
+        break;
+    }
+  }
+  tasks_.clear();
+}
+
+void IoWorker::FlushScheduled() {
+  // A session may be listed more than once; WriteQueued is cheap when there
+  // is nothing new or a write is already in flight.
+  for (size_t i = 0; i < flush_list_.size(); ++i) {
+    Session& session = *flush_list_[i];
+    if (session.state_.load(std::memory_order_acquire) ==
+            Session::State::kOpen &&
+        !session.write_in_flight_) {
+      session.WriteQueued();
+    }
+  }
+  flush_list_.clear();
+}
+
+void IoWorker::OnAccepted(int fd) {
+  counters_.accepted.Add();
+  if (stopping_) {
+    ::close(fd);
+    return;
+  }
+  SessionRef session = service_.CreateSession(fd, *this);
+  if (session == nullptr) return;  // refused: max_sessions
+  AttachSession(std::move(session));
+}
+
+void IoWorker::OnAcceptError(int error) {
+  counters_.accept_errors.Add();
+  if (error == EMFILE || error == ENFILE || error == ENOBUFS ||
+      error == ENOMEM) {
+    // Out of descriptors or memory: stop asking for connections for a while
+    // (they wait in the backlog) instead of spinning on the error; sessions
+    // already open go on.
+    if (!accept_paused_) {
+      SERVERCORE_LOG_WARNING("worker %zu: accept: %s; pausing accepts", index_,
+                             std::strerror(error));
+      backend_->PauseAccept();
+      accept_paused_ = true;
+    }
+    accept_resume_at_ = std::chrono::steady_clock::now() + kAcceptBackoff;
+  }
+}
+
+void IoWorker::MaybeResumeAccept() {
+  if (accept_paused_ && !stopping_ &&
+      std::chrono::steady_clock::now() >= accept_resume_at_) {
+    accept_paused_ = false;
+    backend_->ResumeAccept();
+  }
+}
+
+void IoWorker::AttachSession(SessionRef session) {
+  Session& s = *session;
+  s.worker_index_ = sessions_.size();
+  sessions_.push_back(session);
+  if (stopping_) {
+    auto expected = Session::State::kOpen;
+    if (s.state_.compare_exchange_strong(expected, Session::State::kClosing)) {
+      s.reason_.store(DisconnectReason::kServiceStopped);
+    }
+  }
+  if (s.state_.load(std::memory_order_acquire) != Session::State::kOpen) {
+    // Disconnected (or the service stopped) before it reached its worker:
+    // nothing was started on the socket, so it can be finalised at once.
+    s.in_close_list_ = true;
+    closing_.push_back(std::move(session));
+    return;
+  }
+  backend_->Attach(s);
+  s.OnConnected();
+}
+
+void IoWorker::BeginClose(SessionRef session) {
+  Session& s = *session;
+  if (s.in_close_list_ || s.worker_ != this) return;
+  s.in_close_list_ = true;
+  backend_->Detach(s);
+  closing_.push_back(std::move(session));
+}
+
+void IoWorker::FinalizeClosed() {
+  size_t kept = 0;
+  for (size_t i = 0; i < closing_.size(); ++i) {
+    if (closing_[i]->ops_in_flight_ == 0) {
+      Finalize(*closing_[i]);
+    } else {
+      closing_[kept++] = std::move(closing_[i]);
+    }
+  }
+  closing_.resize(kept);
+}
+
+void IoWorker::Finalize(Session& session) {
+  session.state_.store(Session::State::kClosed, std::memory_order_release);
+  if (session.fd_ >= 0) ::close(std::exchange(session.fd_, -1));
+  {
+    MutexLock lock(session.send_mu_);
+    session.send_queue_.clear();
+    session.flush_requested_ = true;  // no more flush requests
+  }
+  session.sending_.clear();
+  session.sending_head_ = 0;
+  session.sending_offset_ = 0;
+  session.pending_bytes_.store(0, std::memory_order_relaxed);
+  const DisconnectReason reason =
+      session.reason_.load(std::memory_order_acquire);
+  counters_.closed_by_reason[static_cast<size_t>(reason)].Add();
+  session.OnDisconnected(reason);
+  service_.OnSessionClosed();
+
+  // Swap-remove from sessions_ (last, since `session` may live only there).
+  const size_t index = session.worker_index_;
+  SessionRef keep = std::move(sessions_[index]);
+  if (index + 1 != sessions_.size()) {
+    sessions_[index] = std::move(sessions_.back());
+    sessions_[index]->worker_index_ = index;
+  }
+  sessions_.pop_back();
+}
+
+void IoWorker::StopAll() {
+  stopping_ = true;
+  if (listen_fd_ >= 0) {
+    if (!accept_paused_) backend_->PauseAccept();
+    accept_paused_ = true;
+  }
+  for (size_t i = 0; i < sessions_.size(); ++i) {
+    sessions_[i]->Disconnect(DisconnectReason::kServiceStopped);
+  }
+}
+
+}  // namespace servercore::internal

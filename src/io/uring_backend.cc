@@ -1,0 +1,276 @@
+// The io_uring backend: a proactor, like the IOCP of the original design. One
+// ring per worker, filled only by its worker (rings are not thread-safe for
+// submission); other threads reach it through the worker's inbox and an
+// eventfd read kept armed on the ring. Operations prepared during a round are
+// submitted together by the next Poll, in one io_uring_enter that also waits.
+//
+// Per session: one recv and at most one sendmsg in flight (two sends in flight
+// on one socket can complete out of order: liburing issue 1001). Closing
+// shuts the socket down and cancels by fd; the worker closes the descriptor
+// only after both operations have completed (Session::ops_in_flight_ == 0).
+#include <fcntl.h>
+#include <liburing.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+#include "io/io_backend.h"
+#include "io/io_worker.h"
+#include "servercore/check.h"
+#include "servercore/log.h"
+#include "servercore/session.h"
+
+namespace servercore::internal {
+namespace {
+
+// user_data: a Session pointer (8-aligned) with the operation in the low
+// bits, or an operation of the backend's own with no pointer.
+enum Op : uint64_t {
+  kOpRecv = 1,
+  kOpWrite = 2,
+  kOpWake = 3,
+  kOpAccept = 4,
+  kOpIgnore = 5,  // cancel requests: nothing to do on completion
+};
+constexpr uint64_t kOpMask = 7;
+static_assert(alignof(Session) >= 8);
+
+constexpr unsigned kRingEntries = 4096;
+constexpr unsigned kCqEntries = 4 * kRingEntries;
+
+uint64_t Tag(Session& session, Op op) {
+  return reinterpret_cast<uint64_t>(&session) | op;
+}
+
+}  // namespace
+
+class UringBackend final : public IoBackend {
+ public:
+  UringBackend(IoWorker& worker, int wake_fd)
+      : worker_(worker), wake_fd_(wake_fd) {}
+  ~UringBackend() override {
+    Shutdown();
+    ::close(wake_fd_);
+  }
+
+  // Creates the ring and checks it has every operation we use.
+  [[nodiscard]] int Init(std::string* why) {
+    io_uring_params params{};
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+                   IORING_SETUP_DEFER_TASKRUN;
+    params.cq_entries = kCqEntries;
+    int r = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+    if (r == -EINVAL) {  // kernel older than 6.1: no DEFER_TASKRUN
+      params = io_uring_params{};
+      params.flags = IORING_SETUP_CQSIZE;
+      params.cq_entries = kCqEntries;
+      r = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+    }
+    if (r < 0) {
+      *why = std::string("io_uring_queue_init: ") + std::strerror(-r);
+      return r;
+    }
+    ring_ready_ = true;
+    io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+    if (probe == nullptr) {
+      *why = "io_uring: cannot probe supported operations";
+      return -ENOSYS;
+    }
+    const int needed[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SENDMSG,
+                          IORING_OP_READ, IORING_OP_ASYNC_CANCEL};
+    int missing = -1;
+    for (int op : needed) {
+      if (!io_uring_opcode_supported(probe, op)) missing = op;
+    }
+    io_uring_free_probe(probe);
+    if (missing >= 0) {
+      *why = "io_uring: operation " + std::to_string(missing) +
+             " not supported by this kernel";
+      return -ENOSYS;
+    }
+    ArmWake();
+    return 0;
+  }
+
+  Backend kind() const noexcept override { return Backend::kUring; }
+
+  void Attach(Session& session) override {
+    // io_uring never blocks the thread; a blocking socket lets the kernel
+    // wait for readiness itself instead of answering -EAGAIN.
+    const int flags = ::fcntl(session.fd_, F_GETFL);
+    if (flags >= 0) ::fcntl(session.fd_, F_SETFL, flags & ~O_NONBLOCK);
+    ResumeRecv(session);
+  }
+
+  void ResumeRecv(Session& session) override {
+    std::span<std::byte> room = session.recv_buffer_.Free();
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_recv(sqe, session.fd_, room.data(), room.size(), 0);
+    io_uring_sqe_set_data64(sqe, Tag(session, kOpRecv));
+    ++session.ops_in_flight_;
+  }
+
+  int64_t Write(Session& session) override {
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_sendmsg(sqe, session.fd_, &session.msg_, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, Tag(session, kOpWrite));
+    ++session.ops_in_flight_;
+    return kInFlight;
+  }
+
+  void Detach(Session& session) override {
+    if (session.ops_in_flight_ == 0) return;
+    // shutdown completes a pending recv (with 0) and a blocked send (with an
+    // error); the cancel catches anything shutdown does not.
+    ::shutdown(session.fd_, SHUT_RDWR);
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_cancel_fd(sqe, session.fd_, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, kOpIgnore);
+  }
+
+  void Listen(int listen_fd) override {
+    listen_fd_ = listen_fd;
+    ResumeAccept();
+  }
+  void PauseAccept() override {
+    accepting_ = false;
+    if (accept_armed_) {
+      io_uring_sqe* sqe = GetSqe();
+      io_uring_prep_cancel64(sqe, kOpAccept, 0);
+      io_uring_sqe_set_data64(sqe, kOpIgnore);
+    }
+  }
+  void ResumeAccept() override {
+    accepting_ = true;
+    if (!accept_armed_) ArmAccept();
+  }
+  bool HasOwnOpsInFlight() const noexcept override { return accept_armed_; }
+
+  void Poll(int timeout_ms) override {
+    __kernel_timespec timeout{};
+    timeout.tv_sec = timeout_ms / 1000;
+    timeout.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1'000'000;
+    io_uring_cqe* cqe = nullptr;
+    // One syscall: submit everything prepared this round, then wait.
+    const int r =
+        io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &timeout, nullptr);
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY) {
+      SERVERCORE_LOG_ERROR("io_uring_submit_and_wait: %s", std::strerror(-r));
+    }
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      Dispatch(cqe->user_data, cqe->res, cqe->flags);
+    }
+    io_uring_cq_advance(&ring_, seen);
+  }
+
+  void Wake() noexcept override {
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(wake_fd_, &one, sizeof(one));
+  }
+
+  void Shutdown() noexcept override {
+    if (ring_ready_) io_uring_queue_exit(&ring_);
+    ring_ready_ = false;
+  }
+
+ private:
+  io_uring_sqe* GetSqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {  // queue full: hand what we have to the kernel
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    SERVERCORE_CHECK(sqe != nullptr, "io_uring submission queue stuck full");
+    return sqe;
+  }
+
+  void ArmWake() {
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_read(sqe, wake_fd_, &wake_count_, sizeof(wake_count_), 0);
+    io_uring_sqe_set_data64(sqe, kOpWake);
+  }
+
+  void ArmAccept() {
+    if (listen_fd_ < 0) return;
+    io_uring_sqe* sqe = GetSqe();
+    if (multishot_accept_) {
+      io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr,
+                                     SOCK_CLOEXEC);
+    } else {
+      io_uring_prep_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    }
+    io_uring_sqe_set_data64(sqe, kOpAccept);
+    accept_armed_ = true;
+  }
+
+  void Dispatch(uint64_t user_data, int res, unsigned flags) {
+    const uint64_t op = user_data & kOpMask;
+    auto* session = reinterpret_cast<Session*>(user_data & ~kOpMask);
+    switch (op) {
+      case kOpRecv:
+        --session->ops_in_flight_;
+        session->HandleRecv(res);
+        break;
+      case kOpWrite:
+        --session->ops_in_flight_;
+        session->HandleWrite(res);
+        break;
+      case kOpWake:
+        ArmWake();
+        break;
+      case kOpAccept:
+        OnAccept(res, flags);
+        break;
+      default:
+        break;
+    }
+  }
+
+  void OnAccept(int res, unsigned flags) {
+    if ((flags & IORING_CQE_F_MORE) == 0) accept_armed_ = false;
+    if (res >= 0) {
+      worker_.OnAccepted(res);
+    } else if (res == -EINVAL && multishot_accept_) {
+      multishot_accept_ = false;  // kernel before 5.19: one accept at a time
+    } else if (res != -ECANCELED && res != -EINTR && res != -ECONNABORTED) {
+      worker_.OnAcceptError(-res);
+    }
+    if (accepting_ && !accept_armed_) ArmAccept();
+  }
+
+  IoWorker& worker_;
+  const int wake_fd_;
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  uint64_t wake_count_ = 0;
+  int listen_fd_ = -1;
+  bool accepting_ = false;
+  bool accept_armed_ = false;
+  bool multishot_accept_ = true;
+};
+
+std::unique_ptr<IoBackend> CreateUringBackend(IoWorker& worker,
+                                              std::error_code* error,
+                                              std::string* why) {
+  const int wake_fd = ::eventfd(0, EFD_CLOEXEC);
+  if (wake_fd < 0) {
+    *error = std::error_code(errno, std::system_category());
+    *why = "eventfd failed";
+    return nullptr;
+  }
+  auto backend = std::make_unique<UringBackend>(worker, wake_fd);
+  if (const int r = backend->Init(why); r < 0) {
+    *error = std::error_code(-r, std::system_category());
+    return nullptr;
+  }
+  return backend;
+}
+
+}  // namespace servercore::internal

@@ -1,0 +1,42 @@
+#include "servercore/packet_session.h"
+
+#include <cstdio>
+
+#include "servercore/log.h"
+
+namespace servercore {
+
+PacketSession::PacketSession(size_t max_packet) : framer_(max_packet) {}
+
+size_t PacketSession::MinRecvBufferSize() const noexcept {
+  return framer_.max_packet();
+}
+
+size_t PacketSession::OnRecv(std::span<const std::byte> data) {
+  const FrameResult result =
+      framer_.Frame(data, [this](const PacketView& packet) {
+        OnRecvPacket(packet.id, packet.payload);
+        return IsConnected();  // a handler that closed us stops the framing
+      });
+  CountPacketsIn(result.packets);
+  if (result.error != FrameError::kNone) {
+    char why[96];
+    std::snprintf(why, sizeof(why), "%.*s (size %u, max-packet %zu)",
+                  static_cast<int>(ToString(result.error).size()),
+                  ToString(result.error).data(),
+                  unsigned{LoadU16(data.data() + result.consumed)},
+                  framer_.max_packet());
+    ProtocolError(why);
+  }
+  return result.consumed;
+}
+
+void PacketSession::ProtocolError(std::string_view why) {
+  if (!IsConnected()) return;
+  SERVERCORE_LOG_WARNING("session %llu: protocol error: %.*s",
+                         static_cast<unsigned long long>(id()),
+                         static_cast<int>(why.size()), why.data());
+  Disconnect(DisconnectReason::kProtocolError);
+}
+
+}  // namespace servercore

@@ -1,0 +1,85 @@
+// Echo over loopback on both backends: packets split at random bytes, many
+// packets per read, many sessions at once.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "service_test_util.h"
+#include "tests/support/test_client.h"
+
+namespace servercore::test {
+namespace {
+
+class EchoTest : public BackendTest {};
+
+std::vector<std::byte> RandomPayload(std::mt19937& rng, size_t max) {
+  std::vector<std::byte> payload(rng() % (max + 1));
+  for (std::byte& b : payload) b = static_cast<std::byte>(rng());
+  return payload;
+}
+
+TEST_P(EchoTest, RandomFragmentationComesBackByteForByte) {
+  SERVERCORE_START_SERVER(
+      server, [] { return std::make_shared<EchoSession>(); }, Options());
+  TestClient client;
+  ASSERT_TRUE(client.Connect(server->port()));
+
+  std::mt19937 rng(7);
+  std::vector<std::byte> stream;
+  for (int i = 0; i < 2000; ++i) {
+    const std::vector<std::byte> packet =
+        EncodePacket(1, RandomPayload(rng, 600));
+    stream.insert(stream.end(), packet.begin(), packet.end());
+  }
+  // Send in random pieces (1 byte to 3 KiB) so packets split everywhere.
+  std::thread writer([&] {
+    size_t at = 0;
+    while (at < stream.size()) {
+      const size_t n = std::min<size_t>(1 + rng() % 3000, stream.size() - at);
+      ASSERT_TRUE(client.SendAll(std::span(stream).subspan(at, n)));
+      at += n;
+    }
+  });
+  auto echoed = client.ReadExactly(stream.size(), std::chrono::seconds(30));
+  writer.join();
+  ASSERT_TRUE(echoed.has_value());
+  EXPECT_TRUE(*echoed == stream) << "echo differs from what was sent";
+}
+
+TEST_P(EchoTest, ThousandSessionsAtOnce) {
+  ServiceOptions options = Options();
+  options.recv_buffer_size = 4096;
+  SERVERCORE_START_SERVER(
+      server, [] { return std::make_shared<EchoSession>(); }, options);
+  std::vector<TestClient> clients(1000);
+  for (TestClient& c : clients) ASSERT_TRUE(c.Connect(server->port()));
+  for (size_t i = 0; i < clients.size(); ++i) {
+    const uint32_t tag = static_cast<uint32_t>(i);
+    ASSERT_TRUE(clients[i].SendPacket(1, std::as_bytes(std::span(&tag, 1))));
+  }
+  for (size_t i = 0; i < clients.size(); ++i) {
+    auto packet = clients[i].ReadPacket();
+    ASSERT_TRUE(packet.has_value()) << "session " << i;
+    uint32_t tag;
+    ASSERT_EQ(packet->payload.size(), sizeof(tag));
+    std::memcpy(&tag, packet->payload.data(), sizeof(tag));
+    EXPECT_EQ(tag, i);
+  }
+  EXPECT_TRUE(WaitFor([&] { return server->SessionCount() == 1000; }));
+  clients.clear();
+  EXPECT_TRUE(WaitFor([&] { return server->SessionCount() == 0; }));
+  server->Stop();
+  const NetStats stats = server->GetStats();
+  EXPECT_EQ(stats.sessions_accepted, 1000u);
+  EXPECT_EQ(stats.closed(DisconnectReason::kPeerClosed), 1000u);
+  EXPECT_EQ(stats.packets_in, 1000u);
+  EXPECT_EQ(stats.packets_out, 1000u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EchoTest,
+                         ::testing::Values(Backend::kEpoll, Backend::kUring),
+                         BackendName);
+
+}  // namespace
+}  // namespace servercore::test

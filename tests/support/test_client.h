@@ -1,0 +1,63 @@
+// A blocking loopback client for integration tests: plain sockets, no
+// ServerCore code, so it checks the server from the outside, as PROTOCOL.md's
+// outside clients do. Every call has a deadline; nothing waits forever.
+#ifndef SERVERCORE_TESTS_SUPPORT_TEST_CLIENT_H_
+#define SERVERCORE_TESTS_SUPPORT_TEST_CLIENT_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace servercore::test {
+
+struct Packet {
+  uint16_t id = 0;
+  std::vector<std::byte> payload;
+  bool operator==(const Packet&) const = default;
+};
+
+// [size][id][payload], little-endian.
+std::vector<std::byte> EncodePacket(uint16_t id,
+                                    std::span<const std::byte> payload);
+
+class TestClient {
+ public:
+  TestClient() = default;
+  ~TestClient();
+  TestClient(TestClient&& other) noexcept;
+  TestClient& operator=(TestClient&& other) noexcept;
+
+  // Connects to 127.0.0.1:port; false on failure.
+  [[nodiscard]] bool Connect(uint16_t port);
+  int fd() const noexcept { return fd_; }
+
+  // Sends every byte (blocking, with the deadline below).
+  [[nodiscard]] bool SendAll(std::span<const std::byte> bytes);
+  [[nodiscard]] bool SendPacket(uint16_t id,
+                                std::span<const std::byte> payload);
+  // Reads exactly `n` bytes; nullopt on EOF, error or timeout.
+  std::optional<std::vector<std::byte>> ReadExactly(
+      size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  std::optional<Packet> ReadPacket(
+      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // True when the server closed the connection (EOF or reset) within the
+  // timeout, discarding any data before it.
+  bool WaitForClose(
+      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Sets SO_RCVBUF (before Connect to take effect fully).
+  void SetReceiveBuffer(int bytes);
+  // Closes with RST instead of FIN (SO_LINGER 0).
+  void Reset();
+  void Close();
+
+ private:
+  int fd_ = -1;
+  int rcvbuf_ = 0;
+};
+
+}  // namespace servercore::test
+
+#endif  // SERVERCORE_TESTS_SUPPORT_TEST_CLIENT_H_
