@@ -73,6 +73,7 @@ class Service {
   // The backend actually running (kAuto resolved); kAuto before Start.
   Backend backend() const noexcept { return backend_; }
   const ServiceOptions& options() const noexcept { return options_; }
+  size_t WorkerCount() const noexcept { return workers_.size(); }
   size_t SessionCount() const noexcept {
     return session_count_.load(std::memory_order_relaxed);
   }

@@ -1,0 +1,28 @@
+// PROTOCOL.md's packet ids and payload layouts, shared by GameServer and
+// DummyClient.
+#ifndef SERVERCORE_APPS_COMMON_PROTOCOL_H_
+#define SERVERCORE_APPS_COMMON_PROTOCOL_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace game {
+
+enum PacketId : uint16_t {
+  kCEcho = 1,
+  kSEcho = 2,
+  kCJoin = 3,
+  kSJoin = 4,
+  kCChat = 5,
+  kSChat = 6,
+};
+
+inline constexpr size_t kHeaderSize = 4;
+inline constexpr size_t kJoinPayloadSize = 4;       // uint32 room id
+inline constexpr size_t kJoinReplyPayloadSize = 8;  // room id, members
+inline constexpr size_t kChatSenderSize = 8;        // uint64 session id
+inline constexpr size_t kMaxWirePacket = 65535;
+
+}  // namespace game
+
+#endif  // SERVERCORE_APPS_COMMON_PROTOCOL_H_

@@ -1,0 +1,248 @@
+// DummyClient: load generator and correctness checker for GameServer (or any
+// server that keeps PROTOCOL.md), built on ServerCore's ClientService.
+//
+//   DummyClient --port 7777 --sessions 100 --mode echo --payload 64 --depth 16
+//   DummyClient --mode chat --sessions 500 --senders 4 --rate 50 --duration 15
+//   DummyClient --mode echo --rate 1000 --duration 10 --json result.json
+//
+// --rate R sends R packets per second per sending session on a fixed schedule
+// whatever the replies (open loop: latency counts from the scheduled time, so
+// a stalled server cannot hide it); without --rate, --depth D keeps D packets
+// in flight per sending session (closed loop). Exits 0 only when every packet
+// came back intact and in order and no connection was refused or dropped.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "../common/flags.h"
+#include "load_session.h"
+#include "report.h"
+#include "servercore/service.h"
+
+namespace {
+
+using game::LoadConfig;
+using game::LoadSession;
+using game::LoadState;
+using game::Mode;
+using Clock = std::chrono::steady_clock;
+
+bool ParseConfig(int argc, char** argv, LoadConfig* config, int* exit_code) {
+  game::Flags flags("DummyClient");
+  flags.Add("host", &config->host, "server address (127.0.0.1)");
+  flags.Add("port", &config->port, "server port (7777)");
+  flags.Add("sessions", &config->sessions, "connections (100)");
+  flags.Add(
+      "mode",
+      [config](std::string_view v) {
+        if (v == "echo") config->mode = Mode::kEcho;
+        if (v == "chat") config->mode = Mode::kChat;
+        return v == "echo" || v == "chat";
+      },
+      "NAME", "echo|chat (echo)");
+  flags.Add("payload", &config->payload,
+            "payload bytes per packet, 24..4092 with the default server (64)");
+  flags.Add("rate", &config->rate,
+            "packets/s per sending session, open loop (0: closed loop)");
+  flags.Add("depth", &config->depth,
+            "closed loop: packets in flight per sending session (1)");
+  flags.Add("duration", &config->duration, "seconds of load (10)");
+  flags.Add("senders", &config->senders,
+            "chat: sessions that send, the rest only receive (all)");
+  flags.Add("threads", &config->threads, "client worker threads (1)");
+  flags.Add("json", &config->json, "also write the summary to this file");
+  bool help = false;
+  if (!flags.Parse(argc, argv, &help)) {
+    *exit_code = help ? 0 : 2;
+    return false;
+  }
+  if (config->sessions < 1 || config->port < 1 || config->port > 65535 ||
+      config->payload < static_cast<int>(game::kMinPayload) ||
+      config->payload > 65531 - 8 || config->rate < 0 || config->depth < 1 ||
+      config->duration <= 0 || config->senders < 0 || config->threads < 1) {
+    std::fprintf(stderr,
+                 "DummyClient: a flag value is out of range (payload is at "
+                 "least %zu bytes)\n",
+                 game::kMinPayload);
+    *exit_code = 2;
+    return false;
+  }
+  if (config->mode == Mode::kEcho || config->senders == 0) {
+    config->senders = config->sessions;
+  }
+  config->senders = std::min(config->senders, config->sessions);
+  return true;
+}
+
+// Connects every session, one after another (no thundering herd), then waits
+// until each has had its ping answered.
+bool Connect(servercore::ClientService& client, const LoadConfig& config,
+             LoadState& state, std::vector<std::shared_ptr<LoadSession>>& all) {
+  for (int i = 0; i < config.sessions; ++i) {
+    servercore::SessionRef session;
+    if (std::error_code error =
+            client.Connect(config.host, static_cast<uint16_t>(config.port),
+                           std::chrono::seconds(5), &session)) {
+      state.refused.fetch_add(1);
+      std::fprintf(stderr, "DummyClient: connect %d failed: %s\n", i,
+                   error.message().c_str());
+      return false;
+    }
+    all.push_back(std::static_pointer_cast<LoadSession>(session));
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(15);
+  while (Clock::now() < deadline) {
+    if (std::all_of(all.begin(), all.end(),
+                    [](const auto& s) { return s->ready(); })) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::fprintf(stderr, "DummyClient: sessions not answered within 15 s\n");
+  state.refused.fetch_add(1);
+  return false;
+}
+
+// Open loop: every millisecond, each sender sends what its schedule says is
+// due by now.
+void RunOpenLoop(const LoadConfig& config, LoadState& state,
+                 std::vector<std::shared_ptr<LoadSession>>& senders,
+                 game::Progress& progress, Clock::time_point end) {
+  const double interval_ns = 1e9 / config.rate;
+  while (Clock::now() < end) {
+    const int64_t now = LoadSession::NowNs();
+    const auto due =
+        static_cast<uint64_t>(static_cast<double>(now - state.start_ns) /
+                              interval_ns) +
+        1;
+    for (auto& s : senders) {
+      for (uint64_t seq = s->sent(); seq < due && s->IsConnected(); ++seq) {
+        s->SendNext(
+            state.start_ns +
+            static_cast<int64_t>(static_cast<double>(seq) * interval_ns));
+      }
+    }
+    progress.Tick();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+bool AllAnswered(const LoadConfig& config,
+                 const std::vector<std::shared_ptr<LoadSession>>& all,
+                 size_t senders) {
+  for (size_t i = 0; i < senders; ++i) {
+    if (all[i]->acked() < all[i]->sent()) return false;
+    if (config.mode == Mode::kChat) {
+      for (const auto& receiver : all) {
+        if (receiver->ReceivedFrom(static_cast<uint32_t>(i)) < all[i]->sent()) {
+          return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+// Packets sent and never delivered (to their sender, or in chat to each
+// member of the room).
+uint64_t CountLost(const LoadConfig& config,
+                   const std::vector<std::shared_ptr<LoadSession>>& all,
+                   size_t senders) {
+  uint64_t lost = 0;
+  for (size_t i = 0; i < senders; ++i) {
+    const uint64_t sent = all[i]->sent();
+    if (config.mode == Mode::kEcho) {
+      lost += sent - std::min(sent, all[i]->acked());
+      continue;
+    }
+    for (const auto& receiver : all) {
+      const uint64_t got = receiver->ReceivedFrom(static_cast<uint32_t>(i));
+      lost += sent - std::min(sent, got);
+    }
+  }
+  return lost;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  LoadConfig config;
+  int exit_code = 0;
+  if (!ParseConfig(argc, argv, &config, &exit_code)) return exit_code;
+
+  LoadState state;
+  uint32_t next_index = 0;
+  servercore::ClientService client(
+      servercore::ServiceOptions{
+          .worker_threads = config.threads,
+          .max_sessions = static_cast<size_t>(config.sessions),
+          // Open loop keeps sending while the server lags: allow a backlog.
+          .max_pending_bytes = 256u << 20},
+      [&] {
+        return std::make_shared<LoadSession>(config, state, next_index++);
+      });
+  if (std::error_code error = client.Start()) {
+    std::fprintf(stderr, "DummyClient: cannot start: %s\n",
+                 error.message().c_str());
+    return 1;
+  }
+  std::vector<std::shared_ptr<LoadSession>> sessions;
+  const bool connected = Connect(client, config, state, sessions);
+  const auto senders_count = static_cast<size_t>(
+      std::min<int>(config.senders, static_cast<int>(sessions.size())));
+  std::vector<std::shared_ptr<LoadSession>> senders(
+      sessions.begin(),
+      sessions.begin() + static_cast<std::ptrdiff_t>(senders_count));
+
+  game::Progress progress(state, isatty(STDOUT_FILENO) != 0);
+  const auto start = Clock::now();
+  if (connected) {
+    std::printf("DummyClient: %d sessions connected to %s:%d, %s mode, %s\n",
+                config.sessions, config.host.c_str(), config.port,
+                config.mode == Mode::kEcho ? "echo" : "chat",
+                config.rate > 0 ? "open loop" : "closed loop");
+    std::fflush(stdout);
+    state.start_ns = LoadSession::NowNs();
+    state.sending = true;
+    const auto end =
+        start + std::chrono::duration_cast<Clock::duration>(
+                    std::chrono::duration<double>(config.duration));
+    if (config.rate > 0) {
+      RunOpenLoop(config, state, senders, progress, end);
+    } else {
+      for (auto& s : senders) {
+        for (int d = 0; d < config.depth; ++d) s->SendNext();
+      }
+      while (Clock::now() < end) {
+        progress.Tick();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    state.sending = false;
+    // Drain: every packet sent before the end must still arrive.
+    const auto drain_end = Clock::now() + std::chrono::seconds(5);
+    while (!AllAnswered(config, sessions, senders_count) &&
+           Clock::now() < drain_end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  const double seconds =
+      std::chrono::duration<double>(Clock::now() - start).count();
+  const uint64_t lost = CountLost(config, sessions, senders_count);
+  state.stopping = true;
+  client.Stop();
+  progress.Finish();
+
+  const game::Summary summary = game::Summarize(config, state, seconds, lost);
+  game::PrintSummary(summary);
+  if (!config.json.empty() && !game::WriteJson(summary, config.json)) {
+    std::fprintf(stderr, "DummyClient: cannot write %s\n", config.json.c_str());
+    return 1;
+  }
+  return summary.ok() ? 0 : 1;
+}

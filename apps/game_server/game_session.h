@@ -1,0 +1,39 @@
+// GameSession: one client of GameServer, speaking PROTOCOL.md: echo, join a
+// room, chat to the room. Every session starts in room 0.
+//
+// Thread safety: as PacketSession; room_ is touched only on the session's
+// worker thread (its packets and its OnDisconnected run there).
+#ifndef SERVERCORE_APPS_GAME_SERVER_GAME_SESSION_H_
+#define SERVERCORE_APPS_GAME_SERVER_GAME_SESSION_H_
+
+#include <cstdint>
+#include <span>
+
+#include "room_manager.h"
+#include "servercore/packet_session.h"
+
+namespace game {
+
+class GameSession final : public servercore::PacketSession {
+ public:
+  GameSession(RoomManager& rooms, size_t max_packet)
+      : PacketSession(max_packet), rooms_(rooms) {}
+
+ protected:
+  void OnConnected() override;
+  void OnRecvPacket(uint16_t id, std::span<const std::byte> payload) override;
+  void OnDisconnected(servercore::DisconnectReason reason) override;
+
+ private:
+  void HandleEcho(std::span<const std::byte> payload);
+  void HandleJoin(std::span<const std::byte> payload);
+  void HandleChat(std::span<const std::byte> payload);
+
+  RoomManager& rooms_;
+  uint32_t room_ = 0;
+  bool in_room_ = false;
+};
+
+}  // namespace game
+
+#endif  // SERVERCORE_APPS_GAME_SERVER_GAME_SESSION_H_
