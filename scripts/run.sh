@@ -1,13 +1,48 @@
 #!/usr/bin/env bash
-# The main job. Until GameServer and DummyClient exist it builds the release
-# preset and runs the send-buffer benchmarks (pooled SendBuffer against the
-# make_shared design before pooling), then stops by itself.
+# The main job: builds GameServer and DummyClient (release preset), starts
+# GameServer on a free loopback port, and runs DummyClient against it: 500
+# sessions chatting in room 0 (every message broadcast to all 500) for 15 s.
+# Both print live stats; DummyClient checks every packet and prints its
+# summary, GameServer its own when it is stopped. Exits 0 only if both did.
+#
+#   scripts/run.sh                       # the demo
+#   scripts/run.sh --mode echo --depth 16 --sessions 100   # other DummyClient flags
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$SERVERCORE_ROOT"
 
 ensure_packages
-build_preset release send_buffer_bench
-echo
-echo "== send-buffer benchmarks (pooled vs make_shared; allocs/msg counted) =="
-exec build/release/bench/send_buffer_bench --benchmark_min_time=0.5 "$@"
+build_preset release GameServer DummyClient >/dev/null
+bin=build/release/apps
+
+log="$(mktemp)"
+"$bin/GameServer" --host 127.0.0.1 --port 0 --stats-interval 1 >"$log" 2>&1 &
+server=$!
+cleanup() { kill "$server" 2>/dev/null || true; rm -f "$log"; }
+trap cleanup EXIT
+
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$log")
+  [ -n "$port" ] && break
+  sleep 0.05
+done
+if [ -z "$port" ]; then
+  echo "GameServer did not start:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+tail -n +1 -f "$log" --pid "$server" | sed -u 's/^/[GameServer] /' &
+tail_pid=$!
+
+client_status=0
+"$bin/DummyClient" --port "$port" --sessions 500 --mode chat --rate 2 \
+  --payload 64 --duration 15 "$@" | sed -u 's/^/[DummyClient] /' ||
+  client_status=$?
+
+kill -TERM "$server"
+server_status=0
+wait "$server" || server_status=$?
+wait "$tail_pid" 2>/dev/null || true
+echo "DummyClient exit $client_status, GameServer exit $server_status"
+[ "$client_status" -eq 0 ] && [ "$server_status" -eq 0 ]
