@@ -68,10 +68,9 @@ std::error_code Service::Start() {
 }
 
 void Service::Stop() {
-  if (!started() || stopped_) return;
+  if (!started() || stopped_.exchange(true)) return;
   SERVERCORE_CHECK(internal::CurrentWorker() == nullptr,
                    "Service::Stop called from a worker thread");
-  stopped_ = true;
   for (auto& worker : workers_) worker->RequestStop();
   for (auto& worker : workers_) worker->Join();
 }

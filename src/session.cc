@@ -62,6 +62,12 @@ bool Session::Send(SendBufferRef buffer) {
   bool request_flush;
   {
     MutexLock lock(send_mu_);
+    // Finalize marks the session closed before it empties the queue under
+    // this lock: a buffer pushed after that would never be sent or freed.
+    if (state_.load(std::memory_order_acquire) == State::kClosed) {
+      pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
+      return false;
+    }
     send_queue_.push_back(std::move(buffer));
     request_flush = !std::exchange(flush_requested_, true);
   }
@@ -127,6 +133,14 @@ void Session::WriteQueued() {
           sending_head_ = 0;
           sending_.swap(send_queue_);  // capacities circulate: no allocation
         } else {
+          // A partial write left buffers behind: drop the written prefix
+          // before appending, so a session that never fully drains (a reader
+          // as slow as its traffic) does not grow sending_ forever. No write
+          // is in flight here and iov_ points at bytes, not at these slots.
+          sending_.erase(
+              sending_.begin(),
+              sending_.begin() + static_cast<std::ptrdiff_t>(sending_head_));
+          sending_head_ = 0;
           for (SendBufferRef& buffer : send_queue_) {
             sending_.push_back(std::move(buffer));
           }
@@ -144,6 +158,7 @@ void Session::WriteQueued() {
     const int64_t result = worker_->backend().Write(*this);
     if (result == internal::kInFlight) {
       write_in_flight_ = true;
+      write_since_ = std::chrono::steady_clock::now();
       return;
     }
     if (!CompleteWrite(result)) return;

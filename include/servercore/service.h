@@ -52,6 +52,12 @@ struct ServiceOptions {
   // Per-session receive buffer; at least the largest packet a PacketSession
   // accepts.
   size_t recv_buffer_size = 16 * 1024;
+  // A session whose socket has taken no byte of pending output for this long
+  // is a slow receiver too (checked about once a second). This bounds how
+  // long a peer that stops reading can keep send-buffer chunks pinned, which
+  // max_pending_bytes alone does not: a few small queued buffers can each
+  // hold a whole chunk.
+  std::chrono::milliseconds send_stall_timeout{15'000};
 };
 
 class Service {
@@ -67,7 +73,8 @@ class Service {
   // workers.
   [[nodiscard]] std::error_code Start();
   // Stops accepting, disconnects every session (kServiceStopped), waits for
-  // their in-flight I/O, joins the workers. Bounded; idempotent.
+  // their in-flight I/O, joins the workers. Bounded; idempotent. A Connect
+  // racing with Stop fails or yields a session closed with kServiceStopped.
   void Stop();
 
   // The backend actually running (kAuto resolved); kAuto before Start.
@@ -104,7 +111,7 @@ class Service {
   std::atomic<size_t> session_count_{0};
   std::atomic<size_t> next_worker_{0};
   std::atomic<uint64_t> sessions_rejected_{0};
-  bool stopped_ = false;
+  std::atomic<bool> stopped_{false};
 };
 
 class ServerService : public Service {

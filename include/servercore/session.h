@@ -36,6 +36,7 @@
 #include <sys/uio.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -141,8 +142,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<iovec> iov_;     // what the current write covers
   msghdr msg_{};
   bool write_in_flight_ = false;
+  // When the write in flight was started: a write pending for longer than
+  // ServiceOptions::send_stall_timeout means the peer stopped reading.
+  std::chrono::steady_clock::time_point write_since_{};
   int ops_in_flight_ = 0;  // io_uring operations not yet completed
   bool in_close_list_ = false;
+  bool attached_ = false;    // in its worker's session list
   size_t worker_index_ = 0;  // position in the worker's session list
   RecvBuffer recv_buffer_{0};
 };

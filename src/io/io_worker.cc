@@ -70,14 +70,26 @@ void IoWorker::AssertInWorkerThread() const {
 }
 
 void IoWorker::Post(Task task) {
-  bool was_empty;
+  bool queued = false;
+  bool was_empty = false;
   {
     MutexLock lock(inbox_mu_);
-    was_empty = inbox_.empty();
-    inbox_.push_back(std::move(task));
+    if (!exited_) {
+      was_empty = inbox_.empty();
+      inbox_.push_back(std::move(task));
+      queued = true;
+    }
   }
-  // One wake-up per batch: the worker swaps the whole inbox out each round.
-  if (was_empty) backend_->Wake();
+  if (queued) {
+    // Queued. One wake-up per batch: the worker swaps the whole inbox out
+    // each round.
+    if (was_empty) backend_->Wake();
+  } else if (task.kind == Task::Kind::kAdopt) {
+    // The loop has ended (a Connect raced with Stop): no worker will ever
+    // attach this session, so close it here.
+    task.session->reason_.store(DisconnectReason::kServiceStopped);
+    Finalize(*task.session);
+  }
 }
 
 void IoWorker::RequestFlush(SessionRef session) {
@@ -117,6 +129,7 @@ void IoWorker::Run() {
     FlushScheduled();
     FinalizeClosed();
     MaybeResumeAccept();
+    KickStalledWriters();
     if (stopping_) {
       if (sessions_.empty() && closing_.empty() &&
           !backend_->HasOwnOpsInFlight()) {
@@ -135,15 +148,36 @@ void IoWorker::Run() {
       }
     }
   }
+  DrainAfterExit();
+  t_current_worker = nullptr;
+}
+
+void IoWorker::DrainAfterExit() {
   // Whatever is left (only after the deadline) goes with the backend's
   // operations. The backend object itself lives until the destructor: other
   // threads may still Post (and so Wake) after this loop has ended.
   backend_->Shutdown();
-  for (SessionRef& session : closing_) Finalize(*session);
-  closing_.clear();
+  backend_down_ = true;
+  {
+    MutexLock lock(inbox_mu_);
+    exited_ = true;
+    tasks_.swap(inbox_);
+  }
+  for (Task& task : tasks_) {
+    if (task.kind == Task::Kind::kAdopt) {
+      task.session->reason_.store(DisconnectReason::kServiceStopped);
+      Finalize(*task.session);
+    }
+  }
+  tasks_.clear();
+  // Hooks may close more sessions while these finalise.
+  while (!closing_.empty()) {
+    finalizing_.swap(closing_);
+    for (SessionRef& session : finalizing_) Finalize(*session);
+    finalizing_.clear();
+  }
   sessions_.clear();
   flush_list_.clear();
-  t_current_worker = nullptr;
 }
 
 int IoWorker::PollTimeoutMs() const {
@@ -236,8 +270,26 @@ void IoWorker::MaybeResumeAccept() {
   }
 }
 
+void IoWorker::KickStalledWriters() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_stall_check_) return;
+  next_stall_check_ = now + std::chrono::seconds(1);
+  const auto timeout = service_.options().send_stall_timeout;
+  for (size_t i = 0; i < sessions_.size(); ++i) {
+    Session& s = *sessions_[i];
+    if (s.write_in_flight_ && now - s.write_since_ > timeout) {
+      SERVERCORE_LOG_WARNING(
+          "session %llu: no output taken for %lld ms; disconnecting",
+          static_cast<unsigned long long>(s.id()),
+          static_cast<long long>(timeout.count()));
+      s.Disconnect(DisconnectReason::kSlowReceiver);
+    }
+  }
+}
+
 void IoWorker::AttachSession(SessionRef session) {
   Session& s = *session;
+  s.attached_ = true;
   s.worker_index_ = sessions_.size();
   sessions_.push_back(session);
   if (stopping_) {
@@ -246,7 +298,8 @@ void IoWorker::AttachSession(SessionRef session) {
       s.reason_.store(DisconnectReason::kServiceStopped);
     }
   }
-  if (s.state_.load(std::memory_order_acquire) != Session::State::kOpen) {
+  if (s.in_close_list_ ||
+      s.state_.load(std::memory_order_acquire) != Session::State::kOpen) {
     // Disconnected (or the service stopped) before it reached its worker:
     // nothing was started on the socket, so it can be finalised at once.
     s.in_close_list_ = true;
@@ -261,20 +314,25 @@ void IoWorker::BeginClose(SessionRef session) {
   Session& s = *session;
   if (s.in_close_list_ || s.worker_ != this) return;
   s.in_close_list_ = true;
-  backend_->Detach(s);
+  // Closed before its kAdopt task ran: AttachSession sees the mark and
+  // finalises it then (it is not in sessions_ yet).
+  if (!s.attached_) return;
+  if (!backend_down_) backend_->Detach(s);
   closing_.push_back(std::move(session));
 }
 
 void IoWorker::FinalizeClosed() {
-  size_t kept = 0;
-  for (size_t i = 0; i < closing_.size(); ++i) {
-    if (closing_[i]->ops_in_flight_ == 0) {
-      Finalize(*closing_[i]);
+  // Swapped out first: OnDisconnected hooks may close more sessions, which
+  // land in closing_ for the next round.
+  finalizing_.swap(closing_);
+  for (SessionRef& session : finalizing_) {
+    if (session->ops_in_flight_ == 0) {
+      Finalize(*session);
     } else {
-      closing_[kept++] = std::move(closing_[i]);
+      closing_.push_back(std::move(session));
     }
   }
-  closing_.resize(kept);
+  finalizing_.clear();
 }
 
 void IoWorker::Finalize(Session& session) {
@@ -288,14 +346,15 @@ void IoWorker::Finalize(Session& session) {
   session.sending_.clear();
   session.sending_head_ = 0;
   session.sending_offset_ = 0;
-  session.pending_bytes_.store(0, std::memory_order_relaxed);
   const DisconnectReason reason =
       session.reason_.load(std::memory_order_acquire);
   counters_.closed_by_reason[static_cast<size_t>(reason)].Add();
   session.OnDisconnected(reason);
   service_.OnSessionClosed();
+  if (!session.attached_) return;
 
   // Swap-remove from sessions_ (last, since `session` may live only there).
+  session.attached_ = false;
   const size_t index = session.worker_index_;
   SessionRef keep = std::move(sessions_[index]);
   if (index + 1 != sessions_.size()) {

@@ -87,9 +87,11 @@ class IoWorker {
   void FlushScheduled();
   void FinalizeClosed();
   void Finalize(Session& session);
+  void DrainAfterExit();
   void AttachSession(SessionRef session);
   void StopAll();
   void MaybeResumeAccept();
+  void KickStalledWriters();
   int PollTimeoutMs() const;
 
   Service& service_;
@@ -100,16 +102,22 @@ class IoWorker {
 
   Mutex inbox_mu_;
   std::vector<Task> inbox_ SERVERCORE_GUARDED_BY(inbox_mu_);
+  // Set when the loop has ended: later posts are not queued (an adopted
+  // session is finalised on the posting thread instead).
+  bool exited_ SERVERCORE_GUARDED_BY(inbox_mu_) = false;
 
   // Worker thread only.
   std::vector<Task> tasks_;  // the inbox, swapped out each round
   std::vector<SessionRef> sessions_;
   std::vector<SessionRef> flush_list_;
   std::vector<SessionRef> closing_;
+  std::vector<SessionRef> finalizing_;  // closing_, swapped out each round
+  bool backend_down_ = false;  // after Shutdown: start no more operations
   int listen_fd_ = -1;
   bool accept_paused_ = false;
   std::chrono::steady_clock::time_point accept_resume_at_{};
   bool stopping_ = false;
+  std::chrono::steady_clock::time_point next_stall_check_{};
 
   WorkerCounters counters_;
 };
