@@ -120,11 +120,11 @@ void Session::HandleRecv(int64_t result) {
 
 void Session::HandleWrite(int64_t result) {
   write_in_flight_ = false;
-  if (IsConnected() && CompleteWrite(result)) WriteQueued();
+  if (CanWrite() && CompleteWrite(result)) WriteQueued();
 }
 
 void Session::WriteQueued() {
-  while (!write_in_flight_ && IsConnected()) {
+  while (!write_in_flight_ && CanWrite()) {
     {
       MutexLock lock(send_mu_);
       if (!send_queue_.empty()) {
@@ -213,7 +213,7 @@ bool Session::CompleteWrite(int64_t result) {
   }
   pending_bytes_.fetch_sub(written, std::memory_order_relaxed);
   if (written > 0) OnSend(written);
-  return IsConnected();
+  return CanWrite();
 }
 
 }  // namespace servercore

@@ -32,6 +32,11 @@ void LatencyHistogram::Record(uint64_t nanoseconds) noexcept {
   }
 }
 
+void LatencyHistogram::Reset() noexcept {
+  for (auto& c : counts_) c.store(0, std::memory_order_relaxed);
+  max_.store(0, std::memory_order_relaxed);
+}
+
 uint64_t LatencyHistogram::Count() const noexcept {
   uint64_t total = 0;
   for (const auto& c : counts_) total += c.load(std::memory_order_relaxed);

@@ -15,6 +15,8 @@ namespace game {
 class LatencyHistogram {
  public:
   void Record(uint64_t nanoseconds) noexcept;
+  // Forgets everything recorded (racing Records may land on either side).
+  void Reset() noexcept;
   uint64_t Count() const noexcept;
   uint64_t Max() const noexcept { return max_.load(std::memory_order_relaxed); }
   // The value at quantile q in [0, 1] (the upper edge of its bucket, capped at

@@ -35,7 +35,8 @@ struct LoadConfig {
   double rate = 0;  // packets/s per sending session; 0 = closed loop
   int depth = 1;    // closed loop: packets in flight per sending session
   double duration = 10;
-  int senders = 0;  // chat: how many sessions send (0 = all)
+  double warmup = 0;  // seconds of load before the measured duration
+  int senders = 0;    // chat: how many sessions send (0 = all)
   int threads = 1;
   std::string json;
 };

@@ -4,6 +4,7 @@
 //   DummyClient --port 7777 --sessions 100 --mode echo --payload 64 --depth 16
 //   DummyClient --mode chat --sessions 500 --senders 4 --rate 50 --duration 15
 //   DummyClient --mode echo --rate 1000 --duration 10 --json result.json
+//   DummyClient --warmup 2 --duration 10    # counters restart after 2 s
 //
 // --rate R sends R packets per second per sending session on a fixed schedule
 // whatever the replies (open loop: latency counts from the scheduled time, so
@@ -32,6 +33,11 @@ using game::LoadState;
 using game::Mode;
 using Clock = std::chrono::steady_clock;
 
+Clock::duration Seconds(double seconds) {
+  return std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(seconds));
+}
+
 bool ParseConfig(int argc, char** argv, LoadConfig* config, int* exit_code) {
   game::Flags flags("DummyClient");
   flags.Add("host", &config->host, "server address (127.0.0.1)");
@@ -52,6 +58,8 @@ bool ParseConfig(int argc, char** argv, LoadConfig* config, int* exit_code) {
   flags.Add("depth", &config->depth,
             "closed loop: packets in flight per sending session (1)");
   flags.Add("duration", &config->duration, "seconds of load (10)");
+  flags.Add("warmup", &config->warmup,
+            "seconds of load before the measured --duration (0)");
   flags.Add("senders", &config->senders,
             "chat: sessions that send, the rest only receive (all)");
   flags.Add("threads", &config->threads, "client worker threads (1)");
@@ -64,7 +72,8 @@ bool ParseConfig(int argc, char** argv, LoadConfig* config, int* exit_code) {
   if (config->sessions < 1 || config->port < 1 || config->port > 65535 ||
       config->payload < static_cast<int>(game::kMinPayload) ||
       config->payload > 65531 - 8 || config->rate < 0 || config->depth < 1 ||
-      config->duration <= 0 || config->senders < 0 || config->threads < 1) {
+      config->duration <= 0 || config->warmup < 0 || config->senders < 0 ||
+      config->threads < 1) {
     std::fprintf(stderr,
                  "DummyClient: a flag value is out of range (payload is at "
                  "least %zu bytes)\n",
@@ -200,28 +209,49 @@ int main(int argc, char** argv) {
       sessions.begin() + static_cast<std::ptrdiff_t>(senders_count));
 
   game::Progress progress(state, isatty(STDOUT_FILENO) != 0);
-  const auto start = Clock::now();
+  auto measure_start = Clock::now();
+  double seconds = 0;
   if (connected) {
     std::printf("DummyClient: %d sessions connected to %s:%d, %s mode, %s\n",
                 config.sessions, config.host.c_str(), config.port,
                 config.mode == Mode::kEcho ? "echo" : "chat",
                 config.rate > 0 ? "open loop" : "closed loop");
     std::fflush(stdout);
+    const auto start = Clock::now();
     state.start_ns = LoadSession::NowNs();
     state.sending = true;
-    const auto end =
-        start + std::chrono::duration_cast<Clock::duration>(
-                    std::chrono::duration<double>(config.duration));
-    if (config.rate > 0) {
-      RunOpenLoop(config, state, senders, progress, end);
-    } else {
-      for (auto& s : senders) {
-        for (int d = 0; d < config.depth; ++d) s->SendNext();
+    // Runs the load until `until`: the schedule (open loop), or the replies
+    // themselves (closed loop, kicked off below).
+    auto run_until = [&](Clock::time_point until) {
+      if (config.rate > 0) {
+        RunOpenLoop(config, state, senders, progress, until);
+        return;
       }
-      while (Clock::now() < end) {
+      while (Clock::now() < until) {
         progress.Tick();
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
+    };
+    if (config.rate == 0) {
+      for (auto& s : senders) {
+        for (int d = 0; d < config.depth; ++d) s->SendNext();
+      }
+    }
+    measure_start = start;
+    if (config.warmup > 0) {
+      run_until(start + Seconds(config.warmup));
+      game::ResetCounters(state);
+      progress.Restart();
+      measure_start = Clock::now();
+      std::printf("[measure] start\n");
+      std::fflush(stdout);
+    }
+    run_until(measure_start + Seconds(config.duration));
+    seconds =
+        std::chrono::duration<double>(Clock::now() - measure_start).count();
+    if (config.warmup > 0) {
+      std::printf("[measure] end\n");
+      std::fflush(stdout);
     }
     state.sending = false;
     // Drain: every packet sent before the end must still arrive.
@@ -231,8 +261,6 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
-  const double seconds =
-      std::chrono::duration<double>(Clock::now() - start).count();
   const uint64_t lost = CountLost(config, sessions, senders_count);
   state.stopping = true;
   client.Stop();

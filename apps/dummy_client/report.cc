@@ -28,6 +28,20 @@ void Progress::Tick() {
   last_received_ = received;
 }
 
+void Progress::Restart() {
+  last_ = std::chrono::steady_clock::now();
+  last_sent_ = 0;
+  last_received_ = 0;
+}
+
+void ResetCounters(LoadState& state) {
+  state.sent = 0;
+  state.received = 0;
+  state.bytes_sent = 0;
+  state.bytes_received = 0;
+  state.latency.Reset();
+}
+
 void Progress::Finish() {
   if (terminal_ && printed_) std::printf("\n");
 }

@@ -18,6 +18,8 @@ class Progress {
       : state_(state), terminal_(terminal) {}
   void Tick();
   void Finish();
+  // After ResetCounters: rates start again from zero.
+  void Restart();
 
  private:
   const LoadState& state_;
@@ -54,6 +56,10 @@ struct Summary {
   }
   bool ok() const noexcept { return errors() == 0 && sent > 0; }
 };
+
+// Zeroes what a summary reports as throughput and latency (errors stay):
+// the end of a warm-up.
+void ResetCounters(LoadState& state);
 
 Summary Summarize(const LoadConfig& config, const LoadState& state,
                   double seconds, uint64_t lost);

@@ -20,11 +20,13 @@
 // the session with DisconnectReason::kSlowReceiver.
 //
 // Closing: Disconnect(reason) from any thread, idempotent, first reason wins.
-// Queued output is dropped. OnDisconnected fires exactly once, on the worker,
-// after the last I/O operation on the socket has completed; only then is the
-// socket closed. The Service keeps the session alive while it has I/O in
-// flight; the application may keep SessionRefs longer (Send then returns
-// false).
+// For kLocal and kProtocolError, output queued before the call is still
+// written (for up to two seconds) before the socket is shut down: a reply,
+// or a goodbye, is not lost to the close. For other reasons it is dropped.
+// OnDisconnected fires exactly once, on the worker, after the last I/O
+// operation on the socket has completed; only then is the socket closed. The
+// Service keeps the session alive while it has I/O in flight; the application
+// may keep SessionRefs longer (Send then returns false).
 //
 // Thread safety: Send, Disconnect, IsConnected, PendingSendBytes and id may be
 // called from any thread. The On* hooks run on the session's worker thread,
@@ -116,6 +118,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void WriteQueued();
   bool CompleteWrite(int64_t result);
   void BuildIovecs();
+  // Output may still be written: open, or closing with a drain.
+  bool CanWrite() const noexcept { return IsConnected() || draining_; }
 
   const uint64_t id_;
   std::atomic<State> state_{State::kNew};
@@ -142,6 +146,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<iovec> iov_;     // what the current write covers
   msghdr msg_{};
   bool write_in_flight_ = false;
+  // Closing, but still writing what was queued before Disconnect.
+  bool draining_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_{};
   // When the write in flight was started: a write pending for longer than
   // ServiceOptions::send_stall_timeout means the peer stopped reading.
   std::chrono::steady_clock::time_point write_since_{};

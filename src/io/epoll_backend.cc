@@ -42,11 +42,18 @@ class EpollBackend final : public IoBackend {
     if (n >= 0) return n;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
     // The socket buffer is full: finish the write when it drains.
-    if (!Control(EPOLL_CTL_MOD, session.fd_, kReadEvents | EPOLLOUT,
+    if (!Control(EPOLL_CTL_MOD, session.fd_, ReadEvents(session) | EPOLLOUT,
                  &session)) {
       return -errno;
     }
     return kInFlight;
+  }
+
+  void StopRecv(Session& session) override {
+    // Level-triggered input left unread would wake every round: watch only
+    // for room to write (or nothing).
+    Control(EPOLL_CTL_MOD, session.fd_,
+            session.write_in_flight_ ? uint32_t{EPOLLOUT} : 0, &session);
   }
 
   void Detach(Session& session) override {
@@ -100,6 +107,11 @@ class EpollBackend final : public IoBackend {
 
  private:
   static constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP;
+
+  // A draining session no longer reads.
+  static uint32_t ReadEvents(const Session& session) {
+    return session.IsConnected() ? kReadEvents : 0;
+  }
   // Connections taken per readiness event, so one busy listener cannot starve
   // the sessions (level-triggered: the rest come next round).
   static constexpr int kAcceptBatch = 64;
@@ -129,12 +141,12 @@ class EpollBackend final : public IoBackend {
     // An event from this round's batch may name a session that an earlier
     // event of the same batch closed; it is still alive (the worker finalises
     // after Poll) but must not be touched.
-    if (!session.IsConnected()) return;
+    if (!session.CanWrite()) return;
     if ((events & EPOLLOUT) != 0 && session.write_in_flight_) {
       const ssize_t n = ::sendmsg(session.fd_, &session.msg_, MSG_NOSIGNAL);
       if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
         const int64_t result = n >= 0 ? n : -errno;
-        Control(EPOLL_CTL_MOD, session.fd_, kReadEvents, &session);
+        Control(EPOLL_CTL_MOD, session.fd_, ReadEvents(session), &session);
         session.HandleWrite(result);
       }
     }

@@ -43,6 +43,9 @@ class IoBackend {
   // write finished at once, or kInFlight when Session::HandleWrite will report
   // it. Called only with no write in flight.
   virtual int64_t Write(Session& session) = 0;
+  // Stops receiving on a closing session that is still draining its output
+  // (io_uring: the pending recv simply completes and is not renewed).
+  virtual void StopRecv(Session& session) = 0;
   // Ends all I/O on the socket (without closing it): operations in flight
   // complete soon, then session.ops_in_flight_ is 0 and no event names the
   // session again.

@@ -24,6 +24,8 @@ constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr int kMaxPollMs = 100;
 // A stopping worker waits at most this long for in-flight I/O to complete.
 constexpr auto kStopDeadline = std::chrono::seconds(5);
+// A session closed with output still queued writes it for at most this long.
+constexpr auto kDrainTimeout = std::chrono::seconds(2);
 
 }  // namespace
 
@@ -317,7 +319,19 @@ void IoWorker::BeginClose(SessionRef session) {
   // Closed before its kAdopt task ran: AttachSession sees the mark and
   // finalises it then (it is not in sessions_ yet).
   if (!s.attached_) return;
-  if (!backend_down_) backend_->Detach(s);
+  const DisconnectReason reason = s.reason_.load(std::memory_order_acquire);
+  if (!backend_down_ && !stopping_ &&
+      (reason == DisconnectReason::kLocal ||
+       reason == DisconnectReason::kProtocolError)) {
+    // Write what was queued before the close (say, the replies to the
+    // packets before a bad one), then shut down; FinalizeClosed waits.
+    s.draining_ = true;
+    s.drain_deadline_ = std::chrono::steady_clock::now() + kDrainTimeout;
+    backend_->StopRecv(s);
+    if (!s.write_in_flight_) s.WriteQueued();
+    if (!s.write_in_flight_) s.draining_ = false;
+  }
+  if (!s.draining_ && !backend_down_) backend_->Detach(s);
   closing_.push_back(std::move(session));
 }
 
@@ -325,7 +339,16 @@ void IoWorker::FinalizeClosed() {
   // Swapped out first: OnDisconnected hooks may close more sessions, which
   // land in closing_ for the next round.
   finalizing_.swap(closing_);
+  const auto now = std::chrono::steady_clock::now();
   for (SessionRef& session : finalizing_) {
+    if (session->draining_) {
+      if (session->write_in_flight_ && now < session->drain_deadline_) {
+        closing_.push_back(std::move(session));
+        continue;
+      }
+      session->draining_ = false;  // drained, or out of time
+      backend_->Detach(*session);
+    }
     if (session->ops_in_flight_ == 0) {
       Finalize(*session);
     } else {

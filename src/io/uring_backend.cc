@@ -123,6 +123,8 @@ class UringBackend final : public IoBackend {
     return kInFlight;
   }
 
+  void StopRecv(Session&) override {}
+
   void Detach(Session& session) override {
     if (session.ops_in_flight_ == 0) return;
     // shutdown completes a pending recv (with 0) and a blocked send (with an

@@ -7,8 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 namespace servercore::test {
@@ -52,6 +54,10 @@ TestClient& TestClient::operator=(TestClient&& other) noexcept {
 }
 
 bool TestClient::Connect(uint16_t port) {
+  return OpenSocket() && ConnectOpened(port);
+}
+
+bool TestClient::OpenSocket() {
   Close();
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return false;
@@ -60,6 +66,11 @@ bool TestClient::Connect(uint16_t port) {
   }
   const int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return true;
+}
+
+bool TestClient::ConnectOpened(uint16_t port) {
+  if (fd_ < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
@@ -123,6 +134,36 @@ std::optional<Packet> TestClient::ReadPacket(
     packet.payload = std::move(*payload);
   }
   return packet;
+}
+
+std::optional<std::vector<std::byte>> TestClient::ReadSlowly(
+    size_t n, size_t piece, std::chrono::microseconds pause,
+    std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  std::vector<std::byte> out(n);
+  size_t got = 0;
+  while (got < n) {
+    pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
+    const int r = ::poll(&p, 1, RemainingMs(deadline));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return std::nullopt;
+    const ssize_t k =
+        ::recv(fd_, out.data() + got, std::min(piece, n - got), 0);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return std::nullopt;
+    got += static_cast<size_t>(k);
+    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+  }
+  return out;
+}
+
+bool TestClient::IsQuiet(std::chrono::milliseconds wait) {
+  pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
+  int r;
+  do {
+    r = ::poll(&p, 1, static_cast<int>(wait.count()));
+  } while (r < 0 && errno == EINTR);
+  return r == 0;
 }
 
 bool TestClient::WaitForClose(std::chrono::milliseconds timeout) {

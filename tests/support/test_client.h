@@ -32,6 +32,11 @@ class TestClient {
 
   // Connects to 127.0.0.1:port; false on failure.
   [[nodiscard]] bool Connect(uint16_t port);
+  // Connect in two steps, for tests that must not create descriptors later
+  // (e.g. under a lowered RLIMIT_NOFILE): OpenSocket makes the socket now,
+  // ConnectOpened connects it without opening anything new.
+  [[nodiscard]] bool OpenSocket();
+  [[nodiscard]] bool ConnectOpened(uint16_t port);
   int fd() const noexcept { return fd_; }
 
   // Sends every byte (blocking, with the deadline below).
@@ -43,6 +48,13 @@ class TestClient {
       size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   std::optional<Packet> ReadPacket(
       std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Reads exactly `n` bytes at most `piece` per recv, sleeping `pause` after
+  // each: a slow reader that keeps the server's socket full.
+  std::optional<std::vector<std::byte>> ReadSlowly(
+      size_t n, size_t piece, std::chrono::microseconds pause,
+      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // True when no byte (and no EOF) arrives within `wait`.
+  bool IsQuiet(std::chrono::milliseconds wait);
   // True when the server closed the connection (EOF or reset) within the
   // timeout, discarding any data before it.
   bool WaitForClose(

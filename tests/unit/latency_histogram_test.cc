@@ -49,6 +49,16 @@ TEST(LatencyHistogramTest, QuantilesOfAUniformSpread) {
   EXPECT_LE(h.Quantile(1.0), h.Max());
 }
 
+TEST(LatencyHistogramTest, ResetForgetsEverything) {
+  LatencyHistogram h;
+  for (uint64_t v = 1; v < 1000; ++v) h.Record(v * 777);
+  h.Reset();
+  EXPECT_EQ(h.Count(), 0u);
+  EXPECT_EQ(h.Max(), 0u);
+  h.Record(5);
+  EXPECT_EQ(h.Quantile(0.5), 5u);
+}
+
 TEST(LatencyHistogramTest, RecordsFromManyThreads) {
   LatencyHistogram h;
   std::vector<std::thread> threads;

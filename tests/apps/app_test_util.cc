@@ -1,0 +1,245 @@
+#include "tests/apps/app_test_util.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+#include <thread>
+
+namespace servercore::test {
+
+bool GameServer::Start(const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"--host", "127.0.0.1",        "--port",
+                                   "0",      "--stats-interval", "0"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  if (!process_.Start(GAME_SERVER_PATH, args)) return false;
+  constexpr std::string_view kListening = "listening on 127.0.0.1:";
+  if (!process_.WaitForOutput(std::string(kListening), Seconds(10))) {
+    return false;
+  }
+  // The line may still be arriving: wait for its end.
+  const auto deadline = std::chrono::steady_clock::now() + Seconds(5);
+  for (;;) {
+    const std::string out = process_.Output();
+    const size_t at = out.find(kListening) + kListening.size();
+    const size_t eol = out.find('\n', at);
+    if (eol != std::string::npos) {
+      unsigned port = 0;
+      auto [ptr, ec] = std::from_chars(out.data() + at, out.data() + eol, port);
+      if (ec != std::errc() || ptr != out.data() + eol || port == 0 ||
+          port > 65535) {
+        return false;
+      }
+      port_ = static_cast<uint16_t>(port);
+      return true;
+    }
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::optional<int> GameServer::Stop(int sig,
+                                    std::chrono::milliseconds timeout) {
+  process_.Signal(sig);
+  return process_.Wait(timeout);
+}
+
+std::vector<std::byte> Bytes(std::string_view text) {
+  std::vector<std::byte> out(text.size());
+  if (!text.empty()) std::memcpy(out.data(), text.data(), text.size());
+  return out;
+}
+
+std::string Text(std::span<const std::byte> bytes) {
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+std::vector<std::byte> U32(uint32_t value) {
+  std::vector<std::byte> out(4);
+  for (size_t i = 0; i < 4; ++i) out[i] = std::byte((value >> (8 * i)) & 0xFF);
+  return out;
+}
+
+std::vector<std::byte> RawHeader(uint16_t size, uint16_t id) {
+  return {std::byte(size & 0xFF), std::byte(size >> 8), std::byte(id & 0xFF),
+          std::byte(id >> 8)};
+}
+
+void Append(std::vector<std::byte>& out, std::span<const std::byte> more) {
+  out.insert(out.end(), more.begin(), more.end());
+}
+
+uint32_t ReadU32(std::span<const std::byte> p, size_t offset) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    v |= std::to_integer<uint32_t>(p[offset + i]) << (8 * i);
+  }
+  return v;
+}
+
+uint64_t ReadU64(std::span<const std::byte> p, size_t offset) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) {
+    v |= std::to_integer<uint64_t>(p[offset + i]) << (8 * i);
+  }
+  return v;
+}
+
+bool ConnectReady(TestClient& client, uint16_t port) {
+  if (!client.Connect(port)) return false;
+  const std::vector<std::byte> ping = Bytes("ready?");
+  if (!client.SendPacket(kCEcho, ping)) return false;
+  auto reply = client.ReadPacket(Seconds(10));
+  return reply && reply->id == kSEcho && reply->payload == ping;
+}
+
+std::optional<uint32_t> Join(TestClient& client, uint32_t room) {
+  if (!client.SendPacket(kCJoin, U32(room))) return std::nullopt;
+  auto reply = client.ReadPacket(Seconds(10));
+  if (!reply || reply->id != kSJoin || reply->payload.size() != 8 ||
+      ReadU32(reply->payload, 0) != room) {
+    return std::nullopt;
+  }
+  return ReadU32(reply->payload, 4);
+}
+
+std::optional<uint64_t> ChatForId(TestClient& client,
+                                  std::span<const std::byte> message) {
+  if (!client.SendPacket(kCChat, message)) return std::nullopt;
+  auto reply = client.ReadPacket(Seconds(10));
+  if (!reply || reply->id != kSChat ||
+      reply->payload.size() != 8 + message.size() ||
+      !std::equal(message.begin(), message.end(), reply->payload.begin() + 8)) {
+    return std::nullopt;
+  }
+  return ReadU64(reply->payload, 0);
+}
+
+// ---- A minimal JSON syntax check (RFC 8259 grammar, no semantics) ---------
+
+namespace {
+
+class JsonChecker {
+ public:
+  explicit JsonChecker(std::string_view text) : s_(text) {}
+
+  bool Document() {
+    if (!Value(0)) return false;
+    Space();
+    return i_ == s_.size();
+  }
+
+ private:
+  void Space() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' ||
+                              s_[i_] == '\r' || s_[i_] == '\t')) {
+      ++i_;
+    }
+  }
+  bool Eat(char c) {
+    Space();
+    if (i_ < s_.size() && s_[i_] == c) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+  bool Literal(std::string_view word) {
+    if (s_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
+    return true;
+  }
+  bool Digits() {
+    const size_t start = i_;
+    while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) {
+      ++i_;
+    }
+    return i_ > start;
+  }
+  bool Number() {
+    if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    if (i_ < s_.size() && s_[i_] == '0') {
+      ++i_;
+    } else if (!Digits()) {
+      return false;
+    }
+    if (i_ < s_.size() && s_[i_] == '.') {
+      ++i_;
+      if (!Digits()) return false;
+    }
+    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      ++i_;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      if (!Digits()) return false;
+    }
+    return true;
+  }
+  bool String() {
+    if (i_ >= s_.size() || s_[i_] != '"') return false;
+    ++i_;
+    while (i_ < s_.size()) {
+      const auto c = static_cast<unsigned char>(s_[i_++]);
+      if (c == '"') return true;
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        if (i_ >= s_.size()) return false;
+        const char e = s_[i_++];
+        if (e == 'u') {
+          for (int k = 0; k < 4; ++k) {
+            if (i_ >= s_.size() ||
+                !std::isxdigit(static_cast<unsigned char>(s_[i_++]))) {
+              return false;
+            }
+          }
+        } else if (std::string_view("\"\\/bfnrt").find(e) ==
+                   std::string_view::npos) {
+          return false;
+        }
+      }
+    }
+    return false;
+  }
+  bool Value(int depth) {
+    if (depth > 64) return false;
+    Space();
+    if (i_ >= s_.size()) return false;
+    switch (s_[i_]) {
+      case '{': {
+        ++i_;
+        if (Eat('}')) return true;
+        do {
+          Space();
+          if (!String() || !Eat(':') || !Value(depth + 1)) return false;
+        } while (Eat(','));
+        return Eat('}');
+      }
+      case '[': {
+        ++i_;
+        if (Eat(']')) return true;
+        do {
+          if (!Value(depth + 1)) return false;
+        } while (Eat(','));
+        return Eat(']');
+      }
+      case '"':
+        return String();
+      case 't':
+        return Literal("true");
+      case 'f':
+        return Literal("false");
+      case 'n':
+        return Literal("null");
+      default:
+        return Number();
+    }
+  }
+
+  std::string_view s_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
+bool IsValidJson(std::string_view text) { return JsonChecker(text).Document(); }
+
+}  // namespace servercore::test

@@ -1,0 +1,77 @@
+// Helpers for the tests that run the real GameServer and DummyClient: start a
+// GameServer on a free loopback port and stop it with a signal, byte and
+// packet builders, and a small JSON syntax check.
+#ifndef SERVERCORE_TESTS_APPS_APP_TEST_UTIL_H_
+#define SERVERCORE_TESTS_APPS_APP_TEST_UTIL_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tests/apps/child_process.h"
+#include "tests/support/test_client.h"
+
+namespace servercore::test {
+
+inline constexpr uint16_t kCEcho = 1;
+inline constexpr uint16_t kSEcho = 2;
+inline constexpr uint16_t kCJoin = 3;
+inline constexpr uint16_t kSJoin = 4;
+inline constexpr uint16_t kCChat = 5;
+inline constexpr uint16_t kSChat = 6;
+
+// Deadlines, scaled for sanitizer builds.
+inline std::chrono::milliseconds Seconds(int s) {
+  return std::chrono::milliseconds(1000 * s * kSlowdown);
+}
+
+// A GameServer on 127.0.0.1, port 0, started by Start() and stopped (SIGKILL
+// and reaped) by the destructor if the test did not Stop() it.
+class GameServer {
+ public:
+  // Starts GameServer with --host 127.0.0.1 --port 0 --stats-interval 0
+  // plus `extra` (later flags win), and waits for its "listening on" line.
+  [[nodiscard]] bool Start(const std::vector<std::string>& extra = {});
+  uint16_t port() const noexcept { return port_; }
+  ChildProcess& process() noexcept { return process_; }
+  std::string Output() const { return process_.Output(); }
+
+  // Sends `sig` and waits for the exit; the waitpid status or nullopt.
+  std::optional<int> Stop(int sig, std::chrono::milliseconds timeout);
+
+ private:
+  ChildProcess process_;
+  uint16_t port_ = 0;
+};
+
+std::vector<std::byte> Bytes(std::string_view text);
+std::string Text(std::span<const std::byte> bytes);
+std::vector<std::byte> U32(uint32_t value);
+// A header with any size and id (no payload): for bad input.
+std::vector<std::byte> RawHeader(uint16_t size, uint16_t id);
+void Append(std::vector<std::byte>& out, std::span<const std::byte> more);
+uint32_t ReadU32(std::span<const std::byte> p, size_t offset);
+uint64_t ReadU64(std::span<const std::byte> p, size_t offset);
+
+// Connects and makes one echo round trip, so the server has the session (in
+// room 0) when this returns.
+[[nodiscard]] bool ConnectReady(TestClient& client, uint16_t port);
+// C_JOIN `room`, then reads the S_JOIN; the member count it reports.
+std::optional<uint32_t> Join(TestClient& client, uint32_t room);
+// C_CHAT of `message`, then reads the sender's own S_CHAT; the session id it
+// carries (the client must be the only sender in its room meanwhile).
+std::optional<uint64_t> ChatForId(TestClient& client,
+                                  std::span<const std::byte> message);
+
+// True when `text` is one syntactically valid JSON value.
+bool IsValidJson(std::string_view text);
+
+}  // namespace servercore::test
+
+#endif  // SERVERCORE_TESTS_APPS_APP_TEST_UTIL_H_
