@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <utility>
 
 namespace servercore {
@@ -19,9 +20,17 @@ namespace {
 
 }  // namespace
 
+// Page-aligned: the allocator's bookkeeping then sits before the buffer's
+// first page, so the buffer's own pages stay untouched, and not resident,
+// until data arrives. An idle connection costs no receive memory.
 RecvBuffer::RecvBuffer(size_t capacity)
-    : storage_(std::make_unique_for_overwrite<std::byte[]>(capacity)),
+    : storage_(static_cast<std::byte*>(
+          ::operator new[](capacity, std::align_val_t{kStorageAlign}))),
       capacity_(capacity) {}
+
+void RecvBuffer::AlignedDelete::operator()(std::byte* p) const noexcept {
+  ::operator delete[](p, std::align_val_t{kStorageAlign});
+}
 
 RecvBuffer::RecvBuffer(RecvBuffer&& other) noexcept
     : storage_(std::move(other.storage_)),

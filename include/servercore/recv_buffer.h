@@ -74,7 +74,11 @@ class RecvBuffer {
   void Clean() noexcept;
 
  private:
-  std::unique_ptr<std::byte[]> storage_;
+  static constexpr size_t kStorageAlign = 4096;
+  struct AlignedDelete {
+    void operator()(std::byte* p) const noexcept;
+  };
+  std::unique_ptr<std::byte[], AlignedDelete> storage_;
   size_t capacity_;
   size_t read_pos_ = 0;
   size_t write_pos_ = 0;
