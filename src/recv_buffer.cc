@@ -3,8 +3,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <utility>
+
+#include "recv_storage_pool.h"
 
 namespace servercore {
 namespace {
@@ -20,16 +21,15 @@ namespace {
 
 }  // namespace
 
-// Page-aligned: the allocator's bookkeeping then sits before the buffer's
-// first page, so the buffer's own pages stay untouched, and not resident,
-// until data arrives. An idle connection costs no receive memory.
+// Storage from RecvStoragePool: page-aligned blocks with no allocator
+// bookkeeping in them, so an idle connection's buffer is never resident.
 RecvBuffer::RecvBuffer(size_t capacity)
-    : storage_(static_cast<std::byte*>(
-          ::operator new[](capacity, std::align_val_t{kStorageAlign}))),
+    : storage_(internal::RecvStoragePool::Instance().Take(capacity),
+               StorageDelete{capacity}),
       capacity_(capacity) {}
 
-void RecvBuffer::AlignedDelete::operator()(std::byte* p) const noexcept {
-  ::operator delete[](p, std::align_val_t{kStorageAlign});
+void RecvBuffer::StorageDelete::operator()(std::byte* p) const noexcept {
+  internal::RecvStoragePool::Instance().Give(p, capacity);
 }
 
 RecvBuffer::RecvBuffer(RecvBuffer&& other) noexcept

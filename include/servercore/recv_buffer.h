@@ -74,11 +74,12 @@ class RecvBuffer {
   void Clean() noexcept;
 
  private:
-  static constexpr size_t kStorageAlign = 4096;
-  struct AlignedDelete {
+  // Returns the storage to the pool it came from (see recv_buffer.cc).
+  struct StorageDelete {
+    size_t capacity = 0;
     void operator()(std::byte* p) const noexcept;
   };
-  std::unique_ptr<std::byte[], AlignedDelete> storage_;
+  std::unique_ptr<std::byte[], StorageDelete> storage_;
   size_t capacity_;
   size_t read_pos_ = 0;
   size_t write_pos_ = 0;
