@@ -38,3 +38,17 @@ build_preset() {
   [ $# -gt 0 ] && targets=(--target "$@")
   cmake --build "$SERVERCORE_ROOT/build/$preset" -j "$SERVERCORE_JOBS" "${targets[@]}"
 }
+
+# listening_port LOG: waits (up to 10 s) for a server's "listening on
+# HOST:PORT" line in LOG and prints PORT; prints the log and fails if none.
+listening_port() {
+  local log="$1" port="" _
+  for _ in $(seq 1 200); do
+    port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$log")
+    [ -n "$port" ] && { echo "$port"; return 0; }
+    sleep 0.05
+  done
+  echo "the server did not start:" >&2
+  cat "$log" >&2
+  return 1
+}

@@ -21,17 +21,7 @@ server=$!
 cleanup() { kill "$server" 2>/dev/null || true; rm -f "$log"; }
 trap cleanup EXIT
 
-port=""
-for _ in $(seq 1 100); do
-  port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$log")
-  [ -n "$port" ] && break
-  sleep 0.05
-done
-if [ -z "$port" ]; then
-  echo "GameServer did not start:" >&2
-  cat "$log" >&2
-  exit 1
-fi
+port=$(listening_port "$log")
 tail -n +1 -f "$log" --pid "$server" | sed -u 's/^/[GameServer] /' &
 tail_pid=$!
 

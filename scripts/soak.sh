@@ -26,13 +26,7 @@ rss_log="$(mktemp)"
   --stats-interval 10 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log" "$rss_log"' EXIT
-port=""
-for _ in $(seq 1 200); do
-  port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$log")
-  [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "$port" ] || { cat "$log" >&2; exit 1; }
+port=$(listening_port "$log")
 echo "soak: GameServer ($preset, $backend) on port $port, ${seconds}s echo + ${seconds}s chat"
 
 # check_flat FILE NAME: after the first sample (warm-up), the peak of the

@@ -21,6 +21,16 @@ struct Registry {
   SessionRef first;
   std::atomic<int> disconnected{0};
   std::atomic<int> reason{-1};
+
+  // The first session, once its OnConnected ran; null after 10 s.
+  SessionRef WaitForFirst() {
+    WaitFor([this] {
+      std::lock_guard lock(mu);
+      return first != nullptr;
+    });
+    std::lock_guard lock(mu);
+    return first;
+  }
 };
 
 class RecordingSession : public EchoSession {
@@ -41,26 +51,25 @@ class RecordingSession : public EchoSession {
   Registry& registry_;
 };
 
+// max_pending_bytes is never reached in these tests: only the stall timeout
+// can cut a session off.
+ServiceOptions StallOptions(ServiceOptions options) {
+  options.max_pending_bytes = 512u << 20;
+  options.send_stall_timeout = std::chrono::milliseconds(300);
+  return options;
+}
+
 TEST_P(StallTest, PeerThatStopsReadingIsDisconnectedAfterTheTimeout) {
   Registry registry;
-  ServiceOptions options = Options();
-  options.max_pending_bytes = 512u << 20;  // never reached here
-  options.send_stall_timeout = std::chrono::milliseconds(300);
+  const ServiceOptions options = StallOptions(Options());
   SERVERCORE_START_SERVER(
       server, [&] { return std::make_shared<RecordingSession>(registry); },
       options);
   TestClient client;
   client.SetReceiveBuffer(4096);
   ASSERT_TRUE(client.Connect(server->port()));
-  ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard lock(registry.mu);
-    return registry.first != nullptr;
-  }));
-  SessionRef session;
-  {
-    std::lock_guard lock(registry.mu);
-    session = registry.first;
-  }
+  SessionRef session = registry.WaitForFirst();
+  ASSERT_NE(session, nullptr);
   // Fill the socket buffers (the client never reads), then keep a little
   // more queued so a write stays pending.
   const std::vector<std::byte> payload(4000);
@@ -77,24 +86,15 @@ TEST_P(StallTest, PeerThatStopsReadingIsDisconnectedAfterTheTimeout) {
 
 TEST_P(StallTest, SlowButSteadyReaderIsNotDisconnected) {
   Registry registry;
-  ServiceOptions options = Options();
-  options.max_pending_bytes = 512u << 20;
-  options.send_stall_timeout = std::chrono::milliseconds(300);
+  const ServiceOptions options = StallOptions(Options());
   SERVERCORE_START_SERVER(
       server, [&] { return std::make_shared<RecordingSession>(registry); },
       options);
   TestClient client;
   client.SetReceiveBuffer(4096);
   ASSERT_TRUE(client.Connect(server->port()));
-  ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard lock(registry.mu);
-    return registry.first != nullptr;
-  }));
-  SessionRef session;
-  {
-    std::lock_guard lock(registry.mu);
-    session = registry.first;
-  }
+  SessionRef session = registry.WaitForFirst();
+  ASSERT_NE(session, nullptr);
   const std::vector<std::byte> payload(1000);
   constexpr int kPackets = 400;  // ~400 KB, read in small sips over ~1.2 s
   for (int i = 0; i < kPackets; ++i) session->Send(MakePacket(2, payload));
