@@ -91,6 +91,8 @@ void IoWorker::Post(Task task) {
     // attach this session, so close it here.
     task.session->reason_.store(DisconnectReason::kServiceStopped);
     Finalize(*task.session);
+  } else if (task.kind == Task::Kind::kListen) {
+    ::close(task.fd);
   }
 }
 
@@ -119,6 +121,7 @@ void IoWorker::ListenOn(int listen_fd) {
 }
 
 void IoWorker::ScheduleFlush(SessionRef session) {
+  AssertInWorkerThread();
   flush_list_.push_back(std::move(session));
 }
 
@@ -290,6 +293,7 @@ void IoWorker::KickStalledWriters() {
 }
 
 void IoWorker::AttachSession(SessionRef session) {
+  AssertInWorkerThread();
   Session& s = *session;
   s.attached_ = true;
   s.worker_index_ = sessions_.size();
@@ -313,6 +317,7 @@ void IoWorker::AttachSession(SessionRef session) {
 }
 
 void IoWorker::BeginClose(SessionRef session) {
+  AssertInWorkerThread();
   Session& s = *session;
   if (s.in_close_list_ || s.worker_ != this) return;
   s.in_close_list_ = true;
