@@ -11,6 +11,7 @@
 #include "io/io_worker.h"
 #include "servercore/check.h"
 #include "servercore/log.h"
+#include "servercore/send_buffer_chunk.h"
 
 namespace servercore {
 namespace {
@@ -51,30 +52,42 @@ bool Session::Send(SendBufferRef buffer) {
   SERVERCORE_CHECK(buffer && buffer->IsClosed(),
                    "Session::Send needs a SendBuffer that was closed");
   if (state_.load(std::memory_order_acquire) != State::kOpen) return false;
-  const size_t size = buffer->WriteSize();
-  const size_t pending =
-      pending_bytes_.fetch_add(size, std::memory_order_relaxed) + size;
-  if (pending > max_pending_bytes_) {
-    pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
-    Disconnect(DisconnectReason::kSlowReceiver);
-    return false;
-  }
   bool request_flush;
   {
     MutexLock lock(send_mu_);
     // Finalize marks the session closed before it empties the queue under
     // this lock: a buffer pushed after that would never be sent or freed.
-    if (state_.load(std::memory_order_acquire) == State::kClosed) {
-      pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
-      return false;
+    if (state_.load(std::memory_order_acquire) == State::kClosed) return false;
+    const size_t cost = buffer->WriteSize() + tail_pins_.Charge(*buffer);
+    const size_t pending =
+        pending_bytes_.fetch_add(cost, std::memory_order_relaxed) + cost;
+    if (pending > max_pending_bytes_) {
+      // Not queued; the trackers no longer agree, but the session is done.
+      pending_bytes_.fetch_sub(cost, std::memory_order_relaxed);
+      request_flush = false;
+    } else {
+      send_queue_.push_back(std::move(buffer));
+      request_flush = !std::exchange(flush_requested_, true);
     }
-    send_queue_.push_back(std::move(buffer));
-    request_flush = !std::exchange(flush_requested_, true);
+  }
+  if (buffer) {  // refused: still ours
+    Disconnect(DisconnectReason::kSlowReceiver);
+    return false;
   }
   // Only the Send that found the queue drained involves the worker; the
   // others ride along in the same gather write.
   if (request_flush) worker_->RequestFlush(shared_from_this());
   return true;
+}
+
+size_t Session::PinTracker::Charge(const SendBuffer& buffer) noexcept {
+  const SendBufferChunk* chunk = buffer.chunk();
+  for (const SendBufferChunk* seen : recent_) {
+    if (seen == chunk) return 0;
+  }
+  recent_[next_] = chunk;
+  next_ = (next_ + 1) % kRecent;
+  return chunk->AllocationSize();
 }
 
 void Session::Disconnect(DisconnectReason reason) {
@@ -198,6 +211,7 @@ bool Session::CompleteWrite(int64_t result) {
   if (written < offered) counters.partial_writes.Add();
 
   size_t left = written;
+  size_t released = written;
   while (sending_head_ < sending_.size()) {
     SendBufferRef& buffer = sending_[sending_head_];
     const size_t remaining = buffer->WriteSize() - sending_offset_;
@@ -206,12 +220,13 @@ bool Session::CompleteWrite(int64_t result) {
       break;
     }
     left -= remaining;
+    released += head_pins_.Charge(*buffer);
     buffer.reset();  // written: its chunk may be reused now
     ++sending_head_;
     sending_offset_ = 0;
     counters.packets_out.Add();
   }
-  pending_bytes_.fetch_sub(written, std::memory_order_relaxed);
+  pending_bytes_.fetch_sub(released, std::memory_order_relaxed);
   if (written > 0) OnSend(written);
   return CanWrite();
 }

@@ -58,6 +58,10 @@ class SendBuffer final {
     return {Buffer(), write_size_};
   }
 
+  // The chunk holding this buffer, which it keeps alive (for memory
+  // accounting: a queued buffer pins its whole chunk).
+  const SendBufferChunk* chunk() const noexcept { return owner_; }
+
   // Commits the first `write_size` bytes and returns the rest of the
   // reservation to the chunk. Must be called once, on the opening thread,
   // before that thread opens another buffer, with write_size <= AllocSize();

@@ -15,9 +15,12 @@
 // until the kernel has taken its last byte (or the session is closed), so a
 // caller may drop its own reference right after Send.
 //
-// Backpressure: when unsent bytes (queued plus in flight) would pass
-// ServiceOptions::max_pending_bytes, Send refuses the buffer and disconnects
-// the session with DisconnectReason::kSlowReceiver.
+// Backpressure: when unsent output would pass ServiceOptions::
+// max_pending_bytes, Send refuses the buffer and disconnects the session with
+// DisconnectReason::kSlowReceiver. Unsent output counts the bytes queued and
+// in flight plus the chunk memory they keep alive: a queued buffer whose chunk
+// is not among the last few distinct chunks queued is charged that chunk's
+// whole size, so a peer cannot pin many chunks with a few small buffers.
 //
 // Closing: Disconnect(reason) from any thread, idempotent, first reason wins.
 // For kLocal and kProtocolError, output queued before the call is still
@@ -37,6 +40,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -53,6 +57,7 @@
 
 namespace servercore {
 
+class SendBufferChunk;
 class Service;
 namespace internal {
 class IoWorker;
@@ -79,7 +84,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Any thread. Starts closing the session; the first reason is the one
   // reported.
   void Disconnect(DisconnectReason reason);
-  // Any thread. Bytes queued or in flight, not yet taken by the kernel.
+  // Any thread. Bytes queued or in flight, not yet taken by the kernel, plus
+  // the chunk memory they pin (see Backpressure above).
   size_t PendingSendBytes() const noexcept {
     return pending_bytes_.load(std::memory_order_relaxed);
   }
@@ -112,6 +118,22 @@ class Session : public std::enable_shared_from_this<Session> {
 
   enum class State : uint8_t { kNew, kOpen, kClosing, kClosed };
 
+  // The chunk-memory charge of each buffer in a FIFO: a chunk's whole size
+  // when it is not among the last kRecent distinct chunks seen, else 0. The
+  // answers depend only on the sequence of buffers, so one tracker at the
+  // queue's tail (Send) and one at its head (written buffers) agree, and the
+  // charges added at the tail come off at the head exactly.
+  class PinTracker {
+   public:
+    size_t Charge(const SendBuffer& buffer) noexcept;
+    void Reset() noexcept { recent_ = {}; }
+
+   private:
+    static constexpr size_t kRecent = 4;  // about a worker count's worth
+    std::array<const SendBufferChunk*, kRecent> recent_{};
+    size_t next_ = 0;
+  };
+
   // --- Worker-thread side (see io_worker.cc) ---
   void HandleRecv(int64_t result);
   void HandleWrite(int64_t result);
@@ -138,12 +160,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // True from the Send that found the queue drained until the worker drains
   // it again: while set, Send only enqueues.
   bool flush_requested_ SERVERCORE_GUARDED_BY(send_mu_) = false;
+  PinTracker tail_pins_ SERVERCORE_GUARDED_BY(send_mu_);
 
   // Worker thread only: the write in progress.
   std::vector<SendBufferRef> sending_;
   size_t sending_head_ = 0;    // first buffer in sending_ not fully written
   size_t sending_offset_ = 0;  // bytes of sending_[sending_head_] written
   std::vector<iovec> iov_;     // what the current write covers
+  PinTracker head_pins_;       // charges of buffers as they are written
   msghdr msg_{};
   bool write_in_flight_ = false;
   // Closing, but still writing what was queued before Disconnect.

@@ -4,9 +4,11 @@
 // (adversarial review of the send path, finding B2).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <vector>
 
+#include "servercore/send_buffer_chunk.h"
 #include "service_test_util.h"
 #include "tests/support/test_client.h"
 
@@ -110,6 +112,55 @@ TEST_P(StallTest, SlowButSteadyReaderIsNotDisconnected) {
   EXPECT_EQ(registry.disconnected.load(), 0);
   session.reset();
 }
+
+class ChunkPinTest : public BackendTest {};
+
+// The other half of review finding B2: a peer that reads slowly enough to
+// dodge the stall timeout, sent small buffers that each sit in a chunk of
+// their own, must be cut off by max_pending_bytes long before those chunks
+// add up: each such buffer is charged its whole chunk, not its 100 bytes.
+TEST_P(ChunkPinTest, SmallBuffersInChunksOfTheirOwnAreChargedTheChunk) {
+  Registry registry;
+  ServiceOptions options = Options();
+  options.max_pending_bytes = 1u << 20;
+  SERVERCORE_START_SERVER(
+      server, [&] { return std::make_shared<RecordingSession>(registry); },
+      options);
+  TestClient client;  // never reads
+  client.SetReceiveBuffer(4096);
+  ASSERT_TRUE(client.Connect(server->port()));
+  SessionRef session = registry.WaitForFirst();
+  ASSERT_NE(session, nullptr);
+
+  SendBufferManager& manager = SendBufferManager::Instance();
+  const uint32_t chunk_room =
+      manager.options().chunk_size - 64 - SendBufferChunk::kBufferOverhead;
+  const std::vector<std::byte> payload(96);
+  uint64_t peak_pinned = 0;
+  int sent = 0;
+  for (; sent < 20000 && session->IsConnected(); ++sent) {
+    SendBufferRef packet = MakePacket(2, payload);
+    // A filler takes the rest of a fresh chunk, so the next packet starts
+    // another one; the filler goes, the packet keeps its chunk alive.
+    SendBufferRef filler = manager.Open(chunk_room - 128);
+    filler->Close(0);
+    filler.reset();
+    session->Send(std::move(packet));
+    peak_pinned = std::max(peak_pinned, manager.GetStats().bytes_pinned);
+  }
+  manager.ReleaseThreadChunk();
+  ASSERT_TRUE(WaitFor([&] { return registry.disconnected.load() == 1; }));
+  EXPECT_EQ(registry.reason.load(),
+            static_cast<int>(DisconnectReason::kSlowReceiver));
+  // Charged 100 bytes each, 1 MiB would have taken over 10,000 queued
+  // buffers, each pinning 32 KiB: over 300 MiB.
+  EXPECT_LT(sent, 8000) << "peak pinned " << peak_pinned;
+  EXPECT_LT(peak_pinned, 64u << 20);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ChunkPinTest,
+                         ::testing::Values(Backend::kEpoll, Backend::kUring),
+                         BackendName);
 
 INSTANTIATE_TEST_SUITE_P(Backends, StallTest,
                          ::testing::Values(Backend::kEpoll, Backend::kUring),
