@@ -129,7 +129,7 @@ class Session : public std::enable_shared_from_this<Session> {
     void Reset() noexcept { recent_ = {}; }
 
    private:
-    static constexpr size_t kRecent = 4;  // about a worker count's worth
+    static constexpr size_t kRecent = 16;  // one per worker, up to 16
     std::array<const SendBufferChunk*, kRecent> recent_{};
     size_t next_ = 0;
   };
