@@ -58,12 +58,16 @@ bool Session::Send(SendBufferRef buffer) {
     // Finalize marks the session closed before it empties the queue under
     // this lock: a buffer pushed after that would never be sent or freed.
     if (state_.load(std::memory_order_acquire) == State::kClosed) return false;
-    const size_t cost = buffer->WriteSize() + tail_pins_.Charge(*buffer);
+    const size_t size = buffer->WriteSize();
+    const size_t charge = tail_pins_.Charge(*buffer);
     const size_t pending =
-        pending_bytes_.fetch_add(cost, std::memory_order_relaxed) + cost;
-    if (pending > max_pending_bytes_) {
+        pending_bytes_.fetch_add(size, std::memory_order_relaxed) + size;
+    const size_t pinned =
+        pinned_charge_.fetch_add(charge, std::memory_order_relaxed) + charge;
+    if (pending > max_pending_bytes_ || pinned > PinnedChargeLimit()) {
       // Not queued; the trackers no longer agree, but the session is done.
-      pending_bytes_.fetch_sub(cost, std::memory_order_relaxed);
+      pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
+      pinned_charge_.fetch_sub(charge, std::memory_order_relaxed);
       request_flush = false;
     } else {
       send_queue_.push_back(std::move(buffer));
@@ -211,7 +215,7 @@ bool Session::CompleteWrite(int64_t result) {
   if (written < offered) counters.partial_writes.Add();
 
   size_t left = written;
-  size_t released = written;
+  size_t released = 0;
   while (sending_head_ < sending_.size()) {
     SendBufferRef& buffer = sending_[sending_head_];
     const size_t remaining = buffer->WriteSize() - sending_offset_;
@@ -226,7 +230,8 @@ bool Session::CompleteWrite(int64_t result) {
     sending_offset_ = 0;
     counters.packets_out.Add();
   }
-  pending_bytes_.fetch_sub(released, std::memory_order_relaxed);
+  pending_bytes_.fetch_sub(written, std::memory_order_relaxed);
+  pinned_charge_.fetch_sub(released, std::memory_order_relaxed);
   if (written > 0) OnSend(written);
   return CanWrite();
 }

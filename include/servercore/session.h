@@ -15,12 +15,13 @@
 // until the kernel has taken its last byte (or the session is closed), so a
 // caller may drop its own reference right after Send.
 //
-// Backpressure: when unsent output would pass ServiceOptions::
-// max_pending_bytes, Send refuses the buffer and disconnects the session with
-// DisconnectReason::kSlowReceiver. Unsent output counts the bytes queued and
-// in flight plus the chunk memory they keep alive: a queued buffer whose chunk
-// is not among the last few distinct chunks queued is charged that chunk's
-// whole size, so a peer cannot pin many chunks with a few small buffers.
+// Backpressure: when unsent bytes (queued and in flight) would pass
+// ServiceOptions::max_pending_bytes, Send refuses the buffer and disconnects
+// the session with DisconnectReason::kSlowReceiver. So it does when the chunk
+// memory those buffers keep alive would pass the larger of max_pending_bytes
+// and 2 MiB: a queued buffer whose chunk is not among the last 16 distinct
+// chunks queued is charged that chunk's whole size, so a peer cannot pin many
+// chunks with a few small buffers.
 //
 // Closing: Disconnect(reason) from any thread, idempotent, first reason wins.
 // For kLocal and kProtocolError, output queued before the call is still
@@ -40,6 +41,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -84,8 +86,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Any thread. Starts closing the session; the first reason is the one
   // reported.
   void Disconnect(DisconnectReason reason);
-  // Any thread. Bytes queued or in flight, not yet taken by the kernel, plus
-  // the chunk memory they pin (see Backpressure above).
+  // Any thread. Bytes queued or in flight, not yet taken by the kernel.
   size_t PendingSendBytes() const noexcept {
     return pending_bytes_.load(std::memory_order_relaxed);
   }
@@ -142,11 +143,19 @@ class Session : public std::enable_shared_from_this<Session> {
   void BuildIovecs();
   // Output may still be written: open, or closing with a drain.
   bool CanWrite() const noexcept { return IsConnected() || draining_; }
+  // The chunk-memory budget: never below 2 MiB (64 default chunks), so a
+  // small max_pending_bytes does not make every receiver of a busy room,
+  // whose queue spans a few chunks, look slow.
+  size_t PinnedChargeLimit() const noexcept {
+    return std::max<size_t>(max_pending_bytes_, size_t{2} << 20);
+  }
 
   const uint64_t id_;
   std::atomic<State> state_{State::kNew};
   std::atomic<DisconnectReason> reason_{DisconnectReason::kLocal};
   std::atomic<size_t> pending_bytes_{0};
+  // Chunk memory charged to queued buffers (see PinTracker).
+  std::atomic<size_t> pinned_charge_{0};
 
   // Fixed once attached.
   int fd_ = -1;

@@ -138,7 +138,7 @@ TEST_P(ChunkPinTest, SmallBuffersInChunksOfTheirOwnAreChargedTheChunk) {
   const std::vector<std::byte> payload(96);
   uint64_t peak_pinned = 0;
   int sent = 0;
-  for (; sent < 20000 && session->IsConnected(); ++sent) {
+  for (; sent < 100000 && session->IsConnected(); ++sent) {
     SendBufferRef packet = MakePacket(2, payload);
     // A filler takes the rest of a fresh chunk, so the next packet starts
     // another one; the filler goes, the packet keeps its chunk alive.
@@ -153,9 +153,9 @@ TEST_P(ChunkPinTest, SmallBuffersInChunksOfTheirOwnAreChargedTheChunk) {
   EXPECT_EQ(registry.reason.load(),
             static_cast<int>(DisconnectReason::kSlowReceiver));
   // Charged 100 bytes each, 1 MiB would have taken over 10,000 queued
-  // buffers, each pinning 32 KiB: over 300 MiB.
-  EXPECT_LT(sent, 8000) << "peak pinned " << peak_pinned;
-  EXPECT_LT(peak_pinned, 64u << 20);
+  // buffers, each pinning 32 KiB: over 300 MiB. (How many were sent first
+  // depends on how much the socket took, which varies with timing.)
+  EXPECT_LT(peak_pinned, 64u << 20) << sent << " sent";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ChunkPinTest,
