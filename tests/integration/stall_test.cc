@@ -53,6 +53,16 @@ class RecordingSession : public EchoSession {
   Registry& registry_;
 };
 
+// Connects `client` with a 4 KiB receive buffer (so the server's writes
+// block soon when it reads slowly or not at all) and returns the server's
+// session for it; null on failure.
+SessionRef ConnectSmallWindow(TestClient& client, uint16_t port,
+                              Registry& registry) {
+  client.SetReceiveBuffer(4096);
+  if (!client.Connect(port)) return nullptr;
+  return registry.WaitForFirst();
+}
+
 // max_pending_bytes is never reached in these tests: only the stall timeout
 // can cut a session off.
 ServiceOptions StallOptions(ServiceOptions options) {
@@ -68,9 +78,7 @@ TEST_P(StallTest, PeerThatStopsReadingIsDisconnectedAfterTheTimeout) {
       server, [&] { return std::make_shared<RecordingSession>(registry); },
       options);
   TestClient client;
-  client.SetReceiveBuffer(4096);
-  ASSERT_TRUE(client.Connect(server->port()));
-  SessionRef session = registry.WaitForFirst();
+  SessionRef session = ConnectSmallWindow(client, server->port(), registry);
   ASSERT_NE(session, nullptr);
   // Fill the socket buffers (the client never reads), then keep a little
   // more queued so a write stays pending.
@@ -93,9 +101,7 @@ TEST_P(StallTest, SlowButSteadyReaderIsNotDisconnected) {
       server, [&] { return std::make_shared<RecordingSession>(registry); },
       options);
   TestClient client;
-  client.SetReceiveBuffer(4096);
-  ASSERT_TRUE(client.Connect(server->port()));
-  SessionRef session = registry.WaitForFirst();
+  SessionRef session = ConnectSmallWindow(client, server->port(), registry);
   ASSERT_NE(session, nullptr);
   const std::vector<std::byte> payload(1000);
   constexpr int kPackets = 400;  // ~400 KB, read in small sips over ~1.2 s
@@ -127,9 +133,7 @@ TEST_P(ChunkPinTest, SmallBuffersInChunksOfTheirOwnAreChargedTheChunk) {
       server, [&] { return std::make_shared<RecordingSession>(registry); },
       options);
   TestClient client;  // never reads
-  client.SetReceiveBuffer(4096);
-  ASSERT_TRUE(client.Connect(server->port()));
-  SessionRef session = registry.WaitForFirst();
+  SessionRef session = ConnectSmallWindow(client, server->port(), registry);
   ASSERT_NE(session, nullptr);
 
   SendBufferManager& manager = SendBufferManager::Instance();
