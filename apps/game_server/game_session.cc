@@ -66,18 +66,21 @@ void GameSession::HandleJoin(std::span<const std::byte> payload) {
   }
   const uint32_t room = LoadU32(payload.data());
   if (in_room_) rooms_.Leave(*this, room_);
-  const uint32_t members = rooms_.Join(
-      std::static_pointer_cast<GameSession>(shared_from_this()), room);
+  // S_JOIN goes out under the room's lock: no chat from the new room can be
+  // queued to this session ahead of it.
+  rooms_.Join(std::static_pointer_cast<GameSession>(shared_from_this()), room,
+              [&](uint32_t members) {
+                constexpr uint32_t kSize = kHeaderSize + kJoinReplyPayloadSize;
+                SendBufferRef buffer =
+                    SendBufferManager::Instance().Open(kSize);
+                WritePacketHeader(buffer->Buffer(), kSize, kSJoin);
+                StoreU32(buffer->Buffer() + kHeaderSize, room);
+                StoreU32(buffer->Buffer() + kHeaderSize + 4, members);
+                buffer->Close(kSize);
+                Send(std::move(buffer));
+              });
   room_ = room;
   in_room_ = true;
-
-  constexpr uint32_t kSize = kHeaderSize + kJoinReplyPayloadSize;
-  SendBufferRef buffer = SendBufferManager::Instance().Open(kSize);
-  WritePacketHeader(buffer->Buffer(), kSize, kSJoin);
-  StoreU32(buffer->Buffer() + kHeaderSize, room);
-  StoreU32(buffer->Buffer() + kHeaderSize + 4, members);
-  buffer->Close(kSize);
-  Send(std::move(buffer));
 }
 
 void GameSession::HandleChat(std::span<const std::byte> payload) {

@@ -4,10 +4,9 @@
 
 namespace game {
 
-uint32_t RoomManager::Join(const servercore::SessionRef& session,
-                           uint32_t room) {
-  Shard& shard = ShardOf(room);
-  servercore::MutexLock lock(shard.mu);
+uint32_t RoomManager::AddLocked(Shard& shard,
+                                const servercore::SessionRef& session,
+                                uint32_t room) {
   Members& members = shard.rooms[room];
   if (members.empty()) rooms_.fetch_add(1, std::memory_order_relaxed);
   members.push_back(session);

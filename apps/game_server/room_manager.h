@@ -24,9 +24,21 @@ namespace game {
 
 class RoomManager {
  public:
-  // Puts `session` in `room`, leaving `old_room` first when it had one.
-  // Returns the members of `room` after the join.
-  uint32_t Join(const servercore::SessionRef& session, uint32_t room);
+  // Puts `session` in `room` and returns the members of `room` after the
+  // join. `welcome(members)` runs under the room's lock, so what it sends to
+  // the session is queued before any broadcast to the room can reach it.
+  template <typename Welcome>
+  uint32_t Join(const servercore::SessionRef& session, uint32_t room,
+                Welcome&& welcome) {
+    Shard& shard = ShardOf(room);
+    servercore::MutexLock lock(shard.mu);
+    const uint32_t members = AddLocked(shard, session, room);
+    welcome(members);
+    return members;
+  }
+  uint32_t Join(const servercore::SessionRef& session, uint32_t room) {
+    return Join(session, room, [](uint32_t) {});
+  }
   void Leave(const servercore::Session& session, uint32_t room);
   // Queues `buffer` to every member of `room`; returns how many.
   size_t Broadcast(uint32_t room, const servercore::SendBufferRef& buffer);
@@ -44,6 +56,8 @@ class RoomManager {
   };
 
   Shard& ShardOf(uint32_t room) noexcept { return shards_[room % kShards]; }
+  uint32_t AddLocked(Shard& shard, const servercore::SessionRef& session,
+                     uint32_t room) SERVERCORE_REQUIRES(shard.mu);
 
   std::array<Shard, kShards> shards_;
   std::atomic<uint64_t> rooms_{0};

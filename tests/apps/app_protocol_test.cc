@@ -148,6 +148,69 @@ TEST_P(AppProtocolTest, JoinRoomZeroCountsDefaultMembers) {
   EXPECT_EQ(Join(late, 0), 4u) << "a new session starts in room 0";
 }
 
+// S_JOIN is the first packet from the new room: no chat broadcast in that
+// room can overtake it, even while a member on the other worker chats without
+// pause. (A client written from PROTOCOL.md reads the reply to its C_JOIN
+// next; the server once queued S_JOIN after leaving the room's lock, and a
+// concurrent broadcast could slip in between.)
+TEST_P(AppProtocolTest, JoinReplyPrecedesChatsOfTheNewRoom) {
+  START_SERVER("--threads", "2");
+  constexpr uint32_t kBusy = 21, kQuiet = 22;
+  constexpr int kRounds = 10000;
+  // Two chatters, so one of them is on the joiner's worker and one is not,
+  // whichever worker each connection lands on.
+  std::vector<TestClient> chatters(2);
+  for (auto& c : chatters) {
+    ASSERT_TRUE(ConnectReady(c, server_.port()));
+    ASSERT_TRUE(Join(c, kBusy).has_value());
+  }
+  std::atomic<bool> go_on{true};
+  std::vector<std::thread> threads;
+  for (auto& c : chatters) {
+    threads.emplace_back([&] {
+      const auto chat = Bytes("busy");
+      // Reads as fast as it sends, so the chatter is never a slow receiver.
+      std::thread drain([&] {
+        while (go_on && c.ReadPacket(Seconds(1))) {
+        }
+      });
+      while (go_on && c.SendPacket(kCChat, chat)) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+      drain.join();
+    });
+  }
+  TestClient joiner;
+  ASSERT_TRUE(ConnectReady(joiner, server_.port()));
+  int overtaken = 0;
+  for (int round = 0; round < kRounds && !HasFailure(); ++round) {
+    // To the quiet room: chats of the busy room queued before the leave may
+    // come first, none after S_JOIN.
+    ASSERT_TRUE(joiner.SendPacket(kCJoin, U32(kQuiet)));
+    for (;;) {
+      auto p = joiner.ReadPacket(Seconds(10));
+      ASSERT_TRUE(p.has_value()) << "no S_JOIN for the quiet room";
+      if (p->id == kSJoin) break;
+      ASSERT_EQ(p->id, kSChat);
+    }
+    // Back to the busy room: the very next packet is its S_JOIN.
+    ASSERT_TRUE(joiner.SendPacket(kCJoin, U32(kBusy)));
+    for (bool first = true;; first = false) {
+      auto p = joiner.ReadPacket(Seconds(10));
+      ASSERT_TRUE(p.has_value()) << "no S_JOIN for the busy room";
+      if (p->id == kSJoin) {
+        EXPECT_EQ(ReadU32(p->payload, 0), kBusy);
+        break;
+      }
+      if (first) ++overtaken;
+    }
+  }
+  go_on = false;
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(overtaken, 0) << "a chat arrived before S_JOIN in " << overtaken
+                          << " of " << kRounds << " joins";
+}
+
 // ---- Chat -----------------------------------------------------------------
 
 TEST_P(AppProtocolTest, ChatReachesEveryoneInTheRoomAndNoOneElse) {
