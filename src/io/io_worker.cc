@@ -3,8 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <future>
 #include <utility>
 
@@ -18,8 +16,6 @@ namespace {
 
 thread_local IoWorker* t_current_worker = nullptr;
 
-// How long accepting pauses after EMFILE/ENFILE before trying again.
-constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 // The longest Poll waits, so timers (accept back-off) are checked.
 constexpr int kMaxPollMs = 100;
 // A stopping worker waits at most this long for in-flight I/O to complete.
@@ -37,7 +33,7 @@ IoWorker::IoWorker(Service& service, size_t index)
 IoWorker::~IoWorker() {
   SERVERCORE_CHECK(!thread_.joinable(), "IoWorker destroyed while running");
   backend_.reset();
-  if (listen_fd_ >= 0) ::close(listen_fd_);
+  listener_.reset();  // closes the listening socket, now the backend is gone
 }
 
 std::error_code IoWorker::Start(Backend kind, std::string* why) {
@@ -188,9 +184,9 @@ void IoWorker::DrainAfterExit() {
 int IoWorker::PollTimeoutMs() const {
   // Work queued by our own thread this round must not wait for an event.
   if (!flush_list_.empty()) return 0;
-  if (accept_paused_ && !stopping_) {
+  if (const auto resume_at = listener_ ? listener_->ResumeAt() : std::nullopt) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        accept_resume_at_ - std::chrono::steady_clock::now());
+        *resume_at - std::chrono::steady_clock::now());
     return static_cast<int>(std::clamp<int64_t>(left.count(), 0, kMaxPollMs));
   }
   return stopping_ ? 10 : kMaxPollMs;
@@ -214,8 +210,8 @@ void IoWorker::RunTasks() {
         AttachSession(std::move(task.session));
         break;
       case Task::Kind::kListen:
-        listen_fd_ = task.fd;
-        if (!stopping_) backend_->Listen(listen_fd_);
+        listener_.emplace(*backend_, task.fd, index_);
+        if (!stopping_) listener_->Start();
         break;
       case Task::Kind::kStop:
         StopAll();
@@ -252,27 +248,11 @@ void IoWorker::OnAccepted(int fd) {
 
 void IoWorker::OnAcceptError(int error) {
   counters_.accept_errors.Add();
-  if (error == EMFILE || error == ENFILE || error == ENOBUFS ||
-      error == ENOMEM) {
-    // Out of descriptors or memory: stop asking for connections for a while
-    // (they wait in the backlog) instead of spinning on the error; sessions
-    // already open go on.
-    if (!accept_paused_) {
-      SERVERCORE_LOG_WARNING("worker %zu: accept: %s; pausing accepts", index_,
-                             std::strerror(error));
-      backend_->PauseAccept();
-      accept_paused_ = true;
-    }
-    accept_resume_at_ = std::chrono::steady_clock::now() + kAcceptBackoff;
-  }
+  if (listener_) listener_->OnError(error);
 }
 
 void IoWorker::MaybeResumeAccept() {
-  if (accept_paused_ && !stopping_ &&
-      std::chrono::steady_clock::now() >= accept_resume_at_) {
-    accept_paused_ = false;
-    backend_->ResumeAccept();
-  }
+  if (listener_) listener_->MaybeResume(std::chrono::steady_clock::now());
 }
 
 void IoWorker::KickStalledWriters() {
@@ -394,10 +374,7 @@ void IoWorker::Finalize(Session& session) {
 
 void IoWorker::StopAll() {
   stopping_ = true;
-  if (listen_fd_ >= 0) {
-    if (!accept_paused_) backend_->PauseAccept();
-    accept_paused_ = true;
-  }
+  if (listener_) listener_->Stop();
   for (size_t i = 0; i < sessions_.size(); ++i) {
     sessions_[i]->Disconnect(DisconnectReason::kServiceStopped);
   }

@@ -8,7 +8,7 @@
 //
 // Thread safety: Request*, Adopt, ListenOn and RequestStop may be called from
 // any thread; everything else runs on the worker thread only (asserted).
-// Ownership: owns its backend, its listening socket and its sessions (until
+// Ownership: owns its backend, its Listener and its sessions (until
 // each is finalised); sockets of sessions are closed in Finalize.
 #ifndef SERVERCORE_SRC_IO_IO_WORKER_H_
 #define SERVERCORE_SRC_IO_IO_WORKER_H_
@@ -17,12 +17,14 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
 
 #include "io/io_backend.h"
+#include "io/listener.h"
 #include "io/worker_counters.h"
 #include "servercore/backend.h"
 #include "servercore/mutex.h"
@@ -113,9 +115,7 @@ class IoWorker {
   std::vector<SessionRef> closing_;
   std::vector<SessionRef> finalizing_;  // closing_, swapped out each round
   bool backend_down_ = false;  // after Shutdown: start no more operations
-  int listen_fd_ = -1;
-  bool accept_paused_ = false;
-  std::chrono::steady_clock::time_point accept_resume_at_{};
+  std::optional<Listener> listener_;  // once ListenOn has reached us
   bool stopping_ = false;
   std::chrono::steady_clock::time_point next_stall_check_{};
 

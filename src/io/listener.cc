@@ -1,0 +1,57 @@
+#include "io/listener.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "servercore/log.h"
+
+namespace servercore::internal {
+namespace {
+
+bool IsResourceError(int error) noexcept {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS ||
+         error == ENOMEM;
+}
+
+}  // namespace
+
+Listener::~Listener() { ::close(fd_); }
+
+void Listener::Start() {
+  if (state_ != State::kIdle) return;
+  backend_.Listen(fd_);
+  state_ = State::kAccepting;
+}
+
+void Listener::Stop() {
+  if (state_ == State::kAccepting) backend_.PauseAccept();
+  state_ = State::kStopped;
+}
+
+void Listener::OnError(int error) {
+  // Anything else (a connection reset before it was taken, say) concerns
+  // that one connection: the accept stays armed.
+  if (!IsResourceError(error) || state_ == State::kStopped) return;
+  if (state_ == State::kAccepting) {
+    SERVERCORE_LOG_WARNING("worker %zu: accept: %s; pausing accepts",
+                           worker_index_, std::strerror(error));
+    backend_.PauseAccept();
+    state_ = State::kBackingOff;
+  }
+  resume_at_ = Clock::now() + kBackoff;
+}
+
+void Listener::MaybeResume(Clock::time_point now) {
+  if (state_ != State::kBackingOff || now < resume_at_) return;
+  backend_.ResumeAccept();
+  state_ = State::kAccepting;
+}
+
+std::optional<Listener::Clock::time_point> Listener::ResumeAt() const noexcept {
+  if (state_ != State::kBackingOff) return std::nullopt;
+  return resume_at_;
+}
+
+}  // namespace servercore::internal
