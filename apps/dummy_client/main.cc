@@ -22,6 +22,7 @@
 
 #include "../common/flags.h"
 #include "load_session.h"
+#include "open_loop_schedule.h"
 #include "report.h"
 #include "servercore/service.h"
 
@@ -117,23 +118,20 @@ bool Connect(servercore::ClientService& client, const LoadConfig& config,
   return false;
 }
 
-// Open loop: every millisecond, each sender sends what its schedule says is
-// due by now.
+// Open loop: every millisecond, each sender sends what its schedule
+// (open_loop_schedule.h) says is due by now.
 void RunOpenLoop(const LoadConfig& config, LoadState& state,
                  std::vector<std::shared_ptr<LoadSession>>& senders,
                  game::Progress& progress, Clock::time_point end) {
-  const double interval_ns = 1e9 / config.rate;
+  const game::OpenLoopSchedule schedule(state.start_ns, config.rate,
+                                        senders.size());
   while (Clock::now() < end) {
     const int64_t now = LoadSession::NowNs();
-    const auto due =
-        static_cast<uint64_t>(static_cast<double>(now - state.start_ns) /
-                              interval_ns) +
-        1;
-    for (auto& s : senders) {
-      for (uint64_t seq = s->sent(); seq < due && s->IsConnected(); ++seq) {
-        s->SendNext(
-            state.start_ns +
-            static_cast<int64_t>(static_cast<double>(seq) * interval_ns));
+    for (size_t i = 0; i < senders.size(); ++i) {
+      LoadSession& s = *senders[i];
+      const uint64_t due = schedule.DueBy(i, now);
+      for (uint64_t seq = s.sent(); seq < due && s.IsConnected(); ++seq) {
+        s.SendNext(schedule.SendTime(i, seq));
       }
     }
     progress.Tick();
