@@ -118,24 +118,34 @@ bool Connect(servercore::ClientService& client, const LoadConfig& config,
   return false;
 }
 
-// Open loop: every millisecond, each sender sends what its schedule
-// (open_loop_schedule.h) says is due by now.
+// Open loop: sends what each sender's schedule (open_loop_schedule.h) says
+// is due, then sleeps until the next packet is due, but at least 100 µs (so a
+// high total rate is sent in batches, not by a spinning thread) and at most
+// 1 ms (progress). A packet leaves at most about 100 µs plus the timer's
+// slack after its time, and its latency still counts from that time.
 void RunOpenLoop(const LoadConfig& config, LoadState& state,
                  std::vector<std::shared_ptr<LoadSession>>& senders,
                  game::Progress& progress, Clock::time_point end) {
+  constexpr int64_t kMinSleepNs = 100'000;
+  constexpr int64_t kMaxSleepNs = 1'000'000;
   const game::OpenLoopSchedule schedule(state.start_ns, config.rate,
                                         senders.size());
   while (Clock::now() < end) {
     const int64_t now = LoadSession::NowNs();
+    int64_t next = now + kMaxSleepNs;
     for (size_t i = 0; i < senders.size(); ++i) {
       LoadSession& s = *senders[i];
+      if (!s.IsConnected()) continue;
       const uint64_t due = schedule.DueBy(i, now);
       for (uint64_t seq = s.sent(); seq < due && s.IsConnected(); ++seq) {
         s.SendNext(schedule.SendTime(i, seq));
       }
+      next = std::min(next, schedule.SendTime(i, s.sent()));
     }
     progress.Tick();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const int64_t sleep_ns =
+        std::clamp(next - LoadSession::NowNs(), kMinSleepNs, kMaxSleepNs);
+    std::this_thread::sleep_for(std::chrono::nanoseconds(sleep_ns));
   }
 }
 
