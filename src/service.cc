@@ -99,6 +99,7 @@ SessionRef Service::CreateSession(int fd, internal::IoWorker& worker) {
   session->recv_buffer_ = RecvBuffer(
       std::max(options_.recv_buffer_size, session->MinRecvBufferSize()));
   session->state_.store(Session::State::kOpen, std::memory_order_release);
+  session->OnCreated();
   return session;
 }
 
@@ -136,24 +137,20 @@ std::error_code ServerService::Listen(std::string_view host, uint16_t port) {
   if (std::error_code error = internal::Resolve(host, port, &address)) {
     return error;
   }
-  // One SO_REUSEPORT socket per worker: the kernel spreads connections and
-  // no accepted socket crosses threads. The first picks the port for port 0.
-  std::vector<int> fds;
-  std::error_code error;
-  for (size_t i = 0; i < workers().size() && !error; ++i) {
-    int fd = -1;
-    error = internal::Listen(address, &fd);
-    if (!error) fds.push_back(fd);
-    if (!error && i == 0) {
-      error = internal::LocalPort(fd, &port);
-      address.set_port(port);
-    }
-  }
-  if (error) {
-    for (int fd : fds) ::close(fd);
+  // One socket, accepted by the first worker, which hands each connection to
+  // the workers in turn. A single accept queue keeps accept order: a session
+  // is created (OnCreated) before any connection that arrived after it is
+  // even accepted. (Per-worker SO_REUSEPORT sockets spread accepts over the
+  // workers, but then a later connection could be served before an earlier
+  // one was accepted: a chat could miss a session whose connect had already
+  // returned.)
+  int fd = -1;
+  if (std::error_code error = internal::Listen(address, &fd)) return error;
+  if (std::error_code error = internal::LocalPort(fd, &port)) {
+    ::close(fd);
     return error;
   }
-  for (size_t i = 0; i < fds.size(); ++i) workers()[i]->ListenOn(fds[i]);
+  workers()[0]->ListenOn(fd);
   port_ = port;
   return {};
 }

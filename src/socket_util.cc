@@ -49,7 +49,6 @@ std::error_code Listen(const SocketAddress& address, int* fd) {
   if (s < 0) return Errno();
   const int one = 1;
   if (::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-      ::setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
       ::bind(s, address.get(), address.length) != 0 ||
       ::listen(s, SOMAXCONN) != 0) {
     const std::error_code error = Errno();

@@ -24,8 +24,9 @@ struct SocketAddress {
 // Numeric or named host ("0.0.0.0", "::1", "localhost"); numeric port.
 [[nodiscard]] std::error_code Resolve(std::string_view host, uint16_t port,
                                       SocketAddress* address);
-// A non-blocking listening socket with SO_REUSEADDR and SO_REUSEPORT, so each
-// worker can have its own on the same port.
+// A non-blocking listening socket with SO_REUSEADDR (a restart need not wait
+// out TIME_WAIT). No SO_REUSEPORT: a second server on the same port fails
+// with EADDRINUSE instead of silently sharing the connections.
 [[nodiscard]] std::error_code Listen(const SocketAddress& address, int* fd);
 [[nodiscard]] std::error_code LocalPort(int fd, uint16_t* port);
 // A connected non-blocking socket, or an error after `timeout`.

@@ -16,7 +16,9 @@ using servercore::StoreU32;
 using servercore::StoreU64;
 using servercore::WritePacketHeader;
 
-void GameSession::OnConnected() {
+void GameSession::OnCreated() {
+  // At accept, in accept order: a client whose connect returned is in room 0
+  // before any connection made after it can chat.
   rooms_.Join(std::static_pointer_cast<GameSession>(shared_from_this()), 0);
   room_ = 0;
   in_room_ = true;

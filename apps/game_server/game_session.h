@@ -1,8 +1,10 @@
 // GameSession: one client of GameServer, speaking PROTOCOL.md: echo, join a
 // room, chat to the room. Every session starts in room 0.
 //
-// Thread safety: as PacketSession; room_ is touched only on the session's
-// worker thread (its packets and its OnDisconnected run there).
+// Thread safety: as PacketSession; room_ is set in OnCreated on the accepting
+// thread before the session reaches its worker (the hand-over orders it), and
+// touched only on the session's worker thread after that (its packets and its
+// OnDisconnected run there).
 #ifndef SERVERCORE_APPS_GAME_SERVER_GAME_SESSION_H_
 #define SERVERCORE_APPS_GAME_SERVER_GAME_SESSION_H_
 
@@ -20,7 +22,7 @@ class GameSession final : public servercore::PacketSession {
       : PacketSession(max_packet), rooms_(rooms) {}
 
  protected:
-  void OnConnected() override;
+  void OnCreated() override;
   void OnRecvPacket(uint16_t id, std::span<const std::byte> payload) override;
   void OnDisconnected(servercore::DisconnectReason reason) override;
 

@@ -120,7 +120,8 @@ class ServerService : public Service {
   ~ServerService() override;
 
   // After Start: binds host:port (port 0 picks a free one) and accepts on
-  // every worker (one SO_REUSEPORT socket each).
+  // the first worker, which deals the connections out to every worker in
+  // turn (sessions are created in accept order, see Session::OnCreated).
   [[nodiscard]] std::error_code Listen(std::string_view host, uint16_t port);
   // The bound port; 0 before Listen.
   uint16_t port() const noexcept { return port_; }

@@ -94,7 +94,13 @@ class Session : public std::enable_shared_from_this<Session> {
   Service* service() const noexcept { return service_; }
 
  protected:
-  // Worker thread. The connection is up; Send works from here on.
+  // The thread that accepted the socket (or called Connect), right after the
+  // session is set up and before it reaches its worker; accepted sessions see
+  // it in accept order, one at a time. Send works from here on (the output
+  // waits for the worker). For what must be in place before any connection
+  // accepted later can be served, such as joining a default room.
+  virtual void OnCreated() {}
+  // Worker thread. The connection is up and receiving.
   virtual void OnConnected() {}
   // Worker thread. `data` is every received byte not yet consumed; return how
   // many were consumed (the rest is offered again, with more, next time).

@@ -226,7 +226,10 @@ void IoWorker::FlushScheduled() {
   // is nothing new or a write is already in flight.
   for (size_t i = 0; i < flush_list_.size(); ++i) {
     Session& session = *flush_list_[i];
-    if (session.state_.load(std::memory_order_acquire) ==
+    // Not attached yet (its kAdopt task is still on the way): the flush
+    // request stands, and AttachSession flushes.
+    if (session.attached_ &&
+        session.state_.load(std::memory_order_acquire) ==
             Session::State::kOpen &&
         !session.write_in_flight_) {
       session.WriteQueued();
@@ -241,9 +244,14 @@ void IoWorker::OnAccepted(int fd) {
     ::close(fd);
     return;
   }
-  SessionRef session = service_.CreateSession(fd, *this);
+  IoWorker& owner = service_.NextWorker();
+  SessionRef session = service_.CreateSession(fd, owner);
   if (session == nullptr) return;  // refused: max_sessions
-  AttachSession(std::move(session));
+  if (&owner == this) {
+    AttachSession(std::move(session));
+  } else {
+    owner.Adopt(std::move(session));
+  }
 }
 
 void IoWorker::OnAcceptError(int error) {
@@ -294,6 +302,9 @@ void IoWorker::AttachSession(SessionRef session) {
   }
   backend_->Attach(s);
   s.OnConnected();
+  // Output queued since OnCreated (a broadcast to the session's room, say)
+  // waited for this.
+  ScheduleFlush(std::move(session));
 }
 
 void IoWorker::BeginClose(SessionRef session) {

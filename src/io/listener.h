@@ -1,9 +1,10 @@
-// Listener: one worker's listening socket and its accept policy.
+// Listener: the server's listening socket and its accept policy, on the
+// first worker (ServerService::Listen).
 //
-// Every worker accepts on a socket of its own (SO_REUSEPORT, bound by
-// ServerService::Listen), so an accepted socket never crosses threads. The
-// backend keeps an accept armed (multishot accept on io_uring, readiness on
-// epoll) and reports each connection to the worker, each failure here.
+// One accept queue keeps accept order; the worker deals each connection out
+// to the workers in turn (IoWorker::OnAccepted). The backend keeps an accept
+// armed (multishot accept on io_uring, readiness on epoll) and reports each
+// connection to the worker, each failure here.
 //
 // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the listener
 // neither spins on the error nor gives up: it stops asking for connections

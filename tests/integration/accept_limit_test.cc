@@ -91,9 +91,8 @@ TEST_P(AcceptLimitTest, EmfileDuringAcceptBacksOffAndRecovers) {
   };
   ScopeExit restore_at_exit(restore);
   rlimit lowered = original;
-  // Room for the listening sockets (one per worker), the existing sessions
-  // and kSpare more.
-  lowered.rlim_cur = LimitLeaving(server->WorkerCount() + kExisting + kSpare);
+  // Room for the listening socket, the existing sessions and kSpare more.
+  lowered.rlim_cur = LimitLeaving(1 + kExisting + kSpare);
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
   ASSERT_FALSE(server->Listen("127.0.0.1", 0));
 
