@@ -1,25 +1,12 @@
 #include "servercore/recv_buffer.h"
 
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <utility>
 
 #include "recv_storage_pool.h"
+#include "servercore/check.h"
 
 namespace servercore {
-namespace {
-
-// The programming-error tier: say which call, with which numbers, then abort.
-[[noreturn]] void DieOverrun(const char* call, size_t n, const char* limit_name,
-                             size_t limit) noexcept {
-  std::fprintf(stderr, "RecvBuffer::%s: n=%zu exceeds %s=%zu\n", call, n,
-               limit_name, limit);
-  std::fflush(stderr);
-  std::abort();
-}
-
-}  // namespace
 
 // Storage from RecvStoragePool: page-aligned blocks with no allocator
 // bookkeeping in them, so an idle connection's buffer is never resident.
@@ -49,12 +36,16 @@ RecvBuffer& RecvBuffer::operator=(RecvBuffer&& other) noexcept {
 }
 
 void RecvBuffer::OnRead(size_t n) {
-  if (n > DataSize()) DieOverrun("OnRead", n, "DataSize()", DataSize());
+  SERVERCORE_CHECK(n <= DataSize(),
+                   "RecvBuffer::OnRead: n=%zu exceeds DataSize()=%zu", n,
+                   DataSize());
   read_pos_ += n;
 }
 
 void RecvBuffer::OnWrite(size_t n) {
-  if (n > FreeSize()) DieOverrun("OnWrite", n, "FreeSize()", FreeSize());
+  SERVERCORE_CHECK(n <= FreeSize(),
+                   "RecvBuffer::OnWrite: n=%zu exceeds FreeSize()=%zu", n,
+                   FreeSize());
   write_pos_ += n;
 }
 

@@ -47,13 +47,13 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <span>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+
+#include "servercore/check.h"
 
 namespace servercore {
 
@@ -164,12 +164,10 @@ class PacketFramer {
  public:
   // Aborts unless kPacketHeaderSize <= max_packet <= kMaxPacketLimit.
   explicit PacketFramer(size_t max_packet) : max_packet_(max_packet) {
-    if (max_packet < kPacketHeaderSize || max_packet > kMaxPacketLimit) {
-      std::fprintf(stderr, "PacketFramer: max_packet=%zu outside [%zu, %zu]\n",
-                   max_packet, kPacketHeaderSize, kMaxPacketLimit);
-      std::fflush(stderr);
-      std::abort();
-    }
+    SERVERCORE_CHECK(
+        max_packet >= kPacketHeaderSize && max_packet <= kMaxPacketLimit,
+        "PacketFramer: max_packet=%zu outside [%zu, %zu]", max_packet,
+        kPacketHeaderSize, kMaxPacketLimit);
   }
 
   size_t max_packet() const noexcept { return max_packet_; }
