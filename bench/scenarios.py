@@ -222,7 +222,17 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="3 s runs, one repetition, 2,000 idle sockets")
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench"))
+    parser.add_argument(
+        "--server", action="append", default=[], metavar="NAME=COMMAND",
+        help="another server to run, e.g. a build of an older commit: "
+             "'before-uring=/tmp/GameServer --backend uring' (repeatable; "
+             "name it in --servers too)")
     args = parser.parse_args()
+    for spec in args.server:
+        name, _, command = spec.partition("=")
+        if not name or not command:
+            parser.error(f"--server {spec!r}: expected NAME=COMMAND")
+        SERVERS[name] = command.split()
     if args.quick:
         args.repeat, args.seconds, args.warmup, args.idle = 1, 3, 1, 2000
     servers = [s for s in args.servers.split(",") if s]

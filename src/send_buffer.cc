@@ -1,7 +1,7 @@
 #include "servercore/send_buffer.h"
 
+#include "send_buffer_chunk.h"
 #include "servercore/check.h"
-#include "servercore/send_buffer_chunk.h"
 #include "servercore/send_buffer_manager.h"
 
 namespace servercore {

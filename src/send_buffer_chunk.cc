@@ -1,4 +1,4 @@
-#include "servercore/send_buffer_chunk.h"
+#include "send_buffer_chunk.h"
 
 #include <new>
 

@@ -3,8 +3,8 @@
 #include <limits>
 #include <utility>
 
+#include "send_buffer_chunk.h"
 #include "servercore/check.h"
-#include "servercore/send_buffer_chunk.h"
 
 namespace servercore {
 namespace {

@@ -3,111 +3,125 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <atomic>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "io/io_key.h"
 #include "io/io_worker.h"
+#include "io/socket_state.h"
 #include "servercore/check.h"
 #include "servercore/log.h"
 #include "socket_util.h"
 
 namespace servercore {
-namespace {
 
-Backend RequestedBackend(Backend configured) {
-  if (configured != Backend::kAuto) return configured;
-  if (const char* env = std::getenv("SERVERCORE_BACKEND"); env != nullptr) {
-    if (std::optional<Backend> parsed = ParseBackend(env)) return *parsed;
-    SERVERCORE_LOG_WARNING("SERVERCORE_BACKEND=%s is not auto|uring|epoll",
-                           env);
+// The workers, and the state they share, behind the public Service.
+struct Service::Impl final : internal::WorkerHost {
+  Impl(Service& owner, ServiceOptions service_options, SessionFactory factory)
+      : service(owner),
+        options_(service_options),
+        factory_(std::move(factory)) {}
+
+  bool started() const noexcept { return !workers.empty(); }
+
+  // --- WorkerHost ---
+  const ServiceOptions& options() const noexcept override { return options_; }
+  internal::IoWorker& NextWorker() noexcept override {
+    const size_t n = next_worker.fetch_add(1, std::memory_order_relaxed);
+    return *workers[n % workers.size()];
   }
-  return Backend::kAuto;
-}
+  SessionRef CreateSession(int fd, internal::IoWorker& owner) override;
+  void OnSessionClosed() noexcept override {
+    session_count.fetch_sub(1, std::memory_order_relaxed);
+  }
 
-}  // namespace
-
-Service::Service(ServiceOptions options, SessionFactory factory)
-    : options_(options), factory_(std::move(factory)) {}
-
-Service::~Service() { Stop(); }
-
-std::error_code Service::Start() {
-  SERVERCORE_CHECK(!started(), "Service::Start called twice");
-  const int threads =
-      options_.worker_threads > 0
-          ? options_.worker_threads
-          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  Backend kind = RequestedBackend(options_.backend);
+  Service& service;
+  const ServiceOptions options_;
+  const SessionFactory factory_;
+  Backend backend = Backend::kAuto;
   std::vector<std::unique_ptr<internal::IoWorker>> workers;
-  for (int i = 0; i < threads; ++i) {
-    auto worker =
-        std::make_unique<internal::IoWorker>(*this, static_cast<size_t>(i));
-    std::string why;
-    std::error_code error =
-        worker->Start(kind == Backend::kAuto ? Backend::kUring : kind, &why);
-    if (error && kind == Backend::kAuto) {
-      SERVERCORE_LOG_INFO("io_uring unavailable (%s); using epoll",
-                          why.c_str());
-      kind = Backend::kEpoll;
-      error = worker->Start(kind, &why);
-    }
-    if (error) {
-      SERVERCORE_LOG_ERROR("cannot start the %s backend: %s",
-                           std::string(ToString(kind)).c_str(), why.c_str());
-      workers_ = std::move(workers);
-      Stop();
-      return error;
-    }
-    if (kind == Backend::kAuto) kind = Backend::kUring;
-    workers.push_back(std::move(worker));
-  }
-  backend_ = kind;
-  workers_ = std::move(workers);
-  return {};
-}
+  std::atomic<size_t> session_count{0};
+  std::atomic<size_t> next_worker{0};
+  std::atomic<uint64_t> sessions_rejected{0};
+  std::atomic<bool> stopped{false};
+};
 
-void Service::Stop() {
-  if (!started() || stopped_.exchange(true)) return;
-  SERVERCORE_CHECK(internal::CurrentWorker() == nullptr,
-                   "Service::Stop called from a worker thread");
-  for (auto& worker : workers_) worker->RequestStop();
-  for (auto& worker : workers_) worker->Join();
-}
-
-internal::IoWorker& Service::NextWorker() noexcept {
-  const size_t n = next_worker_.fetch_add(1, std::memory_order_relaxed);
-  return *workers_[n % workers_.size()];
-}
-
-SessionRef Service::CreateSession(int fd, internal::IoWorker& worker) {
-  const size_t open =
-      session_count_.fetch_add(1, std::memory_order_relaxed) + 1;
+SessionRef Service::Impl::CreateSession(int fd, internal::IoWorker& owner) {
+  const size_t open = session_count.fetch_add(1, std::memory_order_relaxed) + 1;
   if (open > options_.max_sessions) {
-    session_count_.fetch_sub(1, std::memory_order_relaxed);
-    sessions_rejected_.fetch_add(1, std::memory_order_relaxed);
+    session_count.fetch_sub(1, std::memory_order_relaxed);
+    sessions_rejected.fetch_add(1, std::memory_order_relaxed);
     ::close(fd);
     return nullptr;
   }
   SessionRef session = factory_();
   SERVERCORE_CHECK(session != nullptr, "the session factory returned null");
   internal::SetNoDelay(fd);
-  session->fd_ = fd;
-  session->service_ = this;
-  session->worker_ = &worker;
-  session->max_pending_bytes_ = options_.max_pending_bytes;
-  session->recv_buffer_ = RecvBuffer(
-      std::max(options_.recv_buffer_size, session->MinRecvBufferSize()));
-  session->state_.store(Session::State::kOpen, std::memory_order_release);
-  session->OnCreated();
+  session->socket(internal::IoKey{})
+      .Bind(fd, owner, options_.max_pending_bytes);
+  session->Open(internal::IoKey{}, service);
   return session;
 }
 
+Service::Service(ServiceOptions options, SessionFactory factory)
+    : impl_(std::make_unique<Impl>(*this, options, std::move(factory))) {}
+
+Service::~Service() { Stop(); }
+
+Backend Service::backend() const noexcept { return impl_->backend; }
+const ServiceOptions& Service::options() const noexcept {
+  return impl_->options_;
+}
+size_t Service::WorkerCount() const noexcept { return impl_->workers.size(); }
+size_t Service::SessionCount() const noexcept {
+  return impl_->session_count.load(std::memory_order_relaxed);
+}
+
+std::error_code Service::Start() {
+  Impl& impl = *impl_;
+  SERVERCORE_CHECK(!impl.started(), "Service::Start called twice");
+  const int threads =
+      impl.options_.worker_threads > 0
+          ? impl.options_.worker_threads
+          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const Backend kind = internal::ChooseBackend(impl.options_.backend);
+  std::vector<std::unique_ptr<internal::IoWorker>> workers;
+  for (int i = 0; i < threads; ++i) {
+    auto worker =
+        std::make_unique<internal::IoWorker>(impl, static_cast<size_t>(i));
+    std::string why;
+    if (std::error_code error = worker->Start(kind, &why)) {
+      SERVERCORE_LOG_ERROR("cannot start the %s backend: %s",
+                           std::string(ToString(kind)).c_str(), why.c_str());
+      impl.workers = std::move(workers);
+      Stop();
+      return error;
+    }
+    workers.push_back(std::move(worker));
+  }
+  impl.backend = kind;
+  impl.workers = std::move(workers);
+  return {};
+}
+
+void Service::Stop() {
+  Impl& impl = *impl_;
+  if (!impl.started() || impl.stopped.exchange(true)) return;
+  SERVERCORE_CHECK(internal::CurrentWorker() == nullptr,
+                   "Service::Stop called from a worker thread");
+  for (auto& worker : impl.workers) worker->RequestStop();
+  for (auto& worker : impl.workers) worker->Join();
+}
+
 NetStats Service::GetStats() const {
+  const Impl& impl = *impl_;
   NetStats stats;
   stats.sessions_open = SessionCount();
-  stats.sessions_rejected = sessions_rejected_.load(std::memory_order_relaxed);
-  for (const auto& worker : workers_) {
+  stats.sessions_rejected =
+      impl.sessions_rejected.load(std::memory_order_relaxed);
+  for (const auto& worker : impl.workers) {
     const internal::WorkerCounters& c = worker->counters();
     stats.sessions_accepted += c.accepted.Get();
     stats.sessions_connected += c.connected.Get();
@@ -131,7 +145,7 @@ NetStats Service::GetStats() const {
 ServerService::~ServerService() { Stop(); }
 
 std::error_code ServerService::Listen(std::string_view host, uint16_t port) {
-  SERVERCORE_CHECK(started(), "ServerService::Listen before Start");
+  SERVERCORE_CHECK(impl().started(), "ServerService::Listen before Start");
   SERVERCORE_CHECK(port_ == 0, "ServerService::Listen called twice");
   internal::SocketAddress address;
   if (std::error_code error = internal::Resolve(host, port, &address)) {
@@ -150,7 +164,7 @@ std::error_code ServerService::Listen(std::string_view host, uint16_t port) {
     ::close(fd);
     return error;
   }
-  workers()[0]->ListenOn(fd);
+  impl().workers[0]->ListenOn(fd);
   port_ = port;
   return {};
 }
@@ -160,7 +174,7 @@ ClientService::~ClientService() { Stop(); }
 std::error_code ClientService::Connect(std::string_view host, uint16_t port,
                                        std::chrono::milliseconds timeout,
                                        SessionRef* session) {
-  SERVERCORE_CHECK(started(), "ClientService::Connect before Start");
+  SERVERCORE_CHECK(impl().started(), "ClientService::Connect before Start");
   internal::SocketAddress address;
   if (std::error_code error = internal::Resolve(host, port, &address)) {
     return error;
@@ -169,13 +183,13 @@ std::error_code ClientService::Connect(std::string_view host, uint16_t port,
   if (std::error_code error = internal::Connect(address, timeout, &fd)) {
     return error;
   }
-  internal::IoWorker& worker = NextWorker();
-  SessionRef created = CreateSession(fd, worker);
+  internal::IoWorker& worker = impl().NextWorker();
+  SessionRef created = impl().CreateSession(fd, worker);
   if (created == nullptr) {
     return std::make_error_code(std::errc::resource_unavailable_try_again);
   }
   if (session != nullptr) *session = created;
-  worker.Adopt(std::move(created));
+  worker.AdoptConnected(std::move(created));
   return {};
 }
 

@@ -17,14 +17,6 @@ std::error_code Errno() { return {errno, std::system_category()}; }
 
 }  // namespace
 
-void SocketAddress::set_port(uint16_t port) noexcept {
-  if (storage.ss_family == AF_INET6) {
-    reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port = htons(port);
-  } else {
-    reinterpret_cast<sockaddr_in*>(&storage)->sin_port = htons(port);
-  }
-}
-
 std::error_code Resolve(std::string_view host, uint16_t port,
                         SocketAddress* address) {
   addrinfo hints{};

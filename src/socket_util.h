@@ -18,7 +18,6 @@ struct SocketAddress {
   const sockaddr* get() const noexcept {
     return reinterpret_cast<const sockaddr*>(&storage);
   }
-  void set_port(uint16_t port) noexcept;
 };
 
 // Numeric or named host ("0.0.0.0", "::1", "localhost"); numeric port.

@@ -20,7 +20,6 @@ class SERVERCORE_CAPABILITY("mutex") Mutex {
 
   void Lock() SERVERCORE_ACQUIRE() { mu_.lock(); }
   void Unlock() SERVERCORE_RELEASE() { mu_.unlock(); }
-  bool TryLock() SERVERCORE_TRY_ACQUIRE(true) { return mu_.try_lock(); }
 
  private:
   std::mutex mu_;

@@ -21,7 +21,6 @@
 #ifndef SERVERCORE_SERVICE_H_
 #define SERVERCORE_SERVICE_H_
 
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -29,17 +28,12 @@
 #include <memory>
 #include <string_view>
 #include <system_error>
-#include <vector>
 
 #include "servercore/backend.h"
 #include "servercore/net_stats.h"
 #include "servercore/session.h"
 
 namespace servercore {
-
-namespace internal {
-class IoWorker;
-}  // namespace internal
 
 struct ServiceOptions {
   // Worker threads; 0 means one per core.
@@ -69,8 +63,10 @@ class Service {
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
-  // Creates the backends (probing io_uring for Backend::kAuto) and starts the
-  // workers.
+  // Chooses the backend (for Backend::kAuto: the SERVERCORE_BACKEND
+  // environment variable, else io_uring when a probe ring comes up with
+  // every operation we use, else epoll, with one log line saying why) and
+  // starts the workers, each with its own instance of it.
   [[nodiscard]] std::error_code Start();
   // Stops accepting, disconnects every session (kServiceStopped), waits for
   // their in-flight I/O, joins the workers. Bounded; idempotent. A Connect
@@ -78,40 +74,19 @@ class Service {
   void Stop();
 
   // The backend actually running (kAuto resolved); kAuto before Start.
-  Backend backend() const noexcept { return backend_; }
-  const ServiceOptions& options() const noexcept { return options_; }
-  size_t WorkerCount() const noexcept { return workers_.size(); }
-  size_t SessionCount() const noexcept {
-    return session_count_.load(std::memory_order_relaxed);
-  }
+  Backend backend() const noexcept;
+  const ServiceOptions& options() const noexcept;
+  size_t WorkerCount() const noexcept;
+  size_t SessionCount() const noexcept;
   NetStats GetStats() const;
 
  protected:
-  bool started() const noexcept { return !workers_.empty(); }
-  std::vector<std::unique_ptr<internal::IoWorker>>& workers() noexcept {
-    return workers_;
-  }
-  // Round-robin choice of a worker for a new client session.
-  internal::IoWorker& NextWorker() noexcept;
-  // Makes the session for an accepted or connected socket owned by `worker`,
-  // or closes the socket when max_sessions is reached (returns null).
-  SessionRef CreateSession(int fd, internal::IoWorker& worker);
+  // The workers and what they share (service.cc).
+  struct Impl;
+  Impl& impl() noexcept { return *impl_; }
 
  private:
-  friend class internal::IoWorker;
-
-  void OnSessionClosed() noexcept {
-    session_count_.fetch_sub(1, std::memory_order_relaxed);
-  }
-
-  const ServiceOptions options_;
-  const SessionFactory factory_;
-  Backend backend_ = Backend::kAuto;
-  std::vector<std::unique_ptr<internal::IoWorker>> workers_;
-  std::atomic<size_t> session_count_{0};
-  std::atomic<size_t> next_worker_{0};
-  std::atomic<uint64_t> sessions_rejected_{0};
-  std::atomic<bool> stopped_{false};
+  std::unique_ptr<Impl> impl_;
 };
 
 class ServerService : public Service {

@@ -34,37 +34,27 @@
 //
 // Thread safety: Send, Disconnect, IsConnected, PendingSendBytes and id may be
 // called from any thread. The On* hooks run on the session's worker thread,
-// one at a time. Ownership: the Service owns the socket.
+// one at a time. Ownership: the Service owns the socket; the session embeds
+// its I/O state (the queue, the write in progress, the receive buffer), so it
+// costs no allocation beyond the object itself.
 #ifndef SERVERCORE_SESSION_H_
 #define SERVERCORE_SESSION_H_
 
-#include <sys/socket.h>
-#include <sys/uio.h>
-
-#include <algorithm>
-#include <array>
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
-#include <vector>
 
 #include "servercore/disconnect_reason.h"
-#include "servercore/mutex.h"
-#include "servercore/recv_buffer.h"
 #include "servercore/send_buffer.h"
-#include "servercore/thread_annotations.h"
 
 namespace servercore {
 
-class SendBufferChunk;
 class Service;
 namespace internal {
-class IoWorker;
-class EpollBackend;
-class UringBackend;
+class IoKey;
+class SocketState;
 }  // namespace internal
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -76,7 +66,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Unique for the process's lifetime, assigned at construction (from 1).
   uint64_t id() const noexcept { return id_; }
-  // True from just before OnConnected until Disconnect begins.
+  // True from just before OnCreated until Disconnect begins.
   bool IsConnected() const noexcept {
     return state_.load(std::memory_order_acquire) == State::kOpen;
   }
@@ -87,11 +77,36 @@ class Session : public std::enable_shared_from_this<Session> {
   // reported.
   void Disconnect(DisconnectReason reason);
   // Any thread. Bytes queued or in flight, not yet taken by the kernel.
-  size_t PendingSendBytes() const noexcept {
-    return pending_bytes_.load(std::memory_order_relaxed);
-  }
-  // The service this session belongs to; null before it is attached.
+  size_t PendingSendBytes() const noexcept;
+  // The service this session belongs to; null before it is set up.
   Service* service() const noexcept { return service_; }
+
+  // --- The library's side ---------------------------------------------
+  // The worker and the Service drive a session through these. Each takes an
+  // internal::IoKey, which only the library can make, so applications cannot
+  // call them. Each runs on the session's worker thread unless it says so.
+
+  // Any thread: the session's I/O state.
+  internal::SocketState& socket(const internal::IoKey&) noexcept;
+  // The creating thread, once the socket is bound: sizes the receive buffer,
+  // and the session is open (OnCreated runs).
+  void Open(const internal::IoKey&, Service& service);
+  // The session reached its worker: starts receiving and runs OnConnected.
+  // False, with nothing started, when it was closed before it got there (or
+  // `stopping`: the service is stopping, and it is closed now).
+  [[nodiscard]] bool Attach(const internal::IoKey&, bool stopping);
+  // Begins closing on the worker: for kLocal and kProtocolError the output
+  // already queued is written first when `may_drain` (the worker is not
+  // stopping); otherwise all I/O on the socket is ended at once.
+  void StartClosing(const internal::IoKey&, bool may_drain);
+  // The hooks, for the socket state: bytes received, bytes written.
+  size_t Deliver(const internal::IoKey&, std::span<const std::byte> data);
+  void Wrote(const internal::IoKey&, size_t bytes);
+  // The last operation on the socket has completed: closes it, drops what
+  // was queued and runs OnDisconnected. A session still open (it never
+  // reached its worker before the service stopped) is closed with
+  // kServiceStopped.
+  void Finalize(const internal::IoKey&);
 
  protected:
   // The thread that accepted the socket (or called Connect), right after the
@@ -118,84 +133,24 @@ class Session : public std::enable_shared_from_this<Session> {
   void CountPacketsIn(size_t packets) noexcept;
 
  private:
-  friend class Service;
-  friend class internal::IoWorker;
-  friend class internal::EpollBackend;
-  friend class internal::UringBackend;
-
   enum class State : uint8_t { kNew, kOpen, kClosing, kClosed };
 
-  // The chunk-memory charge of each buffer in a FIFO: a chunk's whole size
-  // when it is not among the last kRecent distinct chunks seen, else 0. The
-  // answers depend only on the sequence of buffers, so one tracker at the
-  // queue's tail (Send) and one at its head (written buffers) agree, and the
-  // charges added at the tail come off at the head exactly.
-  class PinTracker {
-   public:
-    size_t Charge(const SendBuffer& buffer) noexcept;
-    void Reset() noexcept { recent_ = {}; }
-
-   private:
-    static constexpr size_t kRecent = 16;  // one per worker, up to 16
-    std::array<const SendBufferChunk*, kRecent> recent_{};
-    size_t next_ = 0;
-  };
-
-  // --- Worker-thread side (see io_worker.cc) ---
-  void HandleRecv(int64_t result);
-  void HandleWrite(int64_t result);
-  void WriteQueued();
-  bool CompleteWrite(int64_t result);
-  void BuildIovecs();
-  // Output may still be written: open, or closing with a drain.
-  bool CanWrite() const noexcept { return IsConnected() || draining_; }
-  // The chunk-memory budget: never below 2 MiB (64 default chunks), so a
-  // small max_pending_bytes does not make every receiver of a busy room,
-  // whose queue spans a few chunks, look slow.
-  size_t PinnedChargeLimit() const noexcept {
-    return std::max<size_t>(max_pending_bytes_, size_t{2} << 20);
-  }
+  // Open -> closing with `reason`, without telling the worker; false when
+  // the session was no longer open.
+  bool MarkClosing(DisconnectReason reason) noexcept;
+  internal::SocketState& socket() noexcept;
+  const internal::SocketState& socket() const noexcept;
 
   const uint64_t id_;
   std::atomic<State> state_{State::kNew};
   std::atomic<DisconnectReason> reason_{DisconnectReason::kLocal};
-  std::atomic<size_t> pending_bytes_{0};
-  // Chunk memory charged to queued buffers (see PinTracker).
-  std::atomic<size_t> pinned_charge_{0};
-
-  // Fixed once attached.
-  int fd_ = -1;
   Service* service_ = nullptr;
-  internal::IoWorker* worker_ = nullptr;
-  size_t max_pending_bytes_ = 0;
 
-  // Send queue: any thread appends; the worker takes.
-  Mutex send_mu_;
-  std::vector<SendBufferRef> send_queue_ SERVERCORE_GUARDED_BY(send_mu_);
-  // True from the Send that found the queue drained until the worker drains
-  // it again: while set, Send only enqueues.
-  bool flush_requested_ SERVERCORE_GUARDED_BY(send_mu_) = false;
-  PinTracker tail_pins_ SERVERCORE_GUARDED_BY(send_mu_);
-
-  // Worker thread only: the write in progress.
-  std::vector<SendBufferRef> sending_;
-  size_t sending_head_ = 0;    // first buffer in sending_ not fully written
-  size_t sending_offset_ = 0;  // bytes of sending_[sending_head_] written
-  std::vector<iovec> iov_;     // what the current write covers
-  PinTracker head_pins_;       // charges of buffers as they are written
-  msghdr msg_{};
-  bool write_in_flight_ = false;
-  // Closing, but still writing what was queued before Disconnect.
-  bool draining_ = false;
-  std::chrono::steady_clock::time_point drain_deadline_{};
-  // When the write in flight was started: a write pending for longer than
-  // ServiceOptions::send_stall_timeout means the peer stopped reading.
-  std::chrono::steady_clock::time_point write_since_{};
-  int ops_in_flight_ = 0;  // io_uring operations not yet completed
-  bool in_close_list_ = false;
-  bool attached_ = false;    // in its worker's session list
-  size_t worker_index_ = 0;  // position in the worker's session list
-  RecvBuffer recv_buffer_{0};
+  // The internal::SocketState, built in place: its type stays out of this
+  // header, and the session needs no second allocation. session.cc checks
+  // that it fits.
+  static constexpr size_t kSocketStateSize = 640;
+  alignas(16) std::byte socket_storage_[kSocketStateSize];
 };
 
 using SessionRef = std::shared_ptr<Session>;

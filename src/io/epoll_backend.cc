@@ -19,8 +19,8 @@
 
 #include "io/io_backend.h"
 #include "io/io_worker.h"
+#include "io/socket_state.h"
 #include "servercore/log.h"
-#include "servercore/session.h"
 
 namespace servercore::internal {
 
@@ -33,49 +33,56 @@ class EpollBackend final : public IoBackend {
     ::close(epoll_fd_);
   }
 
-  Backend kind() const noexcept override { return Backend::kEpoll; }
-
-  void Attach(Session& session) override {
-    if (!Control(EPOLL_CTL_ADD, session.fd_, kReadEvents, &session)) {
-      session.Disconnect(DisconnectReason::kIoError);
+  void Attach(SocketState& socket) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
+    if (!Control(EPOLL_CTL_ADD, socket.fd(), kReadEvents, &socket)) {
+      // Reported like any failed receive: the session closes.
+      socket.RecvDone(-errno);
     }
   }
 
-  void ResumeRecv(Session&) override {}  // level-triggered: still armed
+  void ResumeRecv(SocketState&) override {}  // level-triggered: still armed
 
-  int64_t Write(Session& session) override {
-    const ssize_t n = ::sendmsg(session.fd_, &session.msg_, MSG_NOSIGNAL);
+  int64_t Write(SocketState& socket) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
+    const ssize_t n =
+        ::sendmsg(socket.fd(), &socket.write_message(), MSG_NOSIGNAL);
     if (n >= 0) return n;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
     // The socket buffer is full: finish the write when it drains.
-    if (!Control(EPOLL_CTL_MOD, session.fd_, ReadEvents(session) | EPOLLOUT,
-                 &session)) {
+    if (!Control(EPOLL_CTL_MOD, socket.fd(), ReadEvents(socket) | EPOLLOUT,
+                 &socket)) {
       return -errno;
     }
     return kInFlight;
   }
 
-  void StopRecv(Session& session) override {
+  void StopRecv(SocketState& socket) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
     // Level-triggered input left unread would wake every round: watch only
     // for room to write (or nothing).
-    Control(EPOLL_CTL_MOD, session.fd_,
-            session.write_in_flight_ ? uint32_t{EPOLLOUT} : 0, &session);
+    Control(EPOLL_CTL_MOD, socket.fd(),
+            socket.write_in_flight() ? uint32_t{EPOLLOUT} : 0, &socket);
   }
 
-  void Detach(Session& session) override {
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, session.fd_, nullptr);
+  void Detach(SocketState& socket) override {
+    worker_.AssertInWorkerThread();
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket.fd(), nullptr);
   }
 
   void Listen(int listen_fd) override {
+    worker_.AssertInWorkerThread();
     listen_fd_ = listen_fd;
     ResumeAccept();
   }
   void PauseAccept() override {
+    worker_.AssertInWorkerThread();
     if (listen_fd_ >= 0) {
       ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
     }
   }
   void ResumeAccept() override {
+    worker_.AssertInWorkerThread();
     if (listen_fd_ >= 0 &&
         !Control(EPOLL_CTL_ADD, listen_fd_, EPOLLIN, &listen_tag_)) {
       SERVERCORE_LOG_ERROR("epoll: cannot watch the listening socket: %d",
@@ -84,7 +91,8 @@ class EpollBackend final : public IoBackend {
   }
   bool HasOwnOpsInFlight() const noexcept override { return false; }
 
-  void Poll(int timeout_ms) override {
+  void Poll(int timeout_ms) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
     const int n = ::epoll_wait(epoll_fd_, events_.data(),
                                static_cast<int>(events_.size()), timeout_ms);
     for (int i = 0; i < n; ++i) {
@@ -95,7 +103,7 @@ class EpollBackend final : public IoBackend {
       } else if (event.data.ptr == &listen_tag_) {
         AcceptAll();
       } else {
-        Dispatch(*static_cast<Session*>(event.data.ptr), event.events);
+        Dispatch(*static_cast<SocketState*>(event.data.ptr), event.events);
       }
     }
   }
@@ -114,9 +122,9 @@ class EpollBackend final : public IoBackend {
  private:
   static constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP;
 
-  // A draining session no longer reads.
-  static uint32_t ReadEvents(const Session& session) {
-    return session.IsConnected() ? kReadEvents : 0;
+  // A draining socket no longer reads.
+  static uint32_t ReadEvents(const SocketState& socket) {
+    return socket.CanRead() ? kReadEvents : 0;
   }
   // Connections taken per readiness event, so one busy listener cannot starve
   // the sessions (level-triggered: the rest come next round).
@@ -129,7 +137,7 @@ class EpollBackend final : public IoBackend {
     return ::epoll_ctl(epoll_fd_, op, fd, &event) == 0;
   }
 
-  void AcceptAll() {
+  void AcceptAll() SERVERCORE_ON_WORKER {
     for (int i = 0; i < kAcceptBatch; ++i) {
       const int fd =
           ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -143,24 +151,25 @@ class EpollBackend final : public IoBackend {
     }
   }
 
-  void Dispatch(Session& session, uint32_t events) {
-    // An event from this round's batch may name a session that an earlier
+  void Dispatch(SocketState& socket, uint32_t events) SERVERCORE_ON_WORKER {
+    // An event from this round's batch may name a socket that an earlier
     // event of the same batch closed; it is still alive (the worker finalises
     // after Poll) but must not be touched.
-    if (!session.CanWrite()) return;
-    if ((events & EPOLLOUT) != 0 && session.write_in_flight_) {
-      const ssize_t n = ::sendmsg(session.fd_, &session.msg_, MSG_NOSIGNAL);
+    if (!socket.CanWrite()) return;
+    if ((events & EPOLLOUT) != 0 && socket.write_in_flight()) {
+      const ssize_t n =
+          ::sendmsg(socket.fd(), &socket.write_message(), MSG_NOSIGNAL);
       if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
         const int64_t result = n >= 0 ? n : -errno;
-        Control(EPOLL_CTL_MOD, session.fd_, ReadEvents(session), &session);
-        session.HandleWrite(result);
+        Control(EPOLL_CTL_MOD, socket.fd(), ReadEvents(socket), &socket);
+        socket.WriteDone(result);
       }
     }
     if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0 &&
-        session.IsConnected()) {
-      std::span<std::byte> room = session.recv_buffer_.Free();
-      const ssize_t n = ::recv(session.fd_, room.data(), room.size(), 0);
-      session.HandleRecv(n >= 0 ? n : -errno);
+        socket.CanRead()) {
+      std::span<std::byte> room = socket.recv_buffer().Free();
+      const ssize_t n = ::recv(socket.fd(), room.data(), room.size(), 0);
+      socket.RecvDone(n >= 0 ? n : -errno);
     }
   }
 

@@ -1,8 +1,10 @@
 // IoBackend: the one small interface between a worker and its kernel I/O
 // mechanism, with one implementation per file: io_uring (uring_backend.cc, a
 // proactor like IOCP) and epoll (epoll_backend.cc, a reactor made to look like
-// one). The worker and Session hold all protocol and ordering logic; a backend
-// only starts operations and reports their results.
+// one). A backend works on a SocketState, never on the application's Session:
+// it starts operations on the socket and reports each result to the socket
+// state (RecvDone, WriteDone); the socket state, the worker and the Session
+// hold all protocol and ordering logic.
 //
 // Results use the I/O tier of our error handling: bytes, or -errno. Never
 // thrown.
@@ -17,52 +19,51 @@
 #include <string>
 #include <system_error>
 
+#include "io/worker_thread.h"
 #include "servercore/backend.h"
 
-namespace servercore {
-class Session;
-namespace internal {
+namespace servercore::internal {
 
 class IoWorker;
+class SocketState;
 
-// Write() result meaning "started; Session::HandleWrite reports the result".
+// Write() result meaning "started; SocketState::WriteDone gets the result".
 inline constexpr int64_t kInFlight = std::numeric_limits<int64_t>::min();
 
 class IoBackend {
  public:
   virtual ~IoBackend() = default;
 
-  virtual Backend kind() const noexcept = 0;
-
   // Starts receiving on a connected non-blocking socket. Data arrives through
-  // Session::HandleRecv.
-  virtual void Attach(Session& session) = 0;
-  // After HandleRecv, when the session is still open: receive again.
-  virtual void ResumeRecv(Session& session) = 0;
-  // Writes session.msg_ (its iovecs). Returns bytes written or -errno when the
-  // write finished at once, or kInFlight when Session::HandleWrite will report
-  // it. Called only with no write in flight.
-  virtual int64_t Write(Session& session) = 0;
-  // Stops receiving on a closing session that is still draining its output
+  // SocketState::RecvDone.
+  virtual void Attach(SocketState& socket) SERVERCORE_ON_WORKER = 0;
+  // After RecvDone, when the socket still reads: receive again.
+  virtual void ResumeRecv(SocketState& socket) SERVERCORE_ON_WORKER = 0;
+  // Writes socket.write_message(). Returns bytes written or -errno when the
+  // write finished at once, or kInFlight when SocketState::WriteDone will
+  // get the result. Called only with no write in flight; the message and
+  // its iovecs stay unchanged until then.
+  virtual int64_t Write(SocketState& socket) SERVERCORE_ON_WORKER = 0;
+  // Stops receiving on a closing socket that is still draining its output
   // (io_uring: the pending recv simply completes and is not renewed).
-  virtual void StopRecv(Session& session) = 0;
+  virtual void StopRecv(SocketState& socket) SERVERCORE_ON_WORKER = 0;
   // Ends all I/O on the socket (without closing it): operations in flight
-  // complete soon, then session.ops_in_flight_ is 0 and no event names the
-  // session again.
-  virtual void Detach(Session& session) = 0;
+  // complete soon, then socket.ops_in_flight is 0 and no event names the
+  // socket again.
+  virtual void Detach(SocketState& socket) SERVERCORE_ON_WORKER = 0;
 
   // Accepts on a listening socket, reporting through IoWorker::OnAccepted and
   // IoWorker::OnAcceptError. Pause stops asking for connections (they wait in
   // the backlog); Resume asks again.
-  virtual void Listen(int listen_fd) = 0;
-  virtual void PauseAccept() = 0;
-  virtual void ResumeAccept() = 0;
+  virtual void Listen(int listen_fd) SERVERCORE_ON_WORKER = 0;
+  virtual void PauseAccept() SERVERCORE_ON_WORKER = 0;
+  virtual void ResumeAccept() SERVERCORE_ON_WORKER = 0;
   // True while an operation of the backend's own (accept, cancel) is still in
   // flight after PauseAccept: the worker waits for it before exiting.
   virtual bool HasOwnOpsInFlight() const noexcept = 0;
 
   // Waits up to timeout_ms (or until Wake) and dispatches what completed.
-  virtual void Poll(int timeout_ms) = 0;
+  virtual void Poll(int timeout_ms) SERVERCORE_ON_WORKER = 0;
   // Any thread: makes a Poll in progress, or the next one, return.
   virtual void Wake() noexcept = 0;
   // Ends every operation still in flight (io_uring tears the ring down); only
@@ -70,16 +71,31 @@ class IoBackend {
   virtual void Shutdown() noexcept = 0;
 };
 
-// Each returns null and sets *error (and *why, a human-readable reason) when
-// the backend cannot run here.
+// The backend a service runs, decided once before its workers start:
+// `requested`, unless it is kAuto, in which case the SERVERCORE_BACKEND
+// environment variable (uring|epoll) decides, and failing that a probe: a
+// throw-away io_uring ring must come up with every operation we use, else
+// epoll (logged once, with the reason). Never returns kAuto.
+Backend ChooseBackend(Backend requested);
+
+// Creates a worker's backend of `kind` (kUring or kEpoll) on the calling
+// thread. Returns null and sets *error (and *why, a human-readable reason)
+// when it cannot run here.
+std::unique_ptr<IoBackend> CreateBackend(Backend kind, IoWorker& worker,
+                                         std::error_code* error,
+                                         std::string* why);
+
+// Per backend (uring_backend.cc, epoll_backend.cc).
 std::unique_ptr<IoBackend> CreateUringBackend(IoWorker& worker,
                                               std::error_code* error,
                                               std::string* why);
 std::unique_ptr<IoBackend> CreateEpollBackend(IoWorker& worker,
                                               std::error_code* error,
                                               std::string* why);
+// Whether io_uring runs here with every operation the backend uses; *why
+// says why not.
+bool UringAvailable(std::string* why);
 
-}  // namespace internal
-}  // namespace servercore
+}  // namespace servercore::internal
 
 #endif  // SERVERCORE_SRC_IO_IO_BACKEND_H_

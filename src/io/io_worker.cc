@@ -6,10 +6,10 @@
 #include <future>
 #include <utility>
 
+#include "io/io_key.h"
+#include "io/socket_state.h"
 #include "servercore/check.h"
 #include "servercore/log.h"
-#include "servercore/service.h"
-#include "servercore/session.h"
 
 namespace servercore::internal {
 namespace {
@@ -20,31 +20,35 @@ thread_local IoWorker* t_current_worker = nullptr;
 constexpr int kMaxPollMs = 100;
 // A stopping worker waits at most this long for in-flight I/O to complete.
 constexpr auto kStopDeadline = std::chrono::seconds(5);
-// A session closed with output still queued writes it for at most this long.
-constexpr auto kDrainTimeout = std::chrono::seconds(2);
 
 }  // namespace
 
 IoWorker* CurrentWorker() noexcept { return t_current_worker; }
 
-IoWorker::IoWorker(Service& service, size_t index)
-    : service_(service), index_(index) {}
+IoWorker::IoWorker(WorkerHost& host, size_t index)
+    : host_(host), index_(index) {}
 
 IoWorker::~IoWorker() {
   SERVERCORE_CHECK(!thread_.joinable(), "IoWorker destroyed while running");
   backend_.reset();
-  listener_.reset();  // closes the listening socket, now the backend is gone
+  // Closes the listening socket, now the backend is gone. The thread has
+  // ended: nothing else touches the listener.
+  [this]() SERVERCORE_NO_THREAD_SAFETY_ANALYSIS { listener_.reset(); }();
 }
 
 std::error_code IoWorker::Start(Backend kind, std::string* why) {
   std::promise<std::error_code> started;
   std::future<std::error_code> result = started.get_future();
   thread_ = std::thread([this, kind, why, &started] {
+    t_current_worker = this;
     std::error_code error;
-    backend_ = kind == Backend::kUring ? CreateUringBackend(*this, &error, why)
-                                       : CreateEpollBackend(*this, &error, why);
+    backend_ = CreateBackend(kind, *this, &error, why);
     started.set_value(error);
-    if (!error) Run();
+    if (!error) {
+      AssertInWorkerThread();
+      Run();
+    }
+    t_current_worker = nullptr;
   });
   std::error_code error = result.get();
   if (error) thread_.join();
@@ -64,7 +68,9 @@ bool IoWorker::InWorkerThread() const noexcept {
 }
 
 void IoWorker::AssertInWorkerThread() const {
-  SERVERCORE_CHECK(InWorkerThread(), "called off the session's worker thread");
+  SERVERCORE_DCHECK(
+      InWorkerThread() || loop_ended_.load(std::memory_order_acquire),
+      "worker %zu: called off its thread", index_);
 }
 
 void IoWorker::Post(Task task) {
@@ -82,10 +88,11 @@ void IoWorker::Post(Task task) {
     // Queued. One wake-up per batch: the worker swaps the whole inbox out
     // each round.
     if (was_empty) backend_->Wake();
-  } else if (task.kind == Task::Kind::kAdopt) {
+  } else if (task.kind == Task::Kind::kAdopt ||
+             task.kind == Task::Kind::kConnect) {
     // The loop has ended (a Connect raced with Stop): no worker will ever
     // attach this session, so close it here.
-    task.session->reason_.store(DisconnectReason::kServiceStopped);
+    AssertInWorkerThread();
     Finalize(*task.session);
   } else if (task.kind == Task::Kind::kListen) {
     ::close(task.fd);
@@ -94,6 +101,7 @@ void IoWorker::Post(Task task) {
 
 void IoWorker::RequestFlush(SessionRef session) {
   if (InWorkerThread()) {
+    AssertInWorkerThread();
     ScheduleFlush(std::move(session));
   } else {
     Post(Task{.kind = Task::Kind::kFlush, .session = std::move(session)});
@@ -102,6 +110,7 @@ void IoWorker::RequestFlush(SessionRef session) {
 
 void IoWorker::RequestClose(SessionRef session) {
   if (InWorkerThread()) {
+    AssertInWorkerThread();
     BeginClose(std::move(session));
   } else {
     Post(Task{.kind = Task::Kind::kClose, .session = std::move(session)});
@@ -110,6 +119,10 @@ void IoWorker::RequestClose(SessionRef session) {
 
 void IoWorker::Adopt(SessionRef session) {
   Post(Task{.kind = Task::Kind::kAdopt, .session = std::move(session)});
+}
+
+void IoWorker::AdoptConnected(SessionRef session) {
+  Post(Task{.kind = Task::Kind::kConnect, .session = std::move(session)});
 }
 
 void IoWorker::ListenOn(int listen_fd) {
@@ -122,14 +135,13 @@ void IoWorker::ScheduleFlush(SessionRef session) {
 }
 
 void IoWorker::Run() {
-  t_current_worker = this;
   std::chrono::steady_clock::time_point deadline{};
   for (;;) {
     backend_->Poll(PollTimeoutMs());
     RunTasks();
     FlushScheduled();
     FinalizeClosed();
-    MaybeResumeAccept();
+    if (listener_) listener_->MaybeResume(std::chrono::steady_clock::now());
     KickStalledWriters();
     if (stopping_) {
       if (sessions_.empty() && closing_.empty() &&
@@ -150,10 +162,10 @@ void IoWorker::Run() {
     }
   }
   DrainAfterExit();
-  t_current_worker = nullptr;
 }
 
 void IoWorker::DrainAfterExit() {
+  AssertInWorkerThread();
   // Whatever is left (only after the deadline) goes with the backend's
   // operations. The backend object itself lives until the destructor: other
   // threads may still Post (and so Wake) after this loop has ended.
@@ -161,12 +173,14 @@ void IoWorker::DrainAfterExit() {
   backend_down_ = true;
   {
     MutexLock lock(inbox_mu_);
+    // Before exited_: a Post that finds the loop gone finalises on its own
+    // thread, which AssertInWorkerThread must then allow.
+    loop_ended_.store(true, std::memory_order_release);
     exited_ = true;
     tasks_.swap(inbox_);
   }
   for (Task& task : tasks_) {
-    if (task.kind == Task::Kind::kAdopt) {
-      task.session->reason_.store(DisconnectReason::kServiceStopped);
+    if (task.kind == Task::Kind::kAdopt || task.kind == Task::Kind::kConnect) {
       Finalize(*task.session);
     }
   }
@@ -193,6 +207,7 @@ int IoWorker::PollTimeoutMs() const {
 }
 
 void IoWorker::RunTasks() {
+  AssertInWorkerThread();
   {
     MutexLock lock(inbox_mu_);
     tasks_.swap(inbox_);
@@ -205,8 +220,11 @@ void IoWorker::RunTasks() {
       case Task::Kind::kClose:
         BeginClose(std::move(task.session));
         break;
-      case Task::Kind::kAdopt:
+      case Task::Kind::kConnect:
         counters_.connected.Add();
+        AttachSession(std::move(task.session));
+        break;
+      case Task::Kind::kAdopt:
         AttachSession(std::move(task.session));
         break;
       case Task::Kind::kListen:
@@ -222,30 +240,28 @@ void IoWorker::RunTasks() {
 }
 
 void IoWorker::FlushScheduled() {
+  AssertInWorkerThread();
   // A session may be listed more than once; WriteQueued is cheap when there
   // is nothing new or a write is already in flight.
   for (size_t i = 0; i < flush_list_.size(); ++i) {
     Session& session = *flush_list_[i];
+    SocketState& socket = session.socket(IoKey{});
     // Not attached yet (its kAdopt task is still on the way): the flush
     // request stands, and AttachSession flushes.
-    if (session.attached_ &&
-        session.state_.load(std::memory_order_acquire) ==
-            Session::State::kOpen &&
-        !session.write_in_flight_) {
-      session.WriteQueued();
-    }
+    if (socket.attached && session.IsConnected()) socket.WriteQueued();
   }
   flush_list_.clear();
 }
 
 void IoWorker::OnAccepted(int fd) {
+  AssertInWorkerThread();
   counters_.accepted.Add();
   if (stopping_) {
     ::close(fd);
     return;
   }
-  IoWorker& owner = service_.NextWorker();
-  SessionRef session = service_.CreateSession(fd, owner);
+  IoWorker& owner = host_.NextWorker();
+  SessionRef session = host_.CreateSession(fd, owner);
   if (session == nullptr) return;  // refused: max_sessions
   if (&owner == this) {
     AttachSession(std::move(session));
@@ -255,53 +271,42 @@ void IoWorker::OnAccepted(int fd) {
 }
 
 void IoWorker::OnAcceptError(int error) {
+  AssertInWorkerThread();
   counters_.accept_errors.Add();
   if (listener_) listener_->OnError(error);
 }
 
-void IoWorker::MaybeResumeAccept() {
-  if (listener_) listener_->MaybeResume(std::chrono::steady_clock::now());
-}
-
 void IoWorker::KickStalledWriters() {
+  AssertInWorkerThread();
   const auto now = std::chrono::steady_clock::now();
   if (now < next_stall_check_) return;
   next_stall_check_ = now + std::chrono::seconds(1);
-  const auto timeout = service_.options().send_stall_timeout;
-  for (size_t i = 0; i < sessions_.size(); ++i) {
-    Session& s = *sessions_[i];
-    if (s.write_in_flight_ && now - s.write_since_ > timeout) {
+  const auto timeout = host_.options().send_stall_timeout;
+  for (const SessionRef& session : sessions_) {
+    const SocketState& socket = session->socket(IoKey{});
+    if (socket.write_in_flight() && now - socket.write_since() > timeout) {
       SERVERCORE_LOG_WARNING(
           "session %llu: no output taken for %lld ms; disconnecting",
-          static_cast<unsigned long long>(s.id()),
+          static_cast<unsigned long long>(session->id()),
           static_cast<long long>(timeout.count()));
-      s.Disconnect(DisconnectReason::kSlowReceiver);
+      session->Disconnect(DisconnectReason::kSlowReceiver);
     }
   }
 }
 
 void IoWorker::AttachSession(SessionRef session) {
   AssertInWorkerThread();
-  Session& s = *session;
-  s.attached_ = true;
-  s.worker_index_ = sessions_.size();
+  SocketState& socket = session->socket(IoKey{});
+  socket.attached = true;
+  socket.worker_index = sessions_.size();
   sessions_.push_back(session);
-  if (stopping_) {
-    auto expected = Session::State::kOpen;
-    if (s.state_.compare_exchange_strong(expected, Session::State::kClosing)) {
-      s.reason_.store(DisconnectReason::kServiceStopped);
-    }
-  }
-  if (s.in_close_list_ ||
-      s.state_.load(std::memory_order_acquire) != Session::State::kOpen) {
+  if (!session->Attach(IoKey{}, stopping_)) {
     // Disconnected (or the service stopped) before it reached its worker:
     // nothing was started on the socket, so it can be finalised at once.
-    s.in_close_list_ = true;
+    socket.in_close_list = true;
     closing_.push_back(std::move(session));
     return;
   }
-  backend_->Attach(s);
-  s.OnConnected();
   // Output queued since OnCreated (a broadcast to the session's room, say)
   // waited for this.
   ScheduleFlush(std::move(session));
@@ -309,43 +314,32 @@ void IoWorker::AttachSession(SessionRef session) {
 
 void IoWorker::BeginClose(SessionRef session) {
   AssertInWorkerThread();
-  Session& s = *session;
-  if (s.in_close_list_ || s.worker_ != this) return;
-  s.in_close_list_ = true;
+  SocketState& socket = session->socket(IoKey{});
+  if (socket.in_close_list || &socket.worker() != this) return;
+  socket.in_close_list = true;
   // Closed before its kAdopt task ran: AttachSession sees the mark and
   // finalises it then (it is not in sessions_ yet).
-  if (!s.attached_) return;
-  const DisconnectReason reason = s.reason_.load(std::memory_order_acquire);
-  if (!backend_down_ && !stopping_ &&
-      (reason == DisconnectReason::kLocal ||
-       reason == DisconnectReason::kProtocolError)) {
-    // Write what was queued before the close (say, the replies to the
-    // packets before a bad one), then shut down; FinalizeClosed waits.
-    s.draining_ = true;
-    s.drain_deadline_ = std::chrono::steady_clock::now() + kDrainTimeout;
-    backend_->StopRecv(s);
-    if (!s.write_in_flight_) s.WriteQueued();
-    if (!s.write_in_flight_) s.draining_ = false;
-  }
-  if (!s.draining_ && !backend_down_) backend_->Detach(s);
+  if (!socket.attached) return;
+  if (!backend_down_) session->StartClosing(IoKey{}, /*may_drain=*/!stopping_);
   closing_.push_back(std::move(session));
 }
 
 void IoWorker::FinalizeClosed() {
+  AssertInWorkerThread();
   // Swapped out first: OnDisconnected hooks may close more sessions, which
   // land in closing_ for the next round.
   finalizing_.swap(closing_);
   const auto now = std::chrono::steady_clock::now();
   for (SessionRef& session : finalizing_) {
-    if (session->draining_) {
-      if (session->write_in_flight_ && now < session->drain_deadline_) {
+    SocketState& socket = session->socket(IoKey{});
+    if (socket.draining()) {
+      if (socket.KeepDraining(now)) {
         closing_.push_back(std::move(session));
         continue;
       }
-      session->draining_ = false;  // drained, or out of time
-      backend_->Detach(*session);
+      backend_->Detach(socket);  // drained, or out of time
     }
-    if (session->ops_in_flight_ == 0) {
+    if (socket.ops_in_flight == 0) {
       Finalize(*session);
     } else {
       closing_.push_back(std::move(session));
@@ -355,39 +349,29 @@ void IoWorker::FinalizeClosed() {
 }
 
 void IoWorker::Finalize(Session& session) {
-  session.state_.store(Session::State::kClosed, std::memory_order_release);
-  if (session.fd_ >= 0) ::close(std::exchange(session.fd_, -1));
-  {
-    MutexLock lock(session.send_mu_);
-    session.send_queue_.clear();
-    session.flush_requested_ = true;  // no more flush requests
-  }
-  session.sending_.clear();
-  session.sending_head_ = 0;
-  session.sending_offset_ = 0;
-  const DisconnectReason reason =
-      session.reason_.load(std::memory_order_acquire);
-  counters_.closed_by_reason[static_cast<size_t>(reason)].Add();
-  session.OnDisconnected(reason);
-  service_.OnSessionClosed();
-  if (!session.attached_) return;
+  AssertInWorkerThread();
+  session.Finalize(IoKey{});
+  host_.OnSessionClosed();
+  SocketState& socket = session.socket(IoKey{});
+  if (!socket.attached) return;
 
   // Swap-remove from sessions_ (last, since `session` may live only there).
-  session.attached_ = false;
-  const size_t index = session.worker_index_;
+  socket.attached = false;
+  const size_t index = socket.worker_index;
   SessionRef keep = std::move(sessions_[index]);
   if (index + 1 != sessions_.size()) {
     sessions_[index] = std::move(sessions_.back());
-    sessions_[index]->worker_index_ = index;
+    sessions_[index]->socket(IoKey{}).worker_index = index;
   }
   sessions_.pop_back();
 }
 
 void IoWorker::StopAll() {
+  AssertInWorkerThread();
   stopping_ = true;
   if (listener_) listener_->Stop();
-  for (size_t i = 0; i < sessions_.size(); ++i) {
-    sessions_[i]->Disconnect(DisconnectReason::kServiceStopped);
+  for (const SessionRef& session : sessions_) {
+    session->Disconnect(DisconnectReason::kServiceStopped);
   }
 }
 

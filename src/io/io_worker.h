@@ -1,15 +1,19 @@
 // IoWorker: one thread, one backend, the sessions it owns. Its loop:
 //
-//   Poll (backend dispatches completions to sessions and accepts)
+//   Poll (the backend reports completions to socket states, and accepts)
 //   -> drain the inbox (requests from other threads)
 //   -> flush every session that had output queued this round (one gather
 //      write each, so a burst of Sends becomes one syscall per session)
 //   -> finish closing sessions whose last operation has completed
 //
+// The worker keeps lists; each session makes its own state transitions
+// (Session::Attach, StartClosing, Finalize), which the worker calls.
+//
 // Thread safety: Request*, Adopt, ListenOn and RequestStop may be called from
-// any thread; everything else runs on the worker thread only (asserted).
-// Ownership: owns its backend, its Listener and its sessions (until
-// each is finalised); sockets of sessions are closed in Finalize.
+// any thread; everything else runs on the worker thread only, which the
+// compiler checks (SERVERCORE_ON_WORKER, io/worker_thread.h) and debug and
+// sanitizer builds assert. Ownership: owns its backend, its Listener and its
+// sessions (until each is finalised).
 #ifndef SERVERCORE_SRC_IO_IO_WORKER_H_
 #define SERVERCORE_SRC_IO_IO_WORKER_H_
 
@@ -26,25 +30,43 @@
 #include "io/io_backend.h"
 #include "io/listener.h"
 #include "io/worker_counters.h"
+#include "io/worker_thread.h"
 #include "servercore/backend.h"
 #include "servercore/mutex.h"
+#include "servercore/service.h"
 #include "servercore/session.h"
 #include "servercore/thread_annotations.h"
 
-namespace servercore {
-class Service;
-namespace internal {
+namespace servercore::internal {
+
+class IoWorker;
+
+// What a worker needs from the service that owns it.
+class WorkerHost {
+ public:
+  virtual const ServiceOptions& options() const noexcept = 0;
+  // The worker that gets the next new session (round-robin).
+  virtual IoWorker& NextWorker() noexcept = 0;
+  // The session for an accepted socket, bound to `owner`; null (and the
+  // socket closed) past max_sessions.
+  virtual SessionRef CreateSession(int fd, IoWorker& owner) = 0;
+  // A session of this service was finalised.
+  virtual void OnSessionClosed() noexcept = 0;
+
+ protected:
+  ~WorkerHost() = default;
+};
 
 class IoWorker {
  public:
-  IoWorker(Service& service, size_t index);
+  IoWorker(WorkerHost& host, size_t index);
   ~IoWorker();
   IoWorker(const IoWorker&) = delete;
   IoWorker& operator=(const IoWorker&) = delete;
 
-  // Starts the thread, which creates its backend there (an io_uring ring
-  // with SINGLE_ISSUER belongs to the thread that creates it) and reports
-  // back; on failure the thread has ended. kAuto is resolved by the Service.
+  // Starts the thread, which creates its backend of `kind` (kUring or
+  // kEpoll) there (an io_uring ring with SINGLE_ISSUER belongs to the thread
+  // that creates it) and reports back; on failure the thread has ended.
   [[nodiscard]] std::error_code Start(Backend kind, std::string* why);
   // Any thread: close every session, stop accepting, leave the loop once all
   // I/O has completed. Join waits for that.
@@ -54,53 +76,61 @@ class IoWorker {
   // Any thread.
   void RequestFlush(SessionRef session);
   void RequestClose(SessionRef session);
-  void Adopt(SessionRef session);  // a connected client session
+  // A session created for this worker: accepted by another worker, or
+  // connected by a ClientService (counted as connected).
+  void Adopt(SessionRef session);
+  void AdoptConnected(SessionRef session);
   void ListenOn(int listen_fd);
 
   bool InWorkerThread() const noexcept;
-  void AssertInWorkerThread() const;
+  // Establishes, for the compiler, that the caller runs on a worker, and
+  // checks at run time (debug and sanitizer builds) that it is this one, or
+  // that this worker's loop has ended (its last sessions are finalised by
+  // whichever thread still hands it one).
+  void AssertInWorkerThread() const SERVERCORE_ASSERT_CAPABILITY(kWorkerThread);
 
   // Worker thread: called by the backend.
-  void OnAccepted(int fd);
-  void OnAcceptError(int error);
+  void OnAccepted(int fd) SERVERCORE_ON_WORKER;
+  void OnAcceptError(int error) SERVERCORE_ON_WORKER;
 
   IoBackend& backend() noexcept { return *backend_; }
   WorkerCounters& counters() noexcept { return counters_; }
   const WorkerCounters& counters() const noexcept { return counters_; }
-  Service& service() noexcept { return service_; }
-  size_t index() const noexcept { return index_; }
-
-  // Worker thread: queue the session for this round's flush.
-  void ScheduleFlush(SessionRef session);
-  // Worker thread: start closing (state already kClosing).
-  void BeginClose(SessionRef session);
 
  private:
   struct Task {
-    enum class Kind : uint8_t { kFlush, kClose, kAdopt, kListen, kStop };
+    enum class Kind : uint8_t {
+      kFlush,
+      kClose,
+      kAdopt,
+      kConnect,
+      kListen,
+      kStop
+    };
     Kind kind;
     SessionRef session;
     int fd = -1;
   };
 
   void Post(Task task);
-  void Run();
-  void RunTasks();
-  void FlushScheduled();
-  void FinalizeClosed();
-  void Finalize(Session& session);
-  void DrainAfterExit();
-  void AttachSession(SessionRef session);
-  void StopAll();
-  void MaybeResumeAccept();
-  void KickStalledWriters();
-  int PollTimeoutMs() const;
+  void Run() SERVERCORE_ON_WORKER;
+  void RunTasks() SERVERCORE_ON_WORKER;
+  void ScheduleFlush(SessionRef session) SERVERCORE_ON_WORKER;
+  void FlushScheduled() SERVERCORE_ON_WORKER;
+  void BeginClose(SessionRef session) SERVERCORE_ON_WORKER;
+  void FinalizeClosed() SERVERCORE_ON_WORKER;
+  void Finalize(Session& session) SERVERCORE_ON_WORKER;
+  void DrainAfterExit() SERVERCORE_ON_WORKER;
+  void AttachSession(SessionRef session) SERVERCORE_ON_WORKER;
+  void StopAll() SERVERCORE_ON_WORKER;
+  void KickStalledWriters() SERVERCORE_ON_WORKER;
+  int PollTimeoutMs() const SERVERCORE_ON_WORKER;
 
-  Service& service_;
-  const size_t index_;
+  WorkerHost& host_;
+  const size_t index_;  // for log lines
   std::unique_ptr<IoBackend> backend_;
   std::thread thread_;
-  std::atomic<std::thread::id> thread_id_{};
+  std::atomic<bool> loop_ended_{false};
 
   Mutex inbox_mu_;
   std::vector<Task> inbox_ SERVERCORE_GUARDED_BY(inbox_mu_);
@@ -108,16 +138,20 @@ class IoWorker {
   // session is finalised on the posting thread instead).
   bool exited_ SERVERCORE_GUARDED_BY(inbox_mu_) = false;
 
-  // Worker thread only.
-  std::vector<Task> tasks_;  // the inbox, swapped out each round
-  std::vector<SessionRef> sessions_;
-  std::vector<SessionRef> flush_list_;
-  std::vector<SessionRef> closing_;
-  std::vector<SessionRef> finalizing_;  // closing_, swapped out each round
-  bool backend_down_ = false;  // after Shutdown: start no more operations
-  std::optional<Listener> listener_;  // once ListenOn has reached us
-  bool stopping_ = false;
-  std::chrono::steady_clock::time_point next_stall_check_{};
+  // The inbox, swapped out each round.
+  std::vector<Task> tasks_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  std::vector<SessionRef> sessions_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  std::vector<SessionRef> flush_list_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  std::vector<SessionRef> closing_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  // closing_, swapped out each round.
+  std::vector<SessionRef> finalizing_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  // After Shutdown: start no more operations.
+  bool backend_down_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  // Once ListenOn has reached us.
+  std::optional<Listener> listener_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  bool stopping_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  std::chrono::steady_clock::time_point next_stall_check_
+      SERVERCORE_GUARDED_BY(kWorkerThread){};
 
   WorkerCounters counters_;
 };
@@ -125,7 +159,6 @@ class IoWorker {
 // The worker whose thread is calling, or null.
 IoWorker* CurrentWorker() noexcept;
 
-}  // namespace internal
-}  // namespace servercore
+}  // namespace servercore::internal
 
 #endif  // SERVERCORE_SRC_IO_IO_WORKER_H_

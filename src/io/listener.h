@@ -26,6 +26,7 @@
 #include <optional>
 
 #include "io/io_backend.h"
+#include "io/worker_thread.h"
 
 namespace servercore::internal {
 
@@ -43,14 +44,14 @@ class Listener {
   Listener& operator=(const Listener&) = delete;
 
   // Starts accepting. Does nothing once stopped.
-  void Start();
+  void Start() SERVERCORE_ON_WORKER;
   // Stops accepting for good; an accept already in the backend's hands may
   // still complete (the worker closes what arrives while it stops).
-  void Stop();
+  void Stop() SERVERCORE_ON_WORKER;
   // An accept failed with `error` (an errno value).
-  void OnError(int error);
+  void OnError(int error) SERVERCORE_ON_WORKER;
   // Asks for connections again once the back-off has passed.
-  void MaybeResume(Clock::time_point now);
+  void MaybeResume(Clock::time_point now) SERVERCORE_ON_WORKER;
   // When MaybeResume will have work, if it will.
   std::optional<Clock::time_point> ResumeAt() const noexcept;
 

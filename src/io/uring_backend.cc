@@ -4,10 +4,10 @@
 // eventfd read kept armed on the ring. Operations prepared during a round are
 // submitted together by the next Poll, in one io_uring_enter that also waits.
 //
-// Per session: one recv and at most one sendmsg in flight (two sends in flight
+// Per socket: one recv and at most one sendmsg in flight (two sends in flight
 // on one socket can complete out of order: liburing issue 1001). Closing
 // shuts the socket down and cancels by fd; the worker closes the descriptor
-// only after both operations have completed (Session::ops_in_flight_ == 0).
+// only after both operations have completed (SocketState::ops_in_flight 0).
 #include <fcntl.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
@@ -21,14 +21,14 @@
 
 #include "io/io_backend.h"
 #include "io/io_worker.h"
+#include "io/socket_state.h"
 #include "servercore/check.h"
 #include "servercore/log.h"
-#include "servercore/session.h"
 
 namespace servercore::internal {
 namespace {
 
-// user_data: a Session pointer (8-aligned) with the operation in the low
+// user_data: a SocketState pointer (8-aligned) with the operation in the low
 // bits, or an operation of the backend's own with no pointer.
 enum Op : uint64_t {
   kOpRecv = 1,
@@ -38,13 +38,54 @@ enum Op : uint64_t {
   kOpIgnore = 5,  // cancel requests: nothing to do on completion
 };
 constexpr uint64_t kOpMask = 7;
-static_assert(alignof(Session) >= 8);
+static_assert(alignof(SocketState) >= 8);
 
 constexpr unsigned kRingEntries = 4096;
 constexpr unsigned kCqEntries = 16 * kRingEntries;  // 65536: 1 MiB
 
-uint64_t Tag(Session& session, Op op) {
-  return reinterpret_cast<uint64_t>(&session) | op;
+uint64_t Tag(SocketState& socket, Op op) {
+  return reinterpret_cast<uint64_t>(&socket) | op;
+}
+
+// Creates `ring` with the flags we want (falling back for kernels before
+// 6.1) and checks it has every operation we use. On failure the ring is torn
+// down again, *why says why, and the result is -errno.
+int SetUpRing(io_uring* ring, std::string* why) {
+  io_uring_params params{};
+  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+                 IORING_SETUP_DEFER_TASKRUN;
+  params.cq_entries = kCqEntries;
+  int r = io_uring_queue_init_params(kRingEntries, ring, &params);
+  if (r == -EINVAL) {  // kernel older than 6.1: no DEFER_TASKRUN
+    params = io_uring_params{};
+    params.flags = IORING_SETUP_CQSIZE;
+    params.cq_entries = kCqEntries;
+    r = io_uring_queue_init_params(kRingEntries, ring, &params);
+  }
+  if (r < 0) {
+    *why = std::string("io_uring_queue_init: ") + std::strerror(-r);
+    return r;
+  }
+  io_uring_probe* probe = io_uring_get_probe_ring(ring);
+  if (probe == nullptr) {
+    *why = "io_uring: cannot probe supported operations";
+    io_uring_queue_exit(ring);
+    return -ENOSYS;
+  }
+  const int needed[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SENDMSG,
+                        IORING_OP_READ, IORING_OP_ASYNC_CANCEL};
+  int missing = -1;
+  for (int op : needed) {
+    if (!io_uring_opcode_supported(probe, op)) missing = op;
+  }
+  io_uring_free_probe(probe);
+  if (missing >= 0) {
+    *why = "io_uring: operation " + std::to_string(missing) +
+           " not supported by this kernel";
+    io_uring_queue_exit(ring);
+    return -ENOSYS;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -58,88 +99,62 @@ class UringBackend final : public IoBackend {
     ::close(wake_fd_);
   }
 
-  // Creates the ring and checks it has every operation we use.
-  [[nodiscard]] int Init(std::string* why) {
-    io_uring_params params{};
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
-                   IORING_SETUP_DEFER_TASKRUN;
-    params.cq_entries = kCqEntries;
-    int r = io_uring_queue_init_params(kRingEntries, &ring_, &params);
-    if (r == -EINVAL) {  // kernel older than 6.1: no DEFER_TASKRUN
-      params = io_uring_params{};
-      params.flags = IORING_SETUP_CQSIZE;
-      params.cq_entries = kCqEntries;
-      r = io_uring_queue_init_params(kRingEntries, &ring_, &params);
-    }
-    if (r < 0) {
-      *why = std::string("io_uring_queue_init: ") + std::strerror(-r);
-      return r;
-    }
+  // Creates the ring (on the worker's thread: SINGLE_ISSUER binds it).
+  [[nodiscard]] int Init(std::string* why) SERVERCORE_ON_WORKER {
+    if (const int r = SetUpRing(&ring_, why); r < 0) return r;
     ring_ready_ = true;
-    io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
-    if (probe == nullptr) {
-      *why = "io_uring: cannot probe supported operations";
-      return -ENOSYS;
-    }
-    const int needed[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SENDMSG,
-                          IORING_OP_READ, IORING_OP_ASYNC_CANCEL};
-    int missing = -1;
-    for (int op : needed) {
-      if (!io_uring_opcode_supported(probe, op)) missing = op;
-    }
-    io_uring_free_probe(probe);
-    if (missing >= 0) {
-      *why = "io_uring: operation " + std::to_string(missing) +
-             " not supported by this kernel";
-      return -ENOSYS;
-    }
     ArmWake();
     return 0;
   }
 
-  Backend kind() const noexcept override { return Backend::kUring; }
-
-  void Attach(Session& session) override {
+  void Attach(SocketState& socket) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
     // io_uring never blocks the thread; a blocking socket lets the kernel
     // wait for readiness itself instead of answering -EAGAIN.
-    const int flags = ::fcntl(session.fd_, F_GETFL);
-    if (flags >= 0) ::fcntl(session.fd_, F_SETFL, flags & ~O_NONBLOCK);
-    ResumeRecv(session);
+    const int flags = ::fcntl(socket.fd(), F_GETFL);
+    if (flags >= 0) ::fcntl(socket.fd(), F_SETFL, flags & ~O_NONBLOCK);
+    ResumeRecv(socket);
   }
 
-  void ResumeRecv(Session& session) override {
-    std::span<std::byte> room = session.recv_buffer_.Free();
+  void ResumeRecv(SocketState& socket) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
+    std::span<std::byte> room = socket.recv_buffer().Free();
     io_uring_sqe* sqe = GetSqe();
-    io_uring_prep_recv(sqe, session.fd_, room.data(), room.size(), 0);
-    io_uring_sqe_set_data64(sqe, Tag(session, kOpRecv));
-    ++session.ops_in_flight_;
+    io_uring_prep_recv(sqe, socket.fd(), room.data(), room.size(), 0);
+    io_uring_sqe_set_data64(sqe, Tag(socket, kOpRecv));
+    ++socket.ops_in_flight;
   }
 
-  int64_t Write(Session& session) override {
+  int64_t Write(SocketState& socket) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
     io_uring_sqe* sqe = GetSqe();
-    io_uring_prep_sendmsg(sqe, session.fd_, &session.msg_, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, Tag(session, kOpWrite));
-    ++session.ops_in_flight_;
+    io_uring_prep_sendmsg(sqe, socket.fd(), &socket.write_message(),
+                          MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, Tag(socket, kOpWrite));
+    ++socket.ops_in_flight;
     return kInFlight;
   }
 
-  void StopRecv(Session&) override {}
+  void StopRecv(SocketState&) override {}
 
-  void Detach(Session& session) override {
-    if (session.ops_in_flight_ == 0) return;
+  void Detach(SocketState& socket) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
+    if (socket.ops_in_flight == 0) return;
     // shutdown completes a pending recv (with 0) and a blocked send (with an
     // error); the cancel catches anything shutdown does not.
-    ::shutdown(session.fd_, SHUT_RDWR);
+    ::shutdown(socket.fd(), SHUT_RDWR);
     io_uring_sqe* sqe = GetSqe();
-    io_uring_prep_cancel_fd(sqe, session.fd_, IORING_ASYNC_CANCEL_ALL);
+    io_uring_prep_cancel_fd(sqe, socket.fd(), IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, kOpIgnore);
   }
 
-  void Listen(int listen_fd) override {
+  void Listen(int listen_fd) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
     listen_fd_ = listen_fd;
     ResumeAccept();
   }
-  void PauseAccept() override {
+  void PauseAccept() override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
     accepting_ = false;
     if (accept_armed_) {
       io_uring_sqe* sqe = GetSqe();
@@ -147,13 +162,15 @@ class UringBackend final : public IoBackend {
       io_uring_sqe_set_data64(sqe, kOpIgnore);
     }
   }
-  void ResumeAccept() override {
+  void ResumeAccept() override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
     accepting_ = true;
     if (!accept_armed_) ArmAccept();
   }
   bool HasOwnOpsInFlight() const noexcept override { return accept_armed_; }
 
-  void Poll(int timeout_ms) override {
+  void Poll(int timeout_ms) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
     __kernel_timespec timeout{};
     timeout.tv_sec = timeout_ms / 1000;
     timeout.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1'000'000;
@@ -213,7 +230,7 @@ class UringBackend final : public IoBackend {
     io_uring_sqe_set_data64(sqe, kOpWake);
   }
 
-  void ArmAccept() {
+  void ArmAccept() SERVERCORE_ON_WORKER {
     if (listen_fd_ < 0) return;
     io_uring_sqe* sqe = GetSqe();
     if (multishot_accept_) {
@@ -226,17 +243,18 @@ class UringBackend final : public IoBackend {
     accept_armed_ = true;
   }
 
-  void Dispatch(uint64_t user_data, int res, unsigned flags) {
+  void Dispatch(uint64_t user_data, int res,
+                unsigned flags) SERVERCORE_ON_WORKER {
     const uint64_t op = user_data & kOpMask;
-    auto* session = reinterpret_cast<Session*>(user_data & ~kOpMask);
+    auto* socket = reinterpret_cast<SocketState*>(user_data & ~kOpMask);
     switch (op) {
       case kOpRecv:
-        --session->ops_in_flight_;
-        session->HandleRecv(res);
+        --socket->ops_in_flight;
+        socket->RecvDone(res);
         break;
       case kOpWrite:
-        --session->ops_in_flight_;
-        session->HandleWrite(res);
+        --socket->ops_in_flight;
+        socket->WriteDone(res);
         break;
       case kOpWake:
         ArmWake();
@@ -249,7 +267,7 @@ class UringBackend final : public IoBackend {
     }
   }
 
-  void OnAccept(int res, unsigned flags) {
+  void OnAccept(int res, unsigned flags) SERVERCORE_ON_WORKER {
     if ((flags & IORING_CQE_F_MORE) == 0) accept_armed_ = false;
     if (res >= 0) {
       worker_.OnAccepted(res);
@@ -289,11 +307,19 @@ std::unique_ptr<IoBackend> CreateUringBackend(IoWorker& worker,
     return nullptr;
   }
   auto backend = std::make_unique<UringBackend>(worker, wake_fd);
+  worker.AssertInWorkerThread();
   if (const int r = backend->Init(why); r < 0) {
     *error = std::error_code(-r, std::system_category());
     return nullptr;
   }
   return backend;
+}
+
+bool UringAvailable(std::string* why) {
+  io_uring ring{};
+  if (SetUpRing(&ring, why) < 0) return false;
+  io_uring_queue_exit(&ring);
+  return true;
 }
 
 }  // namespace servercore::internal

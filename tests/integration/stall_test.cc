@@ -8,7 +8,7 @@
 #include <atomic>
 #include <vector>
 
-#include "servercore/send_buffer_chunk.h"
+#include "send_buffer_chunk.h"
 #include "service_test_util.h"
 #include "tests/support/test_client.h"
 

@@ -10,17 +10,18 @@
 #include <cerrno>
 #include <thread>
 
+#include "io/worker_thread.h"
+
 namespace servercore::internal {
 namespace {
 
 class FakeBackend final : public IoBackend {
  public:
-  Backend kind() const noexcept override { return Backend::kEpoll; }
-  void Attach(Session&) override {}
-  void ResumeRecv(Session&) override {}
-  int64_t Write(Session&) override { return 0; }
-  void StopRecv(Session&) override {}
-  void Detach(Session&) override {}
+  void Attach(SocketState&) override {}
+  void ResumeRecv(SocketState&) override {}
+  int64_t Write(SocketState&) override { return 0; }
+  void StopRecv(SocketState&) override {}
+  void Detach(SocketState&) override {}
   void Listen(int fd) override {
     ++listens;
     listened_fd = fd;
@@ -46,6 +47,7 @@ int NewFd() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
 using Clock = Listener::Clock;
 
 TEST(ListenerTest, StartListensOnceOnItsSocket) {
+  ActAsWorker as_worker;  // the test thread is the worker
   FakeBackend backend;
   const int fd = NewFd();
   Listener listener(backend, fd, 0);
@@ -58,6 +60,7 @@ TEST(ListenerTest, StartListensOnceOnItsSocket) {
 }
 
 TEST(ListenerTest, ClosesItsSocketWhenDestroyed) {
+  ActAsWorker as_worker;  // the test thread is the worker
   FakeBackend backend;
   const int fd = NewFd();
   {
@@ -69,6 +72,7 @@ TEST(ListenerTest, ClosesItsSocketWhenDestroyed) {
 }
 
 TEST(ListenerTest, EachResourceErrorPausesAcceptingForTheBackoff) {
+  ActAsWorker as_worker;  // the test thread is the worker
   for (const int error : {EMFILE, ENFILE, ENOBUFS, ENOMEM}) {
     SCOPED_TRACE(error);
     FakeBackend backend;
@@ -84,6 +88,7 @@ TEST(ListenerTest, EachResourceErrorPausesAcceptingForTheBackoff) {
 }
 
 TEST(ListenerTest, OtherErrorsKeepAccepting) {
+  ActAsWorker as_worker;  // the test thread is the worker
   FakeBackend backend;
   Listener listener(backend, NewFd(), 0);
   listener.Start();
@@ -96,6 +101,7 @@ TEST(ListenerTest, OtherErrorsKeepAccepting) {
 }
 
 TEST(ListenerTest, ErrorsWhilePausedExtendTheBackoffWithoutPausingTwice) {
+  ActAsWorker as_worker;  // the test thread is the worker
   FakeBackend backend;
   Listener listener(backend, NewFd(), 0);
   listener.Start();
@@ -109,6 +115,7 @@ TEST(ListenerTest, ErrorsWhilePausedExtendTheBackoffWithoutPausingTwice) {
 }
 
 TEST(ListenerTest, ResumesOnlyOnceTheBackoffHasPassed) {
+  ActAsWorker as_worker;  // the test thread is the worker
   FakeBackend backend;
   Listener listener(backend, NewFd(), 0);
   listener.Start();
@@ -127,6 +134,7 @@ TEST(ListenerTest, ResumesOnlyOnceTheBackoffHasPassed) {
 }
 
 TEST(ListenerTest, StopPausesOnceAndIsFinal) {
+  ActAsWorker as_worker;  // the test thread is the worker
   FakeBackend backend;
   Listener listener(backend, NewFd(), 0);
   listener.Start();
@@ -143,6 +151,7 @@ TEST(ListenerTest, StopPausesOnceAndIsFinal) {
 }
 
 TEST(ListenerTest, StopWhileBackingOffNeverResumes) {
+  ActAsWorker as_worker;  // the test thread is the worker
   FakeBackend backend;
   Listener listener(backend, NewFd(), 0);
   listener.Start();
@@ -154,6 +163,7 @@ TEST(ListenerTest, StopWhileBackingOffNeverResumes) {
 }
 
 TEST(ListenerTest, StopBeforeStartNeverListens) {
+  ActAsWorker as_worker;  // the test thread is the worker
   FakeBackend backend;
   Listener listener(backend, NewFd(), 0);
   listener.Stop();

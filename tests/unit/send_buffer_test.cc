@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "servercore/mutex.h"
-#include "servercore/send_buffer_chunk.h"
+#include "send_buffer_chunk.h"
 #include "servercore/send_buffer_manager.h"
 
 namespace servercore {

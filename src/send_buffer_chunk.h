@@ -22,8 +22,8 @@
 // Thread safety: Open/Close/Reset only on the thread that owns the chunk (the
 // manager hands each chunk to one thread at a time). AddRef/ReleaseRef on any
 // thread. Ownership: allocated and destroyed only by SendBufferManager.
-#ifndef SERVERCORE_SEND_BUFFER_CHUNK_H_
-#define SERVERCORE_SEND_BUFFER_CHUNK_H_
+#ifndef SERVERCORE_SRC_SEND_BUFFER_CHUNK_H_
+#define SERVERCORE_SRC_SEND_BUFFER_CHUNK_H_
 
 #include <atomic>
 #include <cstddef>
@@ -53,7 +53,6 @@ class alignas(64) SendBufferChunk final {
     return capacity_ + static_cast<uint32_t>(sizeof(SendBufferChunk));
   }
   uint32_t Capacity() const noexcept { return capacity_; }
-  uint32_t UsedSize() const noexcept { return used_size_; }
   // The largest alloc_size that Open() accepts now.
   uint32_t FreeSize() const noexcept;
   bool dedicated() const noexcept { return dedicated_; }
@@ -72,9 +71,6 @@ class alignas(64) SendBufferChunk final {
   void AddRef() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   // Drops one reference; the last one hands the chunk back to the manager.
   void ReleaseRef() noexcept;
-  uint32_t RefCount() const noexcept {
-    return refs_.load(std::memory_order_relaxed);
-  }
 
  private:
   SendBufferChunk(uint32_t capacity, bool dedicated) noexcept
@@ -100,4 +96,4 @@ static_assert(sizeof(SendBuffer) % alignof(SendBuffer) == 0);
 
 }  // namespace servercore
 
-#endif  // SERVERCORE_SEND_BUFFER_CHUNK_H_
+#endif  // SERVERCORE_SRC_SEND_BUFFER_CHUNK_H_

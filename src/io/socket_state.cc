@@ -1,0 +1,190 @@
+#include "io/socket_state.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <utility>
+
+#include "io/io_backend.h"
+#include "io/io_key.h"
+#include "io/io_worker.h"
+#include "servercore/log.h"
+#include "servercore/session.h"
+
+namespace servercore::internal {
+namespace {
+
+constexpr size_t kIovMax = IOV_MAX;
+
+DisconnectReason ReasonForErrno(int error) noexcept {
+  switch (error) {
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNABORTED:
+    case ETIMEDOUT:
+    case ECANCELED:
+      return DisconnectReason::kReset;
+    default:
+      return DisconnectReason::kIoError;
+  }
+}
+
+bool IsRetry(int64_t result) noexcept {
+  return result == -EAGAIN || result == -EWOULDBLOCK || result == -EINTR;
+}
+
+}  // namespace
+
+SocketState::~SocketState() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void SocketState::Bind(int fd, IoWorker& worker, size_t max_pending_bytes) {
+  fd_ = fd;
+  worker_ = &worker;
+  queue_.SetLimit(max_pending_bytes);
+}
+
+bool SocketState::CanRead() const noexcept { return owner_.IsConnected(); }
+
+bool SocketState::CanWrite() const { return owner_.IsConnected() || draining_; }
+
+// --- Receive ---------------------------------------------------------------
+
+void SocketState::RecvDone(int64_t result) {
+  worker_->AssertInWorkerThread();
+  if (!CanRead()) return;
+  WorkerCounters& counters = worker_->counters();
+  if (result > 0) {
+    counters.recv_syscalls.Add();
+    counters.bytes_in.Add(static_cast<uint64_t>(result));
+    recv_buffer_.OnWrite(static_cast<size_t>(result));
+    recv_buffer_.OnRead(owner_.Deliver(IoKey{}, recv_buffer_.Data()));
+    recv_buffer_.Clean();
+    if (recv_buffer_.FreeSize() == 0 && CanRead()) {
+      SERVERCORE_LOG_WARNING(
+          "session %llu: protocol error: a message larger than the %zu-byte "
+          "receive buffer",
+          static_cast<unsigned long long>(owner_.id()),
+          recv_buffer_.Capacity());
+      owner_.Disconnect(DisconnectReason::kProtocolError);
+    }
+  } else if (result == 0) {
+    counters.recv_syscalls.Add();
+    owner_.Disconnect(DisconnectReason::kPeerClosed);
+  } else if (!IsRetry(result)) {
+    owner_.Disconnect(ReasonForErrno(static_cast<int>(-result)));
+  }
+  if (CanRead()) worker_->backend().ResumeRecv(*this);
+}
+
+// --- Write -----------------------------------------------------------------
+
+void SocketState::WriteQueued() {
+  worker_->AssertInWorkerThread();
+  while (!write_in_flight_ && CanWrite()) {
+    // Drop what the last write finished before taking more, so a session
+    // that never fully drains (a reader as slow as its traffic) does not
+    // grow sending_ forever. No write is in flight: nothing points at these.
+    sending_.erase(sending_.begin(),
+                   sending_.begin() + static_cast<ptrdiff_t>(sending_done_));
+    sending_done_ = 0;
+    if (!queue_.TakeAll(sending_)) return;  // all written
+    BuildIovecs();
+    const int64_t result = worker_->backend().Write(*this);
+    if (result == kInFlight) {
+      write_in_flight_ = true;
+      write_since_ = Clock::now();
+      return;
+    }
+    if (!CompleteWrite(result)) return;
+  }
+}
+
+void SocketState::WriteDone(int64_t result) {
+  worker_->AssertInWorkerThread();
+  write_in_flight_ = false;
+  if (CanWrite() && CompleteWrite(result)) WriteQueued();
+}
+
+void SocketState::BuildIovecs() {
+  const size_t count = std::min(sending_.size(), kIovMax);
+  iov_.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    const std::span<const std::byte> data = sending_[i]->Data();
+    iov_[i].iov_base = const_cast<std::byte*>(data.data());
+    iov_[i].iov_len = data.size();
+  }
+  // Resume a partial write at the exact byte where it stopped.
+  iov_[0].iov_base =
+      static_cast<std::byte*>(iov_[0].iov_base) + sending_offset_;
+  iov_[0].iov_len -= sending_offset_;
+  msg_ = msghdr{};
+  msg_.msg_iov = iov_.data();
+  msg_.msg_iovlen = count;
+}
+
+bool SocketState::CompleteWrite(int64_t result) {
+  if (result < 0) {
+    if (IsRetry(result)) return true;
+    owner_.Disconnect(ReasonForErrno(static_cast<int>(-result)));
+    return false;
+  }
+  WorkerCounters& counters = worker_->counters();
+  size_t offered = 0;
+  for (const iovec& v : iov_) offered += v.iov_len;
+  const auto written = static_cast<size_t>(result);
+  counters.write_syscalls.Add();
+  counters.iovecs_written.Add(iov_.size());
+  counters.bytes_out.Add(written);
+  if (written < offered) counters.partial_writes.Add();
+
+  size_t left = written;
+  while (sending_done_ < sending_.size()) {
+    SendBufferRef& buffer = sending_[sending_done_];
+    const size_t remaining = buffer->WriteSize() - sending_offset_;
+    if (left < remaining) {
+      sending_offset_ += left;
+      break;
+    }
+    left -= remaining;
+    queue_.Finished(*buffer);
+    buffer.reset();  // written: its chunk may be reused now
+    ++sending_done_;
+    sending_offset_ = 0;
+    counters.packets_out.Add();
+  }
+  queue_.Settle(written);
+  if (written > 0) owner_.Wrote(IoKey{}, written);
+  return CanWrite();
+}
+
+// --- Closing ---------------------------------------------------------------
+
+bool SocketState::StartDrain(Clock::time_point deadline) {
+  worker_->AssertInWorkerThread();
+  draining_ = true;
+  drain_deadline_ = deadline;
+  if (!write_in_flight_) WriteQueued();
+  if (!write_in_flight_) draining_ = false;  // nothing was left
+  return draining_;
+}
+
+bool SocketState::KeepDraining(Clock::time_point now) {
+  worker_->AssertInWorkerThread();
+  if (draining_ && write_in_flight_ && now < drain_deadline_) return true;
+  draining_ = false;  // drained, or out of time
+  return false;
+}
+
+void SocketState::Close() {
+  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  queue_.Close();
+  sending_.clear();
+  sending_done_ = 0;
+  sending_offset_ = 0;
+}
+
+}  // namespace servercore::internal

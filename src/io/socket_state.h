@@ -1,0 +1,147 @@
+// SocketState: everything the I/O layer keeps about one connected socket,
+// after seastar's pollable_fd_state. The backends operate on it and never on
+// the application's Session; the worker keeps its bookkeeping in it.
+//
+// Each Session embeds one (no allocation of its own). It holds:
+//  - the descriptor, and the worker that owns it;
+//  - the send queue (any thread pushes) and the write in progress: the
+//    buffers being written, the iovecs and msghdr of the one gather write in
+//    flight, and where a partial write stopped;
+//  - the receive buffer;
+//  - the worker's bookkeeping: operations in flight, position in the
+//    worker's session list, closing and draining state.
+//
+// The send path through it, in one direction:
+//
+//   Session::Send -> queue().Push --first--> IoWorker::RequestFlush
+//   IoWorker::FlushScheduled -> WriteQueued -> TakeAll, BuildIovecs
+//     -> IoBackend::Write(*this) -> sendmsg (epoll) / SQE (io_uring)
+//   completion -> WriteDone -> CompleteWrite (buffers released, OnSend)
+//     -> WriteQueued again if more was queued meanwhile
+//
+// Buffer contract with the backend: write_message() and the iovecs it points
+// to stay valid and unchanged from IoBackend::Write until WriteDone is called
+// for that write; so do the bytes (the SendBufferRefs in sending_ keep them).
+// Exactly one write is in flight at a time.
+//
+// Thread safety: queue() from any thread; everything else on the owning
+// worker's thread (SERVERCORE_ON_WORKER), except Bind, which runs on the
+// creating thread before the session reaches its worker.
+// Ownership: owns the descriptor until Close (or destruction).
+#ifndef SERVERCORE_SRC_IO_SOCKET_STATE_H_
+#define SERVERCORE_SRC_IO_SOCKET_STATE_H_
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "io/worker_thread.h"
+#include "send_queue.h"
+#include "servercore/recv_buffer.h"
+#include "servercore/send_buffer.h"
+
+namespace servercore {
+class Session;
+namespace internal {
+
+class IoWorker;
+
+class SocketState {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit SocketState(Session& owner) noexcept : owner_(owner) {}
+  // Closes the descriptor if the worker never did (a session refused before
+  // it reached a worker).
+  ~SocketState();
+  SocketState(const SocketState&) = delete;
+  SocketState& operator=(const SocketState&) = delete;
+
+  // The creating thread, once: takes the connected socket `fd`, then gets
+  // its receive buffer.
+  void Bind(int fd, IoWorker& worker, size_t max_pending_bytes);
+  void AllocateRecvBuffer(size_t size) { recv_buffer_ = RecvBuffer(size); }
+
+  int fd() const noexcept { return fd_; }
+  IoWorker& worker() const noexcept { return *worker_; }
+  // For the worker; backends never touch the session.
+  Session& owner() const noexcept { return owner_; }
+  SendQueue& queue() noexcept { return queue_; }
+  const SendQueue& queue() const noexcept { return queue_; }
+
+  // Open: receiving, and writing.
+  bool CanRead() const noexcept;
+  // Open, or closing while it writes what was queued before the close.
+  bool CanWrite() const SERVERCORE_ON_WORKER;
+
+  // --- Receive (worker) ---
+  RecvBuffer& recv_buffer() SERVERCORE_ON_WORKER { return recv_buffer_; }
+  // A receive completed: bytes (0 at end of stream) or -errno.
+  void RecvDone(int64_t result) SERVERCORE_ON_WORKER;
+
+  // --- Write (worker) ---
+  // Writes what is queued, one gather write at a time, until it is all
+  // written or a write is in flight.
+  void WriteQueued() SERVERCORE_ON_WORKER;
+  // The write the backend reported in flight completed: bytes or -errno.
+  void WriteDone(int64_t result) SERVERCORE_ON_WORKER;
+  // The gather write for IoBackend::Write.
+  msghdr& write_message() SERVERCORE_ON_WORKER { return msg_; }
+  bool write_in_flight() const SERVERCORE_ON_WORKER { return write_in_flight_; }
+  // Since when the write in flight has been waiting for the kernel.
+  Clock::time_point write_since() const SERVERCORE_ON_WORKER {
+    return write_since_;
+  }
+
+  // --- Closing (worker) ---
+  // Keeps writing what was queued until `deadline`; true if anything is
+  // left to write (else there is nothing to drain).
+  bool StartDrain(Clock::time_point deadline) SERVERCORE_ON_WORKER;
+  // While draining: true if the drain goes on (a write in flight and time
+  // left); otherwise ends it and returns false.
+  bool KeepDraining(Clock::time_point now) SERVERCORE_ON_WORKER;
+  bool draining() const SERVERCORE_ON_WORKER { return draining_; }
+  // Closes the descriptor and drops every buffer queued or being written.
+  void Close() SERVERCORE_ON_WORKER;
+
+  // --- The worker's and backend's bookkeeping (worker) ---
+  // Backend operations started on the socket and not yet completed; the
+  // descriptor is closed only when this is 0.
+  int ops_in_flight SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
+  bool attached SERVERCORE_GUARDED_BY(kWorkerThread) = false;    // listed
+  size_t worker_index SERVERCORE_GUARDED_BY(kWorkerThread) = 0;  // position
+  bool in_close_list SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+
+ private:
+  void BuildIovecs() SERVERCORE_ON_WORKER;
+  // Accounts for a finished write; false when the session can write no more.
+  bool CompleteWrite(int64_t result) SERVERCORE_ON_WORKER;
+
+  Session& owner_;
+  int fd_ = -1;
+  IoWorker* worker_ = nullptr;
+  SendQueue queue_;
+  RecvBuffer recv_buffer_{0};
+
+  // The write in progress.
+  std::vector<SendBufferRef> sending_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  // Bytes of sending_.front() already written (a partial write stopped).
+  size_t sending_offset_ SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
+  // Buffers of sending_ the last write finished: dropped before the next.
+  size_t sending_done_ SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
+  std::vector<iovec> iov_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  msghdr msg_ SERVERCORE_GUARDED_BY(kWorkerThread){};
+  bool write_in_flight_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  Clock::time_point write_since_ SERVERCORE_GUARDED_BY(kWorkerThread){};
+  bool draining_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  Clock::time_point drain_deadline_ SERVERCORE_GUARDED_BY(kWorkerThread){};
+};
+
+}  // namespace internal
+}  // namespace servercore
+
+#endif  // SERVERCORE_SRC_IO_SOCKET_STATE_H_

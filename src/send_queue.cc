@@ -1,0 +1,61 @@
+#include "send_queue.h"
+
+#include <utility>
+
+namespace servercore::internal {
+
+SendQueue::PushResult SendQueue::Push(SendBufferRef& buffer) {
+  const size_t size = buffer->WriteSize();
+  MutexLock lock(mu_);
+  // Close empties the queue under this lock: a buffer pushed after it would
+  // never be sent or freed.
+  if (closed_) return PushResult::kClosed;
+  const size_t charge = tail_pins_.Charge(*buffer);
+  const size_t pending =
+      pending_bytes_.fetch_add(size, std::memory_order_relaxed) + size;
+  const size_t pinned =
+      pinned_charge_.fetch_add(charge, std::memory_order_relaxed) + charge;
+  if (pending > max_pending_bytes_ || pinned > PinnedChargeLimit()) {
+    // Not queued; the trackers no longer agree, but the session is done.
+    pending_bytes_.fetch_sub(size, std::memory_order_relaxed);
+    pinned_charge_.fetch_sub(charge, std::memory_order_relaxed);
+    return PushResult::kOverLimit;
+  }
+  queued_.push_back(std::move(buffer));
+  return std::exchange(flush_requested_, true) ? PushResult::kQueued
+                                               : PushResult::kQueuedFirst;
+}
+
+bool SendQueue::TakeAll(std::vector<SendBufferRef>& sending) {
+  MutexLock lock(mu_);
+  if (queued_.empty()) {
+    // Cleared under the lock that Push takes: a Push after this wakes us.
+    if (sending.empty()) flush_requested_ = false;
+    return !sending.empty();
+  }
+  if (sending.empty()) {
+    sending.swap(queued_);
+  } else {
+    for (SendBufferRef& buffer : queued_) sending.push_back(std::move(buffer));
+    queued_.clear();
+  }
+  return true;
+}
+
+void SendQueue::Settle(size_t bytes) noexcept {
+  pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  pinned_charge_.fetch_sub(std::exchange(released_charge_, 0),
+                           std::memory_order_relaxed);
+}
+
+void SendQueue::Close() {
+  std::vector<SendBufferRef> dropped;
+  {
+    MutexLock lock(mu_);
+    closed_ = true;
+    dropped.swap(queued_);
+  }
+  // Released outside the lock: a last reference returns a chunk to the pool.
+}
+
+}  // namespace servercore::internal

@@ -1,0 +1,100 @@
+// SendQueue: a session's outgoing buffers between Session::Send (any thread)
+// and its worker (which takes them for one gather write), with the session's
+// backpressure accounting.
+//
+//   Send (any thread) --Push--> [ queued_ ] --TakeAll (worker)--> sending list
+//                                                                  |
+//   pending_bytes_ += size at Push          -= bytes at Wrote <----+
+//
+// Wake-ups: only the Push that finds the queue drained is told to wake the
+// worker (kQueuedFirst); later Pushes ride along in the same write. The flag
+// that says so is cleared by TakeAll, under the same lock, when it finds
+// nothing queued and nothing left to write: a Push that comes after that
+// clear wakes the worker again, so no buffer can be stranded.
+//
+// Backpressure: a Push that would take the unsent bytes past the limit, or
+// the chunk memory charged to queued buffers (ChunkPinTracker) past
+// max(limit, 2 MiB), is refused (kOverLimit): the session is a slow receiver.
+//
+// Thread safety: Push, pending_bytes and Close from any thread; TakeAll and
+// Wrote on the session's worker only. Ownership: holds a SendBufferRef to
+// every queued buffer until TakeAll hands it over.
+#ifndef SERVERCORE_SRC_SEND_QUEUE_H_
+#define SERVERCORE_SRC_SEND_QUEUE_H_
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <vector>
+
+#include "chunk_pin_tracker.h"
+#include "servercore/mutex.h"
+#include "servercore/send_buffer.h"
+#include "servercore/thread_annotations.h"
+
+namespace servercore::internal {
+
+class SendQueue {
+ public:
+  enum class PushResult {
+    kQueuedFirst,  // queued; the queue was drained: wake the worker
+    kQueued,       // queued behind others; the worker is already asked
+    kOverLimit,    // refused: the session is a slow receiver
+    kClosed,       // refused: the session is finalised
+  };
+
+  // Before first use.
+  void SetLimit(size_t max_pending_bytes) noexcept {
+    max_pending_bytes_ = max_pending_bytes;
+  }
+
+  // Any thread. Moves from `buffer` only when it is queued.
+  PushResult Push(SendBufferRef& buffer);
+  // Any thread: bytes queued or being written, not yet taken by the kernel.
+  size_t pending_bytes() const noexcept {
+    return pending_bytes_.load(std::memory_order_relaxed);
+  }
+  // Worker thread. Appends everything queued to `sending` (by swapping when
+  // `sending` is empty, so the two vectors' capacities circulate and steady
+  // state allocates nothing). Returns false when there was nothing to take
+  // and `sending` is empty: the queue is drained, and the next Push wakes the
+  // worker again.
+  bool TakeAll(std::vector<SendBufferRef>& sending);
+  // Worker thread: the kernel took `bytes` more bytes; `done` is a buffer it
+  // finished (called once per finished buffer, in queue order, before the
+  // bytes are settled with Settle).
+  void Finished(const SendBuffer& done) noexcept {
+    released_charge_ += head_pins_.Charge(done);
+  }
+  void Settle(size_t bytes) noexcept;
+  // Any thread, once: drops everything queued; every later Push is refused.
+  void Close();
+
+ private:
+  // The chunk-memory budget: never below 2 MiB (64 default chunks), so a
+  // small max_pending_bytes does not make every receiver of a busy room,
+  // whose queue spans a few chunks, look slow.
+  size_t PinnedChargeLimit() const noexcept {
+    return std::max<size_t>(max_pending_bytes_, size_t{2} << 20);
+  }
+
+  size_t max_pending_bytes_ = 0;
+  std::atomic<size_t> pending_bytes_{0};
+  std::atomic<size_t> pinned_charge_{0};  // see ChunkPinTracker
+
+  Mutex mu_;
+  std::vector<SendBufferRef> queued_ SERVERCORE_GUARDED_BY(mu_);
+  // True from the Push that found the queue drained until TakeAll finds it
+  // drained again: while set, Push does not wake the worker.
+  bool flush_requested_ SERVERCORE_GUARDED_BY(mu_) = false;
+  bool closed_ SERVERCORE_GUARDED_BY(mu_) = false;
+  ChunkPinTracker tail_pins_ SERVERCORE_GUARDED_BY(mu_);
+
+  // Worker side.
+  ChunkPinTracker head_pins_;
+  size_t released_charge_ = 0;  // charges of buffers finished, not settled
+};
+
+}  // namespace servercore::internal
+
+#endif  // SERVERCORE_SRC_SEND_QUEUE_H_
