@@ -9,6 +9,7 @@ SERVERCORE_JOBS="${SERVERCORE_JOBS:-$(nproc)}"
 SERVERCORE_PACKAGES=(
   cmake make gcc g++ clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev liburing-dev
+  pkg-config
 )
 
 ensure_packages() {

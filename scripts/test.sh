@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Every test: builds and runs the unit and integration tests in the release
 # preset, again under ASan+UBSan and under TSan, then runs each libFuzzer
-# target for a bounded time. CI runs exactly this (.ci/run).
+# target for a bounded time, and builds and runs examples/ against the
+# installed package (scripts/examples.sh). CI runs exactly this (.ci/run).
 #
 #   scripts/test.sh            # everything (what CI runs)
-#   scripts/test.sh --quick    # release preset only, for the edit-test loop
+#   scripts/test.sh --quick    # release preset and examples, for the edit-test loop
 #
 # FUZZ_SECONDS (default 60) bounds each fuzzer. Ends with one line
 # "summary: N passed, N failed".
@@ -63,8 +64,27 @@ run_fuzzers() {
   done
 }
 
+# run_examples: installs the library into a temporary prefix and builds and
+# runs examples/ from it (scripts/examples.sh); adds up the checks it reports.
+run_examples() {
+  local status=0 line bad
+  echo "== examples: the installed package =="
+  scripts/examples.sh "$SERVERCORE_ROOT" 2>&1 | tee "$log" || status=$?
+  line=$(grep -E "^examples: [0-9]+ passed, [0-9]+ failed$" "$log" | tail -n 1 || true)
+  if [ -z "$line" ]; then
+    echo "error: scripts/examples.sh reported no result" >&2
+    failed=$((failed + 1))
+    return
+  fi
+  bad=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")
+  passed=$((passed + $(sed -E 's/^examples: ([0-9]+) passed.*/\1/' <<<"$line")))
+  failed=$((failed + bad))
+  [ "$status" -eq 0 ] || [ "$bad" -gt 0 ] || failed=$((failed + 1))
+}
+
 ensure_packages
 run_ctest release
+run_examples
 if [ "$quick" -eq 0 ]; then
   run_ctest asan
   run_ctest tsan
