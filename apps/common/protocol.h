@@ -1,4 +1,4 @@
-// PROTOCOL.md's packet ids and payload layouts, shared by GameServer and
+// docs/PROTOCOL.md's packet ids and payload layouts, shared by GameServer and
 // DummyClient. The framing (header size, largest packet) is servercore's:
 // kPacketHeaderSize and kMaxPacketLimit in servercore/packet_framer.h.
 #ifndef SERVERCORE_APPS_COMMON_PROTOCOL_H_
