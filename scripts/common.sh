@@ -8,7 +8,7 @@ SERVERCORE_JOBS="${SERVERCORE_JOBS:-$(nproc)}"
 # Everything the build, tests, benchmarks and fuzzers use, by Debian 12 name.
 SERVERCORE_PACKAGES=(
   cmake make gcc g++ clang libclang-rt-14-dev
-  libgtest-dev libgmock-dev libbenchmark-dev liburing-dev
+  libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libcli11-dev
   pkg-config
 )
 

@@ -1,5 +1,6 @@
-// PROTOCOL.md's packet ids and payload layouts, shared by GameServer and
-// DummyClient.
+// docs/PROTOCOL.md's packet ids and payload layouts, shared by GameServer and
+// DummyClient. The framing (header size, largest packet) is servercore's:
+// kPacketHeaderSize and kMaxPacketLimit in servercore/packet_framer.h.
 #ifndef SERVERCORE_APPS_COMMON_PROTOCOL_H_
 #define SERVERCORE_APPS_COMMON_PROTOCOL_H_
 
@@ -17,11 +18,9 @@ enum PacketId : uint16_t {
   kSChat = 6,
 };
 
-inline constexpr size_t kHeaderSize = 4;
 inline constexpr size_t kJoinPayloadSize = 4;       // uint32 room id
 inline constexpr size_t kJoinReplyPayloadSize = 8;  // room id, members
 inline constexpr size_t kChatSenderSize = 8;        // uint64 session id
-inline constexpr size_t kMaxWirePacket = 65535;
 
 }  // namespace game
 

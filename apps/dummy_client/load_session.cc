@@ -7,18 +7,17 @@
 
 #include "../common/protocol.h"
 #include "servercore/packet_framer.h"
-#include "servercore/send_buffer_manager.h"
+#include "servercore/packet_writer.h"
 
 namespace game {
 namespace {
 
+using servercore::kMaxPacketLimit;
+using servercore::kPacketHeaderSize;
 using servercore::LoadU32;
 using servercore::LoadU64;
-using servercore::SendBufferManager;
-using servercore::SendBufferRef;
-using servercore::StoreU32;
-using servercore::StoreU64;
-using servercore::WritePacketHeader;
+using servercore::MakePacket;
+using servercore::PacketWriter;
 
 constexpr uint32_t kMagic = 0x31435344;  // "DSC1"
 constexpr size_t kFillerOffset = 24;
@@ -39,7 +38,7 @@ const std::array<std::byte, 65536 + 256>& Pattern() {
 
 LoadSession::LoadSession(const LoadConfig& config, LoadState& state,
                          uint32_t index)
-    : PacketSession(kMaxWirePacket),
+    : PacketSession(kMaxPacketLimit),
       config_(config),
       state_(state),
       index_(index),
@@ -56,36 +55,26 @@ int64_t LoadSession::NowNs() noexcept {
 void LoadSession::OnConnected() {
   // A ping: once its echo is back the server has this session in room 0, so
   // no chat sent after every ping returned can miss it.
-  constexpr uint32_t kSize = kHeaderSize + sizeof(kPing);
-  SendBufferRef buffer = SendBufferManager::Instance().Open(kSize);
-  WritePacketHeader(buffer->Buffer(), kSize, kCEcho);
-  std::memcpy(buffer->Buffer() + kHeaderSize, kPing, sizeof(kPing));
-  buffer->Close(kSize);
-  Send(std::move(buffer));
+  Send(MakePacket(kCEcho, kPing));
 }
 
 void LoadSession::SendNext(int64_t scheduled_ns) {
   const auto payload = static_cast<size_t>(config_.payload);
-  const auto size = static_cast<uint32_t>(kHeaderSize + payload);
   std::lock_guard lock(send_mu_);
   const uint64_t seq = sent_.load(std::memory_order_relaxed);
-  SendBufferRef buffer = SendBufferManager::Instance().Open(size);
-  std::byte* p = buffer->Buffer();
-  WritePacketHeader(p, static_cast<uint16_t>(size),
-                    config_.mode == Mode::kEcho ? kCEcho : kCChat);
-  p += kHeaderSize;
-  StoreU32(p, index_);
-  StoreU32(p + 4, kMagic);
-  StoreU64(p + 8, seq);
-  StoreU64(p + 16,
-           static_cast<uint64_t>(scheduled_ns != 0 ? scheduled_ns : NowNs()));
-  std::memcpy(p + kFillerOffset, Pattern().data() + (seq & 0xFF),
-              payload - kFillerOffset);
-  buffer->Close(size);
-  if (Send(std::move(buffer))) {
+  PacketWriter packet(config_.mode == Mode::kEcho ? kCEcho : kCChat, payload);
+  packet.WriteU32(index_)
+      .WriteU32(kMagic)
+      .WriteU64(seq)
+      .WriteU64(
+          static_cast<uint64_t>(scheduled_ns != 0 ? scheduled_ns : NowNs()))
+      .WriteBytes(
+          std::span(Pattern()).subspan(seq & 0xFF, payload - kFillerOffset));
+  if (Send(packet.Finish())) {
     sent_.store(seq + 1, std::memory_order_release);
     state_.sent.fetch_add(1, std::memory_order_relaxed);
-    state_.bytes_sent.fetch_add(size, std::memory_order_relaxed);
+    state_.bytes_sent.fetch_add(kPacketHeaderSize + payload,
+                                std::memory_order_relaxed);
   }
 }
 
@@ -125,7 +114,7 @@ void LoadSession::OnRecvPacket(uint16_t id,
     return;
   }
   state_.received.fetch_add(1, std::memory_order_relaxed);
-  state_.bytes_received.fetch_add(kHeaderSize + payload.size(),
+  state_.bytes_received.fetch_add(kPacketHeaderSize + payload.size(),
                                   std::memory_order_relaxed);
   if (id == kSEcho && config_.mode == Mode::kEcho) {
     const int64_t seq = Check(payload, index_);

@@ -1,29 +1,42 @@
 // DummyClient: load generator and correctness checker for GameServer (or any
-// server that keeps PROTOCOL.md), built on ServerCore's ClientService.
+// server that keeps docs/PROTOCOL.md), built on ServerCore's ClientService.
+//
+// Usage: DummyClient [--host 127.0.0.1] [--port 7777] [--sessions 100]
+//                    [--mode echo|chat] [--payload 64] [--rate R | --depth 1]
+//                    [--duration 10] [--warmup 0] [--senders N]
+//                    [--threads 1] [--json FILE]
 //
 //   DummyClient --port 7777 --sessions 100 --mode echo --payload 64 --depth 16
 //   DummyClient --mode chat --sessions 500 --senders 4 --rate 50 --duration 15
-//   DummyClient --mode echo --rate 1000 --duration 10 --json result.json
+//   DummyClient --mode=echo --rate=1000 --duration=10 --json=result.json
 //   DummyClient --warmup 2 --duration 10    # counters restart after 2 s
+//   DummyClient --help
 //
 // --rate R sends R packets per second per sending session on a fixed schedule
 // whatever the replies (open loop: latency counts from the scheduled time, so
 // a stalled server cannot hide it); without --rate, --depth D keeps D packets
-// in flight per sending session (closed loop). Exits 0 only when every packet
-// came back intact and in order and no connection was refused or dropped.
+// in flight per sending session (closed loop). Flags take `--name value` or
+// `--name=value`; a bad command line prints what is wrong and exits 2.
+// Otherwise exits 0 only when every packet came back intact and in order and
+// no connection was refused or dropped.
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <memory>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
-#include "../common/flags.h"
+#include "../common/command_line.h"
+#include "../common/protocol.h"
 #include "load_session.h"
 #include "open_loop_schedule.h"
 #include "report.h"
+#include "servercore/packet_framer.h"
 #include "servercore/service.h"
 
 namespace {
@@ -32,6 +45,8 @@ using game::LoadConfig;
 using game::LoadSession;
 using game::LoadState;
 using game::Mode;
+using servercore::kMaxPacketLimit;
+using servercore::kPacketHeaderSize;
 using Clock = std::chrono::steady_clock;
 
 Clock::duration Seconds(double seconds) {
@@ -39,54 +54,57 @@ Clock::duration Seconds(double seconds) {
       std::chrono::duration<double>(seconds));
 }
 
-bool ParseConfig(int argc, char** argv, LoadConfig* config, int* exit_code) {
-  game::Flags flags("DummyClient");
-  flags.Add("host", &config->host, "server address (127.0.0.1)");
-  flags.Add("port", &config->port, "server port (7777)");
-  flags.Add("sessions", &config->sessions, "connections (100)");
-  flags.Add(
-      "mode",
-      [config](std::string_view v) {
-        if (v == "echo") config->mode = Mode::kEcho;
-        if (v == "chat") config->mode = Mode::kChat;
-        return v == "echo" || v == "chat";
-      },
-      "NAME", "echo|chat (echo)");
-  flags.Add("payload", &config->payload,
-            "payload bytes per packet, 24..4092 with the default server (64)");
-  flags.Add("rate", &config->rate,
-            "packets/s per sending session, open loop (0: closed loop)");
-  flags.Add("depth", &config->depth,
-            "closed loop: packets in flight per sending session (1)");
-  flags.Add("duration", &config->duration, "seconds of load (10)");
-  flags.Add("warmup", &config->warmup,
-            "seconds of load before the measured --duration (0)");
-  flags.Add("senders", &config->senders,
-            "chat: sessions that send, the rest only receive (all)");
-  flags.Add("threads", &config->threads, "client worker threads (1)");
-  flags.Add("json", &config->json, "also write the summary to this file");
-  bool help = false;
-  if (!flags.Parse(argc, argv, &help)) {
-    *exit_code = help ? 0 : 2;
-    return false;
+// Reads the command line into *config; the code to exit with instead of
+// running (0 after --help, 2 after a bad command line), or nullopt.
+std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
+  constexpr int kMaxInt = std::numeric_limits<int>::max();
+  // The largest S_CHAT (docs/PROTOCOL.md) carries a payload of this many
+  // bytes after the sender's id.
+  constexpr auto kMaxPayload = static_cast<int>(
+      kMaxPacketLimit - kPacketHeaderSize - game::kChatSenderSize);
+  CLI::App app(
+      "DummyClient: load generator and correctness checker for GameServer "
+      "(docs/PROTOCOL.md)",
+      "DummyClient");
+  std::string mode = "echo";
+  app.add_option("--host", config->host, "server address (127.0.0.1)");
+  app.add_option("--port", config->port, "server port (7777)")
+      ->transform(game::InRange(1, 65535));
+  app.add_option("--sessions", config->sessions, "connections (100)")
+      ->transform(game::InRange(1, kMaxInt));
+  app.add_option("--mode", mode, "echo or chat (echo)")
+      ->check(CLI::IsMember({"echo", "chat"}));
+  app.add_option(
+         "--payload", config->payload,
+         "payload bytes per packet, 24..4092 with the default server (64)")
+      ->transform(
+          game::InRange(static_cast<int>(game::kMinPayload), kMaxPayload));
+  app.add_option("--rate", config->rate,
+                 "packets/s per sending session, open loop (0: closed loop)")
+      ->transform(game::AtLeast(0));
+  app.add_option("--depth", config->depth,
+                 "closed loop: packets in flight per sending session (1)")
+      ->transform(game::InRange(1, kMaxInt));
+  app.add_option("--duration", config->duration, "seconds of load (10)")
+      ->transform(game::Above(0));
+  app.add_option("--warmup", config->warmup,
+                 "seconds of load before the measured --duration (0)")
+      ->transform(game::AtLeast(0));
+  app.add_option("--senders", config->senders,
+                 "chat: sessions that send, the rest only receive (0: all)")
+      ->transform(game::InRange(0, kMaxInt));
+  app.add_option("--threads", config->threads, "client worker threads (1)")
+      ->transform(game::InRange(1, kMaxInt));
+  app.add_option("--json", config->json, "also write the summary to this file");
+  if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
+    return exit_code;
   }
-  if (config->sessions < 1 || config->port < 1 || config->port > 65535 ||
-      config->payload < static_cast<int>(game::kMinPayload) ||
-      config->payload > 65531 - 8 || config->rate < 0 || config->depth < 1 ||
-      config->duration <= 0 || config->warmup < 0 || config->senders < 0 ||
-      config->threads < 1) {
-    std::fprintf(stderr,
-                 "DummyClient: a flag value is out of range (payload is at "
-                 "least %zu bytes)\n",
-                 game::kMinPayload);
-    *exit_code = 2;
-    return false;
-  }
+  config->mode = mode == "chat" ? Mode::kChat : Mode::kEcho;
   if (config->mode == Mode::kEcho || config->senders == 0) {
     config->senders = config->sessions;
   }
   config->senders = std::min(config->senders, config->sessions);
-  return true;
+  return std::nullopt;
 }
 
 // Connects every session, one after another (no thundering herd), then waits
@@ -189,8 +207,7 @@ uint64_t CountLost(const LoadConfig& config,
 
 int main(int argc, char** argv) {
   LoadConfig config;
-  int exit_code = 0;
-  if (!ParseConfig(argc, argv, &config, &exit_code)) return exit_code;
+  if (auto exit_code = ParseConfig(argc, argv, &config)) return *exit_code;
 
   LoadState state;
   uint32_t next_index = 0;

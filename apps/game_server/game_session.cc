@@ -1,20 +1,19 @@
 #include "game_session.h"
 
 #include <cstdio>
-#include <cstring>
 
 #include "../common/protocol.h"
 #include "servercore/packet_framer.h"
-#include "servercore/send_buffer_manager.h"
+#include "servercore/packet_writer.h"
 
 namespace game {
 
+using servercore::kMaxPacketLimit;
+using servercore::kPacketHeaderSize;
 using servercore::LoadU32;
-using servercore::SendBufferManager;
+using servercore::MakePacket;
+using servercore::PacketWriter;
 using servercore::SendBufferRef;
-using servercore::StoreU32;
-using servercore::StoreU64;
-using servercore::WritePacketHeader;
 
 void GameSession::OnCreated() {
   // At accept, in accept order: a client whose connect returned is in room 0
@@ -51,14 +50,7 @@ void GameSession::OnRecvPacket(uint16_t id,
 }
 
 void GameSession::HandleEcho(std::span<const std::byte> payload) {
-  const auto size = static_cast<uint32_t>(kHeaderSize + payload.size());
-  SendBufferRef buffer = SendBufferManager::Instance().Open(size);
-  WritePacketHeader(buffer->Buffer(), static_cast<uint16_t>(size), kSEcho);
-  if (!payload.empty()) {
-    std::memcpy(buffer->Buffer() + kHeaderSize, payload.data(), payload.size());
-  }
-  buffer->Close(size);
-  Send(std::move(buffer));
+  Send(MakePacket(kSEcho, payload));
 }
 
 void GameSession::HandleJoin(std::span<const std::byte> payload) {
@@ -72,35 +64,24 @@ void GameSession::HandleJoin(std::span<const std::byte> payload) {
   // queued to this session ahead of it.
   rooms_.Join(std::static_pointer_cast<GameSession>(shared_from_this()), room,
               [&](uint32_t members) {
-                constexpr uint32_t kSize = kHeaderSize + kJoinReplyPayloadSize;
-                SendBufferRef buffer =
-                    SendBufferManager::Instance().Open(kSize);
-                WritePacketHeader(buffer->Buffer(), kSize, kSJoin);
-                StoreU32(buffer->Buffer() + kHeaderSize, room);
-                StoreU32(buffer->Buffer() + kHeaderSize + 4, members);
-                buffer->Close(kSize);
-                Send(std::move(buffer));
+                PacketWriter reply(kSJoin, kJoinReplyPayloadSize);
+                reply.WriteU32(room).WriteU32(members);
+                Send(reply.Finish());
               });
   room_ = room;
   in_room_ = true;
 }
 
 void GameSession::HandleChat(std::span<const std::byte> payload) {
-  const size_t size = kHeaderSize + kChatSenderSize + payload.size();
-  if (size > kMaxWirePacket) {
+  const size_t chat_payload = kChatSenderSize + payload.size();
+  if (kPacketHeaderSize + chat_payload > kMaxPacketLimit) {
     ProtocolError("C_CHAT too long: S_CHAT would exceed 65535 bytes");
     return;
   }
   // Built once; the same buffer is queued to every member of the room.
-  SendBufferRef buffer =
-      SendBufferManager::Instance().Open(static_cast<uint32_t>(size));
-  WritePacketHeader(buffer->Buffer(), static_cast<uint16_t>(size), kSChat);
-  StoreU64(buffer->Buffer() + kHeaderSize, id());
-  if (!payload.empty()) {
-    std::memcpy(buffer->Buffer() + kHeaderSize + kChatSenderSize,
-                payload.data(), payload.size());
-  }
-  buffer->Close(static_cast<uint32_t>(size));
+  PacketWriter chat(kSChat, chat_payload);
+  chat.WriteU64(id()).WriteBytes(payload);
+  const SendBufferRef buffer = chat.Finish();
   rooms_.Broadcast(room_, buffer);
 }
 

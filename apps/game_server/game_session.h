@@ -1,5 +1,5 @@
-// GameSession: one client of GameServer, speaking PROTOCOL.md: echo, join a
-// room, chat to the room. Every session starts in room 0.
+// GameSession: one client of GameServer, speaking docs/PROTOCOL.md: echo, join
+// a room, chat to the room. Every session starts in room 0.
 //
 // Thread safety: as PacketSession; room_ is set in OnCreated on the accepting
 // thread before the session reaches its worker (the hand-over orders it), and

@@ -1,9 +1,18 @@
-// GameServer: echo, rooms and chat broadcast over ServerCore, per PROTOCOL.md.
+// GameServer: echo, rooms and chat broadcast over ServerCore, per
+// docs/PROTOCOL.md.
 //
-//   GameServer                                  # 0.0.0.0:7777, one worker per
-//   core GameServer --port 0 --threads 2 --backend epoll --stats-interval 1
-//   GameServer --max-packet 65535 --max-pending 1048576 --max-sessions 20000
+// Usage: GameServer [--host 0.0.0.0] [--port 7777] [--threads N]
+//                   [--backend auto|uring|epoll] [--max-packet 4096]
+//                   [--max-pending 4194304] [--max-sessions 100000]
+//                   [--stats-interval 5]
 //
+//   GameServer                    # 0.0.0.0:7777, one worker thread per core
+//   GameServer --port 0 --threads 2 --backend epoll --stats-interval 1
+//   GameServer --max-packet=65535 --max-pending=1048576 --max-sessions=20000
+//   GameServer --help
+//
+// Flags take `--name value` or `--name=value`. A value out of range, an
+// unknown flag or a stray argument prints what is wrong and exits 2.
 // Prints "listening on HOST:PORT" once it accepts connections, a stats line
 // every --stats-interval seconds (0: none), and runs until SIGINT or SIGTERM,
 // then closes every session and exits 0.
@@ -13,17 +22,23 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 
-#include "../common/flags.h"
+#include "../common/command_line.h"
 #include "game_session.h"
 #include "room_manager.h"
 #include "servercore/backend.h"
+#include "servercore/packet_framer.h"
 #include "servercore/service.h"
 #include "stats_printer.h"
 
 namespace {
+
+using servercore::kMaxPacketLimit;
+using servercore::kPacketHeaderSize;
 
 struct Config {
   std::string host = "0.0.0.0";
@@ -36,40 +51,42 @@ struct Config {
   double stats_interval = 5;
 };
 
-bool ParseConfig(int argc, char** argv, Config* config, int* exit_code) {
-  game::Flags flags("GameServer");
-  flags.Add("host", &config->host, "address to listen on (0.0.0.0)");
-  flags.Add("port", &config->port, "TCP port, 0 picks a free one (7777)");
-  flags.Add("threads", &config->threads, "worker threads (one per core)");
-  flags.Add(
-      "backend",
-      [config](std::string_view v) {
-        auto parsed = servercore::ParseBackend(v);
-        if (parsed) config->backend = *parsed;
-        return parsed.has_value();
-      },
-      "NAME", "auto|uring|epoll (auto)");
-  flags.Add("max-packet", &config->max_packet,
-            "largest packet accepted, 4..65535 (4096)");
-  flags.Add("max-pending", &config->max_pending,
-            "unsent bytes before a session is kicked (4194304)");
-  flags.Add("max-sessions", &config->max_sessions,
-            "open sessions at most (100000)");
-  flags.Add("stats-interval", &config->stats_interval,
-            "seconds between stats lines, 0 for none (5)");
-  bool help = false;
-  if (!flags.Parse(argc, argv, &help)) {
-    *exit_code = help ? 0 : 2;
-    return false;
+// Reads the command line into *config; the code to exit with instead of
+// running (0 after --help, 2 after a bad command line), or nullopt.
+std::optional<int> ParseConfig(int argc, char** argv, Config* config) {
+  CLI::App app(
+      "GameServer: echo, rooms and chat broadcast over ServerCore "
+      "(docs/PROTOCOL.md)",
+      "GameServer");
+  std::string backend = "auto";
+  app.add_option("--host", config->host, "address to listen on (0.0.0.0)");
+  app.add_option("--port", config->port, "TCP port, 0 picks a free one (7777)")
+      ->transform(game::InRange(0, 65535));
+  app.add_option("--threads", config->threads,
+                 "worker threads, 0 for one per core (0)")
+      ->transform(game::InRange(0, std::numeric_limits<int>::max()));
+  app.add_option("--backend", backend, "I/O backend (auto)")
+      ->check(CLI::IsMember({"auto", "uring", "epoll", "io_uring"}));
+  app.add_option("--max-packet", config->max_packet,
+                 "largest packet accepted, in bytes (4096)")
+      ->transform(game::InRange(static_cast<int>(kPacketHeaderSize),
+                                static_cast<int>(kMaxPacketLimit)));
+  app.add_option("--max-pending", config->max_pending,
+                 "unsent bytes before a session is kicked (4194304)")
+      ->transform(
+          game::InRange<uint64_t>(1, std::numeric_limits<uint64_t>::max()));
+  app.add_option("--max-sessions", config->max_sessions,
+                 "open sessions at most (100000)")
+      ->transform(
+          game::InRange<uint64_t>(0, std::numeric_limits<uint64_t>::max()));
+  app.add_option("--stats-interval", config->stats_interval,
+                 "seconds between stats lines, 0 for none (5)")
+      ->transform(game::AtLeast(0));
+  if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
+    return exit_code;
   }
-  if (config->port < 0 || config->port > 65535 || config->max_packet < 4 ||
-      config->max_packet > 65535 || config->threads < 0 ||
-      config->stats_interval < 0 || config->max_pending == 0) {
-    std::fprintf(stderr, "GameServer: a flag value is out of range\n");
-    *exit_code = 2;
-    return false;
-  }
-  return true;
+  config->backend = *servercore::ParseBackend(backend);  // checked above
+  return std::nullopt;
 }
 
 // Waits for SIGINT/SIGTERM for up to `seconds`; true when one arrived.
@@ -88,8 +105,7 @@ bool WaitForSignal(const sigset_t& signals, double seconds) {
 
 int main(int argc, char** argv) {
   Config config;
-  int exit_code = 0;
-  if (!ParseConfig(argc, argv, &config, &exit_code)) return exit_code;
+  if (auto exit_code = ParseConfig(argc, argv, &config)) return *exit_code;
 
   // Block the stop signals in every thread (the workers inherit the mask);
   // the main thread takes them with sigtimedwait.

@@ -1,6 +1,6 @@
-// asio_game_server: PROTOCOL.md on plain Boost.Asio, the bar GameServer is
-// measured against (DESIGN.md, "Where we are headed"). Same command line and
-// output lines as GameServer; --backend is accepted and ignored.
+// asio_game_server: docs/PROTOCOL.md on plain Boost.Asio, the bar GameServer is
+// measured against (docs/DESIGN.md, "Where we are headed"). Same command line
+// and output lines as GameServer; --backend is accepted and ignored.
 //
 //   asio_game_server --port 0 --threads 1
 //   asio_game_server --port 7777 --threads 2 --stats-interval 1

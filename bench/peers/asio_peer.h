@@ -1,5 +1,5 @@
 // The Boost.Asio peer of GameServer (bench/peers/asio_game_server.cc): the
-// same PROTOCOL.md written the way a competent Asio user would, as the bar
+// same docs/PROTOCOL.md written the way a competent Asio user would, as the bar
 // ServerCore is measured against. Nothing here uses ServerCore.
 //
 // Threading: one io_context per worker thread, each run by exactly one thread

@@ -1,4 +1,4 @@
-// Session: one client connection of the Asio peer, speaking PROTOCOL.md.
+// Session: one client connection of the Asio peer, speaking docs/PROTOCOL.md.
 //
 // Reads with async_read_some into its own receive buffer and frames
 // [u16 size][u16 id][payload] packets out of it (a packet may be split

@@ -1,4 +1,4 @@
-// PROTOCOL.md "Bad input" and "Slow receivers", checked against the real
+// docs/PROTOCOL.md "Bad input" and "Slow receivers", checked against the real
 // GameServer: a protocol error or a slow receiver closes that one connection
 // (logged with the session and why), everyone else goes on, and the server
 // keeps running.
@@ -159,7 +159,7 @@ INSTANTIATE_TEST_SUITE_P(All, BadInputTest,
 
 using BadTailTest = GameServerTestBase<std::string>;
 
-// PROTOCOL.md: "The packets that arrived before the bad one are handled
+// docs/PROTOCOL.md: "The packets that arrived before the bad one are handled
 // normally first." Guards a bug found here: the answers to those packets were
 // queued and then dropped, because the close discards the send queue unsent
 // (Session::WriteQueued stops once Disconnect left kOpen; IoWorker::Finalize

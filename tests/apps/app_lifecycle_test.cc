@@ -1,5 +1,5 @@
-// PROTOCOL.md "Command line" for GameServer: --port 0 prints the real port,
-// and SIGINT or SIGTERM stops it with exit status 0 within a few seconds,
+// docs/PROTOCOL.md "Command line" for GameServer: --port 0 prints the real
+// port, and SIGINT or SIGTERM stops it with exit status 0 within a few seconds,
 // idle or while clients are connected and sending.
 #include <atomic>
 #include <string>

@@ -1,4 +1,4 @@
-// PROTOCOL.md checked from the outside against the real GameServer binary:
+// docs/PROTOCOL.md checked from the outside against the real GameServer binary:
 // echo, join, chat, and framing (splits and coalescing). Raw sockets only
 // (tests/support/test_client), as an outside client written from the
 // contract would be.
@@ -150,7 +150,7 @@ TEST_P(AppProtocolTest, JoinRoomZeroCountsDefaultMembers) {
 
 // S_JOIN is the first packet from the new room: no chat broadcast in that
 // room can overtake it, even while a member on the other worker chats without
-// pause. (A client written from PROTOCOL.md reads the reply to its C_JOIN
+// pause. (A client written from docs/PROTOCOL.md reads the reply to its C_JOIN
 // next; the server once queued S_JOIN after leaving the room's lock, and a
 // concurrent broadcast could slip in between.)
 TEST_P(AppProtocolTest, JoinReplyPrecedesChatsOfTheNewRoom) {
@@ -257,9 +257,9 @@ TEST_P(AppProtocolTest, ChatReachesEveryoneInTheRoomAndNoOneElse) {
   ExpectChat(c, *id_b, Bytes("second"), "c gets b's chat");
 }
 
-// PROTOCOL.md: every session starts in room 0 on connect. So once a client's
-// connect has returned, a chat from a connection made after it reaches it,
-// with no round trip first. (With an accept queue per worker, a later
+// docs/PROTOCOL.md: every session starts in room 0 on connect. So once a
+// client's connect has returned, a chat from a connection made after it reaches
+// it, with no round trip first. (With an accept queue per worker, a later
 // connection could be served before an earlier one was even accepted: about
 // one chat in ten missed here on two workers.)
 TEST_P(AppProtocolTest, ChatReachesEveryClientWhoseConnectReturned) {

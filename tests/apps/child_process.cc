@@ -101,6 +101,11 @@ bool ChildProcess::WaitForOutput(const std::string& text,
   }) && output_.find(text) != std::string::npos;
 }
 
+bool ChildProcess::WaitForOutputEnd(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return eof_; });
+}
+
 void ChildProcess::Signal(int sig) {
   if (running()) ::kill(pid_, sig);
 }

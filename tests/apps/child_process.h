@@ -55,6 +55,10 @@ class ChildProcess {
   // without it.
   bool WaitForOutput(const std::string& text,
                      std::chrono::milliseconds timeout);
+  // Waits until the output is complete (the child and anything it started
+  // closed stdout and stderr, as on exit); false on timeout. After Wait(),
+  // the last lines may still be in the pipe until this returns.
+  bool WaitForOutputEnd(std::chrono::milliseconds timeout);
 
   void Signal(int sig);
   // Waits for the child to exit; its raw waitpid status, or nullopt on

@@ -1,5 +1,5 @@
 // FakeEchoServer: a tiny echo server on plain sockets and one thread, for
-// checking that DummyClient notices a server that breaks PROTOCOL.md. It
+// checking that DummyClient notices a server that breaks docs/PROTOCOL.md. It
 // answers C_ECHO with S_ECHO and can spoil the third answer to a load packet
 // (any echo but DummyClient's 4-byte "ping"): drop it, corrupt one byte, or
 // swap it with the fourth. Connections are served one after another.

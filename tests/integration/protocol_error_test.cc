@@ -1,6 +1,6 @@
-// Bad framing from one peer (PROTOCOL.md, "Bad input"): the packets before the
-// bad one are handled normally (so their echoes reach the client), then that
-// one connection closes with kProtocolError; every other session goes on.
+// Bad framing from one peer (docs/PROTOCOL.md, "Bad input"): the packets before
+// the bad one are handled normally (so their echoes reach the client), then
+// that one connection closes with kProtocolError; every other session goes on.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,5 +1,6 @@
 // Shared pieces of the network contract suite: sessions used by the tests and
-// a fixture that runs each test once per backend.
+// a fixture that runs each test once per backend. Packets are built with
+// servercore's MakePacket / PacketWriter (servercore/packet_writer.h).
 #ifndef SERVERCORE_TESTS_INTEGRATION_SERVICE_TEST_UTIL_H_
 #define SERVERCORE_TESTS_INTEGRATION_SERVICE_TEST_UTIL_H_
 
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "servercore/packet_session.h"
+#include "servercore/packet_writer.h"
 #include "servercore/send_buffer_manager.h"
 #include "servercore/service.h"
 #include "tests/support/test_client.h"
@@ -39,20 +41,6 @@ inline constexpr bool kSanitized = false;
 
 constexpr size_t Scaled(size_t release, size_t sanitized) noexcept {
   return kSanitized ? sanitized : release;
-}
-
-// Builds one packet [size][id][payload] in a pooled SendBuffer.
-inline SendBufferRef MakePacket(uint16_t id,
-                                std::span<const std::byte> payload) {
-  const auto size = static_cast<uint32_t>(payload.size() + kPacketHeaderSize);
-  SendBufferRef buffer = SendBufferManager::Instance().Open(size);
-  WritePacketHeader(buffer->Buffer(), static_cast<uint16_t>(size), id);
-  if (!payload.empty()) {
-    std::memcpy(buffer->Buffer() + kPacketHeaderSize, payload.data(),
-                payload.size());
-  }
-  buffer->Close(size);
-  return buffer;
 }
 
 // Answers every packet with the same packet (id and payload unchanged).

@@ -1,6 +1,7 @@
 // A blocking loopback client for integration tests: plain sockets, no
-// ServerCore code, so it checks the server from the outside, as PROTOCOL.md's
-// outside clients do. Every call has a deadline; nothing waits forever.
+// ServerCore code, so it checks the server from the outside, as
+// docs/PROTOCOL.md's outside clients do. Every call has a deadline; nothing
+// waits forever.
 #ifndef SERVERCORE_TESTS_SUPPORT_TEST_CLIENT_H_
 #define SERVERCORE_TESTS_SUPPORT_TEST_CLIENT_H_
 

@@ -1,0 +1,99 @@
+#include "command_line.h"
+
+#include <charconv>
+#include <cmath>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace game {
+namespace {
+
+// The number `text` holds, all of it, as std::from_chars reads it.
+template <typename T>
+std::optional<T> ReadNumber(std::string_view text) {
+  T value{};
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  return value;
+}
+
+// `value` as CLI11 reads it back exactly: its integers go through strtoll or
+// strtoull with base 0 (a leading 0 would mean octal), its doubles through
+// strtold (so a hexadecimal float, which strtold reads without rounding).
+std::string ForCli11(int value) { return std::to_string(value); }
+std::string ForCli11(uint64_t value) { return std::to_string(value); }
+std::string ForCli11(double value) {
+  char digits[64];
+  const auto [ptr, ec] =
+      std::to_chars(digits, digits + sizeof(digits), std::fabs(value),
+                    std::chars_format::hex);
+  return (std::signbit(value) ? "-0x" : "0x") + std::string(digits, ptr);
+}
+
+// A bound as the messages show it: 0.5, not 0.500000.
+std::string Show(double value) {
+  char digits[64];
+  const auto [ptr, ec] = std::to_chars(digits, digits + sizeof(digits), value);
+  return std::string(digits, ptr);
+}
+
+// A transform accepting the numbers of type T for which accept(value) holds,
+// `range` being how the help and the errors describe them.
+template <typename T, typename Accept>
+CLI::Validator Number(const std::string& range, Accept accept) {
+  return CLI::Validator(
+      [range, accept](std::string& text) {
+        const std::optional<T> value = ReadNumber<T>(text);
+        if (!value || !accept(*value)) return text + " not in " + range;
+        text = ForCli11(*value);
+        return std::string();
+      },
+      range);
+}
+
+}  // namespace
+
+template <typename T>
+CLI::Validator InRange(T min, T max) {
+  return Number<T>(
+      "[" + std::to_string(min) + " - " + std::to_string(max) + "]",
+      [min, max](T value) { return value >= min && value <= max; });
+}
+
+template CLI::Validator InRange<int>(int min, int max);
+template CLI::Validator InRange<uint64_t>(uint64_t min, uint64_t max);
+
+CLI::Validator AtLeast(double min) {
+  return Number<double>("[" + Show(min) + " - inf)", [min](double value) {
+    return std::isfinite(value) && value >= min;
+  });
+}
+
+CLI::Validator Above(double min) {
+  return Number<double>("(" + Show(min) + " - inf)", [min](double value) {
+    return std::isfinite(value) && value > min;
+  });
+}
+
+std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv) {
+  app.failure_message([](const CLI::App* failed, const CLI::Error& error) {
+    return failed->get_name() + ": " + error.what() +
+           "\nRun with --help for more information.\n";
+  });
+  // A flag given twice takes its last value: a script or a test appends
+  // flags to a base command line, and the later ones win.
+  for (CLI::Option* option : app.get_options()) {
+    option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // Prints the help (stdout) or the error (stderr).
+    return app.exit(error) == 0 ? 0 : 2;
+  }
+  return std::nullopt;
+}
+
+}  // namespace game

@@ -1,0 +1,52 @@
+// The command-line pieces GameServer and DummyClient share, on top of CLI11:
+// number checks that say which values a flag takes, and a parse that turns
+// --help and errors into an exit code.
+//
+//   CLI::App app("GameServer: ...", "GameServer");
+//   app.add_option("--port", config.port, "TCP port")
+//       ->transform(game::InRange(0, 65535));
+//   app.add_option("--stats-interval", config.stats_interval, "seconds")
+//       ->transform(game::AtLeast(0));
+//   if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
+//     return *exit_code;
+//   }
+//
+// A bad command line prints one line naming the flag and what it accepts,
+// and the program exits 2:
+//
+//   GameServer: --port: 70000 not in [0 - 65535]
+//   Run with --help for more information.
+//
+// The checks are transforms (->transform, not ->check): a number is read as
+// std::from_chars reads it (the whole text, decimal: "010" is ten, "0x10",
+// " 1" and "+1" are errors, and no negative number for an unsigned flag),
+// then handed on to CLI11 in a form its own conversion reads back exactly.
+#ifndef SERVERCORE_APPS_COMMON_COMMAND_LINE_H_
+#define SERVERCORE_APPS_COMMON_COMMAND_LINE_H_
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <optional>
+
+namespace game {
+
+// An integer in [min - max]. Defined for int and uint64_t.
+template <typename T>
+CLI::Validator InRange(T min, T max);
+
+// A finite number, at least `min`: [min - inf).
+CLI::Validator AtLeast(double min);
+
+// A finite number above `min`: (min - inf).
+CLI::Validator Above(double min);
+
+// Parses argv into `app`, whose options are all declared by now; a flag
+// given more than once takes its last value. nullopt when the program should
+// go on; otherwise the code to exit with: 0 after --help or -h (the help on
+// stdout), 2 after a bad command line (the error, prefixed with the
+// program's name, on stderr).
+std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv);
+
+}  // namespace game
+
+#endif  // SERVERCORE_APPS_COMMON_COMMAND_LINE_H_

@@ -1,0 +1,109 @@
+// docs/PROTOCOL.md "Command line", checked on the real programs: --help
+// lists every flag and exits 0; a bad value exits 2 with an error naming the
+// flag and the values it takes, before any socket is opened.
+#include <string>
+#include <vector>
+
+#include "tests/apps/app_fixture.h"
+
+namespace servercore::test {
+namespace {
+
+struct Result {
+  std::string status;  // "exit 0", ...
+  std::string output;  // stdout and stderr
+};
+
+Result RunProgram(const char* path, const std::vector<std::string>& args) {
+  ChildProcess child;
+  if (!child.Start(path, args)) return {"not started", child.Output()};
+  const auto status = child.Wait(Seconds(10));
+  if (status) child.WaitForOutputEnd(Seconds(10));
+  return {status ? ChildProcess::DescribeStatus(*status) : "still running",
+          child.Output()};
+}
+
+TEST(AppCommandLineTest, GameServerHelpListsEveryFlag) {
+  const Result run = RunProgram(GAME_SERVER_PATH, {"--help"});
+  EXPECT_EQ(run.status, "exit 0") << run.output;
+  for (const char* flag :
+       {"--host", "--port", "--threads", "--backend", "--max-packet",
+        "--max-pending", "--max-sessions", "--stats-interval"}) {
+    EXPECT_NE(run.output.find(flag), std::string::npos)
+        << flag << " missing in\n"
+        << run.output;
+  }
+}
+
+TEST(AppCommandLineTest, DummyClientHelpListsEveryFlag) {
+  const Result run = RunProgram(DUMMY_CLIENT_PATH, {"-h"});
+  EXPECT_EQ(run.status, "exit 0") << run.output;
+  for (const char* flag : {"--host", "--port", "--sessions", "--mode",
+                           "--payload", "--rate", "--depth", "--duration",
+                           "--warmup", "--senders", "--threads", "--json"}) {
+    EXPECT_NE(run.output.find(flag), std::string::npos)
+        << flag << " missing in\n"
+        << run.output;
+  }
+}
+
+struct BadFlag {
+  const char* path;
+  std::vector<std::string> args;
+  std::string error;  // the first line of the output
+};
+
+TEST(AppCommandLineTest, BadValuesNameTheFlagAndItsRange) {
+  const std::vector<BadFlag> cases = {
+      {GAME_SERVER_PATH,
+       {"--port", "70000"},
+       "GameServer: --port: 70000 not in [0 - 65535]"},
+      {GAME_SERVER_PATH,
+       {"--max-packet=3"},
+       "GameServer: --max-packet: 3 not in [4 - 65535]"},
+      {GAME_SERVER_PATH,
+       {"--backend", "kqueue"},
+       "GameServer: --backend: kqueue not in {auto,uring,epoll,io_uring}"},
+      {GAME_SERVER_PATH,
+       {"--stats-interval", "-1"},
+       "GameServer: --stats-interval: -1 not in [0 - inf)"},
+      {GAME_SERVER_PATH,
+       {"--max-pending", "0"},
+       "GameServer: --max-pending: 0 not in [1 - 18446744073709551615]"},
+      {DUMMY_CLIENT_PATH,
+       {"--mode=move"},
+       "DummyClient: --mode: move not in {echo,chat}"},
+      {DUMMY_CLIENT_PATH,
+       {"--payload", "23"},
+       "DummyClient: --payload: 23 not in [24 - 65523]"},
+      {DUMMY_CLIENT_PATH,
+       {"--duration", "0"},
+       "DummyClient: --duration: 0 not in (0 - inf)"},
+      {DUMMY_CLIENT_PATH,
+       {"--port", "0"},
+       "DummyClient: --port: 0 not in [1 - 65535]"},
+  };
+  for (const BadFlag& c : cases) {
+    SCOPED_TRACE(c.args[0]);
+    const Result run = RunProgram(c.path, c.args);
+    EXPECT_EQ(run.status, "exit 2") << run.output;
+    EXPECT_EQ(run.output.substr(0, run.output.find('\n')), c.error)
+        << run.output;
+  }
+}
+
+TEST(AppCommandLineTest, UnknownFlagsAndStrayArgumentsExitTwo) {
+  for (const char* path : {GAME_SERVER_PATH, DUMMY_CLIENT_PATH}) {
+    for (const std::vector<std::string>& args :
+         std::vector<std::vector<std::string>>{
+             {"--no-such-flag", "1"}, {"stray"}, {"--port"}}) {
+      SCOPED_TRACE(std::string(path) + " " + args[0]);
+      const Result run = RunProgram(path, args);
+      EXPECT_EQ(run.status, "exit 2") << run.output;
+      EXPECT_NE(run.output.find(args[0]), std::string::npos) << run.output;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace servercore::test
