@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "servercore/mutex.h"
 #include "send_buffer_chunk.h"
+#include "servercore/mutex.h"
 #include "servercore/send_buffer_manager.h"
 
 namespace servercore {
