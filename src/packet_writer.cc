@@ -1,5 +1,6 @@
 #include "servercore/packet_writer.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -21,15 +22,13 @@ PacketWriter::~PacketWriter() {
   if (buffer_) buffer_->Close(0);  // abandoned: give the room back
 }
 
-std::span<std::byte> PacketWriter::Reserve(size_t n) {
+void PacketWriter::Overflow(size_t n) const {
   SERVERCORE_CHECK(buffer_, "PacketWriter used after Finish");
-  SERVERCORE_CHECK(n <= capacity_ - cursor_,
+  SERVERCORE_CHECK(false,
                    "PacketWriter: %zu more payload bytes do not fit in the "
                    "%zu reserved (%zu written)",
                    n, capacity_ - kPacketHeaderSize, payload_size());
-  std::byte* at = buffer_->Buffer() + cursor_;
-  cursor_ += n;
-  return {at, n};
+  std::abort();  // not reached
 }
 
 PacketWriter& PacketWriter::WriteBytes(std::span<const std::byte> bytes) {
@@ -46,9 +45,19 @@ SendBufferRef PacketWriter::Finish() {
 }
 
 SendBufferRef MakePacket(uint16_t id, std::span<const std::byte> payload) {
-  PacketWriter packet(id, payload.size());
-  packet.WriteBytes(payload);
-  return packet.Finish();
+  // The writer's work without its bookkeeping: every echo takes this path.
+  SERVERCORE_CHECK(payload.size() <= kMaxPacketLimit - kPacketHeaderSize,
+                   "MakePacket: a payload of at most %zu bytes, not %zu",
+                   kMaxPacketLimit - kPacketHeaderSize, payload.size());
+  const auto size = static_cast<uint32_t>(kPacketHeaderSize + payload.size());
+  SendBufferRef buffer = SendBufferManager::Instance().Open(size);
+  WritePacketHeader(buffer->Buffer(), static_cast<uint16_t>(size), id);
+  if (!payload.empty()) {
+    std::memcpy(buffer->Buffer() + kPacketHeaderSize, payload.data(),
+                payload.size());
+  }
+  buffer->Close(size);
+  return buffer;
 }
 
 }  // namespace servercore

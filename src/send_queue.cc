@@ -42,12 +42,6 @@ bool SendQueue::TakeAll(std::vector<SendBufferRef>& sending) {
   return true;
 }
 
-void SendQueue::Settle(size_t bytes) noexcept {
-  pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
-  pinned_charge_.fetch_sub(std::exchange(released_charge_, 0),
-                           std::memory_order_relaxed);
-}
-
 void SendQueue::Close() {
   std::vector<SendBufferRef> dropped;
   {

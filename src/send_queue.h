@@ -66,7 +66,11 @@ class SendQueue {
   void Finished(const SendBuffer& done) noexcept {
     released_charge_ += head_pins_.Charge(done);
   }
-  void Settle(size_t bytes) noexcept;
+  void Settle(size_t bytes) noexcept {
+    pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    pinned_charge_.fetch_sub(released_charge_, std::memory_order_relaxed);
+    released_charge_ = 0;
+  }
   // Any thread, once: drops everything queued; every later Push is refused.
   void Close();
 

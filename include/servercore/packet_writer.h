@@ -54,7 +54,13 @@ class PacketWriter {
   }
   // The next `n` payload bytes, to be filled by the caller (say, a
   // serializer writing in place); the cursor moves past them.
-  std::span<std::byte> Reserve(size_t n);
+  std::span<std::byte> Reserve(size_t n) {
+    if (n > capacity_ - cursor_ || !buffer_) [[unlikely]]
+      Overflow(n);
+    std::byte* at = buffer_->Buffer() + cursor_;
+    cursor_ += n;
+    return {at, n};
+  }
 
   // Payload bytes written so far, and how many more fit.
   size_t payload_size() const noexcept { return cursor_ - kPacketHeaderSize; }
@@ -64,6 +70,9 @@ class PacketWriter {
   [[nodiscard]] SendBufferRef Finish();
 
  private:
+  // Aborts with the reason Reserve(n) cannot be met.
+  [[noreturn]] void Overflow(size_t n) const;
+
   template <typename T>
   PacketWriter& Store(T value) {
     std::byte* at = Reserve(sizeof(T)).data();

@@ -67,12 +67,6 @@ bool IoWorker::InWorkerThread() const noexcept {
   return t_current_worker == this;
 }
 
-void IoWorker::AssertInWorkerThread() const {
-  SERVERCORE_DCHECK(
-      InWorkerThread() || loop_ended_.load(std::memory_order_acquire),
-      "worker %zu: called off its thread", index_);
-}
-
 void IoWorker::Post(Task task) {
   bool queued = false;
   bool was_empty = false;

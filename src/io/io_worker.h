@@ -87,7 +87,13 @@ class IoWorker {
   // checks at run time (debug and sanitizer builds) that it is this one, or
   // that this worker's loop has ended (its last sessions are finalised by
   // whichever thread still hands it one).
-  void AssertInWorkerThread() const SERVERCORE_ASSERT_CAPABILITY(kWorkerThread);
+  // Inline, so it costs nothing where the check is compiled out.
+  void AssertInWorkerThread() const
+      SERVERCORE_ASSERT_CAPABILITY(kWorkerThread) {
+    SERVERCORE_DCHECK(
+        InWorkerThread() || loop_ended_.load(std::memory_order_acquire),
+        "worker %zu: called off its thread", index_);
+  }
 
   // Worker thread: called by the backend.
   void OnAccepted(int fd) SERVERCORE_ON_WORKER;

@@ -47,10 +47,6 @@ void SocketState::Bind(int fd, IoWorker& worker, size_t max_pending_bytes) {
   queue_.SetLimit(max_pending_bytes);
 }
 
-bool SocketState::CanRead() const noexcept { return owner_.IsConnected(); }
-
-bool SocketState::CanWrite() const { return owner_.IsConnected() || draining_; }
-
 // --- Receive ---------------------------------------------------------------
 
 void SocketState::RecvDone(int64_t result) {
@@ -88,8 +84,12 @@ void SocketState::WriteQueued() {
     // Drop what the last write finished before taking more, so a session
     // that never fully drains (a reader as slow as its traffic) does not
     // grow sending_ forever. No write is in flight: nothing points at these.
-    sending_.erase(sending_.begin(),
-                   sending_.begin() + static_cast<ptrdiff_t>(sending_done_));
+    if (sending_done_ == sending_.size()) {
+      sending_.clear();
+    } else if (sending_done_ > 0) {
+      sending_.erase(sending_.begin(),
+                     sending_.begin() + static_cast<ptrdiff_t>(sending_done_));
+    }
     sending_done_ = 0;
     if (!queue_.TakeAll(sending_)) return;  // all written
     BuildIovecs();

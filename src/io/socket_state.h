@@ -43,10 +43,9 @@
 #include "send_queue.h"
 #include "servercore/recv_buffer.h"
 #include "servercore/send_buffer.h"
+#include "servercore/session.h"
 
-namespace servercore {
-class Session;
-namespace internal {
+namespace servercore::internal {
 
 class IoWorker;
 
@@ -74,9 +73,11 @@ class SocketState {
   const SendQueue& queue() const noexcept { return queue_; }
 
   // Open: receiving, and writing.
-  bool CanRead() const noexcept;
+  bool CanRead() const noexcept { return owner_.IsConnected(); }
   // Open, or closing while it writes what was queued before the close.
-  bool CanWrite() const SERVERCORE_ON_WORKER;
+  bool CanWrite() const SERVERCORE_ON_WORKER {
+    return owner_.IsConnected() || draining_;
+  }
 
   // --- Receive (worker) ---
   RecvBuffer& recv_buffer() SERVERCORE_ON_WORKER { return recv_buffer_; }
@@ -141,7 +142,6 @@ class SocketState {
   Clock::time_point drain_deadline_ SERVERCORE_GUARDED_BY(kWorkerThread){};
 };
 
-}  // namespace internal
-}  // namespace servercore
+}  // namespace servercore::internal
 
 #endif  // SERVERCORE_SRC_IO_SOCKET_STATE_H_
