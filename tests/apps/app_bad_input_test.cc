@@ -162,8 +162,9 @@ using BadTailTest = GameServerTestBase<std::string>;
 // docs/PROTOCOL.md: "The packets that arrived before the bad one are handled
 // normally first." Guards a bug found here: the answers to those packets were
 // queued and then dropped, because the close discards the send queue unsent
-// (Session::WriteQueued stops once Disconnect left kOpen; IoWorker::Finalize
-// closes the fd and clears send_queue_), so the client saw only the close.
+// (the write path stopped once Disconnect left kOpen, and finalizing closed
+// the fd and cleared the send queue), so the client saw only the close. Now
+// Session::StartClosing drains what was queued first.
 TEST_P(BadTailTest, PacketsBeforeTheBadOneAreHandledFirst) {
   START_SERVER();
   const std::vector<std::pair<std::string, std::vector<std::byte>>> tails = {
