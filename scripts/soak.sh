@@ -22,8 +22,10 @@ bin="build/$preset/apps"
 
 log="$(mktemp)"
 rss_log="$(mktemp)"
+# --idle-timeout 0: in the chat phase most sessions only listen, and
+# DummyClient does not yet keep them alive with C_PING.
 "$bin/GameServer" --host 127.0.0.1 --port 0 --backend "$backend" \
-  --stats-interval 10 >"$log" 2>&1 &
+  --stats-interval 10 --idle-timeout 0 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log" "$rss_log"' EXIT
 port=$(listening_port "$log")

@@ -18,6 +18,10 @@ std::string_view ToString(DisconnectReason reason) noexcept {
       return "protocol error";
     case DisconnectReason::kServiceStopped:
       return "service stopped";
+    case DisconnectReason::kIdleTimeout:
+      return "idle timeout";
+    case DisconnectReason::kPacketTimeout:
+      return "packet timeout";
     case DisconnectReason::kCount:
       break;
   }

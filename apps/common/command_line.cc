@@ -65,6 +65,14 @@ CLI::Validator InRange(T min, T max) {
 template CLI::Validator InRange<int>(int min, int max);
 template CLI::Validator InRange<uint64_t>(uint64_t min, uint64_t max);
 
+template <>
+CLI::Validator InRange<double>(double min, double max) {
+  return Number<double>(
+      "[" + Show(min) + " - " + Show(max) + "]", [min, max](double value) {
+        return std::isfinite(value) && value >= min && value <= max;
+      });
+}
+
 CLI::Validator AtLeast(double min) {
   return Number<double>("[" + Show(min) + " - inf)", [min](double value) {
     return std::isfinite(value) && value >= min;

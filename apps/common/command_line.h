@@ -30,9 +30,12 @@
 
 namespace game {
 
-// An integer in [min - max]. Defined for int and uint64_t.
+// A number in [min - max]; defined for int, uint64_t and double.
 template <typename T>
 CLI::Validator InRange(T min, T max);
+// Doubles: finite, and the bounds shown as 0.5, not 0.500000.
+template <>
+CLI::Validator InRange<double>(double min, double max);
 
 // A finite number, at least `min`: [min - inf).
 CLI::Validator AtLeast(double min);

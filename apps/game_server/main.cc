@@ -4,11 +4,13 @@
 // Usage: GameServer [--host 0.0.0.0] [--port 7777] [--threads N]
 //                   [--backend auto|uring|epoll] [--max-packet 4096]
 //                   [--max-pending 4194304] [--max-sessions 100000]
-//                   [--stats-interval 5]
+//                   [--stats-interval 5] [--idle-timeout 60]
+//                   [--packet-timeout 10]
 //
 //   GameServer                    # 0.0.0.0:7777, one worker thread per core
 //   GameServer --port 0 --threads 2 --backend epoll --stats-interval 1
 //   GameServer --max-packet=65535 --max-pending=1048576 --max-sessions=20000
+//   GameServer --idle-timeout 0 --packet-timeout 2.5  # never idle-kick
 //   GameServer --help
 //
 // Flags take `--name value` or `--name=value`. A value out of range, an
@@ -19,6 +21,7 @@
 #include <signal.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -49,7 +52,13 @@ struct Config {
   uint64_t max_pending = 4 * 1024 * 1024;
   uint64_t max_sessions = 100'000;
   double stats_interval = 5;
+  double idle_timeout = 60;    // seconds, 0 = never
+  double packet_timeout = 10;  // seconds, 0 = never
 };
+
+std::chrono::milliseconds Millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
 
 // Reads the command line into *config; the code to exit with instead of
 // running (0 after --help, 2 after a bad command line), or nullopt.
@@ -82,6 +91,14 @@ std::optional<int> ParseConfig(int argc, char** argv, Config* config) {
   app.add_option("--stats-interval", config->stats_interval,
                  "seconds between stats lines, 0 for none (5)")
       ->transform(game::AtLeast(0));
+  app.add_option("--idle-timeout", config->idle_timeout,
+                 "seconds without a complete packet before a session is "
+                 "kicked, 0 for never (60)")
+      ->transform(game::InRange(0.0, 1e6));
+  app.add_option("--packet-timeout", config->packet_timeout,
+                 "seconds a begun packet may take to complete, 0 for never "
+                 "(10)")
+      ->transform(game::InRange(0.0, 1e6));
   if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
     return exit_code;
   }
@@ -123,7 +140,9 @@ int main(int argc, char** argv) {
           .backend = config.backend,
           .max_sessions = config.max_sessions,
           .max_pending_bytes = config.max_pending,
-          .recv_buffer_size = std::max<size_t>(16 * 1024, 2 * max_packet)},
+          .recv_buffer_size = std::max<size_t>(16 * 1024, 2 * max_packet),
+          .idle_timeout = Millis(config.idle_timeout),
+          .packet_timeout = Millis(config.packet_timeout)},
       [&rooms, max_packet] {
         return std::make_shared<game::GameSession>(rooms, max_packet);
       });

@@ -31,7 +31,8 @@ void StatsPrinter::Print() {
   std::printf(
       "[stats] sessions %llu rooms %llu | in %.0f pkt/s out %.0f pkt/s "
       "%.2f MB/s | writes %.0f/s %.1f iov/write | chunks %llu in use %llu "
-      "pooled %.1f MiB pinned | kicks %llu protocol-errors %llu\n",
+      "pooled %.1f MiB pinned | kicks %llu protocol-errors %llu timeouts "
+      "%llu\n",
       static_cast<unsigned long long>(stats.sessions_open),
       static_cast<unsigned long long>(rooms_.RoomCount()),
       PerSecond(stats.packets_in, last_.packets_in, seconds),
@@ -46,7 +47,10 @@ void StatsPrinter::Print() {
       static_cast<unsigned long long>(
           stats.closed(DisconnectReason::kSlowReceiver)),
       static_cast<unsigned long long>(
-          stats.closed(DisconnectReason::kProtocolError)));
+          stats.closed(DisconnectReason::kProtocolError)),
+      static_cast<unsigned long long>(
+          stats.closed(DisconnectReason::kIdleTimeout) +
+          stats.closed(DisconnectReason::kPacketTimeout)));
   std::fflush(stdout);
   last_ = stats;
   last_time_ = now;
@@ -59,7 +63,8 @@ void StatsPrinter::PrintSummary() const {
           .count();
   std::printf(
       "[summary] %.1f s | accepted %llu closed %llu (peer %llu, reset %llu, "
-      "slow %llu, protocol %llu, stopped %llu) | packets in %llu out %llu | "
+      "slow %llu, protocol %llu, idle %llu, half-sent %llu, stopped %llu) | "
+      "packets in %llu out %llu | "
       "bytes in %llu out %llu | writes %llu, %.1f iov/write, %llu partial | "
       "recvs %llu\n",
       seconds, static_cast<unsigned long long>(stats.sessions_accepted),
@@ -71,6 +76,10 @@ void StatsPrinter::PrintSummary() const {
           stats.closed(DisconnectReason::kSlowReceiver)),
       static_cast<unsigned long long>(
           stats.closed(DisconnectReason::kProtocolError)),
+      static_cast<unsigned long long>(
+          stats.closed(DisconnectReason::kIdleTimeout)),
+      static_cast<unsigned long long>(
+          stats.closed(DisconnectReason::kPacketTimeout)),
       static_cast<unsigned long long>(
           stats.closed(DisconnectReason::kServiceStopped)),
       static_cast<unsigned long long>(stats.packets_in),

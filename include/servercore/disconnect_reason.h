@@ -17,6 +17,8 @@ enum class DisconnectReason : uint8_t {
   kSlowReceiver,    // unsent output passed ServiceOptions::max_pending_bytes
   kProtocolError,   // the peer broke the wire protocol
   kServiceStopped,  // Service::Stop()
+  kIdleTimeout,     // nothing consumed for ServiceOptions::idle_timeout
+  kPacketTimeout,   // a message begun and not finished in packet_timeout
   kCount,
 };
 

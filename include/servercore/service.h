@@ -52,6 +52,16 @@ struct ServiceOptions {
   // max_pending_bytes alone does not: a few small queued buffers can each
   // hold a whole chunk.
   std::chrono::milliseconds send_stall_timeout{15'000};
+  // Liveness (0 = never). A session whose OnRecv consumes nothing for
+  // idle_timeout (for a PacketSession: no whole packet arrives) is closed
+  // with kIdleTimeout. A session holding received bytes it has not consumed
+  // (a packet begun and not finished) for packet_timeout is closed with
+  // kPacketTimeout, so a peer cannot pin a receive buffer by going silent
+  // mid-packet or by trickling one packet a byte at a time. Each worker
+  // checks its sessions in one sweep a few times per timeout (at most once a
+  // second), from two timestamps per session: no timer per session.
+  std::chrono::milliseconds idle_timeout{0};
+  std::chrono::milliseconds packet_timeout{0};
 };
 
 class Service {

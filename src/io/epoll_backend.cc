@@ -95,6 +95,7 @@ class EpollBackend final : public IoBackend {
     worker_.AssertInWorkerThread();
     const int n = ::epoll_wait(epoll_fd_, events_.data(),
                                static_cast<int>(events_.size()), timeout_ms);
+    worker_.ReadClock();
     for (int i = 0; i < n; ++i) {
       const epoll_event& event = events_[static_cast<size_t>(i)];
       if (event.data.ptr == &wake_tag_) {

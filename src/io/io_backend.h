@@ -62,7 +62,8 @@ class IoBackend {
   // flight after PauseAccept: the worker waits for it before exiting.
   virtual bool HasOwnOpsInFlight() const noexcept = 0;
 
-  // Waits up to timeout_ms (or until Wake) and dispatches what completed.
+  // Waits up to timeout_ms (or until Wake), then reads the worker's clock
+  // (IoWorker::ReadClock) and dispatches what completed.
   virtual void Poll(int timeout_ms) SERVERCORE_ON_WORKER = 0;
   // Any thread: makes a Poll in progress, or the next one, return.
   virtual void Wake() noexcept = 0;

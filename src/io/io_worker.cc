@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <future>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "io/io_key.h"
@@ -25,8 +27,23 @@ constexpr auto kStopDeadline = std::chrono::seconds(5);
 
 IoWorker* CurrentWorker() noexcept { return t_current_worker; }
 
+namespace {
+
+// A few sweeps per shortest timeout, so a session is closed within about a
+// quarter of its timeout late; at most one a second, at least 10 ms apart.
+std::chrono::milliseconds SweepPeriod(const ServiceOptions& options) {
+  std::chrono::milliseconds shortest = options.send_stall_timeout;
+  for (const auto timeout : {options.idle_timeout, options.packet_timeout}) {
+    if (timeout.count() > 0) shortest = std::min(shortest, timeout);
+  }
+  return std::clamp(shortest / 4, std::chrono::milliseconds(10),
+                    std::chrono::milliseconds(1000));
+}
+
+}  // namespace
+
 IoWorker::IoWorker(WorkerHost& host, size_t index)
-    : host_(host), index_(index) {}
+    : host_(host), index_(index), sweep_period_(SweepPeriod(host.options())) {}
 
 IoWorker::~IoWorker() {
   SERVERCORE_CHECK(!thread_.joinable(), "IoWorker destroyed while running");
@@ -129,14 +146,15 @@ void IoWorker::ScheduleFlush(SessionRef session) {
 }
 
 void IoWorker::Run() {
+  ReadClock();
   std::chrono::steady_clock::time_point deadline{};
   for (;;) {
-    backend_->Poll(PollTimeoutMs());
+    backend_->Poll(PollTimeoutMs());  // reads the clock when its wait returns
     RunTasks();
     FlushScheduled();
     FinalizeClosed();
-    if (listener_) listener_->MaybeResume(std::chrono::steady_clock::now());
-    KickStalledWriters();
+    if (listener_) listener_->MaybeResume(now_);
+    SweepSessions();
     if (stopping_) {
       if (sessions_.empty() && closing_.empty() &&
           !backend_->HasOwnOpsInFlight()) {
@@ -270,20 +288,23 @@ void IoWorker::OnAcceptError(int error) {
   if (listener_) listener_->OnError(error);
 }
 
-void IoWorker::KickStalledWriters() {
+void IoWorker::SweepSessions() {
   AssertInWorkerThread();
-  const auto now = std::chrono::steady_clock::now();
-  if (now < next_stall_check_) return;
-  next_stall_check_ = now + std::chrono::seconds(1);
-  const auto timeout = host_.options().send_stall_timeout;
+  if (now_ < next_sweep_) return;
+  next_sweep_ = now_ + sweep_period_;
+  const ServiceOptions& options = host_.options();
   for (const SessionRef& session : sessions_) {
     const SocketState& socket = session->socket(IoKey{});
-    if (socket.write_in_flight() && now - socket.write_since() > timeout) {
-      SERVERCORE_LOG_WARNING(
-          "session %llu: no output taken for %lld ms; disconnecting",
-          static_cast<unsigned long long>(session->id()),
-          static_cast<long long>(timeout.count()));
-      session->Disconnect(DisconnectReason::kSlowReceiver);
+    if (const std::optional<DisconnectReason> why =
+            socket.Overdue(now_, options)) {
+      const std::string_view what =
+          *why == DisconnectReason::kSlowReceiver
+              ? "no output taken within the send stall timeout"
+              : ToString(*why);
+      SERVERCORE_LOG_WARNING("session %llu: %.*s; disconnecting",
+                             static_cast<unsigned long long>(session->id()),
+                             static_cast<int>(what.size()), what.data());
+      session->Disconnect(*why);
     }
   }
 }
@@ -293,6 +314,7 @@ void IoWorker::AttachSession(SessionRef session) {
   SocketState& socket = session->socket(IoKey{});
   socket.attached = true;
   socket.worker_index = sessions_.size();
+  socket.StartLiveness(now_);
   sessions_.push_back(session);
   if (!session->Attach(IoKey{}, stopping_)) {
     // Disconnected (or the service stopped) before it reached its worker:
@@ -323,11 +345,10 @@ void IoWorker::FinalizeClosed() {
   // Swapped out first: OnDisconnected hooks may close more sessions, which
   // land in closing_ for the next round.
   finalizing_.swap(closing_);
-  const auto now = std::chrono::steady_clock::now();
   for (SessionRef& session : finalizing_) {
     SocketState& socket = session->socket(IoKey{});
     if (socket.draining()) {
-      if (socket.KeepDraining(now)) {
+      if (socket.KeepDraining(now_)) {
         closing_.push_back(std::move(session));
         continue;
       }

@@ -99,6 +99,16 @@ class IoWorker {
   void OnAccepted(int fd) SERVERCORE_ON_WORKER;
   void OnAcceptError(int error) SERVERCORE_ON_WORKER;
 
+  // The time the backend's last wait returned (read once per round, before
+  // the completions are dispatched): the clock for liveness and stall
+  // checks, which need no finer one. The backend calls ReadClock.
+  std::chrono::steady_clock::time_point now() const SERVERCORE_ON_WORKER {
+    return now_;
+  }
+  void ReadClock() SERVERCORE_ON_WORKER {
+    now_ = std::chrono::steady_clock::now();
+  }
+
   IoBackend& backend() noexcept { return *backend_; }
   WorkerCounters& counters() noexcept { return counters_; }
   const WorkerCounters& counters() const noexcept { return counters_; }
@@ -129,7 +139,7 @@ class IoWorker {
   void DrainAfterExit() SERVERCORE_ON_WORKER;
   void AttachSession(SessionRef session) SERVERCORE_ON_WORKER;
   void StopAll() SERVERCORE_ON_WORKER;
-  void KickStalledWriters() SERVERCORE_ON_WORKER;
+  void SweepSessions() SERVERCORE_ON_WORKER;
   int PollTimeoutMs() const SERVERCORE_ON_WORKER;
 
   WorkerHost& host_;
@@ -156,7 +166,11 @@ class IoWorker {
   // Once ListenOn has reached us.
   std::optional<Listener> listener_ SERVERCORE_GUARDED_BY(kWorkerThread);
   bool stopping_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
-  std::chrono::steady_clock::time_point next_stall_check_
+  std::chrono::steady_clock::time_point now_
+      SERVERCORE_GUARDED_BY(kWorkerThread){};
+  // Liveness and stall checks: one sweep over the sessions per period.
+  const std::chrono::milliseconds sweep_period_;
+  std::chrono::steady_clock::time_point next_sweep_
       SERVERCORE_GUARDED_BY(kWorkerThread){};
 
   WorkerCounters counters_;

@@ -57,8 +57,17 @@ void SocketState::RecvDone(int64_t result) {
     counters.recv_syscalls.Add();
     counters.bytes_in.Add(static_cast<uint64_t>(result));
     recv_buffer_.OnWrite(static_cast<size_t>(result));
-    recv_buffer_.OnRead(owner_.Deliver(IoKey{}, recv_buffer_.Data()));
+    const size_t consumed = owner_.Deliver(IoKey{}, recv_buffer_.Data());
+    recv_buffer_.OnRead(consumed);
     recv_buffer_.Clean();
+    // Liveness, on the worker's clock of this round (no clock read here).
+    const Clock::time_point now = worker_->now();
+    if (consumed > 0) last_progress_ = now;
+    if (recv_buffer_.DataSize() == 0) {
+      partial_since_ = {};
+    } else if (consumed > 0 || partial_since_ == Clock::time_point{}) {
+      partial_since_ = now;  // what is left is a packet begun now
+    }
     if (recv_buffer_.FreeSize() == 0 && CanRead()) {
       SERVERCORE_LOG_WARNING(
           "session %llu: protocol error: a message larger than the %zu-byte "
@@ -96,7 +105,7 @@ void SocketState::WriteQueued() {
     const int64_t result = worker_->backend().Write(*this);
     if (result == kInFlight) {
       write_in_flight_ = true;
-      write_since_ = Clock::now();
+      write_since_ = worker_->now();
       return;
     }
     if (!CompleteWrite(result)) return;
@@ -159,6 +168,26 @@ bool SocketState::CompleteWrite(int64_t result) {
   queue_.Settle(written);
   if (written > 0) owner_.Wrote(IoKey{}, written);
   return CanWrite();
+}
+
+// --- Liveness --------------------------------------------------------------
+
+std::optional<DisconnectReason> SocketState::Overdue(
+    Clock::time_point now, const ServiceOptions& options) const {
+  using std::chrono::milliseconds;
+  if (options.idle_timeout > milliseconds::zero() &&
+      now - last_progress_ > options.idle_timeout) {
+    return DisconnectReason::kIdleTimeout;
+  }
+  if (options.packet_timeout > milliseconds::zero() &&
+      partial_since_ != Clock::time_point{} &&
+      now - partial_since_ > options.packet_timeout) {
+    return DisconnectReason::kPacketTimeout;
+  }
+  if (write_in_flight_ && now - write_since_ > options.send_stall_timeout) {
+    return DisconnectReason::kSlowReceiver;
+  }
+  return std::nullopt;
 }
 
 // --- Closing ---------------------------------------------------------------

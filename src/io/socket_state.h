@@ -37,12 +37,15 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "io/worker_thread.h"
 #include "send_queue.h"
+#include "servercore/disconnect_reason.h"
 #include "servercore/recv_buffer.h"
 #include "servercore/send_buffer.h"
+#include "servercore/service.h"
 #include "servercore/session.h"
 
 namespace servercore::internal {
@@ -98,6 +101,17 @@ class SocketState {
     return write_since_;
   }
 
+  // --- Liveness (worker) ---
+  // Starts the clocks when the socket reaches its worker.
+  void StartLiveness(Clock::time_point now) SERVERCORE_ON_WORKER {
+    last_progress_ = now;
+  }
+  // Why the session must be closed at `now` under `options` (idle, a packet
+  // begun too long ago, a write the peer stopped taking), if it must.
+  std::optional<DisconnectReason> Overdue(Clock::time_point now,
+                                          const ServiceOptions& options) const
+      SERVERCORE_ON_WORKER;
+
   // --- Closing (worker) ---
   // Keeps writing what was queued until `deadline`; true if anything is
   // left to write (else there is nothing to drain).
@@ -140,6 +154,11 @@ class SocketState {
   Clock::time_point write_since_ SERVERCORE_GUARDED_BY(kWorkerThread){};
   bool draining_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   Clock::time_point drain_deadline_ SERVERCORE_GUARDED_BY(kWorkerThread){};
+  // When OnRecv last consumed bytes (or the socket reached its worker).
+  Clock::time_point last_progress_ SERVERCORE_GUARDED_BY(kWorkerThread){};
+  // Since when received bytes have waited unconsumed (a packet begun); the
+  // epoch when none wait.
+  Clock::time_point partial_since_ SERVERCORE_GUARDED_BY(kWorkerThread){};
 };
 
 }  // namespace servercore::internal

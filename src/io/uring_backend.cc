@@ -181,6 +181,7 @@ class UringBackend final : public IoBackend {
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY) {
       SERVERCORE_LOG_ERROR("io_uring_submit_and_wait: %s", std::strerror(-r));
     }
+    worker_.ReadClock();
     // Completions are copied out and the queue advanced before dispatching:
     // handlers prepare new operations and may submit them (when the
     // submission queue fills), which must find room in the completion queue.

@@ -1,0 +1,93 @@
+// docs/PROTOCOL.md, "Liveness", from the outside: GameServer closes a session
+// that sends no complete packet for --idle-timeout seconds, and one that
+// began a packet and did not finish it within --packet-timeout seconds,
+// whether it went silent or trickles it; it counts both in its summary.
+// Sessions that keep talking, and every other session, go on.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/apps/app_fixture.h"
+#include "tests/apps/app_test_util.h"
+
+namespace servercore::test {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+using LivenessAppTest = GameServerTestBase<std::string>;
+
+// After Stop: whether the server's "[summary]" line says `what` ("idle 1,").
+bool SummarySays(GameServer& server, const std::string& what) {
+  server.process().WaitForOutputEnd(Seconds(10));
+  const std::string out = server.Output();
+  const size_t at = out.find("[summary]");
+  return at != std::string::npos && out.find(what, at) != std::string::npos;
+}
+
+TEST_P(LivenessAppTest, IdleSessionIsClosedOthersStay) {
+  START_SERVER("--idle-timeout", "1", "--packet-timeout", "0");
+  TestClient idle;
+  TestClient talker;
+  ASSERT_TRUE(ConnectReady(idle, server_.port()));
+  ASSERT_TRUE(ConnectReady(talker, server_.port()));
+  const auto start = Clock::now();
+  // The talker echoes every 200 ms for 2.4 s; the idle one says nothing.
+  for (int i = 0; i < 12; ++i) {
+    std::this_thread::sleep_for(milliseconds(200));
+    ASSERT_TRUE(talker.SendPacket(kCEcho, Bytes("still here")));
+    auto echo = talker.ReadPacket(Seconds(5));
+    ASSERT_TRUE(echo && echo->id == kSEcho) << "talker cut off at " << i;
+  }
+  EXPECT_TRUE(idle.WaitForClose(Seconds(5)));
+  EXPECT_GE(Clock::now() - start, milliseconds(900));
+  talker.Close();  // before it falls idle in its turn
+  // A half packet is no offence with --packet-timeout 0, but idleness is.
+  TestClient half;
+  ASSERT_TRUE(ConnectReady(half, server_.port()));
+  ASSERT_TRUE(half.SendAll(RawHeader(100, kCEcho)));
+  EXPECT_TRUE(half.WaitForClose(Seconds(5)));
+  ASSERT_TRUE(server_.Stop(SIGTERM, Seconds(10)).has_value());
+  EXPECT_TRUE(SummarySays(server_, "idle 2,")) << server_.Output();
+  EXPECT_TRUE(SummarySays(server_, "half-sent 0,")) << server_.Output();
+}
+
+TEST_P(LivenessAppTest, HalfSentPacketIsClosed) {
+  START_SERVER("--idle-timeout", "0", "--packet-timeout", "1");
+  TestClient silent;
+  TestClient trickler;
+  TestClient other;
+  ASSERT_TRUE(ConnectReady(silent, server_.port()));
+  ASSERT_TRUE(ConnectReady(trickler, server_.port()));
+  ASSERT_TRUE(ConnectReady(other, server_.port()));
+  // Silent: 4 of a 100-byte packet's bytes, then nothing.
+  ASSERT_TRUE(silent.SendAll(RawHeader(100, kCEcho)));
+  // Trickling: one byte of the same packet every 100 ms, 40 in all (4 s).
+  const std::vector<std::byte> header = RawHeader(100, kCEcho);
+  bool trickler_closed = false;
+  for (int i = 0; i < 40 && !trickler_closed; ++i) {
+    const std::byte b = i < 4 ? header[static_cast<size_t>(i)] : std::byte{1};
+    trickler_closed =
+        !trickler.SendAll({&b, 1}) || !trickler.IsQuiet(milliseconds(100));
+  }
+  EXPECT_TRUE(trickler_closed || trickler.WaitForClose(Seconds(2)))
+      << "a packet trickled for 4 s was never cut off";
+  EXPECT_TRUE(silent.WaitForClose(Seconds(5)));
+  // The idle-timeout is off: the quiet but whole-packeted client stays.
+  ASSERT_TRUE(other.SendPacket(kCEcho, Bytes("fine")));
+  auto echo = other.ReadPacket(Seconds(5));
+  EXPECT_TRUE(echo && echo->id == kSEcho);
+  ASSERT_TRUE(server_.Stop(SIGTERM, Seconds(10)).has_value());
+  EXPECT_TRUE(SummarySays(server_, "half-sent 2,")) << server_.Output();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, LivenessAppTest,
+                         ::testing::ValuesIn(AllBackends()),
+                         [](const auto& tp) { return tp.param; });
+
+}  // namespace
+}  // namespace servercore::test

@@ -1,0 +1,150 @@
+// Liveness (docs/PROTOCOL.md, "Liveness"): ServiceOptions::idle_timeout
+// closes a session that completes no packet for that long (kIdleTimeout);
+// packet_timeout closes one that began a packet and did not finish it
+// (kPacketTimeout), the slowloris case, whether it went silent or trickles
+// the packet a byte at a time. Sessions that keep talking are left alone.
+// Both run on each worker's periodic sweep, so a session goes within about a
+// quarter of its timeout late.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "service_test_util.h"
+#include "tests/support/test_client.h"
+
+namespace servercore::test {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+class LivenessTest : public BackendTest {
+ protected:
+  ServiceOptions Timeouts(milliseconds idle, milliseconds packet) const {
+    ServiceOptions options = Options();
+    options.idle_timeout = idle;
+    options.packet_timeout = packet;
+    return options;
+  }
+};
+
+// Connects a client and waits until its session has answered one echo (so
+// the session is attached and its clocks started).
+void ConnectAndEcho(TestClient& client, uint16_t port, uint32_t tag) {
+  ASSERT_TRUE(client.Connect(port));
+  ASSERT_TRUE(client.SendPacket(1, SequencedPayload(tag, 0)));
+  ASSERT_TRUE(client.ReadPacket().has_value());
+}
+
+TEST_P(LivenessTest, SilentSessionIsClosedAfterTheIdleTimeout) {
+  SessionTracker tracker;
+  SERVERCORE_START_SERVER(server, tracker.Factory(),
+                          Timeouts(milliseconds(400), milliseconds(0)));
+  TestClient client;
+  ConnectAndEcho(client, server->port(), 0);
+  const auto quiet_since = Clock::now();
+  ASSERT_TRUE(client.WaitForClose(std::chrono::seconds(5)));
+  const auto after = Clock::now() - quiet_since;
+  EXPECT_GE(after, milliseconds(300));  // the last echo came a bit later
+  EXPECT_LT(after, milliseconds(2500));
+  ASSERT_TRUE(WaitFor([&] { return tracker.Sessions()[0]->disconnects(); }));
+  EXPECT_EQ(tracker.Sessions()[0]->reason(), DisconnectReason::kIdleTimeout);
+  EXPECT_EQ(server->GetStats().closed(DisconnectReason::kIdleTimeout), 1u);
+}
+
+TEST_P(LivenessTest, SessionThatKeepsSendingPacketsStays) {
+  SessionTracker tracker;
+  SERVERCORE_START_SERVER(server, tracker.Factory(),
+                          Timeouts(milliseconds(400), milliseconds(400)));
+  TestClient client;
+  ConnectAndEcho(client, server->port(), 0);
+  // Three idle timeouts long, one whole packet every 100 ms.
+  for (uint32_t seq = 1; seq <= 12; ++seq) {
+    std::this_thread::sleep_for(milliseconds(100));
+    ASSERT_TRUE(client.SendPacket(1, SequencedPayload(0, seq)));
+    ASSERT_TRUE(client.ReadPacket().has_value()) << "closed at seq " << seq;
+  }
+  EXPECT_EQ(tracker.Sessions()[0]->disconnects(), 0);
+}
+
+TEST_P(LivenessTest, HalfSentPacketIsClosedAfterThePacketTimeout) {
+  SessionTracker tracker;
+  // No idle timeout: only the packet timeout can close it.
+  SERVERCORE_START_SERVER(server, tracker.Factory(),
+                          Timeouts(milliseconds(0), milliseconds(400)));
+  TestClient client;
+  ConnectAndEcho(client, server->port(), 0);
+  std::vector<std::byte> packet = EncodePacket(1, SequencedPayload(0, 1, 500));
+  packet.resize(packet.size() / 2);  // the header says more is coming
+  ASSERT_TRUE(client.SendAll(packet));
+  const auto sent = Clock::now();
+  ASSERT_TRUE(client.WaitForClose(std::chrono::seconds(5)));
+  EXPECT_GE(Clock::now() - sent, milliseconds(350));
+  ASSERT_TRUE(WaitFor([&] { return tracker.Sessions()[0]->disconnects(); }));
+  EXPECT_EQ(tracker.Sessions()[0]->reason(), DisconnectReason::kPacketTimeout);
+  EXPECT_EQ(server->GetStats().closed(DisconnectReason::kPacketTimeout), 1u);
+}
+
+// Slowloris proper: one packet trickled a byte every 50 ms never completes
+// within the timeout, though bytes keep coming.
+TEST_P(LivenessTest, TrickledPacketIsClosedAfterThePacketTimeout) {
+  SessionTracker tracker;
+  SERVERCORE_START_SERVER(server, tracker.Factory(),
+                          Timeouts(milliseconds(0), milliseconds(400)));
+  TestClient client;
+  ConnectAndEcho(client, server->port(), 0);
+  const std::vector<std::byte> packet =
+      EncodePacket(1, SequencedPayload(0, 1, 500));
+  bool closed = false;
+  const auto start = Clock::now();
+  for (size_t i = 0; i < packet.size() && !closed; ++i) {
+    closed = !client.SendAll({&packet[i], 1});
+    std::this_thread::sleep_for(milliseconds(50));
+    if (Clock::now() - start > std::chrono::seconds(5)) break;
+    closed = closed || !client.IsQuiet(milliseconds(0));
+  }
+  ASSERT_TRUE(closed || client.WaitForClose(std::chrono::seconds(2)))
+      << "a packet trickled for 5 s was never cut off";
+  ASSERT_TRUE(WaitFor([&] { return tracker.Sessions()[0]->disconnects(); }));
+  EXPECT_EQ(tracker.Sessions()[0]->reason(), DisconnectReason::kPacketTimeout);
+}
+
+// A partial packet that is completed in time is no offence, however many
+// packets go by with a partial one always behind them.
+TEST_P(LivenessTest, PacketsSplitAcrossReadsWithinTheTimeoutStay) {
+  SessionTracker tracker;
+  SERVERCORE_START_SERVER(server, tracker.Factory(),
+                          Timeouts(milliseconds(0), milliseconds(400)));
+  TestClient client;
+  ConnectAndEcho(client, server->port(), 0);
+  // Each send finishes one packet and begins the next: some packet is always
+  // half-sent, for far longer than the timeout, but none for long.
+  const std::vector<std::byte> packet =
+      EncodePacket(1, std::vector<std::byte>(40, std::byte{7}));
+  std::vector<std::byte> stream;
+  for (int i = 0; i < 13; ++i) {
+    stream.insert(stream.end(), packet.begin(), packet.end());
+  }
+  const size_t step = packet.size();
+  for (size_t at = 0, end = step / 2; at < stream.size(); end += step) {
+    end = std::min(end, stream.size());
+    ASSERT_TRUE(client.SendAll({stream.data() + at, end - at}));
+    at = end;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  for (uint32_t seq = 1; seq <= 13; ++seq) {
+    auto echo = client.ReadPacket();
+    ASSERT_TRUE(echo.has_value()) << "closed before echo " << seq;
+  }
+  EXPECT_EQ(tracker.Sessions()[0]->disconnects(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, LivenessTest,
+                         ::testing::Values(Backend::kEpoll, Backend::kUring),
+                         BackendName);
+
+}  // namespace
+}  // namespace servercore::test
