@@ -1,5 +1,5 @@
-// docs/PROTOCOL.md's packet ids and payload layouts, shared by GameServer and
-// DummyClient. The framing (header size, largest packet) is servercore's:
+// docs/PROTOCOL.md's packet ids 1-6 and payload layouts, shared by GameServer
+// and DummyClient. The framing (header size, largest packet) is servercore's:
 // kPacketHeaderSize and kMaxPacketLimit in servercore/packet_framer.h.
 #ifndef SERVERCORE_APPS_COMMON_PROTOCOL_H_
 #define SERVERCORE_APPS_COMMON_PROTOCOL_H_
@@ -17,6 +17,10 @@ enum PacketId : uint16_t {
   kCChat = 5,
   kSChat = 6,
 };
+
+// Ids from here up carry one protobuf message (game.proto, whose enum
+// PacketId holds them).
+inline constexpr uint16_t kFirstTypedId = 1000;
 
 inline constexpr size_t kJoinPayloadSize = 4;       // uint32 room id
 inline constexpr size_t kJoinReplyPayloadSize = 8;  // room id, members

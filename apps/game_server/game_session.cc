@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "../common/protocol.h"
+#include "game.packets.h"
 #include "servercore/packet_framer.h"
 #include "servercore/packet_writer.h"
 
@@ -40,13 +41,36 @@ void GameSession::OnRecvPacket(uint16_t id,
     case kCChat:
       HandleChat(payload);
       break;
-    default: {
-      char why[48];
-      std::snprintf(why, sizeof(why), "packet id %u not accepted",
+    default:
+      if (id >= kFirstTypedId) {
+        HandleTyped(id, payload);
+      } else {
+        RejectId(id);
+      }
+  }
+}
+
+void GameSession::HandleTyped(uint16_t id, std::span<const std::byte> payload) {
+  switch (pb::Dispatch(*this, id, payload)) {
+    case servercore::DispatchResult::kHandled:
+      break;
+    case servercore::DispatchResult::kUnknownId:  // S_* ids among them
+      RejectId(id);
+      break;
+    case servercore::DispatchResult::kParseError: {
+      char why[64];
+      std::snprintf(why, sizeof(why), "packet id %u: payload does not parse",
                     unsigned{id});
       ProtocolError(why);
+      break;
     }
   }
+}
+
+void GameSession::RejectId(uint16_t id) {
+  char why[48];
+  std::snprintf(why, sizeof(why), "packet id %u not accepted", unsigned{id});
+  ProtocolError(why);
 }
 
 void GameSession::HandleEcho(std::span<const std::byte> payload) {

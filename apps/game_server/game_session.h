@@ -1,5 +1,7 @@
 // GameSession: one client of GameServer, speaking docs/PROTOCOL.md: echo, join
-// a room, chat to the room. Every session starts in room 0.
+// a room, chat to the room; typed packets (ids 1000 and up, game.proto) go to
+// the generated Dispatch and the handlers in typed_handlers.cc. Every session
+// starts in room 0.
 //
 // Thread safety: as PacketSession; room_ is set in OnCreated on the accepting
 // thread before the session reaches its worker (the hand-over orders it), and
@@ -21,6 +23,10 @@ class GameSession final : public servercore::PacketSession {
   GameSession(RoomManager& rooms, size_t max_packet)
       : PacketSession(max_packet), rooms_(rooms) {}
 
+  // For the typed-packet handlers (typed_handlers.cc), which are free
+  // functions called on this session's worker by the generated Dispatch.
+  using PacketSession::ProtocolError;
+
  protected:
   void OnCreated() override;
   void OnRecvPacket(uint16_t id, std::span<const std::byte> payload) override;
@@ -30,6 +36,8 @@ class GameSession final : public servercore::PacketSession {
   void HandleEcho(std::span<const std::byte> payload);
   void HandleJoin(std::span<const std::byte> payload);
   void HandleChat(std::span<const std::byte> payload);
+  void HandleTyped(uint16_t id, std::span<const std::byte> payload);
+  void RejectId(uint16_t id);
 
   RoomManager& rooms_;
   uint32_t room_ = 0;

@@ -5,6 +5,7 @@
 #include <poll.h>
 
 #include <atomic>
+#include <limits>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -42,7 +43,9 @@ std::vector<BadCase> AllBadCases() {
     Append(bytes, Filler(4093));
     cases.push_back({"SizeOverDefaultMaxPacket", {}, bytes});
   }
-  for (uint16_t id : std::vector<uint16_t>{2, 4, 6, 0, 7, 65535}) {
+  // Server-to-client ids, ids that were never assigned, the edges.
+  for (uint16_t id : std::vector<uint16_t>{2, 4, 6, 0, 7, 999, 1001, 1003, 1004,
+                                           1005, 65535}) {
     cases.push_back({"Id" + std::to_string(id), {}, EncodePacket(id, {})});
   }
   cases.push_back({"Id2WithPayload", {}, EncodePacket(kSEcho, Filler(10))});
@@ -51,6 +54,29 @@ std::vector<BadCase> AllBadCases() {
     cases.push_back({"JoinPayloadOf" + std::to_string(n),
                      {},
                      EncodePacket(kCJoin, Filler(n))});
+  }
+  // Typed packets whose payload protobuf rejects, or whose C_MOVE position
+  // is out of bounds. (A known field with another wire type is not one:
+  // protobuf keeps it as an unknown field.)
+  const std::vector<std::pair<std::string, std::vector<std::byte>>> typed = {
+      {"PingVarintCutShort", Bytes("\x08\x80")},
+      {"PingLengthPastPayload", Bytes("\x0A\x05\x01")},
+      {"PingWireType7", Bytes("\x0F\x01")},
+      {"PingFieldNumber0", Bytes(std::string("\x00\x01", 2))},
+      {"MoveFloatCutShort", Bytes(std::string("\x0D\x00\x00", 3))},
+  };
+  for (const auto& [name, payload] : typed) {
+    const uint16_t id = name.starts_with("Ping") ? kCPing : kCMove;
+    cases.push_back({name, {}, EncodePacket(id, payload)});
+  }
+  const std::vector<std::pair<std::string, std::vector<std::byte>>> moves = {
+      {"MoveXNaN", ProtoFloat(1, std::numeric_limits<float>::quiet_NaN())},
+      {"MoveYInfinity", ProtoFloat(2, std::numeric_limits<float>::infinity())},
+      {"MoveXOver10000", ProtoFloat(1, 10000.5F)},
+      {"MoveYUnderMinus10000", ProtoFloat(2, -10001.0F)},
+  };
+  for (const auto& [name, payload] : moves) {
+    cases.push_back({name, {}, EncodePacket(kCMove, payload)});
   }
   // size + 8 > 65535: C_CHAT of 65528 bytes (S_CHAT 65536) and of 65535.
   cases.push_back({"ChatWhoseSChatExceeds65535",
@@ -172,6 +198,8 @@ TEST_P(BadTailTest, PacketsBeforeTheBadOneAreHandledFirst) {
       {"size > max", RawHeader(5000, kCEcho)},
       {"id 9", EncodePacket(9, Bytes("zz"))},
       {"short C_JOIN", EncodePacket(kCJoin, Bytes("abc"))},
+      {"cut C_PING", EncodePacket(kCPing, Bytes("\x08\x80"))},
+      {"id 1001", EncodePacket(kSPong, {})},
   };
   uint32_t room = 77;
   for (const auto& [what, tail] : tails) {

@@ -1,6 +1,7 @@
 #include "tests/apps/app_test_util.h"
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <charconv>
 #include <cstring>
@@ -83,6 +84,56 @@ uint64_t ReadU64(std::span<const std::byte> p, size_t offset) {
     v |= std::to_integer<uint64_t>(p[offset + i]) << (8 * i);
   }
   return v;
+}
+
+namespace {
+
+void AppendVarint(std::vector<std::byte>& out, uint64_t value) {
+  while (value >= 0x80) {
+    out.push_back(std::byte((value & 0x7F) | 0x80));
+    value >>= 7;
+  }
+  out.push_back(std::byte(value));
+}
+
+// Reads a varint at `at`; false if the message ends inside it.
+bool ReadVarint(std::span<const std::byte> p, size_t& at, uint64_t& value) {
+  value = 0;
+  for (unsigned shift = 0; shift < 64 && at < p.size(); shift += 7) {
+    const auto b = std::to_integer<uint64_t>(p[at++]);
+    value |= (b & 0x7F) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::byte> ProtoVarint(uint32_t field, uint64_t value) {
+  std::vector<std::byte> out;
+  AppendVarint(out, uint64_t{field} << 3);
+  AppendVarint(out, value);
+  return out;
+}
+
+std::vector<std::byte> ProtoFloat(uint32_t field, float value) {
+  std::vector<std::byte> out;
+  AppendVarint(out, (uint64_t{field} << 3) | 5);
+  Append(out, U32(std::bit_cast<uint32_t>(value)));
+  return out;
+}
+
+std::optional<std::map<uint32_t, uint64_t>> ParseVarintFields(
+    std::span<const std::byte> message) {
+  std::map<uint32_t, uint64_t> fields;
+  size_t at = 0;
+  while (at < message.size()) {
+    uint64_t tag = 0, value = 0;
+    if (!ReadVarint(message, at, tag) || (tag & 7) != 0) return std::nullopt;
+    if (!ReadVarint(message, at, value)) return std::nullopt;
+    fields[static_cast<uint32_t>(tag >> 3)] = value;
+  }
+  return fields;
 }
 
 bool ConnectReady(TestClient& client, uint16_t port) {

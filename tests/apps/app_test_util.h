@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -25,6 +26,14 @@ inline constexpr uint16_t kCJoin = 3;
 inline constexpr uint16_t kSJoin = 4;
 inline constexpr uint16_t kCChat = 5;
 inline constexpr uint16_t kSChat = 6;
+// Typed packets (docs/PROTOCOL.md "Typed packets"): the payload is one
+// protobuf message, encoded and decoded by hand here (ProtoVarint and
+// friends below) to keep the outside view.
+inline constexpr uint16_t kCPing = 1000;
+inline constexpr uint16_t kSPong = 1001;
+inline constexpr uint16_t kCMove = 1002;
+inline constexpr uint16_t kSSnapshot = 1003;
+inline constexpr uint16_t kSBye = 1005;
 
 // Deadlines, scaled for sanitizer builds.
 inline std::chrono::milliseconds Seconds(int s) {
@@ -58,6 +67,16 @@ std::vector<std::byte> RawHeader(uint16_t size, uint16_t id);
 void Append(std::vector<std::byte>& out, std::span<const std::byte> more);
 uint32_t ReadU32(std::span<const std::byte> p, size_t offset);
 uint64_t ReadU64(std::span<const std::byte> p, size_t offset);
+
+// Protobuf wire format, by hand: one field each, appended to a message.
+// Varint field: tag (field << 3 | 0), then the value in base-128 groups.
+std::vector<std::byte> ProtoVarint(uint32_t field, uint64_t value);
+// float field: tag (field << 3 | 5), then 4 bytes little-endian.
+std::vector<std::byte> ProtoFloat(uint32_t field, float value);
+// A message of varint fields only: field number -> value (the last wins, as
+// in protobuf); nullopt if it holds anything else or is cut short.
+std::optional<std::map<uint32_t, uint64_t>> ParseVarintFields(
+    std::span<const std::byte> message);
 
 // Connects and makes one echo round trip, so the server has the session (in
 // room 0) when this returns.

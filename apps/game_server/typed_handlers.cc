@@ -1,0 +1,48 @@
+// GameServer's handlers of the client's typed packets (game.proto), called
+// by the generated pb::Dispatch on the session's worker thread. One function
+// per C_* message; the generated game.packets.h declares them, so a message
+// without a handler here fails to link.
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+
+#include "game.packets.h"
+#include "game_session.h"
+
+namespace game::pb {
+
+namespace {
+
+constexpr float kMaxCoordinate = 10000.0F;  // docs/PROTOCOL.md "The world"
+
+bool ValidCoordinate(float v) {
+  return std::isfinite(v) && std::fabs(v) <= kMaxCoordinate;
+}
+
+uint64_t UnixTimeMicros() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+}
+
+}  // namespace
+
+// S_PONG to the sender only: its client time unchanged, the server's clock.
+void Handle_C_PING(GameSession& session, const C_PING& message) {
+  S_PONG pong;
+  pong.set_client_time_us(message.client_time_us());
+  pong.set_server_time_us(UnixTimeMicros());
+  // Two varints: never near the 65535-byte limit, so never null.
+  session.Send(MakeSendBuffer(pong));
+}
+
+// Only checked for now: a position must be finite and within ±10000, or it
+// is a protocol error. Entering the world and moving in it come with the
+// world (ticks and snapshots, docs/PROTOCOL.md "The world").
+void Handle_C_MOVE(GameSession& session, const C_MOVE& message) {
+  if (!ValidCoordinate(message.x()) || !ValidCoordinate(message.y())) {
+    session.ProtocolError("C_MOVE position not finite or outside +-10000");
+  }
+}
+
+}  // namespace game::pb
