@@ -42,7 +42,15 @@ class ScopedTimeSlice {
   const microseconds saved_;
 };
 
-TEST(JobQueueTest, IdleQueueRunsOnThePushingThread) {
+// A slice far longer than any test, so a loaded machine's preemption does
+// not hand a queue over where a test expects it to run on; the slice tests
+// set their own.
+class JobQueueTest : public ::testing::Test {
+ private:
+  ScopedTimeSlice slice_{std::chrono::seconds(10)};
+};
+
+TEST_F(JobQueueTest, IdleQueueRunsOnThePushingThread) {
   auto queue = std::make_shared<JobQueue>();
   std::thread::id ran_on;
   queue->DoAsync([&] { ran_on = std::this_thread::get_id(); });
@@ -50,7 +58,7 @@ TEST(JobQueueTest, IdleQueueRunsOnThePushingThread) {
   EXPECT_EQ(queue->PendingJobs(), 0u);
 }
 
-TEST(JobQueueTest, AJobPushingToItsOwnQueueRunsItAfterwards) {
+TEST_F(JobQueueTest, AJobPushingToItsOwnQueueRunsItAfterwards) {
   auto queue = std::make_shared<JobQueue>();
   std::vector<int> order;
   queue->DoAsync([&] {
@@ -65,7 +73,7 @@ TEST(JobQueueTest, AJobPushingToItsOwnQueueRunsItAfterwards) {
 // queue and that its thread's jobs come in sequence. A short slice makes the
 // executors hand the queue over to the global queue too, drained by a fifth
 // thread as a worker would.
-TEST(JobQueueTest, KeepsPushOrderPerThreadAndRunsOneJobAtATime) {
+TEST_F(JobQueueTest, KeepsPushOrderPerThreadAndRunsOneJobAtATime) {
   ScopedTimeSlice slice(microseconds(200));
   constexpr size_t kThreads = 4;
   constexpr uint32_t kJobsPerThread = 50'000;
@@ -123,7 +131,7 @@ class Room : public JobQueue {
   std::atomic<bool>* destroyed_;
 };
 
-TEST(JobQueueTest, MethodJobsKeepTheirObjectAlive) {
+TEST_F(JobQueueTest, MethodJobsKeepTheirObjectAlive) {
   std::atomic<bool> destroyed{false};
   auto room = std::make_shared<Room>(&destroyed);
   room->DoAsync(&Room::Add, 1, std::make_unique<int>(1));  // runs now
@@ -150,7 +158,7 @@ TEST(JobQueueTest, MethodJobsKeepTheirObjectAlive) {
   EXPECT_FALSE(destroyed.load());
 }
 
-TEST(JobQueueTest, MethodJobDropsTheLastReferenceWhenItHasRun) {
+TEST_F(JobQueueTest, MethodJobDropsTheLastReferenceWhenItHasRun) {
   std::atomic<bool> destroyed{false};
   auto room = std::make_shared<Room>(&destroyed);
   std::weak_ptr<Room> weak = room;
@@ -166,7 +174,7 @@ TEST(JobQueueTest, MethodJobDropsTheLastReferenceWhenItHasRun) {
 
 // A job of queue A that pushes to idle queue B does not run B inside A: B
 // goes to the global queue (and waits there, with no worker registered).
-TEST(JobQueueTest, NoNestingAnIdleQueuePushedFromAJobWaitsForTheGlobalQueue) {
+TEST_F(JobQueueTest, NoNestingAnIdleQueuePushedFromAJobWaitsForTheGlobalQueue) {
   auto a = std::make_shared<JobQueue>();
   auto b = std::make_shared<JobQueue>();
   bool inside_a = false;
@@ -195,7 +203,7 @@ TEST(JobQueueTest, NoNestingAnIdleQueuePushedFromAJobWaitsForTheGlobalQueue) {
 
 // A job that pushes itself forever holds the pushing thread for about one
 // slice; the queue then waits in the global queue, and other queues go on.
-TEST(JobQueueTest, TimeSliceHandsABusyQueueToTheGlobalQueue) {
+TEST_F(JobQueueTest, TimeSliceHandsABusyQueueToTheGlobalQueue) {
   ScopedTimeSlice slice(milliseconds(1));
   auto spinner = std::make_shared<JobQueue>();
   std::atomic<bool> stop{false};
