@@ -8,6 +8,7 @@
 #include <string_view>
 #include <utility>
 
+#include "global_job_queue.h"
 #include "io/io_key.h"
 #include "io/socket_state.h"
 #include "servercore/check.h"
@@ -22,6 +23,8 @@ thread_local IoWorker* t_current_worker = nullptr;
 constexpr int kMaxPollMs = 100;
 // A stopping worker waits at most this long for in-flight I/O to complete.
 constexpr auto kStopDeadline = std::chrono::seconds(5);
+// A stopping worker runs the global job queue at most this long.
+constexpr auto kStopJobDrain = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -147,10 +150,14 @@ void IoWorker::ScheduleFlush(SessionRef session) {
 
 void IoWorker::Run() {
   ReadClock();
+  GlobalJobQueue& jobs = GlobalJobQueue::Instance();
+  jobs.Register(*this);
   std::chrono::steady_clock::time_point deadline{};
   for (;;) {
     backend_->Poll(PollTimeoutMs());  // reads the clock when its wait returns
     RunTasks();
+    // Before the flush, so what the jobs Send goes out this round.
+    jobs.RunFor(JobQueue::TimeSlice());
     FlushScheduled();
     FinalizeClosed();
     if (listener_) listener_->MaybeResume(now_);
@@ -158,6 +165,7 @@ void IoWorker::Run() {
     if (stopping_) {
       if (sessions_.empty() && closing_.empty() &&
           !backend_->HasOwnOpsInFlight()) {
+        DrainJobsForStop();
         break;
       }
       const auto now = std::chrono::steady_clock::now();
@@ -176,8 +184,30 @@ void IoWorker::Run() {
   DrainAfterExit();
 }
 
+void IoWorker::DrainJobsForStop() {
+  AssertInWorkerThread();
+  // Jobs handed off before Stop run, and what they push; a queue that stays
+  // busy (say, a job that pushes itself forever) is left for later workers.
+  GlobalJobQueue& jobs = GlobalJobQueue::Instance();
+  const auto until = std::chrono::steady_clock::now() + kStopJobDrain;
+  while (!jobs.empty()) {
+    if (std::chrono::steady_clock::now() >= until) {
+      SERVERCORE_LOG_WARNING(
+          "worker %zu: the global job queue still had %zu queues after %llds "
+          "of stopping; leaving them",
+          index_, jobs.size(), static_cast<long long>(kStopJobDrain.count()));
+      return;
+    }
+    jobs.RunFor(JobQueue::TimeSlice());
+  }
+  // Sessions closed by those jobs are gone already: Send and Disconnect on a
+  // closed session do nothing.
+}
+
 void IoWorker::DrainAfterExit() {
   AssertInWorkerThread();
+  // No hand-off wakes us once the backend is shut down.
+  GlobalJobQueue::Instance().Unregister(*this);
   // Whatever is left (only after the deadline) goes with the backend's
   // operations. The backend object itself lives until the destructor: other
   // threads may still Post (and so Wake) after this loop has ended.
@@ -208,8 +238,10 @@ void IoWorker::DrainAfterExit() {
 }
 
 int IoWorker::PollTimeoutMs() const {
-  // Work queued by our own thread this round must not wait for an event.
-  if (!flush_list_.empty()) return 0;
+  // Work queued by our own thread this round must not wait for an event, nor
+  // queues awaiting an executor (a hand-off from another thread wakes us,
+  // one from ours is seen here).
+  if (!flush_list_.empty() || !GlobalJobQueue::Instance().empty()) return 0;
   if (const auto resume_at = listener_ ? listener_->ResumeAt() : std::nullopt) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         *resume_at - std::chrono::steady_clock::now());

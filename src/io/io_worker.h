@@ -2,6 +2,7 @@
 //
 //   Poll (the backend reports completions to socket states, and accepts)
 //   -> drain the inbox (requests from other threads)
+//   -> run queues from the global job queue, for at most one time slice
 //   -> flush every session that had output queued this round (one gather
 //      write each, so a burst of Sends becomes one syscall per session)
 //   -> finish closing sessions whose last operation has completed
@@ -81,6 +82,10 @@ class IoWorker {
   void Adopt(SessionRef session);
   void AdoptConnected(SessionRef session);
   void ListenOn(int listen_fd);
+  // Any thread: interrupts the worker's wait for events (the global job
+  // queue has work). Only while the worker is registered with the global
+  // job queue, which guarantees its backend is up.
+  void Wake() { backend_->Wake(); }
 
   bool InWorkerThread() const noexcept;
   // Establishes, for the compiler, that the caller runs on a worker, and
@@ -140,6 +145,7 @@ class IoWorker {
   void AttachSession(SessionRef session) SERVERCORE_ON_WORKER;
   void StopAll() SERVERCORE_ON_WORKER;
   void SweepSessions() SERVERCORE_ON_WORKER;
+  void DrainJobsForStop() SERVERCORE_ON_WORKER;
   int PollTimeoutMs() const SERVERCORE_ON_WORKER;
 
   WorkerHost& host_;
