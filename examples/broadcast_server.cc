@@ -9,14 +9,12 @@
 #include <servercore/packet_session.h>
 #include <servercore/packet_writer.h>
 #include <servercore/service.h>
-#include <signal.h>
 
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <set>
+
+#include "example_main.h"
 
 constexpr uint16_t kCChat = 5;
 constexpr uint16_t kSChat = 6;
@@ -57,41 +55,9 @@ class ChatSession : public servercore::PacketSession {
   Room& room_;
 };
 
-// The number after `name` on the command line, or `fallback`.
-int Flag(int argc, char** argv, const char* name, int fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
-  }
-  return fallback;
-}
-
 int main(int argc, char** argv) {
-  const int port = Flag(argc, argv, "--port", 7000);
-  const int threads = Flag(argc, argv, "--threads", 1);
-
-  // Block the stop signals in every thread (workers inherit the mask); main
-  // takes them with sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   Room room;  // outlives the server, whose sessions point to it
-  servercore::ServerService server(
-      servercore::ServiceOptions{.worker_threads = threads},
-      [&room] { return std::make_shared<ChatSession>(room); });
-  std::error_code error = server.Start();
-  if (!error) error = server.Listen("127.0.0.1", static_cast<uint16_t>(port));
-  if (error) {
-    std::fprintf(stderr, "broadcast_server: %s\n", error.message().c_str());
-    return 1;
-  }
-  std::printf("listening on 127.0.0.1:%u\n", unsigned{server.port()});
-  std::fflush(stdout);
-
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  server.Stop();
-  return 0;
+  return example::Serve("broadcast_server", argc, argv, [&room] {
+    return std::make_shared<ChatSession>(room);
+  });
 }

@@ -10,14 +10,11 @@
 // and runs until SIGINT or SIGTERM.
 #include <servercore/packet_session.h>
 #include <servercore/service.h>
-#include <signal.h>
 
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
 
+#include "example_main.h"
 #include "ping.packets.h"
 
 class PingSession : public servercore::PacketSession {
@@ -45,40 +42,7 @@ void Handle_C_PING(PingSession& session, const C_PING& message) {
 
 }  // namespace ping::pb
 
-// The number after `name` on the command line, or `fallback`.
-int Flag(int argc, char** argv, const char* name, int fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
-  }
-  return fallback;
-}
-
 int main(int argc, char** argv) {
-  const int port = Flag(argc, argv, "--port", 7000);
-  const int threads = Flag(argc, argv, "--threads", 1);
-
-  // Block the stop signals in every thread (workers inherit the mask); main
-  // takes them with sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  servercore::ServerService server(
-      servercore::ServiceOptions{.worker_threads = threads},
-      [] { return std::make_shared<PingSession>(); });
-  std::error_code error = server.Start();
-  if (!error) error = server.Listen("127.0.0.1", static_cast<uint16_t>(port));
-  if (error) {
-    std::fprintf(stderr, "ping_server: %s\n", error.message().c_str());
-    return 1;
-  }
-  std::printf("listening on 127.0.0.1:%u\n", unsigned{server.port()});
-  std::fflush(stdout);
-
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  server.Stop();
-  return 0;
+  return example::Serve("ping_server", argc, argv,
+                        [] { return std::make_shared<PingSession>(); });
 }
