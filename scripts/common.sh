@@ -9,7 +9,7 @@ SERVERCORE_JOBS="${SERVERCORE_JOBS:-$(nproc)}"
 SERVERCORE_PACKAGES=(
   cmake make gcc g++ clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libcli11-dev
-  pkg-config libprotobuf-dev libprotoc-dev protobuf-compiler
+  pkg-config libprotobuf-dev libprotoc-dev protobuf-compiler libboost-dev
 )
 
 ensure_packages() {
