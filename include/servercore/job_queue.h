@@ -124,9 +124,16 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   // Library only: runs this queue as its executor (its count is not 0 and
   // nobody else executes it), until it is empty or the slice is spent.
   void Execute(const internal::JobKey&);
+  // Library only (a firing timer): Push in two halves. Enqueue queues `job`
+  // and returns true when the caller became the executor, which must then
+  // call StartExecutor (with no lock held).
+  bool Enqueue(Job job, const internal::JobKey&);
+  void StartExecutor(const internal::JobKey&);
 
  private:
   std::shared_ptr<JobQueue> SharedSelf();
+  bool Enqueue(Job job);
+  void StartExecutor();
   void Execute() noexcept;
 
   // Pushed and not run yet. Moved up under mu_ together with the push, so
