@@ -54,6 +54,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <type_traits>
@@ -77,6 +78,9 @@ struct MethodClass<Fn C::*> {
   using type = C;
 };
 }  // namespace internal
+
+// Names a timer for CancelTimer; 0 names none.
+using TimerId = uint64_t;
 
 class JobQueue : public std::enable_shared_from_this<JobQueue> {
  public:
