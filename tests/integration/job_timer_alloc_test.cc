@@ -56,19 +56,27 @@ TEST_P(JobTimerAllocTest, OneShotTimerFromAnApplicationThreadAllocatesNothing) {
 class Chain : public JobQueue {
  public:
   void Next() {
-    if (fired.fetch_add(1) + 1 < limit) DoTimer(milliseconds(0), &Chain::Next);
+    if (fired.fetch_add(1) + 1 < limit.load()) {
+      DoTimer(milliseconds(0), &Chain::Next);
+    }
   }
   std::atomic<uint64_t> fired{0};
-  uint64_t limit = 0;
+  // Read by the last job of a chain after its fetch_add, which the test
+  // thread may have seen already.
+  std::atomic<uint64_t> limit{0};
 };
 
 TEST_P(JobTimerAllocTest, OneShotTimerFromAWorkerAllocatesNothing) {
   SERVERCORE_START_SERVER(
       server, [] { return std::make_shared<EchoSession>(); }, Options());
   auto chain = std::make_shared<Chain>();
-  chain->limit = 200;
-  chain->DoTimer(milliseconds(0), &Chain::Next);
-  ASSERT_TRUE(SpinUntil(chain->fired, 200));  // warm the vectors
+  // Warm the vectors: a chain stays on the worker its first timer went to,
+  // and those go round-robin, so one warm-up chain per worker.
+  for (uint64_t done = 100; done <= 200; done += 100) {
+    chain->limit = done;
+    chain->DoTimer(milliseconds(0), &Chain::Next);
+    ASSERT_TRUE(SpinUntil(chain->fired, done));
+  }
   constexpr uint64_t kTimers = 1000;
   chain->limit = 200 + kTimers;
   const uint64_t before = AllocationCount();
