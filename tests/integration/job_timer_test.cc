@@ -234,6 +234,30 @@ TEST_P(JobTimerTest, StopWithPendingTimersReturnsPromptly) {
   for (const TimerId id : ids) EXPECT_FALSE(JobQueue::CancelTimer(id));
 }
 
+TEST_P(JobTimerTest, TimerAddedWithNoWorkerWaitsForTheNextOne) {
+  auto queue = std::make_shared<JobQueue>();
+  std::atomic<bool> ran{false};
+  std::atomic<bool> cancelled_ran{false};
+  // No Service runs: both wait in the pending list.
+  const auto start = steady_clock::now();
+  queue->DoTimer(milliseconds(300), [&ran] { ran.store(true); });
+  const TimerId cancelled =
+      queue->DoTimer(milliseconds(300), [&] { cancelled_ran.store(true); });
+  std::this_thread::sleep_for(milliseconds(50));
+  SERVERCORE_START_SERVER(
+      server, [] { return std::make_shared<EchoSession>(); }, Options());
+  // Let a worker start its loop and adopt them; the id still names the
+  // pending list, and CancelTimer finds the timer where it went.
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_TRUE(JobQueue::CancelTimer(cancelled));
+  ASSERT_TRUE(WaitFor([&] { return ran.load(); }));
+  EXPECT_GE(steady_clock::now() - start, milliseconds(300));
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_FALSE(cancelled_ran.load());
+  EXPECT_FALSE(JobQueue::CancelTimer(cancelled));
+  server->Stop();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, JobTimerTest,
                          ::testing::Values(Backend::kEpoll, Backend::kUring),
                          BackendName);
