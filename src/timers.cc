@@ -49,6 +49,8 @@ void TimerSlot::FireDue(std::chrono::steady_clock::time_point now) {
     bool start = false;
     {
       MutexLock lock(mu_);
+      SERVERCORE_DCHECK(worker_ != nullptr && worker_->InWorkerThread(),
+                        "timer slot %zu fired off its worker's thread", index_);
       if (heap_.empty() || heap_.top().due > now) return;
       TimerEntry& top = heap_.top();
       queue = top.queue.lock();
@@ -148,6 +150,7 @@ bool TimerRegistry::Cancel(TimerId id) {
 }
 
 TimerSlot& TimerRegistry::Register(IoWorker& worker) {
+  worker.AssertInWorkerThread();
   MutexLock lock(mu_);
   size_t index;
   if (!free_.empty()) {
@@ -181,6 +184,9 @@ void TimerRegistry::Unregister(TimerSlot& slot) {
   free_.push_back(slot.index());
   {
     MutexLock slot_lock(slot.mu_);
+    SERVERCORE_DCHECK(slot.worker_ == nullptr || slot.worker_->InWorkerThread(),
+                      "timer slot %zu unregistered off its worker's thread",
+                      slot.index());
     slot.worker_ = nullptr;
     slot.heap_.TakeAll(dropped);
   }

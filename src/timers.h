@@ -30,6 +30,7 @@
 #include <optional>
 #include <vector>
 
+#include "io/worker_thread.h"
 #include "servercore/job.h"
 #include "servercore/job_queue.h"
 #include "servercore/mutex.h"
@@ -52,7 +53,7 @@ class TimerSlot {
   // Pushes the job of every timer due at `now` to its queue (and runs the
   // queue here when that makes this thread its executor); re-arms repeating
   // timers, drops those whose queue is gone. The owning worker only.
-  void FireDue(std::chrono::steady_clock::time_point now);
+  void FireDue(std::chrono::steady_clock::time_point now) SERVERCORE_ON_WORKER;
 
  private:
   friend class TimerRegistry;
@@ -80,10 +81,10 @@ class TimerRegistry {
   bool Cancel(TimerId id);
 
   // A worker's loop started: it gets a slot, with the pending timers.
-  TimerSlot& Register(IoWorker& worker);
+  TimerSlot& Register(IoWorker& worker) SERVERCORE_ON_WORKER;
   // Its loop is ending (before its backend shuts down: no Wake reaches it
   // after this returns): its timers are dropped.
-  void Unregister(TimerSlot& slot);
+  void Unregister(TimerSlot& slot) SERVERCORE_ON_WORKER;
 
  private:
   TimerRegistry();
