@@ -20,7 +20,21 @@ namespace {
 
 using std::chrono::milliseconds;
 
-class JobTimerAllocTest : public BackendTest {};
+class JobTimerAllocTest : public BackendTest {
+ protected:
+  // A queue preempted past its slice between batches would be handed to the
+  // global queue, whose ring allocates the first time it is used: a slice
+  // far longer than a loaded machine's preemption keeps each queue on the
+  // worker that fired its timer.
+  void SetUp() override {
+    saved_slice_ = JobQueue::TimeSlice();
+    JobQueue::SetTimeSlice(std::chrono::seconds(10));
+  }
+  void TearDown() override { JobQueue::SetTimeSlice(saved_slice_); }
+
+ private:
+  std::chrono::microseconds saved_slice_{};
+};
 
 // Waits (no std::function, no allocation) until `counter` reaches `n`.
 bool SpinUntil(const std::atomic<uint64_t>& counter, uint64_t n) {
