@@ -33,6 +33,10 @@ std::shared_ptr<JobQueue> JobQueue::SharedSelf() {
 }
 
 void JobQueue::Push(Job job) {
+  if (Enqueue(std::move(job))) StartExecutor();
+}
+
+bool JobQueue::Enqueue(Job job) {
   SERVERCORE_CHECK(static_cast<bool>(job), "pushing an empty Job");
   size_t previous;
   {
@@ -40,8 +44,10 @@ void JobQueue::Push(Job job) {
     pending_.push_back(std::move(job));
     previous = job_count_.fetch_add(1, std::memory_order_acq_rel);
   }
-  if (previous != 0) return;  // an executor has it, or will
-  // We are the executor.
+  return previous == 0;  // otherwise an executor has it, or will
+}
+
+void JobQueue::StartExecutor() {
   if (t_executing == nullptr) {
     Execute();
   } else {
@@ -50,6 +56,12 @@ void JobQueue::Push(Job job) {
 }
 
 void JobQueue::Execute(const internal::JobKey&) { Execute(); }
+
+bool JobQueue::Enqueue(Job job, const internal::JobKey&) {
+  return Enqueue(std::move(job));
+}
+
+void JobQueue::StartExecutor(const internal::JobKey&) { StartExecutor(); }
 
 void JobQueue::Execute() noexcept {
   // A job may drop the last other reference to this queue.

@@ -43,6 +43,36 @@
 // (a job that pushes itself forever) stays in the global queue. Jobs pushed
 // to an idle queue always run on the pushing thread, service or not.
 //
+// Timers. DoTimer(delay, ...) pushes its job to this queue once `delay` has
+// passed, so it runs as one of the queue's jobs, in order with the others;
+// DoTimerEvery(period, ...) pushes one every period, due times exactly
+// `period` apart from the first (no drift). A worker that falls a period or
+// more behind pushes once and skips the missed periods (no burst). Timers are
+// driven by the workers' loops (a min-heap per worker, no thread per timer):
+// one added on a worker thread belongs to that worker, one added elsewhere to
+// a running worker chosen round-robin; with no Service running, it waits in a
+// process-wide list that the next worker to start adopts. A worker's timers
+// end with it: a Service's Stop drops the timers of its workers (jobs already
+// pushed follow the Stop rules above). Precision: the worker's round clock,
+// whole milliseconds; a timer never fires before its due time.
+//
+// A timer holds a weak reference to its queue: when the queue is gone at due
+// time, the timer is dropped (a repeating one too) and its job never runs.
+// DoTimer(delay, &T::Method, args...) therefore does not hold the object
+// (unlike DoAsync); a callable given to DoTimer that captures a shared_ptr to
+// the queue keeps it alive until it fires.
+//
+// CancelTimer(id), any thread: once it returns, that timer pushes no further
+// job. A job it pushed before may still be pending and runs. True when the
+// timer was still armed (a one-shot had not fired, a repeating one not been
+// dropped).
+//
+// A repeating timer's callable is kept (one allocation when the timer is
+// made) and invoked again at every firing, never two invocations at once
+// (they are jobs of one queue); it may be move-only, but must leave itself
+// invocable again. A one-shot timer with a small callable allocates nothing
+// in steady state.
+//
 // Jobs must not throw: an exception leaving a job terminates the process.
 //
 // Thread safety: DoAsync and Push from any thread, the queue's own jobs
@@ -54,6 +84,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <type_traits>
@@ -77,6 +108,9 @@ struct MethodClass<Fn C::*> {
   using type = C;
 };
 }  // namespace internal
+
+// Names a timer for CancelTimer; 0 names none.
+using TimerId = uint64_t;
 
 class JobQueue : public std::enable_shared_from_this<JobQueue> {
  public:
@@ -110,6 +144,44 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   // above).
   void Push(Job job);
 
+  // Any thread: pushes `callable` to this queue after `delay` (see Timers
+  // above).
+  template <typename F>
+  requires std::is_invocable_v < std::decay_t<F>
+  & > TimerId DoTimer(std::chrono::milliseconds delay, F&& callable) {
+    return AddTimer(delay, Job(std::forward<F>(callable)));
+  }
+
+  // Any thread: pushes a call of `method` on this object (of type T) after
+  // `delay`. Holds `args` by value, and this object only weakly (see above).
+  template <typename Method, typename... Args>
+  requires std::is_member_function_pointer_v<Method> TimerId
+  DoTimer(std::chrono::milliseconds delay, Method method, Args&&... args) {
+    using T = typename internal::MethodClass<Method>::type;
+    static_assert(std::is_base_of_v<JobQueue, T>,
+                  "DoTimer(delay, &T::Method, ...): T must derive from "
+                  "JobQueue");
+    // A raw pointer: the job runs only inside Execute, which holds the
+    // queue, and dies with the queue when it is never run.
+    T* self = static_cast<T*>(this);
+    return AddTimer(delay, Job([self, method,
+                                ... args = std::forward<Args>(args)]() mutable {
+                      std::invoke(method, *self, std::move(args)...);
+                    }));
+  }
+
+  // Any thread: pushes a call of `callable` to this queue every `period`
+  // (> 0), the first after one period, until cancelled or the queue is gone.
+  template <typename F>
+  requires std::is_invocable_v < std::decay_t<F>
+  & > TimerId DoTimerEvery(std::chrono::milliseconds period, F&& callable) {
+    return AddRepeatingTimer(period,
+                             std::make_shared<Job>(std::forward<F>(callable)));
+  }
+
+  // Any thread: disarms the timer `id` (see above).
+  static bool CancelTimer(TimerId id);
+
   // Jobs pushed and not yet run (a snapshot).
   size_t PendingJobs() const noexcept {
     return job_count_.load(std::memory_order_relaxed);
@@ -124,9 +196,19 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   // Library only: runs this queue as its executor (its count is not 0 and
   // nobody else executes it), until it is empty or the slice is spent.
   void Execute(const internal::JobKey&);
+  // Library only (a firing timer): Push in two halves. Enqueue queues `job`
+  // and returns true when the caller became the executor, which must then
+  // call StartExecutor (with no lock held).
+  bool Enqueue(Job job, const internal::JobKey&);
+  void StartExecutor(const internal::JobKey&);
 
  private:
   std::shared_ptr<JobQueue> SharedSelf();
+  bool Enqueue(Job job);
+  void StartExecutor();
+  TimerId AddTimer(std::chrono::milliseconds delay, Job job);
+  TimerId AddRepeatingTimer(std::chrono::milliseconds period,
+                            std::shared_ptr<Job> callable);
   void Execute() noexcept;
 
   // Pushed and not run yet. Moved up under mu_ together with the push, so

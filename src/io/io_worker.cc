@@ -13,6 +13,7 @@
 #include "io/socket_state.h"
 #include "servercore/check.h"
 #include "servercore/log.h"
+#include "timers.h"
 
 namespace servercore::internal {
 namespace {
@@ -152,10 +153,13 @@ void IoWorker::Run() {
   ReadClock();
   GlobalJobQueue& jobs = GlobalJobQueue::Instance();
   jobs.Register(*this);
+  timer_slot_ = &TimerRegistry::Instance().Register(*this);
   std::chrono::steady_clock::time_point deadline{};
   for (;;) {
     backend_->Poll(PollTimeoutMs());  // reads the clock when its wait returns
     RunTasks();
+    // Their jobs land in their queues, which may run right here.
+    timer_slot_->FireDue(now_);
     // Before the flush, so what the jobs Send goes out this round.
     jobs.RunFor(JobQueue::TimeSlice());
     FlushScheduled();
@@ -206,8 +210,11 @@ void IoWorker::DrainJobsForStop() {
 
 void IoWorker::DrainAfterExit() {
   AssertInWorkerThread();
-  // No hand-off wakes us once the backend is shut down.
+  // No hand-off wakes us once the backend is shut down, and no new timer.
+  // Our timers end here (jobs they pushed stay in their queues).
   GlobalJobQueue::Instance().Unregister(*this);
+  TimerRegistry::Instance().Unregister(*timer_slot_);
+  timer_slot_ = nullptr;
   // Whatever is left (only after the deadline) goes with the backend's
   // operations. The backend object itself lives until the destructor: other
   // threads may still Post (and so Wake) after this loop has ended.
@@ -242,12 +249,19 @@ int IoWorker::PollTimeoutMs() const {
   // queues awaiting an executor (a hand-off from another thread wakes us,
   // one from ours is seen here).
   if (!flush_list_.empty() || !GlobalJobQueue::Instance().empty()) return 0;
+  int timeout = stopping_ ? 10 : kMaxPollMs;
+  const auto now = std::chrono::steady_clock::now();
   if (const auto resume_at = listener_ ? listener_->ResumeAt() : std::nullopt) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        *resume_at - std::chrono::steady_clock::now());
-    return static_cast<int>(std::clamp<int64_t>(left.count(), 0, kMaxPollMs));
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(*resume_at - now);
+    timeout = static_cast<int>(std::clamp<int64_t>(left.count(), 0, timeout));
   }
-  return stopping_ ? 10 : kMaxPollMs;
+  if (const auto due = timer_slot_ ? timer_slot_->NextDue() : std::nullopt) {
+    // Rounded up: waking before the due time would only poll again.
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*due - now);
+    timeout = static_cast<int>(std::clamp<int64_t>(left.count(), 0, timeout));
+  }
+  return timeout;
 }
 
 void IoWorker::RunTasks() {

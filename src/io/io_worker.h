@@ -2,6 +2,7 @@
 //
 //   Poll (the backend reports completions to socket states, and accepts)
 //   -> drain the inbox (requests from other threads)
+//   -> fire due JobQueue timers (push their jobs; src/timers.h)
 //   -> run queues from the global job queue, for at most one time slice
 //   -> flush every session that had output queued this round (one gather
 //      write each, so a burst of Sends becomes one syscall per session)
@@ -41,6 +42,7 @@
 namespace servercore::internal {
 
 class IoWorker;
+class TimerSlot;
 
 // What a worker needs from the service that owns it.
 class WorkerHost {
@@ -114,6 +116,9 @@ class IoWorker {
     now_ = std::chrono::steady_clock::now();
   }
 
+  // Worker thread: this worker's JobQueue timers, null outside its loop.
+  TimerSlot* timer_slot() const SERVERCORE_ON_WORKER { return timer_slot_; }
+
   IoBackend& backend() noexcept { return *backend_; }
   WorkerCounters& counters() noexcept { return counters_; }
   const WorkerCounters& counters() const noexcept { return counters_; }
@@ -174,6 +179,8 @@ class IoWorker {
   bool stopping_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   std::chrono::steady_clock::time_point now_
       SERVERCORE_GUARDED_BY(kWorkerThread){};
+  // Registered while the loop runs (TimerRegistry).
+  TimerSlot* timer_slot_ SERVERCORE_GUARDED_BY(kWorkerThread) = nullptr;
   // Liveness and stall checks: one sweep over the sessions per period.
   const std::chrono::milliseconds sweep_period_;
   std::chrono::steady_clock::time_point next_sweep_

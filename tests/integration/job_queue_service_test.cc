@@ -135,7 +135,11 @@ TEST_P(JobQueueServiceTest, ABusyQueueStarvesNeitherIoNorOtherQueues) {
 // room needs no lock.
 class Room : public JobQueue {
  public:
-  void Enter(SessionRef session) { members_.push_back(std::move(session)); }
+  void Enter(SessionRef session) {
+    members_.push_back(std::move(session));
+    entered_.fetch_add(1);
+  }
+  size_t entered() const { return entered_.load(); }
   void Leave(Session* session) {
     std::erase_if(members_, [session](const SessionRef& s) {
       return s.get() == session;
@@ -147,6 +151,7 @@ class Room : public JobQueue {
 
  private:
   std::vector<SessionRef> members_;
+  std::atomic<size_t> entered_{0};
 };
 
 class RoomSession : public PacketSession {
@@ -177,8 +182,10 @@ TEST_P(JobQueueServiceTest, RoomBroadcastsThroughJobs) {
   std::vector<TestClient> clients(kClients);
   for (TestClient& client : clients)
     ASSERT_TRUE(client.Connect(server->port()));
-  ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == kClients; }));
-  // Every member entered before anybody speaks: a marker round trip.
+  // Every member entered before anybody speaks. SessionCount is not enough:
+  // it counts a session when it is accepted, before its worker runs
+  // OnConnected, which pushes Enter.
+  ASSERT_TRUE(WaitFor([&] { return room->entered() == kClients; }));
   for (size_t round = 0; round < 50; ++round) {
     const auto speaker = static_cast<uint32_t>(round % kClients);
     ASSERT_TRUE(
