@@ -34,13 +34,8 @@ bool JobQueue::CancelTimer(TimerId id) {
 
 namespace internal {
 
-std::optional<std::chrono::steady_clock::time_point> TimerSlot::NextDue() {
-  MutexLock lock(mu_);
-  if (heap_.empty()) return std::nullopt;
-  return heap_.top().due;
-}
-
 void TimerSlot::FireDue(std::chrono::steady_clock::time_point now) {
+  if (next_due_.load() > now.time_since_epoch().count()) return;  // fast path
   for (;;) {
     // Released after the lock: the last reference to a queue, or a dropped
     // timer's captures, may run the application's destructors.
@@ -63,6 +58,7 @@ void TimerSlot::FireDue(std::chrono::steady_clock::time_point now) {
       } else {
         start = queue->Enqueue(std::move(heap_.PopTop().job), JobKey{});
       }
+      PublishNextDue();
     }
     // This thread executes no queue between rounds: the queue runs here,
     // for at most its slice.
@@ -99,6 +95,7 @@ TimerId TimerRegistry::Add(std::weak_ptr<JobQueue> queue,
       const TimerId id = entry.id;
       MutexLock lock(own->mu_);
       own->heap_.Push(std::move(entry));
+      own->PublishNextDue();
       return id;
     }
   }
@@ -114,6 +111,7 @@ TimerId TimerRegistry::Add(std::weak_ptr<JobQueue> queue,
   {
     MutexLock slot_lock(slot->mu_);
     slot->heap_.Push(std::move(entry));
+    slot->PublishNextDue();
     worker = slot->worker_;
   }
   // Under mu_, so the worker cannot unregister (and shut its backend down)
@@ -136,6 +134,7 @@ bool TimerRegistry::Cancel(TimerId id) {
   {
     MutexLock lock(slot->mu_);
     removed = slot->heap_.Remove(id);
+    slot->PublishNextDue();
   }
   if (removed.has_value() || slot->index() != 0) return removed.has_value();
   // Added while no worker ran: a worker may have adopted it since. Under mu_,
@@ -144,6 +143,7 @@ bool TimerRegistry::Cancel(TimerId id) {
   for (const std::unique_ptr<TimerSlot>& other : slots_) {
     MutexLock slot_lock(other->mu_);
     removed = other->heap_.Remove(id);
+    other->PublishNextDue();
     if (removed.has_value()) break;
   }
   return removed.has_value();
@@ -170,6 +170,8 @@ TimerSlot& TimerRegistry::Register(IoWorker& worker) {
     slot.worker_ = &worker;
     // The pending timers, in their order (their ids keep naming slot 0).
     while (!pending.heap_.empty()) slot.heap_.Push(pending.heap_.PopTop());
+    pending.PublishNextDue();
+    slot.PublishNextDue();
   }
   active_.push_back(index);
   return slot;
@@ -189,6 +191,7 @@ void TimerRegistry::Unregister(TimerSlot& slot) {
                       slot.index());
     slot.worker_ = nullptr;
     slot.heap_.TakeAll(dropped);
+    slot.PublishNextDue();
   }
   // `dropped` is destroyed after `lock` is released.
 }

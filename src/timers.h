@@ -48,8 +48,15 @@ class TimerSlot {
   TimerSlot& operator=(const TimerSlot&) = delete;
 
   size_t index() const noexcept { return index_; }
-  // The earliest due time, if any timer is armed.
-  std::optional<std::chrono::steady_clock::time_point> NextDue();
+  // The earliest due time, if any timer is armed. Any thread, no lock: the
+  // worker asks every round.
+  std::optional<std::chrono::steady_clock::time_point> NextDue()
+      const noexcept {
+    const int64_t due = next_due_.load();
+    if (due == kNone) return std::nullopt;
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(due));
+  }
   // Pushes the job of every timer due at `now` to its queue (and runs the
   // queue here when that makes this thread its executor); re-arms repeating
   // timers, drops those whose queue is gone. The owning worker only.
@@ -58,9 +65,20 @@ class TimerSlot {
  private:
   friend class TimerRegistry;
 
+  static constexpr int64_t kNone = INT64_MAX;
+
+  // Keeps next_due_ the heap's earliest due time; after every change.
+  void PublishNextDue() SERVERCORE_REQUIRES(mu_) {
+    next_due_.store(heap_.empty() ? kNone
+                                  : heap_.top().due.time_since_epoch().count());
+  }
+
   const size_t index_;
   Mutex mu_;
   TimerHeap heap_ SERVERCORE_GUARDED_BY(mu_);
+  // heap_'s earliest due time (steady_clock ticks), or kNone: read without
+  // the lock, so an empty or not-yet-due slot costs its worker no lock.
+  std::atomic<int64_t> next_due_{kNone};
   // The worker firing this slot; null for slot 0 and free slots.
   IoWorker* worker_ SERVERCORE_GUARDED_BY(mu_) = nullptr;
 };

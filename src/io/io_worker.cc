@@ -250,13 +250,16 @@ int IoWorker::PollTimeoutMs() const {
   // one from ours is seen here).
   if (!flush_list_.empty() || !GlobalJobQueue::Instance().empty()) return 0;
   int timeout = stopping_ ? 10 : kMaxPollMs;
+  const auto resume_at = listener_ ? listener_->ResumeAt() : std::nullopt;
+  const auto due = timer_slot_ ? timer_slot_->NextDue() : std::nullopt;
+  if (!resume_at && !due) return timeout;  // no clock read
   const auto now = std::chrono::steady_clock::now();
-  if (const auto resume_at = listener_ ? listener_->ResumeAt() : std::nullopt) {
+  if (resume_at) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(*resume_at - now);
     timeout = static_cast<int>(std::clamp<int64_t>(left.count(), 0, timeout));
   }
-  if (const auto due = timer_slot_ ? timer_slot_->NextDue() : std::nullopt) {
+  if (due) {
     // Rounded up: waking before the due time would only poll again.
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(*due - now);
     timeout = static_cast<int>(std::clamp<int64_t>(left.count(), 0, timeout));
