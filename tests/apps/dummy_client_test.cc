@@ -105,16 +105,17 @@ TEST_P(DummyClientTest, ChatAgainstGameServerExitsZero) {
 }
 
 // Rooms of 3 (the last one of 1), only some sending, and receivers that keep
-// themselves alive with C_PING against a short --idle-timeout.
+// themselves alive with C_PING for longer than a short --idle-timeout (2 s:
+// a loaded machine can stall the client for a good part of a second).
 TEST_P(DummyClientTest, ChatInRoomsAgainstGameServerExitsZero) {
-  START_SERVER("--idle-timeout", "0.5");
+  START_SERVER("--idle-timeout", "2");
   const std::string json = TempPath("rooms.json");
   ChildProcess client;
   const auto status = RunDummyClient(
       client,
       {"--port", std::to_string(server_.port()), "--sessions", "7",
        "--room-size", "3", "--senders", "4", "--mode", "chat", "--rate", "50",
-       "--keepalive", "0.1", "--duration", "1.5", "--json", json});
+       "--keepalive", "0.2", "--duration", "3", "--json", json});
   ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
   EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
       << client.Output() << "\nGameServer:\n"
