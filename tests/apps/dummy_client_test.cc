@@ -112,10 +112,9 @@ TEST_P(DummyClientTest, ChatInRoomsAgainstGameServerExitsZero) {
   const std::string json = TempPath("rooms.json");
   ChildProcess client;
   const auto status = RunDummyClient(
-      client,
-      {"--port", std::to_string(server_.port()), "--sessions", "7",
-       "--room-size", "3", "--senders", "4", "--mode", "chat", "--rate", "50",
-       "--keepalive", "0.2", "--duration", "3", "--json", json});
+      client, {"--port", std::to_string(server_.port()), "--sessions", "7",
+               "--room-size", "3", "--senders", "4", "--mode", "chat", "--rate",
+               "50", "--keepalive", "0.2", "--duration", "3", "--json", json});
   ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
   EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
       << client.Output() << "\nGameServer:\n"
@@ -124,6 +123,31 @@ TEST_P(DummyClientTest, ChatInRoomsAgainstGameServerExitsZero) {
   EXPECT_NE(ReadFile(json).find("\"room_size\": 3"), std::string::npos);
   EXPECT_TRUE(std::regex_search(client.Output(), std::regex("pongs [1-9]")))
       << client.Output();
+  std::remove(json.c_str());
+}
+
+// The world: moves in two rooms, every snapshot checked, at a 20 ms tick.
+TEST_P(DummyClientTest, MoveInRoomsAgainstGameServerExitsZero) {
+  START_SERVER("--tick-ms", "20");
+  const std::string json = TempPath("move.json");
+  ChildProcess client;
+  const auto status = RunDummyClient(
+      client, {"--port", std::to_string(server_.port()), "--sessions", "6",
+               "--room-size", "3", "--mode", "move", "--rate", "30",
+               "--tick-ms", "20", "--duration", "1.5", "--json", json});
+  ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
+  EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
+      << client.Output() << "\nGameServer:\n"
+      << server_.Output();
+  ExpectOkJson(json, "move");
+  const std::string out = ReadFile(json);
+  EXPECT_NE(out.find("\"measures\": \"move_to_snapshot\""), std::string::npos)
+      << out;
+  std::smatch m;
+  ASSERT_TRUE(
+      std::regex_search(out, m, std::regex("\"full_snapshots\": (\\d+)")))
+      << out;
+  EXPECT_EQ(std::stoull(m[1]), 6u) << "one on entering the world each";
   std::remove(json.c_str());
 }
 
