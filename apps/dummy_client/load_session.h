@@ -49,13 +49,16 @@ struct LoadConfig {
   double tick_ms = 50;         // move: the server's --tick-ms
   double late_grace_ms = 500;  // move: allowed beyond two ticks
   double keepalive = 10;       // seconds of silence before a C_PING
+  int first_room = 1;          // with rooms: the first room id used
   std::string json;
 };
 
-// The room of session `index`: index / room_size + 1, or 0 without rooms.
+// The room of session `index`: first_room + index / room_size, or 0
+// without rooms.
 inline uint32_t RoomOf(const LoadConfig& config, uint32_t index) {
   return config.room_size > 0
-             ? index / static_cast<uint32_t>(config.room_size) + 1
+             ? static_cast<uint32_t>(config.first_room) +
+                   index / static_cast<uint32_t>(config.room_size)
              : 0;
 }
 

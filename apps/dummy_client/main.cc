@@ -2,7 +2,8 @@
 // server that keeps docs/PROTOCOL.md), built on ServerCore's ClientService.
 //
 // Usage: DummyClient [--host 127.0.0.1] [--port 7777] [--sessions 100]
-//                    [--mode echo|chat|move] [--room-size 0] [--payload 64]
+//                    [--mode echo|chat|move] [--room-size 0]
+//                    [--first-room 1] [--payload 64]
 //                    [--rate R | --depth 1] [--duration 10] [--warmup 0]
 //                    [--senders N] [--threads 1] [--tick-ms 50]
 //                    [--late-grace-ms 500] [--keepalive 10] [--json FILE]
@@ -20,7 +21,8 @@
 // a stalled server cannot hide it); without --rate, --depth D keeps D packets
 // in flight per sending session (closed loop). --mode move is always open
 // loop (10 moves/s without --rate) and checks every snapshot
-// (world_checker.h). --room-size N sends session i to room i / N + 1 first.
+// (world_checker.h). --room-size N sends session i to room i / N + 1 first
+// (i / N + F with --first-room F).
 // A session that has sent nothing for --keepalive seconds sends C_PING.
 // Flags take `--name value` or `--name=value`; a bad command line prints
 // what is wrong and exits 2. Otherwise exits 0 only when every packet came
@@ -89,6 +91,10 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
                  "sessions per room: session i joins room i / N + 1 (0: all "
                  "stay in room 0)")
       ->transform(game::InRange(0, kMaxInt));
+  app.add_option("--first-room", config->first_room,
+                 "with --room-size: the first room id, so that two "
+                 "DummyClients can share a server without sharing rooms (1)")
+      ->transform(game::InRange(1, kMaxInt));
   app.add_option(
          "--payload", config->payload,
          "payload bytes per packet, 24..4092 with the default server (64)")
@@ -176,25 +182,41 @@ bool Connect(servercore::ClientService& client, const LoadConfig& config,
 // high total rate is sent in batches, not by a spinning thread) and at most
 // 1 ms (progress). A packet leaves at most about 100 µs plus the timer's
 // slack after its time, and its latency still counts from that time.
+//
+// With rooms, the schedule's slots are dealt out room by room (slot =
+// index in room * rooms + room), so each room's members spread over the
+// whole interval, as independent players would, instead of sending together
+// in one sliver of it: a room's tick would otherwise see its members' moves
+// arrive at one phase of its period, and move-to-snapshot latency would
+// measure that phase rather than the server.
 void RunOpenLoop(const LoadConfig& config, LoadState& state,
                  std::vector<std::shared_ptr<LoadSession>>& senders,
                  game::Progress& progress, KeepAliveSweep& keepalive,
                  Clock::time_point end) {
   constexpr int64_t kMinSleepNs = 100'000;
   constexpr int64_t kMaxSleepNs = 1'000'000;
-  const game::OpenLoopSchedule schedule(state.start_ns, config.rate,
-                                        senders.size());
+  const size_t room_size =
+      config.room_size > 0 ? static_cast<size_t>(config.room_size) : 0;
+  const size_t rooms =
+      room_size > 0 ? (senders.size() + room_size - 1) / room_size : 1;
+  const auto slot = [&](size_t i) {
+    return room_size > 0 ? (i % room_size) * rooms + i / room_size : i;
+  };
+  const game::OpenLoopSchedule schedule(
+      state.start_ns, config.rate,
+      room_size > 0 ? room_size * rooms : senders.size());
   while (Clock::now() < end) {
     const int64_t now = LoadSession::NowNs();
     int64_t next = now + kMaxSleepNs;
     for (size_t i = 0; i < senders.size(); ++i) {
       LoadSession& s = *senders[i];
       if (!s.IsConnected()) continue;
-      const uint64_t due = schedule.DueBy(i, now);
+      const size_t at = slot(i);
+      const uint64_t due = schedule.DueBy(at, now);
       for (uint64_t seq = s.sent(); seq < due && s.IsConnected(); ++seq) {
-        s.SendNext(schedule.SendTime(i, seq));
+        s.SendNext(schedule.SendTime(at, seq));
       }
-      next = std::min(next, schedule.SendTime(i, s.sent()));
+      next = std::min(next, schedule.SendTime(at, s.sent()));
     }
     progress.Tick();
     keepalive.Tick();
