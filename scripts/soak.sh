@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Soak: GameServer under 1,000 DummyClient sessions, echo, then chat
 # broadcast (100 senders, 900 listeners kept alive by C_PING), then movers in
-# rooms of 100 at 20 Hz, with the server's resident memory sampled every 5 s. Passes when both
-# programs exit 0 (DummyClient saw no lost, corrupt or reordered packet) and
-# the server's memory in the second half stays within 10% of the first.
+# rooms of 100 at 20 Hz, with the server's resident memory sampled every 5 s.
+# Passes when both programs exit 0 (DummyClient saw no lost, corrupt or
+# reordered packet, and every snapshot kept the rules) and the server's
+# memory in the second half of each phase stays within 10% of the first.
 #
 #   scripts/soak.sh                  # release build, 60 s a phase
 #   SOAK_PRESET=asan scripts/soak.sh # the same under ASan+UBSan: LeakSanitizer
