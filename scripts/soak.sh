@@ -31,7 +31,7 @@ rss_log="$(mktemp)"
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log" "$rss_log"' EXIT
 port=$(listening_port "$log")
-echo "soak: GameServer ($preset, $backend) on port $port, ${seconds}s echo + ${seconds}s chat"
+echo "soak: GameServer ($preset, $backend) on port $port, ${seconds}s each of echo, chat, move"
 
 # check_flat FILE NAME: after the first sample (warm-up), the peak of the
 # second half of a phase must stay within 10% of the peak of its first half.
