@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "servercore/log.h"
+#include "log_limiter.h"
 
 namespace servercore {
 
@@ -33,9 +33,10 @@ size_t PacketSession::OnRecv(std::span<const std::byte> data) {
 
 void PacketSession::ProtocolError(std::string_view why) {
   if (!IsConnected()) return;
-  SERVERCORE_LOG_WARNING("session %llu: protocol error: %.*s",
-                         static_cast<unsigned long long>(id()),
-                         static_cast<int>(why.size()), why.data());
+  internal::LogLimited(internal::LogKind::kProtocolError,
+                       "session %llu: protocol error: %.*s",
+                       static_cast<unsigned long long>(id()),
+                       static_cast<int>(why.size()), why.data());
   Disconnect(DisconnectReason::kProtocolError);
 }
 

@@ -9,6 +9,7 @@
 #include "io/io_key.h"
 #include "io/io_worker.h"
 #include "io/socket_state.h"
+#include "log_limiter.h"
 #include "servercore/check.h"
 #include "servercore/service.h"
 
@@ -63,6 +64,13 @@ bool Session::Send(SendBufferRef buffer) {
     case internal::SendQueue::PushResult::kQueued:
       return true;
     case internal::SendQueue::PushResult::kOverLimit:
+      if (IsConnected()) {
+        internal::LogLimited(internal::LogKind::kDisconnect,
+                             "session %llu: slow receiver: %zu bytes unsent; "
+                             "disconnecting",
+                             static_cast<unsigned long long>(id()),
+                             PendingSendBytes());
+      }
       Disconnect(DisconnectReason::kSlowReceiver);
       return false;
     case internal::SendQueue::PushResult::kClosed:

@@ -11,6 +11,8 @@
 #include "global_job_queue.h"
 #include "io/io_key.h"
 #include "io/socket_state.h"
+#include "log_limiter.h"
+#include "memory_reclaimer.h"
 #include "servercore/check.h"
 #include "servercore/log.h"
 #include "timers.h"
@@ -341,6 +343,9 @@ void IoWorker::SweepSessions() {
   AssertInWorkerThread();
   if (now_ < next_sweep_) return;
   next_sweep_ = now_ + sweep_period_;
+  // Process-wide chores, about once a second whichever worker gets there.
+  FlushSuppressedLogs(now_);
+  MemoryReclaimer::Instance().MaybeReclaim(now_);
   const ServiceOptions& options = host_.options();
   for (const SessionRef& session : sessions_) {
     const SocketState& socket = session->socket(IoKey{});
@@ -350,9 +355,9 @@ void IoWorker::SweepSessions() {
           *why == DisconnectReason::kSlowReceiver
               ? "no output taken within the send stall timeout"
               : ToString(*why);
-      SERVERCORE_LOG_WARNING("session %llu: %.*s; disconnecting",
-                             static_cast<unsigned long long>(session->id()),
-                             static_cast<int>(what.size()), what.data());
+      LogLimited(LogKind::kDisconnect, "session %llu: %.*s; disconnecting",
+                 static_cast<unsigned long long>(session->id()),
+                 static_cast<int>(what.size()), what.data());
       session->Disconnect(*why);
     }
   }
@@ -416,6 +421,7 @@ void IoWorker::Finalize(Session& session) {
   AssertInWorkerThread();
   session.Finalize(IoKey{});
   host_.OnSessionClosed();
+  MemoryReclaimer::Instance().NoteSessionClosed();
   SocketState& socket = session.socket(IoKey{});
   if (!socket.attached) return;
 

@@ -10,7 +10,7 @@
 #include "io/io_backend.h"
 #include "io/io_key.h"
 #include "io/io_worker.h"
-#include "servercore/log.h"
+#include "log_limiter.h"
 #include "servercore/session.h"
 
 namespace servercore::internal {
@@ -69,7 +69,8 @@ void SocketState::RecvDone(int64_t result) {
       partial_since_ = now;  // what is left is a packet begun now
     }
     if (recv_buffer_.FreeSize() == 0 && CanRead()) {
-      SERVERCORE_LOG_WARNING(
+      LogLimited(
+          LogKind::kProtocolError,
           "session %llu: protocol error: a message larger than the %zu-byte "
           "receive buffer",
           static_cast<unsigned long long>(owner_.id()),
@@ -210,6 +211,9 @@ bool SocketState::KeepDraining(Clock::time_point now) {
 
 void SocketState::Close() {
   if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  // Its storage goes back to the pool now, not when the application lets go
+  // of its last SessionRef: nothing reads into it any more.
+  recv_buffer_ = RecvBuffer(0);
   queue_.Close();
   sending_.clear();
   sending_done_ = 0;
