@@ -18,9 +18,24 @@ namespace {
 
 std::atomic<uint64_t> g_next_session_id{1};
 
-// A session closed with kLocal or kProtocolError writes what it had queued
-// for at most this long.
+// A session closed with kLocal or kProtocolError, or saying goodbye, writes
+// what it had queued for at most this long; while the service stops, less.
 constexpr auto kDrainTimeout = std::chrono::seconds(2);
+constexpr auto kStopDrainTimeout = std::chrono::seconds(1);
+
+// The reasons of the server's own: the peer may still be reading.
+bool MaySayGoodbye(DisconnectReason reason) noexcept {
+  switch (reason) {
+    case DisconnectReason::kLocal:
+    case DisconnectReason::kProtocolError:
+    case DisconnectReason::kIdleTimeout:
+    case DisconnectReason::kPacketTimeout:
+    case DisconnectReason::kServiceStopped:
+      return true;
+    default:
+      return false;
+  }
+}
 
 }  // namespace
 
@@ -118,17 +133,31 @@ bool Session::Attach(const IoKey&, bool stopping) {
   return true;
 }
 
-void Session::StartClosing(const IoKey&, bool may_drain) {
+void Session::StartClosing(const IoKey&, bool stopping) {
   SocketState& s = socket();
   internal::IoWorker& worker = s.worker();
   worker.AssertInWorkerThread();
   const DisconnectReason reason = reason_.load(std::memory_order_acquire);
-  if (may_drain && (reason == DisconnectReason::kLocal ||
-                    reason == DisconnectReason::kProtocolError)) {
+  bool drain = !stopping && (reason == DisconnectReason::kLocal ||
+                             reason == DisconnectReason::kProtocolError);
+  if (MaySayGoodbye(reason)) {
+    if (SendBufferRef last = OnClosing(reason)) {
+      SERVERCORE_CHECK(last->IsClosed(),
+                       "Session::OnClosing must return a closed SendBuffer");
+      // Behind what is queued; the drain below writes it (no flush request
+      // needed). Refused only past max_pending_bytes: then it is dropped.
+      using Result = internal::SendQueue::PushResult;
+      const Result result = s.queue().Push(last);
+      drain |= result == Result::kQueuedFirst || result == Result::kQueued;
+    }
+  }
+  if (drain) {
     // Write what was queued before the close (say, the replies to the
-    // packets before a bad one), then shut down; the worker waits.
+    // packets before a bad one, and the goodbye), then shut down; the
+    // worker waits, for a bounded time.
     worker.backend().StopRecv(s);
-    if (s.StartDrain(SocketState::Clock::now() + kDrainTimeout)) return;
+    const auto limit = stopping ? kStopDrainTimeout : kDrainTimeout;
+    if (s.StartDrain(SocketState::Clock::now() + limit)) return;
   }
   worker.backend().Detach(s);
 }

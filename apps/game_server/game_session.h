@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <span>
 
+#include "goodbye.h"
 #include "room_manager.h"
 #include "servercore/packet_session.h"
 
@@ -31,6 +32,11 @@ class GameSession final : public servercore::PacketSession {
   void OnCreated() override;
   void OnRecvPacket(uint16_t id, std::span<const std::byte> payload) override;
   void OnDisconnected(servercore::DisconnectReason reason) override;
+  // S_BYE to a client that sent a packet of id 1000 or more (goodbye.h).
+  servercore::SendBufferRef OnClosing(
+      servercore::DisconnectReason reason) override {
+    return sent_typed_ ? MakeGoodbye(reason) : nullptr;
+  }
 
  private:
   void HandleEcho(std::span<const std::byte> payload);
@@ -42,6 +48,7 @@ class GameSession final : public servercore::PacketSession {
   RoomManager& rooms_;
   uint32_t room_ = 0;
   bool in_room_ = false;
+  bool sent_typed_ = false;  // a packet with id >= 1000 arrived (worker)
 };
 
 }  // namespace game

@@ -390,7 +390,7 @@ void IoWorker::BeginClose(SessionRef session) {
   // Closed before its kAdopt task ran: AttachSession sees the mark and
   // finalises it then (it is not in sessions_ yet).
   if (!socket.attached) return;
-  if (!backend_down_) session->StartClosing(IoKey{}, /*may_drain=*/!stopping_);
+  if (!backend_down_) session->StartClosing(IoKey{}, stopping_);
   closing_.push_back(std::move(session));
 }
 
