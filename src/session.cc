@@ -10,6 +10,7 @@
 #include "io/io_worker.h"
 #include "io/socket_state.h"
 #include "log_limiter.h"
+#include "memory_budget.h"
 #include "servercore/check.h"
 #include "servercore/service.h"
 
@@ -70,7 +71,18 @@ bool Session::Send(SendBufferRef buffer) {
   SERVERCORE_CHECK(buffer && buffer->IsClosed(),
                    "Session::Send needs a SendBuffer that was closed");
   if (!IsConnected()) return false;
-  switch (socket().queue().Push(buffer)) {
+  // Over the service's memory budget, the largest holder of unsent output
+  // goes (rate-limited; it may be this session).
+  internal::MemoryBudget& budget = socket().worker().budget();
+  budget.ShedFor(buffer->WriteSize());
+  if (!IsConnected()) [[unlikely]] {
+    return false;
+  }
+  size_t grown = 0;
+  const internal::SendQueue::PushResult result =
+      socket().queue().Push(buffer, &grown);
+  if (grown > 0) budget.AddOverhead(grown);  // rare: the queue reallocated
+  switch (result) {
     case internal::SendQueue::PushResult::kQueuedFirst:
       // Only the Send that found the queue drained involves the worker; the
       // others ride along in the same gather write.
@@ -147,7 +159,9 @@ void Session::StartClosing(const IoKey&, bool stopping) {
       // Behind what is queued; the drain below writes it (no flush request
       // needed). Refused only past max_pending_bytes: then it is dropped.
       using Result = internal::SendQueue::PushResult;
-      const Result result = s.queue().Push(last);
+      size_t grown = 0;
+      const Result result = s.queue().Push(last, &grown);
+      if (grown > 0) worker.budget().AddOverhead(grown);
       drain |= result == Result::kQueuedFirst || result == Result::kQueued;
     }
   }

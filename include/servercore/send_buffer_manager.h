@@ -98,6 +98,10 @@ class SendBufferManager {
   void Configure(const Options& options);
   Options options() const;
   Stats GetStats() const;
+  // Stats::bytes_pinned alone: one relaxed load, for the memory budget.
+  uint64_t PinnedBytes() const noexcept {
+    return pinned_bytes_.load(std::memory_order_relaxed);
+  }
 
  private:
   friend class SendBuffer;

@@ -12,6 +12,7 @@
 #include "io/io_key.h"
 #include "io/socket_state.h"
 #include "log_limiter.h"
+#include "memory_budget.h"
 #include "memory_reclaimer.h"
 #include "servercore/check.h"
 #include "servercore/log.h"
@@ -49,7 +50,10 @@ std::chrono::milliseconds SweepPeriod(const ServiceOptions& options) {
 }  // namespace
 
 IoWorker::IoWorker(WorkerHost& host, size_t index)
-    : host_(host), index_(index), sweep_period_(SweepPeriod(host.options())) {}
+    : host_(host),
+      budget_(host.budget()),
+      index_(index),
+      sweep_period_(SweepPeriod(host.options())) {}
 
 IoWorker::~IoWorker() {
   SERVERCORE_CHECK(!thread_.joinable(), "IoWorker destroyed while running");
@@ -166,7 +170,10 @@ void IoWorker::Run() {
     jobs.RunFor(JobQueue::TimeSlice());
     FlushScheduled();
     FinalizeClosed();
-    if (listener_) listener_->MaybeResume(now_);
+    if (listener_) {
+      listener_->SetOverBudget(!budget_.AcceptAllowed());
+      listener_->MaybeResume(now_);
+    }
     SweepSessions();
     if (stopping_) {
       if (sessions_.empty() && closing_.empty() &&

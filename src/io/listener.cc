@@ -45,6 +45,18 @@ void Listener::OnError(int error) {
   resume_at_ = Clock::now() + kBackoff;
 }
 
+void Listener::SetOverBudget(bool over) {
+  if (over) {
+    if (state_ == State::kAccepting) backend_.PauseAccept();
+    if (state_ == State::kAccepting || state_ == State::kBackingOff) {
+      state_ = State::kOverBudget;
+    }
+  } else if (state_ == State::kOverBudget) {
+    backend_.ResumeAccept();
+    state_ = State::kAccepting;
+  }
+}
+
 void Listener::MaybeResume(Clock::time_point now) {
   if (state_ != State::kBackingOff || now < resume_at_) return;
   backend_.ResumeAccept();
