@@ -15,7 +15,9 @@ class StatsPrinter {
  public:
   StatsPrinter(const servercore::Service& service, const RoomManager& rooms);
   // One line: sessions, rooms, packets in/out per second, MB/s out, writes
-  // per second, iovecs per write, chunk pool, kicks, protocol errors.
+  // per second, iovecs per write, chunk pool, memory counted against
+  // --max-memory (with OVERLOAD while not accepting) and the kicks it made,
+  // kicks, protocol errors.
   void Print();
   void PrintSummary() const;
 
