@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # Memory budget under a flood: FLOOD_SESSIONS (default 15,000) connections
 # that never read sit in room 0 of a GameServer started with --max-memory
-# FLOOD_BUDGET (default 64 MiB), while a DummyClient of 20 chat sessions
-# floods room 0 (each chat goes to every session). Samples the server's RSS
-# and stats line each second. Passes when DummyClient exits 0 (the sessions
-# that read lost nothing), the server's RSS never passed the budget plus
-# FLOOD_BASE MiB (default 64: code, stacks, the idle sessions themselves)
-# and the non-readers were cut by the budget.
+# FLOOD_BUDGET (default 320 MiB: their receive buffers alone count 234 MiB,
+# 16 KiB each, so the flood has about 50 MiB before the budget bites), while
+# a DummyClient of 20 chat sessions floods room 0 for FLOOD_SECONDS (20),
+# each sending FLOOD_RATE (10) chats of 1000 bytes a second, each chat
+# queued to every session. Samples the server's RSS; prints its stats lines.
+# Passes when DummyClient exits 0 (the sessions that read lost nothing),
+# the server's RSS never passed the budget plus FLOOD_BASE MiB (default 32:
+# code, stacks, the sessions' objects) and the budget cut the non-readers.
 #
 #   scripts/budget_flood.sh
-#   FLOOD_SESSIONS=5000 FLOOD_BUDGET=33554432 SPIKE_BACKEND=epoll scripts/budget_flood.sh
+#   FLOOD_SESSIONS=5000 FLOOD_BUDGET=134217728 FLOOD_BACKEND=epoll scripts/budget_flood.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$SERVERCORE_ROOT"
 
 preset="${FLOOD_PRESET:-release}"
 sessions="${FLOOD_SESSIONS:-15000}"
-budget="${FLOOD_BUDGET:-67108864}"
-base_mib="${FLOOD_BASE:-64}"
+budget="${FLOOD_BUDGET:-301989888}"
+base_mib="${FLOOD_BASE:-32}"
+rate="${FLOOD_RATE:-2}"
+seconds="${FLOOD_SECONDS:-30}"
 backend="${FLOOD_BACKEND:-auto}"
 build_preset "$preset" GameServer DummyClient >/dev/null
 bin="build/$preset/apps"
@@ -57,7 +61,7 @@ done
 before=$(rss)
 echo "flood: $sessions non-readers in, server RSS $before KiB; flooding"
 "$bin/DummyClient" --port "$port" --sessions 20 --mode chat --senders 20 \
-  --payload 1000 --rate 200 --duration 15 >/tmp/flood_client.$$ 2>&1 &
+  --payload 1000 --rate "$rate" --duration "$seconds" >/tmp/flood_client.$$ 2>&1 &
 client=$!
 peak=$before
 while kill -0 "$client" 2>/dev/null; do
