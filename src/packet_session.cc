@@ -13,10 +13,12 @@ size_t PacketSession::MinRecvBufferSize() const noexcept {
 }
 
 size_t PacketSession::OnRecv(std::span<const std::byte> data) {
+  if (stopped_) return data.size();
   const FrameResult result =
       framer_.Frame(data, [this](const PacketView& packet) {
         OnRecvPacket(packet.id, packet.payload);
-        return IsConnected();  // a handler that closed us stops the framing
+        // A handler that closed us, or found an error, stops the framing.
+        return IsConnected() && !stopped_;
       });
   CountPacketsIn(result.packets);
   if (result.error != FrameError::kNone) {
@@ -28,15 +30,20 @@ size_t PacketSession::OnRecv(std::span<const std::byte> data) {
                   framer_.max_packet());
     ProtocolError(why);
   }
-  return result.consumed;
+  return stopped_ ? data.size() : result.consumed;
 }
 
 void PacketSession::ProtocolError(std::string_view why) {
-  if (!IsConnected()) return;
+  if (!IsConnected() || stopped_) return;
+  stopped_ = true;
   internal::LogLimited(internal::LogKind::kProtocolError,
                        "session %llu: protocol error: %.*s",
                        static_cast<unsigned long long>(id()),
                        static_cast<int>(why.size()), why.data());
+  OnProtocolError(why);
+}
+
+void PacketSession::OnProtocolError(std::string_view) {
   Disconnect(DisconnectReason::kProtocolError);
 }
 

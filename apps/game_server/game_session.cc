@@ -19,14 +19,17 @@ using servercore::SendBufferRef;
 void GameSession::OnCreated() {
   // At accept, in accept order: a client whose connect returned is in room 0
   // before any connection made after it can chat.
-  rooms_.Join(std::static_pointer_cast<GameSession>(shared_from_this()), 0);
-  room_ = 0;
-  in_room_ = true;
+  room_ = rooms_.Acquire(0);
+  room_id_ = 0;
+  ToRoom(&Room::Join, Self(), join_serial_, position_, JoinKind::kInitial);
 }
 
 void GameSession::OnDisconnected(servercore::DisconnectReason) {
-  if (in_room_) rooms_.Leave(*this, room_);
-  in_room_ = false;
+  if (room_ == nullptr) return;
+  ToRoom(&Room::Leave, id(), join_serial_, std::shared_ptr<Room>(),
+         uint32_t{0});
+  rooms_.Release(room_id_);
+  room_.reset();
 }
 
 void GameSession::OnRecvPacket(uint16_t id,
@@ -75,7 +78,7 @@ void GameSession::RejectId(uint16_t id) {
 }
 
 void GameSession::HandleEcho(std::span<const std::byte> payload) {
-  Send(MakePacket(kSEcho, payload));
+  Reply(MakePacket(kSEcho, payload));
 }
 
 void GameSession::HandleJoin(std::span<const std::byte> payload) {
@@ -84,17 +87,16 @@ void GameSession::HandleJoin(std::span<const std::byte> payload) {
     return;
   }
   const uint32_t room = LoadU32(payload.data());
-  if (in_room_) rooms_.Leave(*this, room_);
-  // S_JOIN goes out under the room's lock: no chat from the new room can be
-  // queued to this session ahead of it.
-  rooms_.Join(std::static_pointer_cast<GameSession>(shared_from_this()), room,
-              [&](uint32_t members) {
-                PacketWriter reply(kSJoin, kJoinReplyPayloadSize);
-                reply.WriteU32(room).WriteU32(members);
-                Send(reply.Finish());
-              });
-  room_ = room;
-  in_room_ = true;
+  // The hand-over of room.h: Leave to the old room, which confirms to the
+  // new one once this session is out; the new one sends S_JOIN then.
+  std::shared_ptr<Room> next = rooms_.Acquire(room);
+  const uint32_t serial = join_serial_ + 1;
+  ToRoom(&Room::Leave, id(), join_serial_, next, serial);
+  rooms_.Release(room_id_);
+  room_ = std::move(next);
+  ToRoom(&Room::Join, Self(), serial, position_, JoinKind::kAnnounced);
+  room_id_ = room;
+  join_serial_ = serial;
 }
 
 void GameSession::HandleChat(std::span<const std::byte> payload) {
@@ -106,8 +108,37 @@ void GameSession::HandleChat(std::span<const std::byte> payload) {
   // Built once; the same buffer is queued to every member of the room.
   PacketWriter chat(kSChat, chat_payload);
   chat.WriteU64(id()).WriteBytes(payload);
-  const SendBufferRef buffer = chat.Finish();
-  rooms_.Broadcast(room_, buffer);
+  ToRoom(&Room::Chat, id(), chat.Finish());
+}
+
+void GameSession::Move(float x, float y, uint32_t seq) {
+  position_ = WorldPosition{.in_world = true, .x = x, .y = y, .seq = seq};
+  ToRoom(&Room::Move, id(), position_);
+}
+
+bool GameSession::Settled() const noexcept {
+  return announced_.load(std::memory_order_acquire) == join_serial_ &&
+         jobs_done_.load(std::memory_order_acquire) == jobs_pushed_;
+}
+
+void GameSession::Reply(SendBufferRef packet) {
+  if (Settled()) {
+    Send(std::move(packet));
+  } else {
+    ToRoom(&Room::Relay, id(), std::move(packet), RelayAfter::kNothing);
+  }
+}
+
+void GameSession::OnProtocolError(std::string_view) {
+  if (Settled() || room_ == nullptr) {
+    Disconnect(servercore::DisconnectReason::kProtocolError);
+  } else {
+    ToRoom(&Room::Relay, id(), SendBufferRef(), RelayAfter::kProtocolError);
+  }
+}
+
+std::shared_ptr<GameSession> GameSession::Self() {
+  return std::static_pointer_cast<GameSession>(shared_from_this());
 }
 
 }  // namespace game

@@ -1,37 +1,71 @@
 // GameSession: one client of GameServer, speaking docs/PROTOCOL.md: echo, join
-// a room, chat to the room; typed packets (ids 1000 and up, game.proto) go to
-// the generated Dispatch and the handlers in typed_handlers.cc. Every session
-// starts in room 0.
+// a room, chat to the room, move in its world; typed packets (ids 1000 and
+// up, game.proto) go to the generated Dispatch and the handlers in
+// typed_handlers.cc. Every session starts in room 0.
 //
-// Thread safety: as PacketSession; room_ is set in OnCreated on the accepting
-// thread before the session reaches its worker (the hand-over orders it), and
-// touched only on the session's worker thread after that (its packets and its
-// OnDisconnected run there).
+// The session's room and its place in the world are its worker's: it pushes
+// its joins, leaves, chats and moves to its room as jobs (room.h says how
+// they keep PROTOCOL.md's ordering rules) and never waits on a room.
+//
+// Replies stay in request order. What the session answers itself (S_ECHO,
+// S_PONG) and its close on a protocol error would overtake what its room
+// jobs still have to send it (an S_JOIN, its own S_CHAT). So the session
+// counts the jobs it pushed and the rooms count the ones that ran; while the
+// two differ, or its latest join is not yet announced, a reply or the close
+// goes through the current room as one more job (Room::Relay), behind the
+// others. Settled, the worker sends directly: the usual case costs two
+// atomic loads.
+//
+// Thread safety: as PacketSession; the room fields are set in OnCreated on
+// the accepting thread before the session reaches its worker (the hand-over
+// orders it), and touched only on the session's worker thread after that
+// (its packets and its OnDisconnected run there).
 #ifndef SERVERCORE_APPS_GAME_SERVER_GAME_SESSION_H_
 #define SERVERCORE_APPS_GAME_SERVER_GAME_SESSION_H_
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <string_view>
+#include <utility>
 
 #include "goodbye.h"
-#include "room_manager.h"
+#include "room.h"
+#include "room_directory.h"
 #include "servercore/packet_session.h"
 
 namespace game {
 
 class GameSession final : public servercore::PacketSession {
  public:
-  GameSession(RoomManager& rooms, size_t max_packet)
+  GameSession(RoomDirectory& rooms, size_t max_packet)
       : PacketSession(max_packet), rooms_(rooms) {}
 
   // For the typed-packet handlers (typed_handlers.cc), which are free
   // functions called on this session's worker by the generated Dispatch.
   using PacketSession::ProtocolError;
+  // A valid C_MOVE: the session's new position, and its entry into the
+  // world if it is the first.
+  void Move(float x, float y, uint32_t seq);
+  // Worker thread: sends `packet` to this session after everything its room
+  // jobs owe it (see above).
+  void Reply(servercore::SendBufferRef packet);
+
+  // Room jobs, any thread: a job this session pushed has run; its stay
+  // `serial` in a room was announced (S_JOIN sent).
+  void JobDone() noexcept {
+    jobs_done_.fetch_add(1, std::memory_order_release);
+  }
+  void Announced(uint32_t serial) noexcept {
+    announced_.store(serial, std::memory_order_release);
+  }
 
  protected:
   void OnCreated() override;
   void OnRecvPacket(uint16_t id, std::span<const std::byte> payload) override;
   void OnDisconnected(servercore::DisconnectReason reason) override;
+  void OnProtocolError(std::string_view why) override;
   // S_BYE to a client that sent a packet of id 1000 or more (goodbye.h).
   servercore::SendBufferRef OnClosing(
       servercore::DisconnectReason reason) override {
@@ -44,10 +78,23 @@ class GameSession final : public servercore::PacketSession {
   void HandleChat(std::span<const std::byte> payload);
   void HandleTyped(uint16_t id, std::span<const std::byte> payload);
   void RejectId(uint16_t id);
+  bool Settled() const noexcept;
+  std::shared_ptr<GameSession> Self();
+  // Pushes a job for this session to its room, and counts it.
+  template <typename Method, typename... Args>
+  void ToRoom(Method method, Args&&... args) {
+    ++jobs_pushed_;
+    room_->DoAsync(method, std::forward<Args>(args)...);
+  }
 
-  RoomManager& rooms_;
-  uint32_t room_ = 0;
-  bool in_room_ = false;
+  RoomDirectory& rooms_;
+  std::shared_ptr<Room> room_;  // null once disconnected
+  uint32_t room_id_ = 0;
+  uint32_t join_serial_ = 0;  // names this session's stays in rooms
+  WorldPosition position_;
+  uint64_t jobs_pushed_ = 0;
+  std::atomic<uint64_t> jobs_done_{0};
+  std::atomic<uint32_t> announced_{0};  // the latest join_serial_ announced
   bool sent_typed_ = false;  // a packet with id >= 1000 arrived (worker)
 };
 

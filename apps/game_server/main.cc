@@ -1,18 +1,20 @@
-// GameServer: echo, rooms and chat broadcast over ServerCore, per
-// docs/PROTOCOL.md.
+// GameServer: echo, rooms, chat broadcast and a world that ticks, over
+// ServerCore, per docs/PROTOCOL.md.
 //
 // Usage: GameServer [--host 0.0.0.0] [--port 7777] [--threads N]
 //                   [--backend auto|uring|epoll] [--max-packet 4096]
 //                   [--max-pending 4194304] [--max-memory 1073741824]
 //                   [--max-sessions 100000]
-//                   [--stats-interval 5] [--idle-timeout 60]
-//                   [--packet-timeout 10]
+//                   [--stats-interval 5] [--tick-ms 50] [--idle-timeout 60]
+//                   [--packet-timeout 10] [--naive-snapshots]
 //
 //   GameServer                    # 0.0.0.0:7777, one worker thread per core
 //   GameServer --port 0 --threads 2 --backend epoll --stats-interval 1
 //   GameServer --max-packet=65535 --max-pending=1048576 --max-sessions=20000
 //   GameServer --max-memory 268435456  # 256 MiB for the sessions' buffers
 //   GameServer --idle-timeout 0 --packet-timeout 2.5  # never idle-kick
+//   GameServer --tick-ms 100      # rooms tick at 10 Hz
+//   GameServer --naive-snapshots  # benchmarks only: encode per receiver
 //   GameServer --help
 //
 // Flags take `--name value` or `--name=value`. A value out of range, an
@@ -34,7 +36,7 @@
 
 #include "../common/command_line.h"
 #include "game_session.h"
-#include "room_manager.h"
+#include "room_directory.h"
 #include "servercore/backend.h"
 #include "servercore/packet_framer.h"
 #include "servercore/service.h"
@@ -57,6 +59,8 @@ struct Config {
   double stats_interval = 5;
   double idle_timeout = 60;    // seconds, 0 = never
   double packet_timeout = 10;  // seconds, 0 = never
+  int tick_ms = 50;
+  bool naive_snapshots = false;
 };
 
 std::chrono::milliseconds Millis(double seconds) {
@@ -67,7 +71,8 @@ std::chrono::milliseconds Millis(double seconds) {
 // running (0 after --help, 2 after a bad command line), or nullopt.
 std::optional<int> ParseConfig(int argc, char** argv, Config* config) {
   CLI::App app(
-      "GameServer: echo, rooms and chat broadcast over ServerCore "
+      "GameServer: echo, rooms, chat broadcast and a ticking world over "
+      "ServerCore "
       "(docs/PROTOCOL.md)",
       "GameServer");
   std::string backend = "auto";
@@ -108,6 +113,12 @@ std::optional<int> ParseConfig(int argc, char** argv, Config* config) {
                  "seconds a begun packet may take to complete, 0 for never "
                  "(10)")
       ->transform(game::InRange(0.0, 1e6));
+  app.add_option("--tick-ms", config->tick_ms,
+                 "milliseconds between a room's ticks (50, i.e. 20 Hz)")
+      ->transform(game::InRange(1, 60'000));
+  app.add_flag("--naive-snapshots", config->naive_snapshots,
+               "encode each receiver's snapshot for it alone (the naive "
+               "design, kept to benchmark against)");
   if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
     return exit_code;
   }
@@ -141,7 +152,9 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  game::RoomManager rooms;
+  game::RoomDirectory rooms(
+      game::WorldOptions{.tick = std::chrono::milliseconds(config.tick_ms),
+                         .shared_snapshots = !config.naive_snapshots});
   const auto max_packet = static_cast<size_t>(config.max_packet);
   servercore::ServerService server(
       servercore::ServiceOptions{

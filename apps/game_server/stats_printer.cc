@@ -14,12 +14,62 @@ double PerSecond(uint64_t now, uint64_t before, double seconds) {
 }  // namespace
 
 StatsPrinter::StatsPrinter(const servercore::Service& service,
-                           const RoomManager& rooms)
+                           const RoomDirectory& rooms)
     : service_(service),
       rooms_(rooms),
       start_(std::chrono::steady_clock::now()),
       last_time_(start_),
-      last_(service.GetStats()) {}
+      last_(service.GetStats()),
+      last_world_(Read(rooms.stats())) {}
+
+StatsPrinter::WorldCounts StatsPrinter::Read(const WorldStats& stats) {
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  return WorldCounts{.ticks = stats.ticks.load(kRelaxed),
+                     .snapshots = stats.snapshots.load(kRelaxed),
+                     .full_snapshots = stats.full_snapshots.load(kRelaxed),
+                     .snapshot_bytes = stats.snapshot_bytes.load(kRelaxed),
+                     .entity_updates = stats.entity_updates.load(kRelaxed),
+                     .lateness = stats.tick_lateness.Read()};
+}
+
+void StatsPrinter::PrintWorld(double seconds) {
+  const WorldCounts now = Read(rooms_.stats());
+  if (now.snapshots == 0 &&
+      rooms_.stats().members.load(std::memory_order_relaxed) == 0) {
+    return;  // no world yet: echo and chat alone
+  }
+  const LatenessHistogram::Counts late =
+      now.lateness.Since(last_world_.lateness);
+  std::printf(
+      "[world] members %lld | ticks %.0f/s | snapshots %.0f/s (%.0f full) "
+      "%.2f MB/s | entity updates %.0f/s | tick late p50 %.1f p99 %.1f ms\n",
+      static_cast<long long>(
+          rooms_.stats().members.load(std::memory_order_relaxed)),
+      PerSecond(now.ticks, last_world_.ticks, seconds),
+      PerSecond(now.snapshots, last_world_.snapshots, seconds),
+      PerSecond(now.full_snapshots, last_world_.full_snapshots, seconds),
+      PerSecond(now.snapshot_bytes, last_world_.snapshot_bytes, seconds) / 1e6,
+      PerSecond(now.entity_updates, last_world_.entity_updates, seconds),
+      static_cast<double>(late.QuantileUs(0.5)) / 1e3,
+      static_cast<double>(late.QuantileUs(0.99)) / 1e3);
+  last_world_ = now;
+}
+
+void StatsPrinter::PrintWorldSummary() const {
+  const WorldCounts all = Read(rooms_.stats());
+  if (all.snapshots == 0) return;
+  std::printf(
+      "[world summary] ticks %llu | snapshots %llu (%llu full), %llu bytes | "
+      "entity updates %llu | tick late p50 %.1f p99 %.1f max %.1f ms\n",
+      static_cast<unsigned long long>(all.ticks),
+      static_cast<unsigned long long>(all.snapshots),
+      static_cast<unsigned long long>(all.full_snapshots),
+      static_cast<unsigned long long>(all.snapshot_bytes),
+      static_cast<unsigned long long>(all.entity_updates),
+      static_cast<double>(all.lateness.QuantileUs(0.5)) / 1e3,
+      static_cast<double>(all.lateness.QuantileUs(0.99)) / 1e3,
+      static_cast<double>(all.lateness.max_us) / 1e3);
+}
 
 void StatsPrinter::Print() {
   const auto now = std::chrono::steady_clock::now();
@@ -55,6 +105,7 @@ void StatsPrinter::Print() {
       static_cast<unsigned long long>(
           stats.closed(DisconnectReason::kIdleTimeout) +
           stats.closed(DisconnectReason::kPacketTimeout)));
+  PrintWorld(seconds);
   std::fflush(stdout);
   last_ = stats;
   last_time_ = now;
@@ -97,6 +148,7 @@ void StatsPrinter::PrintSummary() const {
       stats.IovecsPerWrite(),
       static_cast<unsigned long long>(stats.partial_writes),
       static_cast<unsigned long long>(stats.recv_syscalls));
+  PrintWorldSummary();
   std::fflush(stdout);
 }
 

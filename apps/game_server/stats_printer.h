@@ -1,32 +1,48 @@
-// StatsPrinter: GameServer's periodic stats line (rates since the previous
-// line) and its closing summary, from the service's NetStats.
+// StatsPrinter: GameServer's periodic stats lines (rates since the previous
+// ones) and its closing summary, from the service's NetStats and the rooms'
+// WorldStats. The [world] lines appear once some session entered a world.
 #ifndef SERVERCORE_APPS_GAME_SERVER_STATS_PRINTER_H_
 #define SERVERCORE_APPS_GAME_SERVER_STATS_PRINTER_H_
 
 #include <chrono>
 
-#include "room_manager.h"
+#include "room_directory.h"
 #include "servercore/net_stats.h"
 #include "servercore/service.h"
+#include "world_stats.h"
 
 namespace game {
 
 class StatsPrinter {
  public:
-  StatsPrinter(const servercore::Service& service, const RoomManager& rooms);
+  StatsPrinter(const servercore::Service& service, const RoomDirectory& rooms);
   // One line: sessions, rooms, packets in/out per second, MB/s out, writes
   // per second, iovecs per write, chunk pool, memory counted against
   // --max-memory (with OVERLOAD while not accepting) and the kicks it made,
-  // kicks, protocol errors.
+  // kicks, protocol errors; then the world's: members, ticks, snapshots,
+  // entity updates and tick lateness.
   void Print();
   void PrintSummary() const;
 
  private:
   const servercore::Service& service_;
-  const RoomManager& rooms_;
+  void PrintWorld(double seconds);
+  void PrintWorldSummary() const;
+
+  const RoomDirectory& rooms_;
   const std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_time_;
   servercore::NetStats last_;
+  struct WorldCounts {
+    uint64_t ticks = 0;
+    uint64_t snapshots = 0;
+    uint64_t full_snapshots = 0;
+    uint64_t snapshot_bytes = 0;
+    uint64_t entity_updates = 0;
+    LatenessHistogram::Counts lateness;
+  };
+  static WorldCounts Read(const WorldStats& stats);
+  WorldCounts last_world_;
 };
 
 }  // namespace game

@@ -33,16 +33,17 @@ void Handle_C_PING(GameSession& session, const C_PING& message) {
   pong.set_client_time_us(message.client_time_us());
   pong.set_server_time_us(UnixTimeMicros());
   // Two varints: never near the 65535-byte limit, so never null.
-  session.Send(MakeSendBuffer(pong));
+  session.Reply(MakeSendBuffer(pong));
 }
 
-// Only checked for now: a position must be finite and within ±10000, or it
-// is a protocol error. Entering the world and moving in it come with the
-// world (ticks and snapshots, docs/PROTOCOL.md "The world").
+// A position must be finite and within ±10000, or it is a protocol error;
+// a valid one moves the session (and the first brings it into the world).
 void Handle_C_MOVE(GameSession& session, const C_MOVE& message) {
   if (!ValidCoordinate(message.x()) || !ValidCoordinate(message.y())) {
     session.ProtocolError("C_MOVE position not finite or outside +-10000");
+    return;
   }
+  session.Move(message.x(), message.y(), message.seq());
 }
 
 }  // namespace game::pb

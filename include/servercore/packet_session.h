@@ -4,6 +4,13 @@
 // max_packet) closes this session only, after every packet before the bad one
 // was handled, with one log line and DisconnectReason::kProtocolError.
 //
+// A protocol error (a framing error, or ProtocolError called by a handler)
+// stops the packets at once: the rest of the stream is read and dropped. The
+// close itself is OnProtocolError's, which by default disconnects at once.
+// A session whose handlers hand work to other threads (a room's JobQueue,
+// say) may override it to close once that work has sent its replies, so the
+// answers to the packets before the bad one are not lost to the close.
+//
 // Thread safety: as Session. OnRecvPacket runs on the session's worker.
 #ifndef SERVERCORE_PACKET_SESSION_H_
 #define SERVERCORE_PACKET_SESSION_H_
@@ -30,14 +37,21 @@ class PacketSession : public Session {
                             std::span<const std::byte> payload) = 0;
 
   // Worker thread: the peer broke the protocol (say why, for the log line);
-  // closes this session. Packets after the current one are not delivered.
+  // closes this session through OnProtocolError. Packets after the current
+  // one are not delivered. Once per session: later calls do nothing.
   void ProtocolError(std::string_view why);
+
+  // Worker thread, once, from ProtocolError: close the session, now or later
+  // (Disconnect(DisconnectReason::kProtocolError), from any thread). The
+  // default closes at once.
+  virtual void OnProtocolError(std::string_view why);
 
  private:
   size_t OnRecv(std::span<const std::byte> data) final;
   size_t MinRecvBufferSize() const noexcept final;
 
   PacketFramer framer_;
+  bool stopped_ = false;  // a protocol error: drop what comes after
 };
 
 }  // namespace servercore

@@ -136,6 +136,104 @@ std::optional<std::map<uint32_t, uint64_t>> ParseVarintFields(
   return fields;
 }
 
+namespace {
+
+// One field of a protobuf message: its number, wire type, and value (a
+// varint's or fixed32's value, or a length-delimited field's bytes).
+struct ProtoField {
+  uint32_t number = 0;
+  uint32_t wire_type = 0;
+  uint64_t value = 0;
+  std::span<const std::byte> bytes;
+};
+
+bool ReadField(std::span<const std::byte> message, size_t& at,
+               ProtoField& field) {
+  uint64_t tag = 0;
+  if (!ReadVarint(message, at, tag)) return false;
+  field.number = static_cast<uint32_t>(tag >> 3);
+  field.wire_type = static_cast<uint32_t>(tag & 7);
+  switch (field.wire_type) {
+    case 0:
+      return ReadVarint(message, at, field.value);
+    case 1:  // fixed64
+      if (message.size() - at < 8) return false;
+      at += 8;
+      return true;
+    case 2: {
+      uint64_t length = 0;
+      if (!ReadVarint(message, at, length) || message.size() - at < length) {
+        return false;
+      }
+      field.bytes = message.subspan(at, length);
+      at += length;
+      return true;
+    }
+    case 5:
+      if (message.size() - at < 4) return false;
+      field.value = ReadU32(message, at);
+      at += 4;
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::optional<SnapshotEntity> ParseEntity(std::span<const std::byte> message) {
+  SnapshotEntity entity;
+  size_t at = 0;
+  ProtoField f;
+  while (at < message.size()) {
+    if (!ReadField(message, at, f)) return std::nullopt;
+    const auto fixed = static_cast<uint32_t>(f.value);
+    if (f.number == 1 && f.wire_type == 0) entity.session_id = f.value;
+    if (f.number == 2 && f.wire_type == 5)
+      entity.x = std::bit_cast<float>(fixed);
+    if (f.number == 3 && f.wire_type == 5)
+      entity.y = std::bit_cast<float>(fixed);
+    if (f.number == 4 && f.wire_type == 0) entity.last_seq = fixed;
+    if (f.number == 5 && f.wire_type == 0) entity.gone = f.value != 0;
+  }
+  return entity;
+}
+
+}  // namespace
+
+const SnapshotEntity* Snapshot::Find(uint64_t session_id) const {
+  for (const SnapshotEntity& entity : entities) {
+    if (entity.session_id == session_id) return &entity;
+  }
+  return nullptr;
+}
+
+std::optional<Snapshot> ParseSnapshot(std::span<const std::byte> payload) {
+  Snapshot snapshot;
+  size_t at = 0;
+  ProtoField f;
+  while (at < payload.size()) {
+    if (!ReadField(payload, at, f)) return std::nullopt;
+    if (f.number == 1 && f.wire_type == 0) {
+      snapshot.room = static_cast<uint32_t>(f.value);
+    } else if (f.number == 2 && f.wire_type == 0) {
+      snapshot.tick = f.value;
+    } else if (f.number == 4 && f.wire_type == 0) {
+      snapshot.full = f.value != 0;
+    } else if (f.number == 3 && f.wire_type == 2) {
+      auto entity = ParseEntity(f.bytes);
+      if (!entity) return std::nullopt;
+      snapshot.entities.push_back(*entity);
+    }
+  }
+  return snapshot;
+}
+
+std::vector<std::byte> MovePayload(float x, float y, uint32_t seq) {
+  auto move = ProtoFloat(1, x);
+  Append(move, ProtoFloat(2, y));
+  Append(move, ProtoVarint(3, seq));
+  return move;
+}
+
 bool ConnectReady(TestClient& client, uint16_t port) {
   if (!client.Connect(port)) return false;
   const std::vector<std::byte> ping = Bytes("ready?");

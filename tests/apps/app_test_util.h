@@ -78,6 +78,27 @@ std::vector<std::byte> ProtoFloat(uint32_t field, float value);
 std::optional<std::map<uint32_t, uint64_t>> ParseVarintFields(
     std::span<const std::byte> message);
 
+// S_SNAPSHOT, decoded by hand (docs/PROTOCOL.md "Typed packets"): fields the
+// contract does not name are skipped, as protobuf does.
+struct SnapshotEntity {
+  uint64_t session_id = 0;
+  float x = 0;
+  float y = 0;
+  uint32_t last_seq = 0;
+  bool gone = false;
+};
+struct Snapshot {
+  uint32_t room = 0;
+  uint64_t tick = 0;
+  bool full = false;
+  std::vector<SnapshotEntity> entities;
+  // The entity of `session_id`, or null.
+  const SnapshotEntity* Find(uint64_t session_id) const;
+};
+std::optional<Snapshot> ParseSnapshot(std::span<const std::byte> payload);
+// A C_MOVE payload.
+std::vector<std::byte> MovePayload(float x, float y, uint32_t seq);
+
 // Connects and makes one echo round trip, so the server has the session (in
 // room 0) when this returns.
 [[nodiscard]] bool ConnectReady(TestClient& client, uint16_t port);

@@ -1,0 +1,317 @@
+#include "room.h"
+
+#include <algorithm>
+
+#include "../common/protocol.h"
+#include "game_session.h"
+#include "servercore/check.h"
+#include "servercore/packet_writer.h"
+#include "snapshot_encoder.h"
+
+namespace game {
+
+using servercore::PacketWriter;
+using servercore::SendBufferRef;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+constexpr size_t kNotFound = static_cast<size_t>(-1);
+}  // namespace
+
+Room::Room(uint32_t id, const WorldOptions& options, WorldStats& stats)
+    : id_(id),
+      options_(options),
+      stats_(stats),
+      tick_(TickNumber(Clock::now())) {}
+
+Room::~Room() {
+  if (timer_ != 0) CancelTimer(timer_);
+}
+
+// --- Membership -----------------------------------------------------------
+
+void Room::Join(std::shared_ptr<GameSession> session, uint32_t serial,
+                WorldPosition position, JoinKind kind) {
+  Member member;
+  member.id = session->id();
+  member.session = std::move(session);
+  member.serial = serial;
+  member.position = position;
+  member.session->JobDone();
+  if (kind == JoinKind::kInitial) {
+    AddActive(std::move(member));
+    return;
+  }
+  const uint64_t id = member.id;
+  pending_.emplace_back();
+  pending_.back().member = std::move(member);
+  Member& added = pending_.back().member;
+  if (added.position.in_world) Entered(added);
+  auto early = std::find(early_confirms_.begin(), early_confirms_.end(),
+                         std::make_pair(id, serial));
+  if (early != early_confirms_.end()) {
+    early_confirms_.erase(early);
+    Announce(pending_.size() - 1);
+  }
+}
+
+void Room::Leave(uint64_t session_id, uint32_t serial,
+                 std::shared_ptr<Room> next, uint32_t next_serial) {
+  auto it = index_.find(session_id);
+  if (it != index_.end() && members_[it->second].serial == serial) {
+    members_[it->second].session->JobDone();
+    RemoveActive(it->second);
+    if (next) next->DoAsync(&Room::Confirm, session_id, next_serial);
+    return;
+  }
+  const size_t pending = FindPending(session_id, serial);
+  SERVERCORE_CHECK(pending != kNotFound,
+                   "room %u: Leave of session %llu (serial %u) not a member",
+                   id_, static_cast<unsigned long long>(session_id), serial);
+  pending_[pending].member.session->JobDone();
+  pending_[pending].leaving = true;
+  pending_[pending].next = std::move(next);
+  pending_[pending].next_serial = next_serial;
+}
+
+void Room::Confirm(uint64_t session_id, uint32_t serial) {
+  const size_t pending = FindPending(session_id, serial);
+  if (pending == kNotFound) {
+    // The old room was quicker than the worker's Join push: Join announces.
+    early_confirms_.emplace_back(session_id, serial);
+    return;
+  }
+  Announce(pending);
+}
+
+// S_JOIN, the full snapshot for a world member, then what was kept back;
+// a member that was told to leave meanwhile then leaves.
+void Room::Announce(size_t pending_index) {
+  Pending pending = std::move(pending_[pending_index]);
+  pending_[pending_index] = std::move(pending_.back());
+  pending_.pop_back();
+  const std::shared_ptr<GameSession> session = pending.member.session;
+  const uint32_t serial = pending.member.serial;
+  const uint64_t id = pending.member.id;
+  const bool in_world = pending.member.position.in_world;
+  if (!pending.leaving) AddActive(std::move(pending.member));
+  const auto count = static_cast<uint32_t>(members_.size() + pending_.size() +
+                                           (pending.leaving ? 1 : 0));
+  PacketWriter reply(kSJoin, kJoinReplyPayloadSize);
+  reply.WriteU32(id_).WriteU32(count);
+  session->Send(reply.Finish());
+  if (in_world && !pending.leaving) SendFull(members_[index_.at(id)]);
+  for (SendBufferRef& packet : pending.held) session->Send(std::move(packet));
+  if (pending.close_after) {
+    session->Disconnect(servercore::DisconnectReason::kProtocolError);
+  }
+  session->Announced(serial);
+  if (pending.leaving) {
+    if (in_world) Gone(pending.member);
+    if (pending.next) {
+      pending.next->DoAsync(&Room::Confirm, id, pending.next_serial);
+    }
+  }
+}
+
+void Room::AddActive(Member member) {
+  index_[member.id] = members_.size();
+  members_.push_back(std::move(member));
+}
+
+void Room::RemoveActive(size_t index) {
+  Member& member = members_[index];
+  if (member.position.in_world) Gone(member);
+  index_.erase(member.id);
+  if (index + 1 != members_.size()) {
+    member = std::move(members_.back());
+    index_[member.id] = index;
+  }
+  members_.pop_back();
+}
+
+Room::Member* Room::FindCurrent(uint64_t session_id) {
+  auto it = index_.find(session_id);
+  if (it != index_.end()) return &members_[it->second];
+  for (Pending& pending : pending_) {
+    if (pending.member.id == session_id && !pending.leaving) {
+      return &pending.member;
+    }
+  }
+  return nullptr;
+}
+
+size_t Room::FindPending(uint64_t session_id, uint32_t serial) const {
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    if (pending_[i].member.id == session_id &&
+        pending_[i].member.serial == serial) {
+      return i;
+    }
+  }
+  return kNotFound;
+}
+
+// --- Chat and movement ----------------------------------------------------
+
+void Room::Chat(uint64_t sender, SendBufferRef packet) {
+  for (const Member& member : members_) member.session->Send(packet);
+  for (Pending& pending : pending_) {
+    if (!pending.leaving) pending.held.push_back(packet);
+  }
+  if (Member* from = FindCurrent(sender)) from->session->JobDone();
+}
+
+void Room::Relay(uint64_t session_id, SendBufferRef packet, RelayAfter after) {
+  auto it = index_.find(session_id);
+  if (it != index_.end()) {
+    GameSession& session = *members_[it->second].session;
+    if (packet) session.Send(std::move(packet));
+    if (after == RelayAfter::kProtocolError) {
+      session.Disconnect(servercore::DisconnectReason::kProtocolError);
+    }
+    session.JobDone();
+    return;
+  }
+  for (Pending& pending : pending_) {
+    if (pending.member.id != session_id || pending.leaving) continue;
+    if (packet) pending.held.push_back(std::move(packet));
+    if (after == RelayAfter::kProtocolError) pending.close_after = true;
+    pending.member.session->JobDone();
+    return;
+  }
+}
+
+void Room::Move(uint64_t session_id, WorldPosition position) {
+  Member* member = FindCurrent(session_id);
+  SERVERCORE_CHECK(member != nullptr,
+                   "room %u: Move of session %llu, not a "
+                   "member",
+                   id_, static_cast<unsigned long long>(session_id));
+  const bool entering = !member->position.in_world;
+  member->position = position;
+  member->position.in_world = true;
+  if (!entering) {
+    Note(*member);
+  } else {
+    Entered(*member);
+    // An active member sees the world at once; a pending one on its S_JOIN.
+    if (index_.count(session_id) != 0) SendFull(*member);
+  }
+  member->session->JobDone();  // after what it sent the mover
+}
+
+// --- The world ------------------------------------------------------------
+
+void Room::Entered(Member& member) {
+  ++world_members_;
+  stats_.members.fetch_add(1, std::memory_order_relaxed);
+  Note(member);
+  StartTicking();
+}
+
+void Room::Gone(const Member& member) {
+  --world_members_;
+  stats_.members.fetch_sub(1, std::memory_order_relaxed);
+  gone_.push_back(member.id);
+}
+
+void Room::Note(Member& member) {
+  if (member.noted) return;
+  member.noted = true;
+  noted_.push_back(member.id);
+}
+
+void Room::StartTicking() {
+  if (timer_ != 0) return;
+  next_due_ = Clock::now() + options_.tick;
+  timer_ = DoTimerEvery(options_.tick, [this] { Tick(); });
+}
+
+void Room::StopTicking() {
+  CancelTimer(timer_);
+  timer_ = 0;
+}
+
+uint64_t Room::TickNumber(Clock::time_point now) const {
+  return static_cast<uint64_t>((now - options_.epoch) / options_.tick);
+}
+
+void Room::Tick() {
+  const Clock::time_point now = Clock::now();
+  stats_.tick_lateness.Record(
+      std::chrono::duration_cast<std::chrono::microseconds>(now - next_due_)
+          .count());
+  // The timer skips the periods a late worker missed; so does the due time.
+  next_due_ += options_.tick;
+  if (next_due_ <= now) {
+    next_due_ += ((now - next_due_) / options_.tick + 1) * options_.tick;
+  }
+  if (noted_.empty() && gone_.empty()) {
+    if (world_members_ == 0) StopTicking();
+    return;
+  }
+  tick_ = std::max(tick_ + 1, TickNumber(now));
+  entities_.clear();
+  for (uint64_t id : noted_) {
+    Member* member = FindCurrent(id);
+    if (member == nullptr || !member->noted) continue;
+    member->noted = false;
+    entities_.push_back({id, member->position, false});
+  }
+  // A member that left and came back within the tick is simply present.
+  std::sort(gone_.begin(), gone_.end());
+  gone_.erase(std::unique(gone_.begin(), gone_.end()), gone_.end());
+  for (uint64_t id : gone_) {
+    if (FindCurrent(id) == nullptr) entities_.push_back({id, {}, true});
+  }
+  noted_.clear();
+  gone_.clear();
+  if (entities_.empty()) return;
+  stats_.ticks.fetch_add(1, std::memory_order_relaxed);
+  if (options_.shared_snapshots) Encode(entities_, /*full=*/false);
+  for (const Member& member : members_) {
+    if (!member.position.in_world) continue;
+    if (!options_.shared_snapshots) Encode(entities_, /*full=*/false);
+    Deliver(*member.session);
+  }
+}
+
+void Room::SendFull(const Member& to) {
+  entities_.clear();
+  for (const Member& member : members_) {
+    if (member.position.in_world) {
+      entities_.push_back({member.id, member.position, false});
+    }
+  }
+  for (const Pending& pending : pending_) {
+    if (pending.member.position.in_world && !pending.leaving) {
+      entities_.push_back({pending.member.id, pending.member.position, false});
+    }
+  }
+  Encode(entities_, /*full=*/true);
+  stats_.full_snapshots.fetch_add(parts_.size(), std::memory_order_relaxed);
+  Deliver(*to.session);
+}
+
+void Room::Encode(const std::vector<EntityState>& entities, bool full) {
+  parts_.clear();
+  SnapshotEncoder encoder(message_, parts_, id_, tick_, full);
+  for (const EntityState& entity : entities) {
+    encoder.Add(entity.id, entity.position.x, entity.position.y,
+                entity.position.seq, entity.gone);
+  }
+  encoder.Finish();
+}
+
+void Room::Deliver(GameSession& to) {
+  size_t bytes = 0;
+  for (const SendBufferRef& part : parts_) {
+    bytes += part->WriteSize();
+    to.Send(part);
+  }
+  stats_.snapshots.fetch_add(parts_.size(), std::memory_order_relaxed);
+  stats_.snapshot_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  stats_.entity_updates.fetch_add(entities_.size(), std::memory_order_relaxed);
+}
+
+}  // namespace game

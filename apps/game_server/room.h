@@ -1,0 +1,174 @@
+// Room: one chat room and its world (docs/PROTOCOL.md "Packet ids" and "The
+// world"), a JobQueue. Joins, leaves, chats, moves and ticks are jobs of the
+// room, run one at a time in push order, so no lock guards a room's state:
+// sessions push jobs from their workers (DoAsync) and never wait on the room.
+//
+// Ordering rules and how the jobs keep them:
+// - A session's packets to its room are pushed by its worker in the order
+//   they arrived, and one queue runs them in that order: per-sender chat
+//   order.
+// - At accept, before its socket is read, the session's first Join is pushed
+//   to room 0 (kInitial, no S_JOIN): a client whose connect returned is in
+//   room 0 before a later connection's chat is pushed there.
+// - C_JOIN hands over between two queues. The worker pushes Leave to the old
+//   room, then Join (kAnnounced) to the new one. The new room holds the
+//   session as pending: what the room sends it meanwhile is kept back. The
+//   old room's Leave, once it has removed the session, and so after every
+//   packet the old room ever queued to it, pushes Confirm to the new room.
+//   Join and Confirm both in (either order), the new room sends S_JOIN, the
+//   full snapshot if the session is in the world, then what it kept back.
+//   So no packet of the old room follows the S_JOIN, and none of the new
+//   room precedes it. Join pushed again before the hand-over ends chains: a
+//   pending member told to leave finishes its S_JOIN, then confirms onwards.
+//
+// The world. A session enters it with its first C_MOVE and keeps its position
+// across rooms (the worker carries it, WorldPosition). A member that entered,
+// moved, left or disconnected since the room's last tick is noted; the tick
+// job (every WorldOptions::tick, armed while the room has world members)
+// turns the notes into one S_SNAPSHOT, split at 65535 bytes by
+// SnapshotEncoder, encoded once and queued to every active world member. A
+// tick with nothing noted sends nothing. Tick numbers count periods since
+// WorldOptions::epoch, so they grow across a room's lifetimes too.
+//
+// Thread safety: the jobs run on whichever thread executes the queue, one at
+// a time; call them only through DoAsync. members() and id() from any thread.
+// Ownership: a room holds a SessionRef to each member until it leaves, and
+// borrows `stats`, which must outlive it.
+#ifndef SERVERCORE_APPS_GAME_SERVER_ROOM_H_
+#define SERVERCORE_APPS_GAME_SERVER_ROOM_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "game.pb.h"
+#include "servercore/job_queue.h"
+#include "servercore/send_buffer.h"
+#include "servercore/session.h"
+#include "world_stats.h"
+
+namespace game {
+
+class GameSession;
+
+struct WorldOptions {
+  std::chrono::milliseconds tick{50};
+  // Tick numbers count periods from here.
+  std::chrono::steady_clock::time_point epoch =
+      std::chrono::steady_clock::now();
+  // False only to measure the naive design: each receiver's snapshot encoded
+  // for it alone (docs/BENCHMARKS.md).
+  bool shared_snapshots = true;
+};
+
+// A session's place in the world, as its worker last saw it.
+struct WorldPosition {
+  bool in_world = false;
+  float x = 0;
+  float y = 0;
+  uint32_t seq = 0;
+};
+
+// What Room::Relay does after its packet.
+enum class RelayAfter : uint8_t {
+  kNothing,
+  kProtocolError,  // close the session (its protocol error, deferred)
+};
+
+enum class JoinKind : uint8_t {
+  kInitial,    // at accept: a member at once, no S_JOIN
+  kAnnounced,  // after C_JOIN: pending until the old room confirms
+};
+
+class Room final : public servercore::JobQueue {
+ public:
+  Room(uint32_t id, const WorldOptions& options, WorldStats& stats);
+  ~Room() override;
+
+  uint32_t id() const noexcept { return id_; }
+
+  // Jobs. `serial` names one stay of a session in a room (the worker counts
+  // its joins), so a leave or confirm finds the right one even when a session
+  // rejoins the room it is leaving.
+  void Join(std::shared_ptr<GameSession> session, uint32_t serial,
+            WorldPosition position, JoinKind kind);
+  // `next` (null on disconnect) gets Confirm(session_id, next_serial) once the
+  // session is out of this room.
+  void Leave(uint64_t session_id, uint32_t serial, std::shared_ptr<Room> next,
+             uint32_t next_serial);
+  void Confirm(uint64_t session_id, uint32_t serial);
+  void Chat(uint64_t sender, servercore::SendBufferRef packet);
+  void Move(uint64_t session_id, WorldPosition position);
+  // The session's own reply (or close), in order after its earlier jobs:
+  // held like the room's packets while the session is pending.
+  void Relay(uint64_t session_id, servercore::SendBufferRef packet,
+             RelayAfter after);
+
+ private:
+  struct Member {
+    std::shared_ptr<GameSession> session;
+    uint64_t id = 0;
+    uint32_t serial = 0;
+    WorldPosition position;
+    bool noted = false;  // in noted_ since the last tick
+  };
+  // A member between its Join and the old room's Confirm.
+  struct Pending {
+    Member member;
+    std::vector<servercore::SendBufferRef> held;  // sent once announced
+    bool leaving = false;      // a Leave came first: announce, then go on
+    bool close_after = false;  // a deferred protocol error, after `held`
+    std::shared_ptr<Room> next;
+    uint32_t next_serial = 0;
+  };
+
+  Member* FindCurrent(uint64_t session_id);
+  size_t FindPending(uint64_t session_id, uint32_t serial) const;
+  void AddActive(Member member);
+  void RemoveActive(size_t index);
+  void Announce(size_t pending_index);
+  void Entered(Member& member);
+  void Gone(const Member& member);
+  void Note(Member& member);
+  void SendFull(const Member& to);
+  void Tick();
+  void StartTicking();
+  void StopTicking();
+  uint64_t TickNumber(std::chrono::steady_clock::time_point now) const;
+  // One entity of a snapshot.
+  struct EntityState {
+    uint64_t id;
+    WorldPosition position;
+    bool gone;
+  };
+  void Encode(const std::vector<EntityState>& entities, bool full);
+  void Deliver(GameSession& to);
+
+  const uint32_t id_;
+  const WorldOptions options_;
+  WorldStats& stats_;
+
+  std::vector<Member> members_;  // active: receive the room's packets
+  std::unordered_map<uint64_t, size_t> index_;  // session id -> members_
+  std::vector<Pending> pending_;
+  std::vector<std::pair<uint64_t, uint32_t>> early_confirms_;
+
+  // The world.
+  size_t world_members_ = 0;     // in the world, active or pending
+  std::vector<uint64_t> noted_;  // entered or moved since the last tick
+  std::vector<uint64_t> gone_;   // left since the last tick
+  uint64_t tick_ = 0;            // the latest tick number
+  servercore::TimerId timer_ = 0;
+  std::chrono::steady_clock::time_point next_due_;
+  // Reused by every snapshot: no allocation in a steady tick.
+  std::vector<EntityState> entities_;
+  pb::S_SNAPSHOT message_;
+  std::vector<servercore::SendBufferRef> parts_;  // the packets, encoded
+};
+
+}  // namespace game
+
+#endif  // SERVERCORE_APPS_GAME_SERVER_ROOM_H_

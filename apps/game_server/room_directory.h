@@ -1,0 +1,59 @@
+// RoomDirectory: finds the Room of a room id, making it on first use and
+// dropping it when its last session is gone, so rooms cost nothing once
+// empty whatever ids clients try. Its mutex guards only the map from ids to
+// rooms (taken once per join, accept and disconnect, never per chat, move or
+// tick); a room's own state is its JobQueue's.
+//
+// Acquire/Release count the sessions that hold a room: a session acquires
+// the room it joins and releases it once it has pushed its Leave there. A
+// dropped room lives on until its last job has run (jobs hold it), and a
+// later Acquire of the same id makes a new one.
+//
+// Thread safety: every member may be called from any thread. Ownership: owns
+// the world's options and stats, which its rooms borrow: it must outlive
+// every room (GameServer stops its service, so every session's Leave has
+// run, before the directory goes).
+#ifndef SERVERCORE_APPS_GAME_SERVER_ROOM_DIRECTORY_H_
+#define SERVERCORE_APPS_GAME_SERVER_ROOM_DIRECTORY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include "room.h"
+#include "servercore/mutex.h"
+#include "world_stats.h"
+
+namespace game {
+
+class RoomDirectory {
+ public:
+  explicit RoomDirectory(const WorldOptions& options) : options_(options) {}
+
+  std::shared_ptr<Room> Acquire(uint32_t room);
+  void Release(uint32_t room);
+
+  // Rooms with at least one session.
+  uint64_t RoomCount() const noexcept {
+    return count_.load(std::memory_order_relaxed);
+  }
+  const WorldStats& stats() const noexcept { return stats_; }
+  const WorldOptions& options() const noexcept { return options_; }
+
+ private:
+  struct Entry {
+    std::shared_ptr<Room> room;
+    uint64_t holders = 0;
+  };
+
+  const WorldOptions options_;
+  WorldStats stats_;
+  servercore::Mutex mu_;
+  std::unordered_map<uint32_t, Entry> rooms_ SERVERCORE_GUARDED_BY(mu_);
+  std::atomic<uint64_t> count_{0};
+};
+
+}  // namespace game
+
+#endif  // SERVERCORE_APPS_GAME_SERVER_ROOM_DIRECTORY_H_
