@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,12 +46,16 @@ TEST_P(MemoryAppTest, PastNinetyPercentNewConnectionsWait) {
   std::this_thread::sleep_for(milliseconds(500));
   EXPECT_NE(server_.Output().find("OVERLOAD"), std::string::npos)
       << server_.Output();
-  // Two closes take it below 80%: the waiting connection is served.
+  // Closes take it below 80% (how many depends on the send chunks the
+  // workers hold then): the waiting connection is served.
   TestClient late = std::move(clients.back());
   clients.pop_back();
-  clients[0].Close();
-  clients[1].Close();
-  auto echo = late.ReadPacket(Seconds(5));
+  size_t closed = 0;
+  std::optional<Packet> echo;
+  while (!echo && closed < clients.size()) {
+    clients[closed++].Close();
+    echo = late.ReadPacket(Seconds(1));
+  }
   EXPECT_TRUE(echo && echo->id == kSEcho) << "the waiting connection stayed";
   ASSERT_TRUE(server_.Stop(SIGTERM, Seconds(10)).has_value());
   server_.process().WaitForOutputEnd(Seconds(10));
