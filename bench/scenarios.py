@@ -44,8 +44,19 @@ SERVERS = {
     "gameserver-epoll": [str(GAME_SERVER), "--backend", "epoll"],
     "asio": [str(ASIO_SERVER)],
     "asio-copy": [str(ASIO_SERVER), "--copy-broadcast"],
+    # The world's naive baseline: each receiver's snapshot encoded for it.
+    "naive-uring": [str(GAME_SERVER), "--backend", "uring",
+                    "--naive-snapshots"],
+    "naive-epoll": [str(GAME_SERVER), "--backend", "epoll",
+                    "--naive-snapshots"],
 }
 BASELINE = "asio"
+# The world scenarios (W*) run GameServer only: the Asio peer has no world.
+# Their ratio compares each backend with its naive variant.
+WORLD_SERVERS = ("gameserver-uring", "naive-uring", "gameserver-epoll",
+                 "naive-epoll")
+WORLD_BASELINE = {"gameserver-uring": "naive-uring",
+                  "gameserver-epoll": "naive-epoll"}
 
 SCENARIOS = {
     "S1": ("echo, 100 sessions, 64 B, depth 16",
@@ -63,6 +74,11 @@ SCENARIOS = {
     "S5": ("echo, 10 sessions, 4 KiB packets, depth 8",
            "--mode echo --sessions 10 --payload 4092 --depth 8"),
     "S6": ("10,000 idle connections: server memory per connection", None),
+    # The world at 20 Hz: every session moves 10 times a second.
+    "W1": ("world, 1,000 sessions in rooms of 100, 10 moves/s each, 20 Hz",
+           "--mode move --sessions 1000 --room-size 100 --rate 10"),
+    "W2": ("world, one room of 1,000 sessions, 10 moves/s each, 20 Hz",
+           "--mode move --sessions 1000 --room-size 1000 --rate 10"),
 }
 ROOM_SIZES = (10, 100, 1000)
 
@@ -132,6 +148,8 @@ class Server:
         writes = (re.search(r"write_somes (\d+)", out)
                   or re.search(r"writes (\d+)", out))
         packets = re.search(r"packets in \d+ out (\d+)", out)
+        self.tick_late = re.search(
+            r"\[world summary\].*tick late p50 ([\d.]+) p99 ([\d.]+)", out)
         try:
             os.unlink(self.alloc_file)
         except OSError:
@@ -179,7 +197,18 @@ def run_load(server_name, client_args, warmup, seconds):
         allocs_per_msg=(alloc1 - alloc0) / max(delivered, 1),
         writes_per_msg=writes / max(packets_out, 1),
         p99_us=summary["latency_us"]["p99"],
+        p50_us=summary["latency_us"]["p50"],
     )
+    world = summary.get("world")
+    if world and world.get("entities"):
+        # Per entity update a client received: the unit of the world's work.
+        result.update(
+            entity_updates_per_s=world["entities"] / window,
+            snapshot_mb_per_s=world["snapshot_bytes"] / window / 1e6,
+            server_cpu_ns_per_entity=(cpu1 - cpu0) / world["entities"] * 1e9,
+        )
+        if server.tick_late:
+            result.update(tick_late_p99_ms=float(server.tick_late.group(2)))
     return result
 
 
@@ -242,8 +271,11 @@ def main():
 
     runs = {}  # (scenario, server) -> [result]
     for rep in range(args.repeat):
-        order = servers[rep % len(servers):] + servers[:rep % len(servers)]
         for sc in scenarios:
+            pool = ([s for s in WORLD_SERVERS if s in servers]
+                    if sc.startswith("W") else
+                    [s for s in servers if s not in WORLD_SERVERS[1::2]])
+            order = pool[rep % len(pool):] + pool[:rep % len(pool)]
             for name in order:
                 if sc == "S6":
                     r = run_idle(name, args.idle)
@@ -262,7 +294,8 @@ def main():
         {f"{k[0]}/{k[1]}": v for k, v in runs.items()}, indent=1))
     print("\n".join(lines))
     if not args.no_plot:
-        plot_room_sizes(servers, args, out)
+        plot_room_sizes([s for s in servers if s not in WORLD_SERVERS[1::2]],
+                        args, out)
 
 
 def report(runs, scenarios, servers, args):
@@ -272,11 +305,16 @@ def report(runs, scenarios, servers, args):
     for sc in scenarios:
         lines.append(f"**{sc}**: {SCENARIOS[sc][0]}")
         lines.append("")
+        if sc.startswith("W"):
+            lines += world_report(runs, sc, servers)
+            continue
         if sc == "S6":
             lines += ["| server | KiB per idle connection | ratio |",
                       "|---|---:|---:|"]
             base = median_of(runs.get((sc, BASELINE), []), "kib_per_connection")
             for name in servers:
+                if (sc, name) not in runs:
+                    continue
                 v = median_of(runs.get((sc, name), []), "kib_per_connection")
                 lines.append(f"| {name} | {v:.1f} | {v / base:.2f} |")
             lines.append("")
@@ -290,6 +328,8 @@ def report(runs, scenarios, servers, args):
         base_cpu = median_of(base, "server_cpu_us_per_msg")
         for name in servers:
             rs = runs.get((sc, name), [])
+            if not rs:
+                continue
             rate = median_of(rs, "delivered_per_s")
             cpu = median_of(rs, "server_cpu_us_per_msg")
             lines.append(
@@ -302,6 +342,32 @@ def report(runs, scenarios, servers, args):
                 f"{median_of(rs, 'p99_us'):.0f} | "
                 f"{'yes' if all(r['ok'] for r in rs) else 'NO'} |")
         lines.append("")
+    return lines
+
+
+def world_report(runs, sc, servers):
+    """The W rows: per entity update, and each backend against its naive
+    variant (the same server encoding every receiver's snapshot itself)."""
+    lines = ["| server | entity updates/s | snapshot MB/s | server CPU ns per "
+             "entity update | ratio to naive | tick late p99 ms | "
+             "move-to-snapshot p50 / p99 ms | all ok |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name in [s for s in WORLD_SERVERS if s in servers]:
+        rs = runs.get((sc, name), [])
+        if not rs:
+            continue
+        cpu = median_of(rs, "server_cpu_ns_per_entity")
+        naive = WORLD_BASELINE.get(name)
+        ratio = (f"{cpu / median_of(runs.get((sc, naive), []), 'server_cpu_ns_per_entity'):.2f}"
+                 if naive and runs.get((sc, naive)) else "")
+        lines.append(
+            f"| {name} | {median_of(rs, 'entity_updates_per_s'):,.0f} | "
+            f"{median_of(rs, 'snapshot_mb_per_s'):.1f} | {cpu:.1f} | {ratio} "
+            f"| {median_of(rs, 'tick_late_p99_ms'):.1f} | "
+            f"{median_of(rs, 'p50_us') / 1e3:.1f} / "
+            f"{median_of(rs, 'p99_us') / 1e3:.1f} | "
+            f"{'yes' if all(r['ok'] for r in rs) else 'NO'} |")
+    lines.append("")
     return lines
 
 

@@ -1,4 +1,5 @@
-# servercore_add_protocol(<target> <file.proto>... SESSION <NS::Type>)
+# servercore_add_protocol(<target> <file.proto>... SESSION <NS::Type>
+#                         [ROLE server|client])
 #
 # Typed packets for <target>: for each .proto, runs protoc (--cpp_out) and the
 # servercore plugin (protoc-gen-servercore) into
@@ -15,6 +16,9 @@
 # tools/protoc-gen-servercore/main.cc; docs/DESIGN.md has an overview.
 #
 # SESSION names the class, at namespace scope, that the handlers take.
+# ROLE client (default server) generates the client's side of the schema:
+# Handle_S_X and Dispatch for the server's messages, MakeSendBuffer(const C_X&)
+# for the client's own.
 # Each .proto is compiled with its own directory as the import path.
 #
 # Works in servercore's build tree (the plugin is built there) and for users
@@ -27,7 +31,7 @@ if(NOT TARGET protobuf::libprotobuf OR NOT TARGET protobuf::protoc)
 endif()
 
 function(servercore_add_protocol target)
-  cmake_parse_arguments(PARSE_ARGV 1 _sc "" "SESSION" "")
+  cmake_parse_arguments(PARSE_ARGV 1 _sc "" "SESSION;ROLE" "")
   set(_sc_protos ${_sc_UNPARSED_ARGUMENTS})
   if(NOT TARGET ${target})
     message(FATAL_ERROR "servercore_add_protocol: no target '${target}'")
@@ -38,6 +42,13 @@ function(servercore_add_protocol target)
   if(NOT _sc_SESSION)
     message(FATAL_ERROR "servercore_add_protocol(${target}): SESSION <NS::Type> "
                         "(the session class the C_* handlers take) is required")
+  endif()
+  if(NOT _sc_ROLE)
+    set(_sc_ROLE server)
+  endif()
+  if(NOT _sc_ROLE MATCHES "^(server|client)$")
+    message(FATAL_ERROR "servercore_add_protocol(${target}): ROLE is server "
+                        "or client, not '${_sc_ROLE}'")
   endif()
   if(NOT TARGET protobuf::libprotobuf OR NOT TARGET protobuf::protoc)
     message(FATAL_ERROR "servercore_add_protocol needs protobuf's library and "
@@ -68,7 +79,7 @@ function(servercore_add_protocol target)
       OUTPUT ${_sc_outputs}
       COMMAND protobuf::protoc --proto_path=${_sc_dir} --cpp_out=${_sc_out}
               --plugin=protoc-gen-servercore=$<TARGET_FILE:${_sc_plugin}>
-              --servercore_opt=session=${_sc_SESSION}
+              --servercore_opt=session=${_sc_SESSION},role=${_sc_ROLE}
               --servercore_out=${_sc_out} ${_sc_abs}
       DEPENDS ${_sc_abs} protobuf::protoc ${_sc_plugin}
       COMMENT "Generating typed packets from ${_sc_proto}"

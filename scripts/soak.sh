@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Soak: GameServer under 1,000 DummyClient sessions, echo then chat broadcast,
-# with the server's resident memory sampled every 5 s. Passes when both
-# programs exit 0 (DummyClient saw no lost, corrupt or reordered packet) and
-# the server's memory in the second half stays within 10% of the first.
+# Soak: GameServer under 1,000 DummyClient sessions, echo, then chat
+# broadcast (100 senders, 900 listeners kept alive by C_PING), then movers in
+# rooms of 100 at 20 Hz, with the server's resident memory sampled every 5 s.
+# Passes when both programs exit 0 (DummyClient saw no lost, corrupt or
+# reordered packet, and every snapshot kept the rules) and the server's
+# memory in the second half of each phase stays within 10% of the first.
 #
-#   scripts/soak.sh                  # release build, 60 s echo + 60 s chat
+#   scripts/soak.sh                  # release build, 60 s a phase
 #   SOAK_PRESET=asan scripts/soak.sh # the same under ASan+UBSan: LeakSanitizer
 #                                    # checks the server's shutdown too
 #   SOAK_SECONDS=30 scripts/soak.sh  # shorter phases
@@ -22,14 +24,14 @@ bin="build/$preset/apps"
 
 log="$(mktemp)"
 rss_log="$(mktemp)"
-# --idle-timeout 0: in the chat phase most sessions only listen, and
-# DummyClient does not yet keep them alive with C_PING.
+# The default --idle-timeout (60 s) applies: in the chat phase most sessions
+# only listen, and DummyClient keeps them alive with C_PING.
 "$bin/GameServer" --host 127.0.0.1 --port 0 --backend "$backend" \
-  --stats-interval 10 --idle-timeout 0 >"$log" 2>&1 &
+  --stats-interval 10 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log" "$rss_log"' EXIT
 port=$(listening_port "$log")
-echo "soak: GameServer ($preset, $backend) on port $port, ${seconds}s echo + ${seconds}s chat"
+echo "soak: GameServer ($preset, $backend) on port $port, ${seconds}s each of echo, chat, move"
 
 # check_flat FILE NAME: after the first sample (warm-up), the peak of the
 # second half of a phase must stay within 10% of the peak of its first half.
@@ -68,7 +70,8 @@ run_phase() {
 
 status=0
 run_phase echo --mode echo --depth 4 || status=1
-run_phase chat --mode chat --senders 1000 --rate 1 || status=1
+run_phase chat --mode chat --senders 100 --rate 10 || status=1
+run_phase move --mode move --room-size 100 --rate 10 || status=1
 kill -TERM "$server"
 wait "$server" || status=1
 cat "$log"

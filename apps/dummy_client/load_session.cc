@@ -3,9 +3,11 @@
 #include <time.h>
 
 #include <array>
+#include <cstdio>
 #include <cstring>
 
 #include "../common/protocol.h"
+#include "game.packets.h"
 #include "servercore/packet_framer.h"
 #include "servercore/packet_writer.h"
 
@@ -17,12 +19,22 @@ using servercore::kPacketHeaderSize;
 using servercore::LoadU32;
 using servercore::LoadU64;
 using servercore::MakePacket;
+using servercore::MutexLock;
 using servercore::PacketWriter;
+using servercore::SendBufferRef;
 
 constexpr uint32_t kMagic = 0x31435344;  // "DSC1"
 constexpr size_t kFillerOffset = 24;
 constexpr std::byte kPing[4] = {std::byte{'p'}, std::byte{'i'}, std::byte{'n'},
                                 std::byte{'g'}};
+// S_BYE packets told on stderr; the rest are only counted.
+constexpr uint64_t kByesShown = 5;
+
+void Count(std::atomic<uint64_t>& counter, uint64_t n = 1) {
+  counter.fetch_add(n, std::memory_order_relaxed);
+}
+
+int64_t NanosOf(double seconds) { return static_cast<int64_t>(seconds * 1e9); }
 
 // pattern[i] == i & 0xFF: the filler of sequence s starts at pattern[s & 0xFF].
 const std::array<std::byte, 65536 + 256>& Pattern() {
@@ -42,9 +54,16 @@ LoadSession::LoadSession(const LoadConfig& config, LoadState& state,
       config_(config),
       state_(state),
       index_(index),
+      room_(RoomOf(config, index)),
+      path_(index),
+      last_send_ns_(NowNs()),
       received_from_(config.mode == Mode::kChat
                          ? static_cast<size_t>(config.sessions)
-                         : 0) {}
+                         : 0),
+      world_(
+          WorldCheckerOptions{.tick_ns = NanosOf(config.tick_ms / 1e3),
+                              .grace_ns = NanosOf(config.late_grace_ms / 1e3)},
+          path_, state.world, state.latency) {}
 
 int64_t LoadSession::NowNs() noexcept {
   timespec now{};
@@ -52,30 +71,95 @@ int64_t LoadSession::NowNs() noexcept {
   return int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
 }
 
+bool LoadSession::SendNoted(SendBufferRef packet, int64_t now_ns) {
+  last_send_ns_.store(now_ns, std::memory_order_relaxed);
+  return Send(std::move(packet));
+}
+
 void LoadSession::OnConnected() {
+  if (room_ != 0) {
+    // Ready on the S_JOIN: the server has this session in its room by then.
+    PacketWriter join(kCJoin, kJoinPayloadSize);
+    join.WriteU32(room_);
+    SendNoted(join.Finish(), NowNs());
+    return;
+  }
   // A ping: once its echo is back the server has this session in room 0, so
   // no chat sent after every ping returned can miss it.
-  Send(MakePacket(kCEcho, kPing));
+  SendNoted(MakePacket(kCEcho, kPing), NowNs());
 }
 
 void LoadSession::SendNext(int64_t scheduled_ns) {
+  if (config_.mode == Mode::kMove) {
+    SendMove();
+    return;
+  }
   const auto payload = static_cast<size_t>(config_.payload);
-  std::lock_guard lock(send_mu_);
+  MutexLock lock(send_mu_);
   const uint64_t seq = sent_.load(std::memory_order_relaxed);
+  const int64_t now = NowNs();
   PacketWriter packet(config_.mode == Mode::kEcho ? kCEcho : kCChat, payload);
   packet.WriteU32(index_)
       .WriteU32(kMagic)
       .WriteU64(seq)
-      .WriteU64(
-          static_cast<uint64_t>(scheduled_ns != 0 ? scheduled_ns : NowNs()))
+      .WriteU64(static_cast<uint64_t>(scheduled_ns != 0 ? scheduled_ns : now))
       .WriteBytes(
           std::span(Pattern()).subspan(seq & 0xFF, payload - kFillerOffset));
-  if (Send(packet.Finish())) {
+  if (SendNoted(packet.Finish(), now)) {
     sent_.store(seq + 1, std::memory_order_release);
-    state_.sent.fetch_add(1, std::memory_order_relaxed);
-    state_.bytes_sent.fetch_add(kPacketHeaderSize + payload,
-                                std::memory_order_relaxed);
+    Count(state_.sent);
+    Count(state_.bytes_sent, kPacketHeaderSize + payload);
   }
+}
+
+void LoadSession::SendMove() {
+  MutexLock lock(send_mu_);
+  const auto seq =
+      static_cast<uint32_t>(sent_.load(std::memory_order_relaxed) + 1);
+  const Position at = path_.At(seq);
+  pb::C_MOVE move;
+  move.set_x(at.x);
+  move.set_y(at.y);
+  move.set_seq(seq);
+  SendBufferRef packet = pb::MakeSendBuffer(move);  // a few bytes: never null
+  const size_t bytes = packet->WriteSize();
+  const int64_t now = NowNs();
+  {
+    // Before the send: the snapshot that answers may come at once.
+    MutexLock world_lock(world_mu_);
+    world_.OnMoveSent(seq, now);
+  }
+  if (SendNoted(std::move(packet), now)) {
+    sent_.store(seq, std::memory_order_release);
+    Count(state_.sent);
+    Count(state_.bytes_sent, bytes);
+  }
+}
+
+void LoadSession::KeepAlive(int64_t now_ns) {
+  if (now_ns - last_send_ns_.load(std::memory_order_relaxed) <
+          NanosOf(config_.keepalive) ||
+      !IsConnected()) {
+    return;
+  }
+  MutexLock lock(send_mu_);
+  pb::C_PING ping;
+  ping.set_client_time_us(static_cast<uint64_t>(now_ns / 1000));
+  {
+    MutexLock ping_lock(ping_mu_);
+    pings_.push_back(ping.client_time_us());
+  }
+  if (SendNoted(pb::MakeSendBuffer(ping), now_ns)) Count(state_.pings);
+}
+
+void LoadSession::Finish() {
+  MutexLock lock(world_mu_);
+  world_.Finish();
+}
+
+size_t LoadSession::PendingMoves() {
+  MutexLock lock(world_mu_);
+  return world_.pending_moves();
 }
 
 int64_t LoadSession::Check(std::span<const std::byte> body,
@@ -108,39 +192,114 @@ void LoadSession::OnOwnAnswer(std::span<const std::byte> body) {
 
 void LoadSession::OnRecvPacket(uint16_t id,
                                std::span<const std::byte> payload) {
-  if (id == kSEcho && payload.size() == sizeof(kPing) &&
+  if (id == kSEcho && room_ == 0 && !ready() &&
+      payload.size() == sizeof(kPing) &&
       std::memcmp(payload.data(), kPing, sizeof(kPing)) == 0) {
     ready_.store(true, std::memory_order_release);
     return;
   }
-  state_.received.fetch_add(1, std::memory_order_relaxed);
-  state_.bytes_received.fetch_add(kPacketHeaderSize + payload.size(),
-                                  std::memory_order_relaxed);
-  if (id == kSEcho && config_.mode == Mode::kEcho) {
+  if (id == kSJoin) {
+    OnJoinReply(payload);
+    return;
+  }
+  Count(state_.received);
+  Count(state_.bytes_received, kPacketHeaderSize + payload.size());
+  if (id >= kFirstTypedId) {
+    OnTyped(id, payload);
+  } else if (id == kSEcho && config_.mode == Mode::kEcho) {
     const int64_t seq = Check(payload, index_);
     if (seq < 0) return;
-    if (static_cast<uint64_t>(seq) != acked()) {
-      state_.out_of_order.fetch_add(1, std::memory_order_relaxed);
-    }
+    if (static_cast<uint64_t>(seq) != acked()) Count(state_.out_of_order);
     OnOwnAnswer(payload);
-  } else if (id == kSChat && config_.mode == Mode::kChat &&
-             payload.size() >= kChatSenderSize + kMinPayload) {
-    const std::span<const std::byte> body = payload.subspan(kChatSenderSize);
-    const uint32_t sender = LoadU32(body.data());
-    if (sender >= received_from_.size()) {
-      state_.corrupt.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    const int64_t seq = Check(body, sender);
-    if (seq < 0) return;
-    std::atomic<uint64_t>& next = received_from_[sender];
-    if (static_cast<uint64_t>(seq) != next.load(std::memory_order_relaxed)) {
-      state_.out_of_order.fetch_add(1, std::memory_order_relaxed);
-    }
-    next.store(static_cast<uint64_t>(seq) + 1, std::memory_order_release);
-    if (sender == index_) OnOwnAnswer(body);
+  } else if (id == kSChat && config_.mode == Mode::kChat) {
+    OnChat(payload);
   } else {
-    state_.unexpected.fetch_add(1, std::memory_order_relaxed);
+    Count(state_.unexpected);
+  }
+}
+
+void LoadSession::OnJoinReply(std::span<const std::byte> payload) {
+  if (room_ == 0 || ready()) {
+    Count(state_.unexpected);  // never asked for
+    return;
+  }
+  if (payload.size() != kJoinReplyPayloadSize ||
+      LoadU32(payload.data()) != room_ || LoadU32(payload.data() + 4) < 1) {
+    Count(state_.bad_join);
+    return;
+  }
+  {
+    MutexLock lock(world_mu_);
+    world_.OnJoined(room_);
+  }
+  ready_.store(true, std::memory_order_release);
+}
+
+void LoadSession::OnChat(std::span<const std::byte> payload) {
+  if (payload.size() < kChatSenderSize + kMinPayload) {
+    Count(state_.corrupt);
+    return;
+  }
+  const std::span<const std::byte> body = payload.subspan(kChatSenderSize);
+  const uint32_t sender = LoadU32(body.data());
+  if (sender >= received_from_.size()) {
+    Count(state_.corrupt);
+    return;
+  }
+  if (RoomOf(config_, sender) != room_) {
+    Count(state_.chat_wrong_room);
+    return;
+  }
+  const int64_t seq = Check(body, sender);
+  if (seq < 0) return;
+  std::atomic<uint64_t>& next = received_from_[sender];
+  if (static_cast<uint64_t>(seq) != next.load(std::memory_order_relaxed)) {
+    Count(state_.out_of_order);
+  }
+  next.store(static_cast<uint64_t>(seq) + 1, std::memory_order_release);
+  if (sender == index_) OnOwnAnswer(body);
+}
+
+void LoadSession::OnTyped(uint16_t id, std::span<const std::byte> payload) {
+  {
+    MutexLock lock(world_mu_);
+    if (!world_.AcceptTyped(id)) return;  // counted
+  }
+  typed_bytes_ = kPacketHeaderSize + payload.size();
+  switch (pb::Dispatch(*this, id, payload)) {
+    case servercore::DispatchResult::kHandled:
+      break;
+    case servercore::DispatchResult::kUnknownId:
+      Count(state_.unexpected);
+      break;
+    case servercore::DispatchResult::kParseError:
+      Count(state_.corrupt);
+      break;
+  }
+}
+
+void LoadSession::OnPong(const pb::S_PONG& pong) {
+  Count(state_.pongs);
+  MutexLock lock(ping_mu_);
+  if (pings_.empty()) {
+    Count(state_.bad_pong);  // never pinged
+    return;
+  }
+  const uint64_t expected = pings_.front();
+  pings_.pop_front();
+  if (pong.client_time_us() != expected) Count(state_.bad_pong);
+}
+
+void LoadSession::OnSnapshot(const pb::S_SNAPSHOT& snapshot) {
+  // Only after a C_MOVE (OnTyped): never in echo or chat mode.
+  MutexLock lock(world_mu_);
+  world_.OnSnapshot(snapshot, typed_bytes_, NowNs());
+}
+
+void LoadSession::OnBye(const pb::S_BYE& bye) {
+  if (state_.byes.fetch_add(1, std::memory_order_relaxed) < kByesShown) {
+    std::fprintf(stderr, "DummyClient: session %u got S_BYE reason %u: %s\n",
+                 index_, bye.reason(), bye.detail().c_str());
   }
 }
 
@@ -151,3 +310,20 @@ void LoadSession::OnDisconnected(servercore::DisconnectReason) {
 }
 
 }  // namespace game
+
+// The handlers pb::Dispatch calls for the server's typed packets.
+namespace game::pb {
+
+void Handle_S_PONG(LoadSession& session, const S_PONG& message) {
+  session.OnPong(message);
+}
+
+void Handle_S_SNAPSHOT(LoadSession& session, const S_SNAPSHOT& message) {
+  session.OnSnapshot(message);
+}
+
+void Handle_S_BYE(LoadSession& session, const S_BYE& message) {
+  session.OnBye(message);
+}
+
+}  // namespace game::pb

@@ -1,36 +1,44 @@
-// LoadSession: one DummyClient connection. It sends numbered packets (echo or
-// chat) and checks every packet it gets back: echo payloads byte for byte and
-// in order; chat messages per sender with no gap, reorder or duplicate.
+// LoadSession: one DummyClient connection. It sends numbered packets (echo,
+// chat or C_MOVE) and checks every packet it gets back: echo payloads byte
+// for byte and in order; chat messages per sender with no gap, reorder or
+// duplicate, and none from another room; snapshots by its WorldChecker; and
+// the S_PONG of each C_PING it sent to keep itself alive.
 //
-// Payload of every load packet (at least kMinPayload bytes):
+// Payload of every echo and chat load packet (at least kMinPayload bytes):
 //   [u32 client index][u32 magic][u64 sequence][u64 send time ns][filler]
 // where filler byte j is (sequence + j) & 0xFF, so any corruption shows.
 //
-// Thread safety: SendNext may be called from any thread (a per-session lock
-// keeps sequence order equal to queue order); the hooks run on the session's
-// worker; the counters read by the reporter are atomics.
+// Thread safety: SendNext and KeepAlive may be called from any thread (a
+// per-session lock keeps sequence order equal to queue order); the hooks and
+// the Handle_S_* handlers run on the session's worker; the counters read by
+// the reporter are atomics, the checker is behind its own lock.
 #ifndef SERVERCORE_APPS_DUMMY_CLIENT_LOAD_SESSION_H_
 #define SERVERCORE_APPS_DUMMY_CLIENT_LOAD_SESSION_H_
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
+#include <deque>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "game.pb.h"
 #include "latency_histogram.h"
+#include "servercore/mutex.h"
 #include "servercore/packet_session.h"
+#include "servercore/send_buffer.h"
+#include "world_checker.h"
 
 namespace game {
 
-enum class Mode { kEcho, kChat };
+enum class Mode { kEcho, kChat, kMove };
 
 struct LoadConfig {
   std::string host = "127.0.0.1";
   int port = 7777;
   int sessions = 100;
   Mode mode = Mode::kEcho;
+  int room_size = 0;  // sessions per room (rooms 1, 2, …); 0 = all in room 0
   int payload = 64;
   double rate = 0;  // packets/s per sending session; 0 = closed loop
   int depth = 1;    // closed loop: packets in flight per sending session
@@ -38,8 +46,21 @@ struct LoadConfig {
   double warmup = 0;  // seconds of load before the measured duration
   int senders = 0;    // chat: how many sessions send (0 = all)
   int threads = 1;
+  double tick_ms = 50;         // move: the server's --tick-ms
+  double late_grace_ms = 500;  // move: allowed beyond two ticks
+  double keepalive = 10;       // seconds of silence before a C_PING
+  int first_room = 1;          // with rooms: the first room id used
   std::string json;
 };
+
+// The room of session `index`: first_room + index / room_size, or 0
+// without rooms.
+inline uint32_t RoomOf(const LoadConfig& config, uint32_t index) {
+  return config.room_size > 0
+             ? static_cast<uint32_t>(config.first_room) +
+                   index / static_cast<uint32_t>(config.room_size)
+             : 0;
+}
 
 // Counters shared by all sessions of a run.
 struct LoadState {
@@ -49,12 +70,19 @@ struct LoadState {
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> bytes_received{0};
-  std::atomic<uint64_t> corrupt{0};       // wrong bytes or sizes
-  std::atomic<uint64_t> out_of_order{0};  // gaps, reorders, duplicates
-  std::atomic<uint64_t> unexpected{0};    // packet ids we never asked for
-  std::atomic<uint64_t> disconnected{0};  // closed by the server mid-run
-  std::atomic<uint64_t> refused{0};       // connections that failed
-  LatencyHistogram latency;
+  std::atomic<uint64_t> corrupt{0};          // wrong bytes or sizes
+  std::atomic<uint64_t> out_of_order{0};     // gaps, reorders, duplicates
+  std::atomic<uint64_t> unexpected{0};       // packet ids we never asked for
+  std::atomic<uint64_t> disconnected{0};     // closed by the server mid-run
+  std::atomic<uint64_t> refused{0};          // connections that failed
+  std::atomic<uint64_t> bad_join{0};         // S_JOIN of another room, or empty
+  std::atomic<uint64_t> chat_wrong_room{0};  // S_CHAT from another room
+  std::atomic<uint64_t> pings{0};            // C_PING sent (keep-alive)
+  std::atomic<uint64_t> pongs{0};
+  std::atomic<uint64_t> bad_pong{0};  // unasked for, or time not echoed
+  std::atomic<uint64_t> byes{0};  // S_BYE (the close counts as disconnected)
+  LatencyHistogram latency;       // round trip (echo, chat) or move to snapshot
+  WorldStats world;
   int64_t start_ns = 0;  // open loop: the schedule's origin
 };
 
@@ -64,11 +92,17 @@ class LoadSession final : public servercore::PacketSession {
  public:
   LoadSession(const LoadConfig& config, LoadState& state, uint32_t index);
 
-  // Sends the next numbered packet (C_ECHO or C_CHAT). `scheduled_ns`, when
-  // not 0, is the open-loop send time that latency is measured from.
+  // Sends the next numbered packet (C_ECHO, C_CHAT or C_MOVE). For echo and
+  // chat `scheduled_ns`, when not 0, is the open-loop send time latency is
+  // measured from; a move's latency counts from when it is queued.
   void SendNext(int64_t scheduled_ns = 0);
+  // Sends C_PING if this session has sent nothing for --keepalive seconds.
+  void KeepAlive(int64_t now_ns);
+  // The run is over: checks what only the end can tell.
+  void Finish();
 
   uint32_t index() const noexcept { return index_; }
+  // Connected and in its room (its echo "ping" or its S_JOIN came back).
   bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
   uint64_t sent() const noexcept {
     return sent_.load(std::memory_order_acquire);
@@ -82,8 +116,16 @@ class LoadSession final : public servercore::PacketSession {
   uint64_t ReceivedFrom(uint32_t sender) const noexcept {
     return received_from_[sender].load(std::memory_order_acquire);
   }
+  // Move: moves sent and not yet shown back in a snapshot.
+  size_t PendingMoves();
 
   static int64_t NowNs() noexcept;
+
+  // The server's typed packets, from pb::Dispatch (game.packets.h) on the
+  // worker.
+  void OnPong(const pb::S_PONG& pong);
+  void OnSnapshot(const pb::S_SNAPSHOT& snapshot);
+  void OnBye(const pb::S_BYE& bye);
 
  protected:
   void OnConnected() override;
@@ -91,6 +133,12 @@ class LoadSession final : public servercore::PacketSession {
   void OnDisconnected(servercore::DisconnectReason reason) override;
 
  private:
+  // Sends `packet` and notes the time for KeepAlive.
+  bool SendNoted(servercore::SendBufferRef packet, int64_t now_ns);
+  void SendMove();
+  void OnTyped(uint16_t id, std::span<const std::byte> payload);
+  void OnJoinReply(std::span<const std::byte> payload);
+  void OnChat(std::span<const std::byte> payload);
   // Checks one load payload; returns its sequence, or -1 (counted) if bad.
   int64_t Check(std::span<const std::byte> body, uint32_t expected_index);
   void OnOwnAnswer(std::span<const std::byte> body);
@@ -98,12 +146,22 @@ class LoadSession final : public servercore::PacketSession {
   const LoadConfig& config_;
   LoadState& state_;
   const uint32_t index_;
-  std::mutex send_mu_;
+  const uint32_t room_;
+  const MovePath path_;
+  servercore::Mutex send_mu_;
   std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> acked_{0};
   std::atomic<bool> ready_{false};
+  std::atomic<int64_t> last_send_ns_;
   // Chat: next sequence expected from each sender, by client index.
   std::vector<std::atomic<uint64_t>> received_from_;
+  // Worker only: the size of the typed packet being dispatched.
+  size_t typed_bytes_ = 0;
+  servercore::Mutex world_mu_;
+  WorldChecker world_ SERVERCORE_GUARDED_BY(world_mu_);
+  servercore::Mutex ping_mu_;
+  // client_time_us of each C_PING not answered yet, oldest first.
+  std::deque<uint64_t> pings_ SERVERCORE_GUARDED_BY(ping_mu_);
 };
 
 }  // namespace game

@@ -2,12 +2,16 @@
 // server that keeps docs/PROTOCOL.md), built on ServerCore's ClientService.
 //
 // Usage: DummyClient [--host 127.0.0.1] [--port 7777] [--sessions 100]
-//                    [--mode echo|chat] [--payload 64] [--rate R | --depth 1]
-//                    [--duration 10] [--warmup 0] [--senders N]
-//                    [--threads 1] [--json FILE]
+//                    [--mode echo|chat|move] [--room-size 0]
+//                    [--first-room 1] [--payload 64]
+//                    [--rate R | --depth 1] [--duration 10] [--warmup 0]
+//                    [--senders N] [--threads 1] [--tick-ms 50]
+//                    [--late-grace-ms 500] [--keepalive 10] [--json FILE]
 //
 //   DummyClient --port 7777 --sessions 100 --mode echo --payload 64 --depth 16
 //   DummyClient --mode chat --sessions 500 --senders 4 --rate 50 --duration 15
+//   DummyClient --mode chat --sessions 200 --room-size 50 --rate 10
+//   DummyClient --mode move --sessions 200 --room-size 50 --rate 10
 //   DummyClient --mode=echo --rate=1000 --duration=10 --json=result.json
 //   DummyClient --warmup 2 --duration 10    # counters restart after 2 s
 //   DummyClient --help
@@ -15,10 +19,15 @@
 // --rate R sends R packets per second per sending session on a fixed schedule
 // whatever the replies (open loop: latency counts from the scheduled time, so
 // a stalled server cannot hide it); without --rate, --depth D keeps D packets
-// in flight per sending session (closed loop). Flags take `--name value` or
-// `--name=value`; a bad command line prints what is wrong and exits 2.
-// Otherwise exits 0 only when every packet came back intact and in order and
-// no connection was refused or dropped.
+// in flight per sending session (closed loop). --mode move is always open
+// loop (10 moves/s without --rate) and checks every snapshot
+// (world_checker.h). --room-size N sends session i to room i / N + 1 first
+// (i / N + F with --first-room F).
+// A session that has sent nothing for --keepalive seconds sends C_PING.
+// Flags take `--name value` or `--name=value`; a bad command line prints
+// what is wrong and exits 2. Otherwise exits 0 only when every packet came
+// back intact and in order, every snapshot kept the rules, and no connection
+// was refused or dropped.
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +42,7 @@
 
 #include "../common/command_line.h"
 #include "../common/protocol.h"
+#include "keepalive_sweep.h"
 #include "load_session.h"
 #include "open_loop_schedule.h"
 #include "report.h"
@@ -41,6 +51,7 @@
 
 namespace {
 
+using game::KeepAliveSweep;
 using game::LoadConfig;
 using game::LoadSession;
 using game::LoadState;
@@ -53,6 +64,8 @@ Clock::duration Seconds(double seconds) {
   return std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(seconds));
 }
+
+constexpr double kDefaultMoveRate = 10;  // --mode move without --rate
 
 // Reads the command line into *config; the code to exit with instead of
 // running (0 after --help, 2 after a bad command line), or nullopt.
@@ -72,15 +85,24 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
       ->transform(game::InRange(1, 65535));
   app.add_option("--sessions", config->sessions, "connections (100)")
       ->transform(game::InRange(1, kMaxInt));
-  app.add_option("--mode", mode, "echo or chat (echo)")
-      ->check(CLI::IsMember({"echo", "chat"}));
+  app.add_option("--mode", mode, "echo, chat or move (echo)")
+      ->check(CLI::IsMember({"echo", "chat", "move"}));
+  app.add_option("--room-size", config->room_size,
+                 "sessions per room: session i joins room i / N + 1 (0: all "
+                 "stay in room 0)")
+      ->transform(game::InRange(0, kMaxInt));
+  app.add_option("--first-room", config->first_room,
+                 "with --room-size: the first room id, so that two "
+                 "DummyClients can share a server without sharing rooms (1)")
+      ->transform(game::InRange(1, kMaxInt));
   app.add_option(
          "--payload", config->payload,
          "payload bytes per packet, 24..4092 with the default server (64)")
       ->transform(
           game::InRange(static_cast<int>(game::kMinPayload), kMaxPayload));
   app.add_option("--rate", config->rate,
-                 "packets/s per sending session, open loop (0: closed loop)")
+                 "packets/s per sending session, open loop (0: closed loop; "
+                 "move: 10)")
       ->transform(game::AtLeast(0));
   app.add_option("--depth", config->depth,
                  "closed loop: packets in flight per sending session (1)")
@@ -95,12 +117,29 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
       ->transform(game::InRange(0, kMaxInt));
   app.add_option("--threads", config->threads, "client worker threads (1)")
       ->transform(game::InRange(1, kMaxInt));
+  app.add_option("--tick-ms", config->tick_ms,
+                 "move: the server's tick in ms; a move must show in a "
+                 "snapshot within two (50)")
+      ->transform(game::Above(0));
+  app.add_option("--late-grace-ms", config->late_grace_ms,
+                 "move: ms allowed beyond two ticks for the network and the "
+                 "schedulers before a move counts as late (500)")
+      ->transform(game::AtLeast(0));
+  app.add_option("--keepalive", config->keepalive,
+                 "seconds without sending after which a session sends C_PING "
+                 "(10)")
+      ->transform(game::Above(0));
   app.add_option("--json", config->json, "also write the summary to this file");
   if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
     return exit_code;
   }
-  config->mode = mode == "chat" ? Mode::kChat : Mode::kEcho;
-  if (config->mode == Mode::kEcho || config->senders == 0) {
+  config->mode = mode == "chat"   ? Mode::kChat
+                 : mode == "move" ? Mode::kMove
+                                  : Mode::kEcho;
+  if (config->mode == Mode::kMove && config->rate == 0) {
+    config->rate = kDefaultMoveRate;
+  }
+  if (config->mode != Mode::kChat || config->senders == 0) {
     config->senders = config->sessions;
   }
   config->senders = std::min(config->senders, config->sessions);
@@ -108,9 +147,10 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
 }
 
 // Connects every session, one after another (no thundering herd), then waits
-// until each has had its ping answered.
+// until each is ready: its ping answered, or its S_JOIN back.
 bool Connect(servercore::ClientService& client, const LoadConfig& config,
-             LoadState& state, std::vector<std::shared_ptr<LoadSession>>& all) {
+             LoadState& state, std::vector<std::shared_ptr<LoadSession>>& all,
+             KeepAliveSweep& keepalive) {
   for (int i = 0; i < config.sessions; ++i) {
     servercore::SessionRef session;
     if (std::error_code error =
@@ -129,6 +169,7 @@ bool Connect(servercore::ClientService& client, const LoadConfig& config,
                     [](const auto& s) { return s->ready(); })) {
       return true;
     }
+    keepalive.Tick();
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   std::fprintf(stderr, "DummyClient: sessions not answered within 15 s\n");
@@ -141,63 +182,80 @@ bool Connect(servercore::ClientService& client, const LoadConfig& config,
 // high total rate is sent in batches, not by a spinning thread) and at most
 // 1 ms (progress). A packet leaves at most about 100 µs plus the timer's
 // slack after its time, and its latency still counts from that time.
+//
+// With rooms, the schedule's slots are dealt out room by room (slot =
+// index in room * rooms + room), so each room's members spread over the
+// whole interval, as independent players would, instead of sending together
+// in one sliver of it: a room's tick would otherwise see its members' moves
+// arrive at one phase of its period, and move-to-snapshot latency would
+// measure that phase rather than the server.
 void RunOpenLoop(const LoadConfig& config, LoadState& state,
                  std::vector<std::shared_ptr<LoadSession>>& senders,
-                 game::Progress& progress, Clock::time_point end) {
+                 game::Progress& progress, KeepAliveSweep& keepalive,
+                 Clock::time_point end) {
   constexpr int64_t kMinSleepNs = 100'000;
   constexpr int64_t kMaxSleepNs = 1'000'000;
-  const game::OpenLoopSchedule schedule(state.start_ns, config.rate,
-                                        senders.size());
+  const size_t room_size =
+      config.room_size > 0 ? static_cast<size_t>(config.room_size) : 0;
+  const size_t rooms =
+      room_size > 0 ? (senders.size() + room_size - 1) / room_size : 1;
+  const auto slot = [&](size_t i) {
+    return room_size > 0 ? (i % room_size) * rooms + i / room_size : i;
+  };
+  const game::OpenLoopSchedule schedule(
+      state.start_ns, config.rate,
+      room_size > 0 ? room_size * rooms : senders.size());
   while (Clock::now() < end) {
     const int64_t now = LoadSession::NowNs();
     int64_t next = now + kMaxSleepNs;
     for (size_t i = 0; i < senders.size(); ++i) {
       LoadSession& s = *senders[i];
       if (!s.IsConnected()) continue;
-      const uint64_t due = schedule.DueBy(i, now);
+      const size_t at = slot(i);
+      const uint64_t due = schedule.DueBy(at, now);
       for (uint64_t seq = s.sent(); seq < due && s.IsConnected(); ++seq) {
-        s.SendNext(schedule.SendTime(i, seq));
+        s.SendNext(schedule.SendTime(at, seq));
       }
-      next = std::min(next, schedule.SendTime(i, s.sent()));
+      next = std::min(next, schedule.SendTime(at, s.sent()));
     }
     progress.Tick();
+    keepalive.Tick();
     const int64_t sleep_ns =
         std::clamp(next - LoadSession::NowNs(), kMinSleepNs, kMaxSleepNs);
     std::this_thread::sleep_for(std::chrono::nanoseconds(sleep_ns));
   }
 }
 
-bool AllAnswered(const LoadConfig& config,
-                 const std::vector<std::shared_ptr<LoadSession>>& all,
-                 size_t senders) {
-  for (size_t i = 0; i < senders; ++i) {
-    if (all[i]->acked() < all[i]->sent()) return false;
-    if (config.mode == Mode::kChat) {
-      for (const auto& receiver : all) {
-        if (receiver->ReceivedFrom(static_cast<uint32_t>(i)) < all[i]->sent()) {
-          return false;
-        }
-      }
-    }
-  }
-  return true;
+// Whether `receiver` is in the room of session `sender` (chat reaches it).
+bool SameRoom(const LoadConfig& config, size_t sender,
+              const LoadSession& receiver) {
+  return game::RoomOf(config, static_cast<uint32_t>(sender)) ==
+         game::RoomOf(config, receiver.index());
 }
 
-// Packets sent and never delivered (to their sender, or in chat to each
-// member of the room).
+// Packets sent and never delivered: to their sender (echo, and in move mode
+// the moves no snapshot showed back), or in chat to each member of the
+// sender's room.
 uint64_t CountLost(const LoadConfig& config,
                    const std::vector<std::shared_ptr<LoadSession>>& all,
                    size_t senders) {
   uint64_t lost = 0;
   for (size_t i = 0; i < senders; ++i) {
     const uint64_t sent = all[i]->sent();
-    if (config.mode == Mode::kEcho) {
-      lost += sent - std::min(sent, all[i]->acked());
-      continue;
-    }
-    for (const auto& receiver : all) {
-      const uint64_t got = receiver->ReceivedFrom(static_cast<uint32_t>(i));
-      lost += sent - std::min(sent, got);
+    switch (config.mode) {
+      case Mode::kEcho:
+        lost += sent - std::min(sent, all[i]->acked());
+        break;
+      case Mode::kMove:
+        lost += all[i]->PendingMoves();
+        break;
+      case Mode::kChat:
+        for (const auto& receiver : all) {
+          if (!SameRoom(config, i, *receiver)) continue;
+          const uint64_t got = receiver->ReceivedFrom(static_cast<uint32_t>(i));
+          lost += sent - std::min(sent, got);
+        }
+        break;
     }
   }
   return lost;
@@ -226,7 +284,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::vector<std::shared_ptr<LoadSession>> sessions;
-  const bool connected = Connect(client, config, state, sessions);
+  KeepAliveSweep keepalive(sessions, config.keepalive);
+  const bool connected = Connect(client, config, state, sessions, keepalive);
   const auto senders_count = static_cast<size_t>(
       std::min<int>(config.senders, static_cast<int>(sessions.size())));
   std::vector<std::shared_ptr<LoadSession>> senders(
@@ -239,7 +298,7 @@ int main(int argc, char** argv) {
   if (connected) {
     std::printf("DummyClient: %d sessions connected to %s:%d, %s mode, %s\n",
                 config.sessions, config.host.c_str(), config.port,
-                config.mode == Mode::kEcho ? "echo" : "chat",
+                game::ModeName(config.mode),
                 config.rate > 0 ? "open loop" : "closed loop");
     std::fflush(stdout);
     const auto start = Clock::now();
@@ -249,11 +308,12 @@ int main(int argc, char** argv) {
     // themselves (closed loop, kicked off below).
     auto run_until = [&](Clock::time_point until) {
       if (config.rate > 0) {
-        RunOpenLoop(config, state, senders, progress, until);
+        RunOpenLoop(config, state, senders, progress, keepalive, until);
         return;
       }
       while (Clock::now() < until) {
         progress.Tick();
+        keepalive.Tick();
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
     };
@@ -279,14 +339,21 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
     state.sending = false;
-    // Drain: every packet sent before the end must still arrive.
-    const auto drain_end = Clock::now() + std::chrono::seconds(5);
-    while (!AllAnswered(config, sessions, senders_count) &&
+    // Drain: every packet sent before the end must still arrive (a move: be
+    // shown back, late or not).
+    const auto drain_end =
+        Clock::now() +
+        std::max(
+            Seconds(5),
+            Seconds((2 * config.tick_ms + config.late_grace_ms) / 1e3 + 1));
+    while (CountLost(config, sessions, senders_count) > 0 &&
            Clock::now() < drain_end) {
+      keepalive.Tick();
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
   const uint64_t lost = CountLost(config, sessions, senders_count);
+  for (auto& s : sessions) s->Finish();
   state.stopping = true;
   client.Stop();
   progress.Finish();

@@ -1,8 +1,45 @@
 #include "report.h"
 
 #include <cstdio>
+#include <string>
 
 namespace game {
+namespace {
+
+using ull = unsigned long long;
+
+// Every error counter a run can raise, the progress line's total.
+uint64_t ErrorsSoFar(const LoadState& s) {
+  return s.corrupt.load() + s.out_of_order.load() + s.unexpected.load() +
+         s.disconnected.load() + s.refused.load() + s.bad_join.load() +
+         s.chat_wrong_room.load() + s.bad_pong.load() + s.world.Violations();
+}
+
+const char* LatencyMeasures(Mode mode) {
+  switch (mode) {
+    case Mode::kEcho:
+      return "echo_round_trip";
+    case Mode::kChat:
+      return "chat_round_trip";
+    case Mode::kMove:
+      return "move_to_snapshot";
+  }
+  return "?";
+}
+
+}  // namespace
+
+const char* ModeName(Mode mode) {
+  switch (mode) {
+    case Mode::kEcho:
+      return "echo";
+    case Mode::kChat:
+      return "chat";
+    case Mode::kMove:
+      return "move";
+  }
+  return "?";
+}
 
 void Progress::Tick() {
   const auto now = std::chrono::steady_clock::now();
@@ -10,17 +47,14 @@ void Progress::Tick() {
   if (seconds < 1.0) return;
   const uint64_t sent = state_.sent.load();
   const uint64_t received = state_.received.load();
-  const uint64_t errors = state_.corrupt.load() + state_.out_of_order.load() +
-                          state_.unexpected.load() + state_.disconnected.load();
   std::printf(
       "%s[progress] sent %.0f/s received %.0f/s | total sent %llu "
       "received %llu | p99 %.0f us | errors %llu%s",
       terminal_ ? "\r" : "", static_cast<double>(sent - last_sent_) / seconds,
       static_cast<double>(received - last_received_) / seconds,
-      static_cast<unsigned long long>(sent),
-      static_cast<unsigned long long>(received),
+      static_cast<ull>(sent), static_cast<ull>(received),
       static_cast<double>(state_.latency.Quantile(0.99)) / 1e3,
-      static_cast<unsigned long long>(errors), terminal_ ? "   " : "\n");
+      static_cast<ull>(ErrorsSoFar(state_)), terminal_ ? "   " : "\n");
   std::fflush(stdout);
   printed_ = true;
   last_ = now;
@@ -40,6 +74,12 @@ void ResetCounters(LoadState& state) {
   state.bytes_sent = 0;
   state.bytes_received = 0;
   state.latency.Reset();
+  state.world.snapshots = 0;
+  state.world.snapshot_bytes = 0;
+  state.world.entities = 0;
+  state.world.full_snapshots = 0;
+  state.world.moves_reflected = 0;
+  state.world.over_two_ticks = 0;
 }
 
 void Progress::Finish() {
@@ -49,9 +89,10 @@ void Progress::Finish() {
 Summary Summarize(const LoadConfig& config, const LoadState& state,
                   double seconds, uint64_t lost) {
   Summary s;
-  s.mode = config.mode == Mode::kEcho ? "echo" : "chat";
+  s.mode = ModeName(config.mode);
   s.sessions = config.sessions;
   s.senders = config.senders;
+  s.room_size = config.room_size;
   s.seconds = seconds;
   s.sent = state.sent.load();
   s.received = state.received.load();
@@ -60,42 +101,87 @@ Summary Summarize(const LoadConfig& config, const LoadState& state,
   s.sent_per_second = seconds > 0 ? static_cast<double>(s.sent) / seconds : 0;
   s.received_per_second =
       seconds > 0 ? static_cast<double>(s.received) / seconds : 0;
+  s.latency_measures = LatencyMeasures(config.mode);
   s.latency_count = state.latency.Count();
   s.p50_us = static_cast<double>(state.latency.Quantile(0.50)) / 1e3;
   s.p99_us = static_cast<double>(state.latency.Quantile(0.99)) / 1e3;
   s.p999_us = static_cast<double>(state.latency.Quantile(0.999)) / 1e3;
   s.max_us = static_cast<double>(state.latency.Max()) / 1e3;
+  const WorldStats& w = state.world;
+  s.snapshots = w.snapshots.load();
+  s.snapshot_bytes = w.snapshot_bytes.load();
+  s.entities = w.entities.load();
+  s.full_snapshots = w.full_snapshots.load();
+  s.moves_reflected = w.moves_reflected.load();
+  s.over_two_ticks = w.over_two_ticks.load();
+  s.worst_late_ms = static_cast<double>(w.worst_late_ns.load()) / 1e6;
+  s.pings = state.pings.load();
+  s.pongs = state.pongs.load();
   s.lost = lost;
   s.corrupt = state.corrupt.load();
   s.out_of_order = state.out_of_order.load();
   s.unexpected = state.unexpected.load();
   s.disconnected = state.disconnected.load();
   s.refused = state.refused.load();
+  s.bad_join = state.bad_join.load();
+  s.chat_wrong_room = state.chat_wrong_room.load();
+  s.bad_pong = state.bad_pong.load();
+  s.unsolicited = w.unsolicited.load();
+  s.not_full_first = w.not_full_first.load();
+  s.tick_back = w.tick_back.load();
+  s.own_seq_back = w.own_seq_back.load();
+  s.seq_back = w.seq_back.load();
+  s.future_seq = w.future_seq.load();
+  s.late = w.late.load();
+  s.snapshot_wrong_room = w.wrong_room.load();
+  s.gone_and_present = w.gone_and_present.load();
   return s;
 }
 
 void PrintSummary(const Summary& s) {
   std::printf(
-      "== DummyClient summary (%s, %d sessions, %d sending, %.1f s) ==\n"
+      "== DummyClient summary (%s, %d sessions, %d sending, %s, %.1f s) ==\n"
       "packets  sent %llu (%.0f/s)  received %llu (%.0f/s)\n"
       "bytes    sent %llu  received %llu\n"
-      "latency  p50 %.0f us  p99 %.0f us  p99.9 %.0f us  max %.0f us  "
-      "(%llu round trips)\n"
+      "latency  (%s) p50 %.0f us  p99 %.0f us  p99.9 %.0f us  max %.0f us  "
+      "(%llu samples)\n",
+      s.mode.c_str(), s.sessions, s.senders,
+      s.room_size > 0 ? ("rooms of " + std::to_string(s.room_size)).c_str()
+                      : "all in room 0",
+      s.seconds, static_cast<ull>(s.sent), s.sent_per_second,
+      static_cast<ull>(s.received), s.received_per_second,
+      static_cast<ull>(s.bytes_sent), static_cast<ull>(s.bytes_received),
+      s.latency_measures.c_str(), s.p50_us, s.p99_us, s.p999_us, s.max_us,
+      static_cast<ull>(s.latency_count));
+  if (s.mode == "move") {
+    std::printf(
+        "world    snapshots %llu (%llu full, %llu bytes, %llu entities)  "
+        "moves shown %llu (%llu after 2 ticks, within the grace)\n",
+        static_cast<ull>(s.snapshots), static_cast<ull>(s.full_snapshots),
+        static_cast<ull>(s.snapshot_bytes), static_cast<ull>(s.entities),
+        static_cast<ull>(s.moves_reflected),
+        static_cast<ull>(s.over_two_ticks));
+  }
+  std::printf(
+      "keepalive pings %llu  pongs %llu\n"
       "errors   lost %llu  corrupt %llu  out-of-order %llu  unexpected %llu  "
-      "disconnected %llu  refused %llu\n"
+      "disconnected %llu  refused %llu  bad-join %llu  chat-wrong-room %llu  "
+      "bad-pong %llu\n"
+      "world errors  unsolicited %llu  not-full-first %llu  tick-back %llu  "
+      "own-seq-back %llu  seq-back %llu  future-seq %llu  late %llu "
+      "(worst %.1f ms)  snapshot-wrong-room %llu  gone-and-present %llu\n"
       "result   %s\n",
-      s.mode.c_str(), s.sessions, s.senders, s.seconds,
-      static_cast<unsigned long long>(s.sent), s.sent_per_second,
-      static_cast<unsigned long long>(s.received), s.received_per_second,
-      static_cast<unsigned long long>(s.bytes_sent),
-      static_cast<unsigned long long>(s.bytes_received), s.p50_us, s.p99_us,
-      s.p999_us, s.max_us, static_cast<unsigned long long>(s.latency_count),
-      static_cast<unsigned long long>(s.lost),
-      static_cast<unsigned long long>(s.corrupt),
-      static_cast<unsigned long long>(s.out_of_order),
-      static_cast<unsigned long long>(s.unexpected),
-      static_cast<unsigned long long>(s.disconnected),
-      static_cast<unsigned long long>(s.refused), s.ok() ? "OK" : "FAILED");
+      static_cast<ull>(s.pings), static_cast<ull>(s.pongs),
+      static_cast<ull>(s.lost), static_cast<ull>(s.corrupt),
+      static_cast<ull>(s.out_of_order), static_cast<ull>(s.unexpected),
+      static_cast<ull>(s.disconnected), static_cast<ull>(s.refused),
+      static_cast<ull>(s.bad_join), static_cast<ull>(s.chat_wrong_room),
+      static_cast<ull>(s.bad_pong), static_cast<ull>(s.unsolicited),
+      static_cast<ull>(s.not_full_first), static_cast<ull>(s.tick_back),
+      static_cast<ull>(s.own_seq_back), static_cast<ull>(s.seq_back),
+      static_cast<ull>(s.future_seq), static_cast<ull>(s.late), s.worst_late_ms,
+      static_cast<ull>(s.snapshot_wrong_room),
+      static_cast<ull>(s.gone_and_present), s.ok() ? "OK" : "FAILED");
   std::fflush(stdout);
 }
 
@@ -105,28 +191,48 @@ bool WriteJson(const Summary& s, const std::string& path) {
   std::fprintf(
       f,
       "{\n  \"mode\": \"%s\",\n  \"sessions\": %d,\n  \"senders\": %d,\n"
+      "  \"room_size\": %d,\n"
       "  \"seconds\": %.3f,\n  \"packets_sent\": %llu,\n"
       "  \"packets_received\": %llu,\n  \"bytes_sent\": %llu,\n"
       "  \"bytes_received\": %llu,\n  \"sent_per_second\": %.1f,\n"
       "  \"received_per_second\": %.1f,\n"
-      "  \"latency_us\": {\"count\": %llu, \"p50\": %.1f, \"p99\": %.1f, "
-      "\"p999\": %.1f, \"max\": %.1f},\n"
+      "  \"latency_us\": {\"measures\": \"%s\", \"count\": %llu, "
+      "\"p50\": %.1f, \"p99\": %.1f, \"p999\": %.1f, \"max\": %.1f},\n",
+      s.mode.c_str(), s.sessions, s.senders, s.room_size, s.seconds,
+      static_cast<ull>(s.sent), static_cast<ull>(s.received),
+      static_cast<ull>(s.bytes_sent), static_cast<ull>(s.bytes_received),
+      s.sent_per_second, s.received_per_second, s.latency_measures.c_str(),
+      static_cast<ull>(s.latency_count), s.p50_us, s.p99_us, s.p999_us,
+      s.max_us);
+  std::fprintf(
+      f,
+      "  \"world\": {\"snapshots\": %llu, \"full_snapshots\": %llu, "
+      "\"snapshot_bytes\": %llu, \"entities\": %llu, \"moves_shown\": %llu, "
+      "\"moves_after_two_ticks\": %llu, \"worst_late_ms\": %.1f},\n"
+      "  \"keepalive\": {\"pings\": %llu, \"pongs\": %llu},\n",
+      static_cast<ull>(s.snapshots), static_cast<ull>(s.full_snapshots),
+      static_cast<ull>(s.snapshot_bytes), static_cast<ull>(s.entities),
+      static_cast<ull>(s.moves_reflected), static_cast<ull>(s.over_two_ticks),
+      s.worst_late_ms, static_cast<ull>(s.pings), static_cast<ull>(s.pongs));
+  std::fprintf(
+      f,
       "  \"errors\": {\"lost\": %llu, \"corrupt\": %llu, \"out_of_order\": "
       "%llu, \"unexpected\": %llu, \"disconnected\": %llu, \"refused\": "
-      "%llu},\n  \"ok\": %s\n}\n",
-      s.mode.c_str(), s.sessions, s.senders, s.seconds,
-      static_cast<unsigned long long>(s.sent),
-      static_cast<unsigned long long>(s.received),
-      static_cast<unsigned long long>(s.bytes_sent),
-      static_cast<unsigned long long>(s.bytes_received), s.sent_per_second,
-      s.received_per_second, static_cast<unsigned long long>(s.latency_count),
-      s.p50_us, s.p99_us, s.p999_us, s.max_us,
-      static_cast<unsigned long long>(s.lost),
-      static_cast<unsigned long long>(s.corrupt),
-      static_cast<unsigned long long>(s.out_of_order),
-      static_cast<unsigned long long>(s.unexpected),
-      static_cast<unsigned long long>(s.disconnected),
-      static_cast<unsigned long long>(s.refused), s.ok() ? "true" : "false");
+      "%llu, \"bad_join\": %llu, \"chat_wrong_room\": %llu, \"bad_pong\": "
+      "%llu, \"unsolicited\": %llu, \"not_full_first\": %llu, "
+      "\"tick_back\": %llu, \"own_seq_back\": %llu, \"seq_back\": %llu, "
+      "\"future_seq\": %llu, \"late\": %llu, \"snapshot_wrong_room\": %llu, "
+      "\"gone_and_present\": %llu},\n  \"ok\": %s\n}\n",
+      static_cast<ull>(s.lost), static_cast<ull>(s.corrupt),
+      static_cast<ull>(s.out_of_order), static_cast<ull>(s.unexpected),
+      static_cast<ull>(s.disconnected), static_cast<ull>(s.refused),
+      static_cast<ull>(s.bad_join), static_cast<ull>(s.chat_wrong_room),
+      static_cast<ull>(s.bad_pong), static_cast<ull>(s.unsolicited),
+      static_cast<ull>(s.not_full_first), static_cast<ull>(s.tick_back),
+      static_cast<ull>(s.own_seq_back), static_cast<ull>(s.seq_back),
+      static_cast<ull>(s.future_seq), static_cast<ull>(s.late),
+      static_cast<ull>(s.snapshot_wrong_room),
+      static_cast<ull>(s.gone_and_present), s.ok() ? "true" : "false");
   return std::fclose(f) == 0;
 }
 

@@ -35,6 +35,7 @@ struct Summary {
   std::string mode;
   int sessions = 0;
   int senders = 0;
+  int room_size = 0;
   double seconds = 0;
   uint64_t sent = 0;
   uint64_t received = 0;
@@ -42,20 +43,52 @@ struct Summary {
   uint64_t bytes_received = 0;
   double sent_per_second = 0;
   double received_per_second = 0;
+  // What the latency measures: "echo_round_trip", "chat_round_trip" or
+  // "move_to_snapshot" (a move's send to the first snapshot showing it).
+  std::string latency_measures;
   uint64_t latency_count = 0;
   double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
+  // Move mode's figures (WorldStats).
+  uint64_t snapshots = 0;
+  uint64_t snapshot_bytes = 0;
+  uint64_t entities = 0;
+  uint64_t full_snapshots = 0;
+  uint64_t moves_reflected = 0;
+  uint64_t over_two_ticks = 0;  // shown after 2 ticks, within the grace
+  double worst_late_ms = 0;
+  uint64_t pings = 0;
+  uint64_t pongs = 0;
+  // Errors.
   uint64_t lost = 0;
   uint64_t corrupt = 0;
   uint64_t out_of_order = 0;
   uint64_t unexpected = 0;
   uint64_t disconnected = 0;
   uint64_t refused = 0;
+  uint64_t bad_join = 0;
+  uint64_t chat_wrong_room = 0;
+  uint64_t bad_pong = 0;
+  // The world's rules (world_checker.h).
+  uint64_t unsolicited = 0;
+  uint64_t not_full_first = 0;
+  uint64_t tick_back = 0;
+  uint64_t own_seq_back = 0;
+  uint64_t seq_back = 0;
+  uint64_t future_seq = 0;
+  uint64_t late = 0;
+  uint64_t snapshot_wrong_room = 0;
+  uint64_t gone_and_present = 0;
 
   uint64_t errors() const noexcept {
-    return lost + corrupt + out_of_order + unexpected + disconnected + refused;
+    return lost + corrupt + out_of_order + unexpected + disconnected + refused +
+           bad_join + chat_wrong_room + bad_pong + unsolicited +
+           not_full_first + tick_back + own_seq_back + seq_back + future_seq +
+           late + snapshot_wrong_room + gone_and_present;
   }
   bool ok() const noexcept { return errors() == 0 && sent > 0; }
 };
+
+const char* ModeName(Mode mode);
 
 // Zeroes what a summary reports as throughput and latency (errors stay):
 // the end of a warm-up.

@@ -38,9 +38,10 @@ TEST(AppCommandLineTest, GameServerHelpListsEveryFlag) {
 TEST(AppCommandLineTest, DummyClientHelpListsEveryFlag) {
   const Result run = RunProgram(DUMMY_CLIENT_PATH, {"-h"});
   EXPECT_EQ(run.status, "exit 0") << run.output;
-  for (const char* flag : {"--host", "--port", "--sessions", "--mode",
-                           "--payload", "--rate", "--depth", "--duration",
-                           "--warmup", "--senders", "--threads", "--json"}) {
+  for (const char* flag :
+       {"--host", "--port", "--sessions", "--mode", "--room-size", "--payload",
+        "--rate", "--depth", "--duration", "--warmup", "--senders", "--threads",
+        "--tick-ms", "--late-grace-ms", "--keepalive", "--json"}) {
     EXPECT_NE(run.output.find(flag), std::string::npos)
         << flag << " missing in\n"
         << run.output;
@@ -74,8 +75,8 @@ TEST(AppCommandLineTest, BadValuesNameTheFlagAndItsRange) {
        {"--max-memory", "0"},
        "GameServer: --max-memory: 0 not in [1 - 18446744073709551615]"},
       {DUMMY_CLIENT_PATH,
-       {"--mode=move"},
-       "DummyClient: --mode: move not in {echo,chat}"},
+       {"--mode=fly"},
+       "DummyClient: --mode: fly not in {echo,chat,move}"},
       {DUMMY_CLIENT_PATH,
        {"--payload", "23"},
        "DummyClient: --payload: 23 not in [24 - 65523]"},

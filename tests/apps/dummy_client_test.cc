@@ -1,6 +1,8 @@
-// DummyClient, run for real: it exits 0 against GameServer (echo and chat)
-// and writes valid --json, and exits non-zero against a server that drops,
-// corrupts or reorders one echo answer.
+// DummyClient, run for real: it exits 0 against GameServer (echo, chat, chat
+// in rooms) and writes valid --json, and exits non-zero against a server
+// that drops, corrupts or reorders one echo answer, or breaks one rule of
+// rooms, chat, ping or the world (a FakeGameServer with one fault); against
+// the same fake with no fault it exits 0.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 
 #include "tests/apps/app_fixture.h"
 #include "tests/apps/fake_echo_server.h"
+#include "tests/apps/fake_game_server.h"
 
 namespace servercore::test {
 namespace {
@@ -33,11 +36,15 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// Runs DummyClient with `args` to the end; its waitpid status.
+// Runs DummyClient with `args` to the end; its waitpid status. Its output is
+// whole by then (the reader thread may lag the exit: the summary, which
+// the fault tests look for, is the last thing printed).
 std::optional<int> RunDummyClient(ChildProcess& client,
                                   const std::vector<std::string>& args) {
   if (!client.Start(DUMMY_CLIENT_PATH, args)) return std::nullopt;
-  return client.Wait(Seconds(30));
+  const auto status = client.Wait(Seconds(30));
+  if (status) client.WaitForOutputEnd(Seconds(5));
+  return status;
 }
 
 // ---- Against GameServer -----------------------------------------------------
@@ -54,8 +61,11 @@ void ExpectOkJson(const std::string& path, const std::string& mode) {
       std::regex_search(json, m, std::regex("\"packets_sent\": (\\d+)")))
       << json;
   EXPECT_GT(std::stoull(m[1]), 0u) << json;
-  for (const char* error : {"lost", "corrupt", "out_of_order", "unexpected",
-                            "disconnected", "refused"}) {
+  for (const char* error :
+       {"lost", "corrupt", "out_of_order", "unexpected", "disconnected",
+        "refused", "bad_join", "chat_wrong_room", "bad_pong", "unsolicited",
+        "not_full_first", "tick_back", "own_seq_back", "seq_back", "future_seq",
+        "late", "snapshot_wrong_room", "gone_and_present"}) {
     EXPECT_NE(json.find("\"" + std::string(error) + "\": 0"), std::string::npos)
         << error << " not 0 in\n"
         << json;
@@ -91,6 +101,53 @@ TEST_P(DummyClientTest, ChatAgainstGameServerExitsZero) {
       << client.Output() << "\nGameServer:\n"
       << server_.Output();
   ExpectOkJson(json, "chat");
+  std::remove(json.c_str());
+}
+
+// Rooms of 3 (the last one of 1), only some sending, and receivers that keep
+// themselves alive with C_PING for longer than a short --idle-timeout (2 s:
+// a loaded machine can stall the client for a good part of a second).
+TEST_P(DummyClientTest, ChatInRoomsAgainstGameServerExitsZero) {
+  START_SERVER("--idle-timeout", "2");
+  const std::string json = TempPath("rooms.json");
+  ChildProcess client;
+  const auto status = RunDummyClient(
+      client, {"--port", std::to_string(server_.port()), "--sessions", "7",
+               "--room-size", "3", "--senders", "4", "--mode", "chat", "--rate",
+               "50", "--keepalive", "0.2", "--duration", "3", "--json", json});
+  ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
+  EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
+      << client.Output() << "\nGameServer:\n"
+      << server_.Output();
+  ExpectOkJson(json, "chat");
+  EXPECT_NE(ReadFile(json).find("\"room_size\": 3"), std::string::npos);
+  EXPECT_TRUE(std::regex_search(client.Output(), std::regex("pongs [1-9]")))
+      << client.Output();
+  std::remove(json.c_str());
+}
+
+// The world: moves in two rooms, every snapshot checked, at a 20 ms tick.
+TEST_P(DummyClientTest, MoveInRoomsAgainstGameServerExitsZero) {
+  START_SERVER("--tick-ms", "20");
+  const std::string json = TempPath("move.json");
+  ChildProcess client;
+  const auto status = RunDummyClient(
+      client, {"--port", std::to_string(server_.port()), "--sessions", "6",
+               "--room-size", "3", "--mode", "move", "--rate", "30",
+               "--tick-ms", "20", "--duration", "1.5", "--json", json});
+  ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
+  EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
+      << client.Output() << "\nGameServer:\n"
+      << server_.Output();
+  ExpectOkJson(json, "move");
+  const std::string out = ReadFile(json);
+  EXPECT_NE(out.find("\"measures\": \"move_to_snapshot\""), std::string::npos)
+      << out;
+  std::smatch m;
+  ASSERT_TRUE(
+      std::regex_search(out, m, std::regex("\"full_snapshots\": (\\d+)")))
+      << out;
+  EXPECT_EQ(std::stoull(m[1]), 6u) << "one on entering the world each";
   std::remove(json.c_str());
 }
 
@@ -173,6 +230,98 @@ TEST(DummyClientFakeServerTest, FaithfulFakeServerExitsZero) {
   ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
   EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0") << client.Output();
 }
+
+// ---- Against a fake GameServer that breaks one rule
+// ---------------------------
+
+const std::vector<std::string> kMove = {
+    "--mode", "move",      "--sessions", "2",          "--rate",
+    "50",     "--tick-ms", "20",         "--duration", "1"};
+const std::vector<std::string> kMoveInRooms = {
+    "--mode", "move", "--sessions", "4",  "--room-size", "2",
+    "--rate", "50",   "--tick-ms",  "20", "--duration",  "1"};
+const std::vector<std::string> kChatInRooms = {
+    "--mode", "chat",   "--sessions", "4",          "--room-size",
+    "2",      "--rate", "20",         "--duration", "1"};
+// One sender; the receiver pings every 0.1 s of silence.
+const std::vector<std::string> kChatWithPings = {
+    "--mode", "chat", "--sessions",  "2",   "--senders",  "1",
+    "--rate", "5",    "--keepalive", "0.1", "--duration", "1"};
+
+struct WorldCase {
+  std::string name;
+  FakeGameOptions options;
+  std::vector<std::string> args;  // DummyClient's, besides --port
+  std::string error;  // the summary's counter expected above 0; "" for none
+};
+
+class DummyClientWorldTest : public ::testing::TestWithParam<WorldCase> {};
+
+TEST_P(DummyClientWorldTest, ExitCodeSaysWhetherTheServerKeptTheRules) {
+  const WorldCase& c = GetParam();
+  FakeGameServer fake(c.options);
+  ASSERT_NE(fake.port(), 0);
+  std::vector<std::string> args = {"--port", std::to_string(fake.port())};
+  args.insert(args.end(), c.args.begin(), c.args.end());
+  ChildProcess client;
+  const auto status = RunDummyClient(client, args);
+  ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
+  ASSERT_TRUE(WIFEXITED(*status))
+      << "DummyClient crashed: " << ChildProcess::DescribeStatus(*status)
+      << "\n"
+      << client.Output();
+  if (c.error.empty()) {
+    EXPECT_EQ(fake.faults(), 0);
+    EXPECT_EQ(WEXITSTATUS(*status), 0) << client.Output();
+    return;
+  }
+  EXPECT_EQ(fake.faults(), 1) << client.Output();
+  EXPECT_NE(WEXITSTATUS(*status), 0) << "DummyClient missed " << c.name << ":\n"
+                                     << client.Output();
+  EXPECT_TRUE(std::regex_search(client.Output(),
+                                std::regex("(^| )" + c.error + " [1-9]")))
+      << "expected '" << c.error << " N' with N > 0:\n"
+      << client.Output();
+}
+
+WorldCase Fault(const std::string& name, WorldFault fault,
+                std::vector<std::string> args, const std::string& error) {
+  return {name, FakeGameOptions{.fault = fault}, std::move(args), error};
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rules, DummyClientWorldTest,
+    ::testing::Values(
+        // A correct server: exit 0.
+        WorldCase{"Move", {}, kMove, ""},
+        WorldCase{"MoveInRooms", {}, kMoveInRooms, ""},
+        WorldCase{"SplitFullSnapshots", FakeGameOptions{.big_full = true},
+                  kMoveInRooms, ""},
+        WorldCase{"ChatInRooms", {}, kChatInRooms, ""},
+        WorldCase{"ChatWithPings", {}, kChatWithPings, ""},
+        // One rule broken: exit non-zero, the rule's counter above 0.
+        Fault("SnapshotBeforeMove", WorldFault::kSnapshotBeforeMove, kMove,
+              "unsolicited"),
+        Fault("UnaskedPong", WorldFault::kUnaskedPong, kMove, "bad-pong"),
+        Fault("WrongPong", WorldFault::kWrongPong, kChatWithPings, "bad-pong"),
+        Fault("DeltaFirst", WorldFault::kDeltaFirst, kMoveInRooms,
+              "not-full-first"),
+        Fault("FullWithoutSelf", WorldFault::kFullWithoutSelf, kMove,
+              "not-full-first"),
+        Fault("TickBack", WorldFault::kTickBack, kMoveInRooms, "tick-back"),
+        Fault("OwnSeqBack", WorldFault::kOwnSeqBack, kMove, "own-seq-back"),
+        Fault("OtherSeqBack", WorldFault::kOtherSeqBack, kMove, "seq-back"),
+        Fault("Late", WorldFault::kLate,
+              {"--mode", "move", "--sessions", "1", "--rate", "50", "--tick-ms",
+               "20", "--duration", "2.5"},
+              "late"),
+        Fault("WrongRoom", WorldFault::kWrongRoom, kMoveInRooms,
+              "snapshot-wrong-room"),
+        Fault("GoneAndPresent", WorldFault::kGoneAndPresent, kMove,
+              "gone-and-present"),
+        Fault("ChatOtherRoom", WorldFault::kChatOtherRoom, kChatInRooms,
+              "chat-wrong-room")),
+    [](const auto& tp) { return tp.param.name; });
 
 // A server that is not there: DummyClient reports it and exits non-zero.
 TEST(DummyClientFakeServerTest, NoServerExitsNonZero) {

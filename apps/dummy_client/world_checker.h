@@ -1,0 +1,144 @@
+// WorldChecker: what one DummyClient session checks of the world
+// (docs/PROTOCOL.md "The world", "Ticks", "Snapshots") in --mode move. It is
+// told what the session sent (OnMoveSent), the rooms it joined (OnJoined)
+// and every typed packet and snapshot it got, with the time, and counts each
+// rule broken in WorldStats:
+//
+//   unsolicited      a packet of id >= 1000 other than S_PONG (and S_BYE,
+//                    which a disconnection follows) before the first C_MOVE;
+//   not_full_first   on entering the world and after each S_JOIN while in
+//                    it, the first snapshot of the room is not full, or the
+//                    full snapshot (all its packets: those sharing its tick)
+//                    does not list the session itself;
+//   tick_back        `tick` smaller than an earlier one of the same room
+//                    since the last S_JOIN (equal is fine: the packets of a
+//                    split snapshot share it, and a full snapshot may repeat
+//                    the latest delta's);
+//   own_seq_back     the session's own entity's last_seq going back;
+//   seq_back         another entity's last_seq going back with no `gone`
+//                    for it in between;
+//   future_seq       the own entity's last_seq above any seq sent;
+//   late             a move reflected (own last_seq >= its seq) more than
+//                    two ticks plus the grace after it was sent;
+//   wrong_room       a snapshot whose room is not the session's room (the
+//                    one of its last S_JOIN; while a C_JOIN is on its way
+//                    that is still the room being left, whose snapshots may
+//                    still come);
+//   gone_and_present one snapshot packet listing an entity both gone and
+//                    not gone.
+//
+// The session recognises itself by position: the entity whose (x, y) is
+// where MovePath puts the session at that entity's last_seq; from then on,
+// by that entity's id. Move-to-snapshot latency (the send time of seq n to
+// the first snapshot with own last_seq >= n) goes into the histogram.
+//
+// Thread safety: a WorldChecker is not thread-safe (its session locks
+// around it); WorldStats' counters and the histogram may be shared by all.
+#ifndef SERVERCORE_APPS_DUMMY_CLIENT_WORLD_CHECKER_H_
+#define SERVERCORE_APPS_DUMMY_CLIENT_WORLD_CHECKER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <unordered_map>
+
+#include "game.pb.h"
+#include "latency_histogram.h"
+#include "move_path.h"
+
+namespace game {
+
+struct WorldStats {
+  // Figures.
+  std::atomic<uint64_t> snapshots{0};  // S_SNAPSHOT packets
+  std::atomic<uint64_t> snapshot_bytes{0};
+  std::atomic<uint64_t> entities{0};  // Entity entries in them
+  std::atomic<uint64_t> full_snapshots{0};
+  std::atomic<uint64_t> moves_reflected{0};
+  std::atomic<uint64_t> over_two_ticks{0};  // reflected after 2 ticks, in grace
+  std::atomic<uint64_t> worst_late_ns{0};   // the slowest of the late moves
+  // Rules broken (see the file comment).
+  std::atomic<uint64_t> unsolicited{0};
+  std::atomic<uint64_t> not_full_first{0};
+  std::atomic<uint64_t> tick_back{0};
+  std::atomic<uint64_t> own_seq_back{0};
+  std::atomic<uint64_t> seq_back{0};
+  std::atomic<uint64_t> future_seq{0};
+  std::atomic<uint64_t> late{0};
+  std::atomic<uint64_t> wrong_room{0};
+  std::atomic<uint64_t> gone_and_present{0};
+
+  uint64_t Violations() const noexcept {
+    return unsolicited + not_full_first + tick_back + own_seq_back + seq_back +
+           future_seq + late + wrong_room + gone_and_present;
+  }
+};
+
+struct WorldCheckerOptions {
+  int64_t tick_ns = 50'000'000;    // the server's --tick-ms
+  int64_t grace_ns = 500'000'000;  // allowed beyond two ticks
+};
+
+class WorldChecker {
+ public:
+  WorldChecker(const WorldCheckerOptions& options, const MovePath& path,
+               WorldStats& stats, LatencyHistogram& latency)
+      : options_(options), path_(path), stats_(stats), latency_(latency) {}
+
+  // The session sent C_MOVE number `seq` (1, 2, …) at `now_ns`; the first
+  // enters the world.
+  void OnMoveSent(uint32_t seq, int64_t now_ns);
+  // S_JOIN for `room` arrived.
+  void OnJoined(uint32_t room);
+  // A packet of id >= 1000 arrived: false (counted as unsolicited) if the
+  // session may not get it yet.
+  bool AcceptTyped(uint16_t id);
+  // An S_SNAPSHOT of `bytes` bytes, the header included, arrived at `now_ns`.
+  void OnSnapshot(const pb::S_SNAPSHOT& snapshot, size_t bytes, int64_t now_ns);
+  // The run is over: a full snapshot still being read is checked.
+  void Finish();
+
+  bool in_world() const noexcept { return in_world_; }
+  // Moves sent and not reflected yet.
+  size_t pending_moves() const noexcept { return pending_.size(); }
+  bool knows_self() const noexcept { return self_known_; }
+  uint64_t self_id() const noexcept { return self_id_; }
+
+ private:
+  struct SentMove {
+    uint32_t seq;
+    int64_t sent_ns;
+  };
+
+  void CloseFullRun();
+  bool IsSelf(const pb::Entity& entity) const;
+  void OnOwnSeq(uint32_t seq, int64_t now_ns);
+  void OnOtherSeq(uint64_t id, uint32_t seq);
+
+  const WorldCheckerOptions options_;
+  const MovePath path_;
+  WorldStats& stats_;
+  LatencyHistogram& latency_;
+
+  bool in_world_ = false;
+  uint32_t room_ = 0;
+  uint32_t last_sent_ = 0;
+  uint32_t own_seq_ = 0;
+  bool self_known_ = false;
+  uint64_t self_id_ = 0;
+  // A full snapshot is due as the room's first, or being read.
+  bool need_full_ = false;
+  bool in_full_ = false;
+  uint64_t full_tick_ = 0;
+  bool self_in_full_ = false;
+  bool have_tick_ = false;
+  uint64_t last_tick_ = 0;
+  std::deque<SentMove> pending_;
+  // Other entities' last_seq, until their `gone` or our next S_JOIN.
+  std::unordered_map<uint64_t, uint32_t> others_;
+};
+
+}  // namespace game
+
+#endif  // SERVERCORE_APPS_DUMMY_CLIENT_WORLD_CHECKER_H_
