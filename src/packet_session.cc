@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "servercore/log.h"
+#include "log_limiter.h"
 
 namespace servercore {
 
@@ -36,9 +36,10 @@ size_t PacketSession::OnRecv(std::span<const std::byte> data) {
 void PacketSession::ProtocolError(std::string_view why) {
   if (!IsConnected() || stopped_) return;
   stopped_ = true;
-  SERVERCORE_LOG_WARNING("session %llu: protocol error: %.*s",
-                         static_cast<unsigned long long>(id()),
-                         static_cast<int>(why.size()), why.data());
+  internal::LogLimited(internal::LogKind::kProtocolError,
+                       "session %llu: protocol error: %.*s",
+                       static_cast<unsigned long long>(id()),
+                       static_cast<int>(why.size()), why.data());
   OnProtocolError(why);
 }
 

@@ -1,19 +1,29 @@
 // RecvStoragePool: where RecvBuffer storage comes from. Blocks are carved,
-// page-aligned, from large anonymous mappings (slabs), with the free list kept
-// outside them, so nothing writes to a block until data arrives: the pages of
-// an idle connection's receive buffer are never resident. Blocks are reused
-// for the next buffer of the same size and never unmapped, so memory stays at
-// the peak number of buffers (their pages stay resident once touched).
+// page-aligned, from large anonymous mappings (slabs, named
+// "servercore-recv" in /proc/PID/smaps where the kernel supports it), with
+// the free list kept outside them, so nothing writes to a block until data
+// arrives: the pages of an idle connection's receive buffer are never
+// resident.
+//
+// Memory goes back. A block given back is kept as it is (its pages resident,
+// ready for the next connection) only while at most kDirtyReserveBytes of
+// such blocks of its size wait in the free list; past that its pages are
+// returned to the kernel (madvise MADV_DONTNEED) before it is listed, so the
+// next user starts from zero pages again. After a crowd has gone, the pool
+// therefore holds at most that reserve resident per block size, whatever the
+// peak was. The address space of the slabs is kept (it costs no memory).
 //
 // Under AddressSanitizer blocks come from operator new instead, so overruns
 // between neighbouring buffers are still caught.
 //
-// Thread safety: Take and Give may be called from any thread (one mutex; they
-// run once per connection, never per packet).
+// Thread safety: Take, Give and GetStats may be called from any thread (one
+// mutex; they run once per connection, never per packet; the madvise runs
+// outside it). Ownership: owns the slabs, for the process's lifetime.
 #ifndef SERVERCORE_SRC_RECV_STORAGE_POOL_H_
 #define SERVERCORE_SRC_RECV_STORAGE_POOL_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <unordered_map>
 #include <vector>
 
@@ -24,21 +34,39 @@ namespace servercore::internal {
 
 class RecvStoragePool {
  public:
+  // Resident bytes of free blocks kept per block size (at least 4 blocks).
+  static constexpr size_t kDirtyReserveBytes = size_t{1} << 20;
+
+  struct Stats {
+    uint64_t mapped_bytes = 0;      // slabs mapped, ever (never unmapped)
+    uint64_t taken_bytes = 0;       // blocks held by buffers now
+    uint64_t released_bytes = 0;    // blocks whose pages went back, ever
+    uint64_t free_dirty_bytes = 0;  // free blocks that may still be resident
+  };
+
   static RecvStoragePool& Instance();
 
   // A block of at least `capacity` bytes, page-aligned; null for 0.
   std::byte* Take(size_t capacity);
   // Returns a block taken with the same capacity.
   void Give(std::byte* block, size_t capacity) noexcept;
+  Stats GetStats() const;
 
  private:
+  struct FreeList {
+    std::vector<std::byte*> blocks;
+    // Blocks at positions below this were listed without their pages being
+    // released (the list is a stack, so positions are stable).
+    size_t dirty_below = 0;
+  };
+
   RecvStoragePool() = default;
   ~RecvStoragePool() = delete;  // immortal: buffers may outlive main()
 
-  Mutex mu_;
+  mutable Mutex mu_;
   // Free blocks by slot size (capacity rounded up to whole pages).
-  std::unordered_map<size_t, std::vector<std::byte*>> free_
-      SERVERCORE_GUARDED_BY(mu_);
+  std::unordered_map<size_t, FreeList> free_ SERVERCORE_GUARDED_BY(mu_);
+  Stats stats_ SERVERCORE_GUARDED_BY(mu_);
 };
 
 }  // namespace servercore::internal

@@ -1,5 +1,6 @@
 #include "servercore/send_buffer_manager.h"
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -98,6 +99,7 @@ SendBufferChunk* SendBufferManager::TakeChunk() {
     if (!pool_.empty()) {
       chunk = pool_.back();
       pool_.pop_back();
+      pool_low_water_ = std::min(pool_low_water_, pool_.size());
       chunks_pooled_.fetch_sub(1, std::memory_order_relaxed);
     }
   }
@@ -136,6 +138,25 @@ void SendBufferManager::FreeChunk(SendBufferChunk* chunk) noexcept {
   chunks_freed_.fetch_add(1, std::memory_order_relaxed);
 }
 
+size_t SendBufferManager::TrimIdle() {
+  std::vector<SendBufferChunk*> idle;
+  {
+    MutexLock lock(mu_);
+    // Chunks below the low-water mark were never taken since the last call.
+    const size_t keep =
+        std::max(reserve_chunks_,
+                 pool_.size() - std::min(pool_.size(), pool_low_water_));
+    while (pool_.size() > keep) {
+      idle.push_back(pool_.back());
+      pool_.pop_back();
+    }
+    chunks_pooled_.store(pool_.size(), std::memory_order_relaxed);
+    pool_low_water_ = pool_.size();
+  }
+  for (SendBufferChunk* chunk : idle) FreeChunk(chunk);
+  return idle.size();
+}
+
 void SendBufferManager::Configure(const Options& options) {
   SERVERCORE_CHECK(options.chunk_size >= kMinChunkSize,
                    "SendBufferManager::Configure: chunk_size below 4 KiB");
@@ -144,10 +165,12 @@ void SendBufferManager::Configure(const Options& options) {
     MutexLock lock(mu_);
     chunk_size_.store(options.chunk_size, std::memory_order_relaxed);
     max_pooled_chunks_ = options.max_pooled_chunks;
+    reserve_chunks_ = options.reserve_chunks;
     pool_.reserve(max_pooled_chunks_);
     idle.swap(pool_);
     pool_.reserve(max_pooled_chunks_);
     chunks_pooled_.store(0, std::memory_order_relaxed);
+    pool_low_water_ = 0;
   }
   for (SendBufferChunk* chunk : idle) FreeChunk(chunk);
 }
@@ -155,7 +178,8 @@ void SendBufferManager::Configure(const Options& options) {
 SendBufferManager::Options SendBufferManager::options() const {
   MutexLock lock(mu_);
   return Options{.chunk_size = chunk_size_.load(std::memory_order_relaxed),
-                 .max_pooled_chunks = max_pooled_chunks_};
+                 .max_pooled_chunks = max_pooled_chunks_,
+                 .reserve_chunks = reserve_chunks_};
 }
 
 SendBufferManager::Stats SendBufferManager::GetStats() const {

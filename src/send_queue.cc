@@ -4,7 +4,8 @@
 
 namespace servercore::internal {
 
-SendQueue::PushResult SendQueue::Push(SendBufferRef& buffer) {
+SendQueue::PushResult SendQueue::Push(SendBufferRef& buffer, size_t* grown) {
+  *grown = 0;
   const size_t size = buffer->WriteSize();
   MutexLock lock(mu_);
   // Close empties the queue under this lock: a buffer pushed after it would
@@ -21,12 +22,15 @@ SendQueue::PushResult SendQueue::Push(SendBufferRef& buffer) {
     pinned_charge_.fetch_sub(charge, std::memory_order_relaxed);
     return PushResult::kOverLimit;
   }
+  const size_t capacity = queued_.capacity();
   queued_.push_back(std::move(buffer));
+  *grown = (queued_.capacity() - capacity) * sizeof(SendBufferRef);
   return std::exchange(flush_requested_, true) ? PushResult::kQueued
                                                : PushResult::kQueuedFirst;
 }
 
-bool SendQueue::TakeAll(std::vector<SendBufferRef>& sending) {
+bool SendQueue::TakeAll(std::vector<SendBufferRef>& sending, size_t* grown) {
+  *grown = 0;
   MutexLock lock(mu_);
   if (queued_.empty()) {
     // Cleared under the lock that Push takes: a Push after this wakes us.
@@ -36,13 +40,15 @@ bool SendQueue::TakeAll(std::vector<SendBufferRef>& sending) {
   if (sending.empty()) {
     sending.swap(queued_);
   } else {
+    const size_t capacity = sending.capacity();
     for (SendBufferRef& buffer : queued_) sending.push_back(std::move(buffer));
     queued_.clear();
+    *grown = (sending.capacity() - capacity) * sizeof(SendBufferRef);
   }
   return true;
 }
 
-void SendQueue::Close() {
+size_t SendQueue::Close() {
   std::vector<SendBufferRef> dropped;
   {
     MutexLock lock(mu_);
@@ -50,6 +56,7 @@ void SendQueue::Close() {
     dropped.swap(queued_);
   }
   // Released outside the lock: a last reference returns a chunk to the pool.
+  return dropped.capacity() * sizeof(SendBufferRef);
 }
 
 }  // namespace servercore::internal

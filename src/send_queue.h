@@ -48,8 +48,10 @@ class SendQueue {
     max_pending_bytes_ = max_pending_bytes;
   }
 
-  // Any thread. Moves from `buffer` only when it is queued.
-  PushResult Push(SendBufferRef& buffer);
+  // Any thread. Moves from `buffer` only when it is queued. `*grown` is set
+  // to the bytes the queue's own storage grew by (0 unless it reallocated),
+  // for the memory budget.
+  PushResult Push(SendBufferRef& buffer, size_t* grown);
   // Any thread: bytes queued or being written, not yet taken by the kernel.
   size_t pending_bytes() const noexcept {
     return pending_bytes_.load(std::memory_order_relaxed);
@@ -58,8 +60,8 @@ class SendQueue {
   // `sending` is empty, so the two vectors' capacities circulate and steady
   // state allocates nothing). Returns false when there was nothing to take
   // and `sending` is empty: the queue is drained, and the next Push wakes the
-  // worker again.
-  bool TakeAll(std::vector<SendBufferRef>& sending);
+  // worker again. `*grown`: as for Push, for `sending`.
+  bool TakeAll(std::vector<SendBufferRef>& sending, size_t* grown);
   // Worker thread: the kernel took `bytes` more bytes; `done` is a buffer it
   // finished (called once per finished buffer, in queue order, before the
   // bytes are settled with Settle).
@@ -72,7 +74,8 @@ class SendQueue {
     released_charge_ = 0;
   }
   // Any thread, once: drops everything queued; every later Push is refused.
-  void Close();
+  // Returns the bytes of storage that freed (see Push's `grown`).
+  size_t Close();
 
  private:
   // The chunk-memory budget: never below 2 MiB (64 default chunks), so a

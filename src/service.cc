@@ -11,6 +11,7 @@
 #include "io/io_key.h"
 #include "io/io_worker.h"
 #include "io/socket_state.h"
+#include "memory_budget.h"
 #include "servercore/check.h"
 #include "servercore/log.h"
 #include "socket_util.h"
@@ -36,6 +37,7 @@ struct Service::Impl final : internal::WorkerHost {
   void OnSessionClosed() noexcept override {
     session_count.fetch_sub(1, std::memory_order_relaxed);
   }
+  internal::MemoryBudget& budget() noexcept override { return budget_; }
 
   Service& service;
   const ServiceOptions options_;
@@ -46,6 +48,7 @@ struct Service::Impl final : internal::WorkerHost {
   std::atomic<size_t> next_worker{0};
   std::atomic<uint64_t> sessions_rejected{0};
   std::atomic<bool> stopped{false};
+  internal::MemoryBudget budget_{options_.max_memory};
 };
 
 SessionRef Service::Impl::CreateSession(int fd, internal::IoWorker& owner) {
@@ -139,6 +142,11 @@ NetStats Service::GetStats() const {
     stats.partial_writes += c.partial_writes.Get();
   }
   stats.send_buffers = SendBufferManager::Instance().GetStats();
+  stats.memory_used = impl.budget_.Used();
+  stats.memory_budget = impl.budget_.max_bytes();
+  stats.accept_paused = impl.budget_.accept_paused();
+  stats.budget_accept_pauses = impl.budget_.accept_pauses();
+  stats.budget_kicks = impl.budget_.kicks();
   return stats;
 }
 

@@ -9,6 +9,8 @@
 #include "io/io_key.h"
 #include "io/io_worker.h"
 #include "io/socket_state.h"
+#include "log_limiter.h"
+#include "memory_budget.h"
 #include "servercore/check.h"
 #include "servercore/service.h"
 
@@ -17,9 +19,24 @@ namespace {
 
 std::atomic<uint64_t> g_next_session_id{1};
 
-// A session closed with kLocal or kProtocolError writes what it had queued
-// for at most this long.
+// A session closed with kLocal or kProtocolError, or saying goodbye, writes
+// what it had queued for at most this long; while the service stops, less.
 constexpr auto kDrainTimeout = std::chrono::seconds(2);
+constexpr auto kStopDrainTimeout = std::chrono::seconds(1);
+
+// The reasons of the server's own: the peer may still be reading.
+bool MaySayGoodbye(DisconnectReason reason) noexcept {
+  switch (reason) {
+    case DisconnectReason::kLocal:
+    case DisconnectReason::kProtocolError:
+    case DisconnectReason::kIdleTimeout:
+    case DisconnectReason::kPacketTimeout:
+    case DisconnectReason::kServiceStopped:
+      return true;
+    default:
+      return false;
+  }
+}
 
 }  // namespace
 
@@ -54,7 +71,18 @@ bool Session::Send(SendBufferRef buffer) {
   SERVERCORE_CHECK(buffer && buffer->IsClosed(),
                    "Session::Send needs a SendBuffer that was closed");
   if (!IsConnected()) return false;
-  switch (socket().queue().Push(buffer)) {
+  // Over the service's memory budget, the largest holder of unsent output
+  // goes (rate-limited; it may be this session).
+  internal::MemoryBudget& budget = socket().worker().budget();
+  budget.ShedFor(buffer->WriteSize());
+  if (!IsConnected()) [[unlikely]] {
+    return false;
+  }
+  size_t grown = 0;
+  const internal::SendQueue::PushResult result =
+      socket().queue().Push(buffer, &grown);
+  if (grown > 0) budget.AddOverhead(grown);  // rare: the queue reallocated
+  switch (result) {
     case internal::SendQueue::PushResult::kQueuedFirst:
       // Only the Send that found the queue drained involves the worker; the
       // others ride along in the same gather write.
@@ -63,6 +91,13 @@ bool Session::Send(SendBufferRef buffer) {
     case internal::SendQueue::PushResult::kQueued:
       return true;
     case internal::SendQueue::PushResult::kOverLimit:
+      if (IsConnected()) {
+        internal::LogLimited(internal::LogKind::kDisconnect,
+                             "session %llu: slow receiver: %zu bytes unsent; "
+                             "disconnecting",
+                             static_cast<unsigned long long>(id()),
+                             PendingSendBytes());
+      }
       Disconnect(DisconnectReason::kSlowReceiver);
       return false;
     case internal::SendQueue::PushResult::kClosed:
@@ -110,17 +145,33 @@ bool Session::Attach(const IoKey&, bool stopping) {
   return true;
 }
 
-void Session::StartClosing(const IoKey&, bool may_drain) {
+void Session::StartClosing(const IoKey&, bool stopping) {
   SocketState& s = socket();
   internal::IoWorker& worker = s.worker();
   worker.AssertInWorkerThread();
   const DisconnectReason reason = reason_.load(std::memory_order_acquire);
-  if (may_drain && (reason == DisconnectReason::kLocal ||
-                    reason == DisconnectReason::kProtocolError)) {
+  bool drain = !stopping && (reason == DisconnectReason::kLocal ||
+                             reason == DisconnectReason::kProtocolError);
+  if (MaySayGoodbye(reason)) {
+    if (SendBufferRef last = OnClosing(reason)) {
+      SERVERCORE_CHECK(last->IsClosed(),
+                       "Session::OnClosing must return a closed SendBuffer");
+      // Behind what is queued; the drain below writes it (no flush request
+      // needed). Refused only past max_pending_bytes: then it is dropped.
+      using Result = internal::SendQueue::PushResult;
+      size_t grown = 0;
+      const Result result = s.queue().Push(last, &grown);
+      if (grown > 0) worker.budget().AddOverhead(grown);
+      drain |= result == Result::kQueuedFirst || result == Result::kQueued;
+    }
+  }
+  if (drain) {
     // Write what was queued before the close (say, the replies to the
-    // packets before a bad one), then shut down; the worker waits.
+    // packets before a bad one, and the goodbye), then shut down; the
+    // worker waits, for a bounded time.
     worker.backend().StopRecv(s);
-    if (s.StartDrain(SocketState::Clock::now() + kDrainTimeout)) return;
+    const auto limit = stopping ? kStopDrainTimeout : kDrainTimeout;
+    if (s.StartDrain(SocketState::Clock::now() + limit)) return;
   }
   worker.backend().Detach(s);
 }

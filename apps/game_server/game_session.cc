@@ -34,6 +34,7 @@ void GameSession::OnDisconnected(servercore::DisconnectReason) {
 
 void GameSession::OnRecvPacket(uint16_t id,
                                std::span<const std::byte> payload) {
+  if (id >= kFirstTypedId) sent_typed_ = true;  // valid or not: S_BYE later
   switch (id) {
     case kCEcho:
       HandleEcho(payload);

@@ -30,6 +30,7 @@
 #include <string_view>
 #include <utility>
 
+#include "goodbye.h"
 #include "room.h"
 #include "room_directory.h"
 #include "servercore/packet_session.h"
@@ -65,6 +66,11 @@ class GameSession final : public servercore::PacketSession {
   void OnRecvPacket(uint16_t id, std::span<const std::byte> payload) override;
   void OnDisconnected(servercore::DisconnectReason reason) override;
   void OnProtocolError(std::string_view why) override;
+  // S_BYE to a client that sent a packet of id 1000 or more (goodbye.h).
+  servercore::SendBufferRef OnClosing(
+      servercore::DisconnectReason reason) override {
+    return sent_typed_ ? MakeGoodbye(reason) : nullptr;
+  }
 
  private:
   void HandleEcho(std::span<const std::byte> payload);
@@ -89,6 +95,7 @@ class GameSession final : public servercore::PacketSession {
   uint64_t jobs_pushed_ = 0;
   std::atomic<uint64_t> jobs_done_{0};
   std::atomic<uint32_t> announced_{0};  // the latest join_serial_ announced
+  bool sent_typed_ = false;  // a packet with id >= 1000 arrived (worker)
 };
 
 }  // namespace game

@@ -3,13 +3,15 @@
 //
 // Usage: GameServer [--host 0.0.0.0] [--port 7777] [--threads N]
 //                   [--backend auto|uring|epoll] [--max-packet 4096]
-//                   [--max-pending 4194304] [--max-sessions 100000]
+//                   [--max-pending 4194304] [--max-memory 1073741824]
+//                   [--max-sessions 100000]
 //                   [--stats-interval 5] [--tick-ms 50] [--idle-timeout 60]
 //                   [--packet-timeout 10] [--naive-snapshots]
 //
 //   GameServer                    # 0.0.0.0:7777, one worker thread per core
 //   GameServer --port 0 --threads 2 --backend epoll --stats-interval 1
 //   GameServer --max-packet=65535 --max-pending=1048576 --max-sessions=20000
+//   GameServer --max-memory 268435456  # 256 MiB for the sessions' buffers
 //   GameServer --idle-timeout 0 --packet-timeout 2.5  # never idle-kick
 //   GameServer --tick-ms 100      # rooms tick at 10 Hz
 //   GameServer --naive-snapshots  # benchmarks only: encode per receiver
@@ -52,6 +54,7 @@ struct Config {
   servercore::Backend backend = servercore::Backend::kAuto;
   int max_packet = 4096;
   uint64_t max_pending = 4 * 1024 * 1024;
+  uint64_t max_memory = uint64_t{1} << 30;
   uint64_t max_sessions = 100'000;
   double stats_interval = 5;
   double idle_timeout = 60;    // seconds, 0 = never
@@ -87,6 +90,12 @@ std::optional<int> ParseConfig(int argc, char** argv, Config* config) {
                                 static_cast<int>(kMaxPacketLimit)));
   app.add_option("--max-pending", config->max_pending,
                  "unsent bytes before a session is kicked (4194304)")
+      ->transform(
+          game::InRange<uint64_t>(1, std::numeric_limits<uint64_t>::max()));
+  app.add_option("--max-memory", config->max_memory,
+                 "bytes for the sessions' buffers: past 90% no new "
+                 "connection is accepted, past 100% the largest holders of "
+                 "unsent output are kicked (1073741824)")
       ->transform(
           game::InRange<uint64_t>(1, std::numeric_limits<uint64_t>::max()));
   app.add_option("--max-sessions", config->max_sessions,
@@ -155,7 +164,8 @@ int main(int argc, char** argv) {
           .max_pending_bytes = config.max_pending,
           .recv_buffer_size = std::max<size_t>(16 * 1024, 2 * max_packet),
           .idle_timeout = Millis(config.idle_timeout),
-          .packet_timeout = Millis(config.packet_timeout)},
+          .packet_timeout = Millis(config.packet_timeout),
+          .max_memory = config.max_memory},
       [&rooms, max_packet] {
         return std::make_shared<game::GameSession>(rooms, max_packet);
       });

@@ -81,8 +81,8 @@ void StatsPrinter::Print() {
   std::printf(
       "[stats] sessions %llu rooms %llu | in %.0f pkt/s out %.0f pkt/s "
       "%.2f MB/s | writes %.0f/s %.1f iov/write | chunks %llu in use %llu "
-      "pooled %.1f MiB pinned | kicks %llu protocol-errors %llu timeouts "
-      "%llu\n",
+      "pooled %.1f MiB pinned | memory %.1f/%.0f MiB%s budget-kicks %llu | "
+      "kicks %llu protocol-errors %llu timeouts %llu\n",
       static_cast<unsigned long long>(stats.sessions_open),
       static_cast<unsigned long long>(rooms_.RoomCount()),
       PerSecond(stats.packets_in, last_.packets_in, seconds),
@@ -94,6 +94,10 @@ void StatsPrinter::Print() {
       static_cast<unsigned long long>(stats.send_buffers.chunks_in_use),
       static_cast<unsigned long long>(stats.send_buffers.chunks_pooled),
       static_cast<double>(stats.send_buffers.bytes_pinned) / (1 << 20),
+      static_cast<double>(stats.memory_used) / (1 << 20),
+      static_cast<double>(stats.memory_budget) / (1 << 20),
+      stats.accept_paused ? " OVERLOAD (not accepting)" : "",
+      static_cast<unsigned long long>(stats.budget_kicks),
       static_cast<unsigned long long>(
           stats.closed(DisconnectReason::kSlowReceiver)),
       static_cast<unsigned long long>(
@@ -115,6 +119,7 @@ void StatsPrinter::PrintSummary() const {
   std::printf(
       "[summary] %.1f s | accepted %llu closed %llu (peer %llu, reset %llu, "
       "slow %llu, protocol %llu, idle %llu, half-sent %llu, stopped %llu) | "
+      "memory budget: %llu kicks, accepting paused %llu times | "
       "packets in %llu out %llu | "
       "bytes in %llu out %llu | writes %llu, %.1f iov/write, %llu partial | "
       "recvs %llu\n",
@@ -133,6 +138,8 @@ void StatsPrinter::PrintSummary() const {
           stats.closed(DisconnectReason::kPacketTimeout)),
       static_cast<unsigned long long>(
           stats.closed(DisconnectReason::kServiceStopped)),
+      static_cast<unsigned long long>(stats.budget_kicks),
+      static_cast<unsigned long long>(stats.budget_accept_pauses),
       static_cast<unsigned long long>(stats.packets_in),
       static_cast<unsigned long long>(stats.packets_out),
       static_cast<unsigned long long>(stats.bytes_in),

@@ -17,9 +17,10 @@ class StatsPrinter {
  public:
   StatsPrinter(const servercore::Service& service, const RoomDirectory& rooms);
   // One line: sessions, rooms, packets in/out per second, MB/s out, writes
-  // per second, iovecs per write, chunk pool, kicks, protocol errors; then
-  // the world's: members, ticks, snapshots, entity updates and tick
-  // lateness.
+  // per second, iovecs per write, chunk pool, memory counted against
+  // --max-memory (with OVERLOAD while not accepting) and the kicks it made,
+  // kicks, protocol errors; then the world's: members, ticks, snapshots,
+  // entity updates and tick lateness.
   void Print();
   void PrintSummary() const;
 

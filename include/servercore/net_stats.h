@@ -28,6 +28,14 @@ struct NetStats {
   uint64_t iovecs_written = 0;  // iovecs those writes carried
   uint64_t partial_writes = 0;  // writes that took less than offered
 
+  // ServiceOptions::max_memory: bytes counted against it now, and overload.
+  uint64_t memory_used = 0;
+  uint64_t memory_budget = 0;
+  bool accept_paused = false;         // past 90% of the budget, not below 80%
+  uint64_t budget_accept_pauses = 0;  // times accepting paused for it
+  uint64_t budget_kicks = 0;  // sessions cut to stay within it (also counted
+                              // as kSlowReceiver)
+
   // The process-wide chunk pool; bytes_pinned includes the chunks that queued
   // output of slow or stalled sessions keeps alive.
   SendBufferManager::Stats send_buffers;

@@ -7,7 +7,10 @@
 // another. A chunk returns to the pool when its last buffer is released and
 // its thread has moved on (or exited), and is reset before reuse. The pool
 // keeps at most Options::max_pooled_chunks idle chunks and frees the rest, so
-// a traffic peak does not hold memory forever.
+// a traffic peak does not hold memory forever; and TrimIdle (which the
+// Service's workers call about once a second) frees the idle chunks that
+// nobody took since the previous call, down to Options::reserve_chunks, so
+// memory goes back once demand falls.
 //
 // Thread safety: every member may be called from any thread. Open and Close
 // act on the calling thread's own chunk. Ownership: the manager owns every
@@ -43,12 +46,16 @@ class SendBufferManager {
   // 512 idle chunks (16 MiB at the default size) absorb a burst; the rest are
   // freed when they come back.
   static constexpr size_t kDefaultMaxPooledChunks = 512;
+  // What TrimIdle keeps: 64 chunks (2 MiB at the default size).
+  static constexpr size_t kDefaultReserveChunks = 64;
 
   struct Options {
     // Whole allocation of one chunk, header included. At least 4 KiB.
     uint32_t chunk_size = kDefaultChunkSize;
     // Idle chunks kept for reuse; chunks returned beyond this are freed.
     size_t max_pooled_chunks = kDefaultMaxPooledChunks;
+    // Idle chunks TrimIdle never frees.
+    size_t reserve_chunks = kDefaultReserveChunks;
   };
 
   // Counters, read without stopping anyone (each is exact, the set is not a
@@ -80,11 +87,21 @@ class SendBufferManager {
   // to leave a thread chunk-free earlier. Aborts if a buffer is still open.
   void ReleaseThreadChunk();
 
+  // Frees the idle chunks that stayed in the pool, untaken, since the
+  // previous call (the pool's low-water mark), keeping at least
+  // Options::reserve_chunks; returns how many it freed. A steady load keeps
+  // what it uses; a peak's leftovers go within two calls.
+  size_t TrimIdle();
+
   // Changes the chunk size and pool bound. Idle chunks are freed; chunks of
   // another size still in use are freed (not pooled) when they come back.
   void Configure(const Options& options);
   Options options() const;
   Stats GetStats() const;
+  // Stats::bytes_pinned alone: one relaxed load, for the memory budget.
+  uint64_t PinnedBytes() const noexcept {
+    return pinned_bytes_.load(std::memory_order_relaxed);
+  }
 
  private:
   friend class SendBuffer;
@@ -107,6 +124,9 @@ class SendBufferManager {
   std::vector<SendBufferChunk*> pool_ SERVERCORE_GUARDED_BY(mu_);
   size_t max_pooled_chunks_ SERVERCORE_GUARDED_BY(mu_) =
       kDefaultMaxPooledChunks;
+  size_t reserve_chunks_ SERVERCORE_GUARDED_BY(mu_) = kDefaultReserveChunks;
+  // The fewest idle chunks in the pool since the last TrimIdle.
+  size_t pool_low_water_ SERVERCORE_GUARDED_BY(mu_) = 0;
 
   std::atomic<uint64_t> chunks_created_{0};
   std::atomic<uint64_t> chunks_freed_{0};

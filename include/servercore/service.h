@@ -62,6 +62,13 @@ struct ServiceOptions {
   // second), from two timestamps per session: no timer per session.
   std::chrono::milliseconds idle_timeout{0};
   std::chrono::milliseconds packet_timeout{0};
+  // The memory held for the sessions: their receive buffers (capacity) and
+  // the send-buffer chunks that unsent output pins (process-wide; a buffer
+  // shared by many sessions counts once). Past 90% the service stops
+  // accepting (connections wait in the backlog) until below 80%; a Send that
+  // would pass 100% disconnects the session with the most unsent output as
+  // kSlowReceiver. NetStats shows the use.
+  size_t max_memory = size_t{1} << 30;
 };
 
 class Service {

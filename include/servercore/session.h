@@ -27,6 +27,16 @@
 // For kLocal and kProtocolError, output queued before the call is still
 // written (for up to two seconds) before the socket is shut down: a reply,
 // or a goodbye, is not lost to the close. For other reasons it is dropped.
+//
+// Goodbye: when the server closes a session for a reason of its own
+// (kProtocolError, kIdleTimeout, kPacketTimeout, kServiceStopped, or the
+// application's kLocal), OnClosing runs first, on the worker, and may return
+// one last packet (say, why). The library queues it behind what is already
+// queued and writes it all before shutting the socket down, for at most two
+// seconds (one while the service is stopping): a peer that does not read
+// cannot hold the close. OnClosing is not called when the session is closed
+// as a slow receiver (its output is full), when the peer closed or reset
+// first, or on a socket error: then nothing more can or should be written.
 // OnDisconnected fires exactly once, on the worker, after the last I/O
 // operation on the socket has completed; only then is the socket closed. The
 // Service keeps the session alive while it has I/O in flight; the application
@@ -95,10 +105,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // False, with nothing started, when it was closed before it got there (or
   // `stopping`: the service is stopping, and it is closed now).
   [[nodiscard]] bool Attach(const internal::IoKey&, bool stopping);
-  // Begins closing on the worker: for kLocal and kProtocolError the output
-  // already queued is written first when `may_drain` (the worker is not
-  // stopping); otherwise all I/O on the socket is ended at once.
-  void StartClosing(const internal::IoKey&, bool may_drain);
+  // Begins closing on the worker: runs OnClosing where it applies; for
+  // kLocal and kProtocolError, or when OnClosing gave a last packet, the
+  // output queued is written first (for a shorter time when `stopping`:
+  // the service is stopping, and then only a last packet starts a drain);
+  // otherwise all I/O on the socket is ended at once.
+  void StartClosing(const internal::IoKey&, bool stopping);
   // The hooks, for the socket state: bytes received, bytes written.
   size_t Deliver(const internal::IoKey&, std::span<const std::byte> data);
   void Wrote(const internal::IoKey&, size_t bytes);
@@ -123,6 +135,14 @@ class Session : public std::enable_shared_from_this<Session> {
   virtual size_t OnRecv(std::span<const std::byte> data) { return data.size(); }
   // Worker thread. The kernel took `bytes` more bytes of queued output.
   virtual void OnSend(size_t bytes) { (void)bytes; }
+  // Worker thread, at most once: the server is closing the session for a
+  // reason of its own (see "Goodbye" above; IsConnected is already false).
+  // Return a closed buffer to be the last packet the peer receives, or null.
+  // May run inside another hook of this session (OnRecv calling Disconnect).
+  virtual SendBufferRef OnClosing(DisconnectReason reason) {
+    (void)reason;
+    return nullptr;
+  }
   // Worker thread, exactly once, after the socket's last I/O completed.
   virtual void OnDisconnected(DisconnectReason reason) { (void)reason; }
   // The receive buffer is made at least this large (a PacketSession needs

@@ -11,6 +11,9 @@
 #include "global_job_queue.h"
 #include "io/io_key.h"
 #include "io/socket_state.h"
+#include "log_limiter.h"
+#include "memory_budget.h"
+#include "memory_reclaimer.h"
 #include "servercore/check.h"
 #include "servercore/log.h"
 #include "timers.h"
@@ -47,7 +50,10 @@ std::chrono::milliseconds SweepPeriod(const ServiceOptions& options) {
 }  // namespace
 
 IoWorker::IoWorker(WorkerHost& host, size_t index)
-    : host_(host), index_(index), sweep_period_(SweepPeriod(host.options())) {}
+    : host_(host),
+      budget_(host.budget()),
+      index_(index),
+      sweep_period_(SweepPeriod(host.options())) {}
 
 IoWorker::~IoWorker() {
   SERVERCORE_CHECK(!thread_.joinable(), "IoWorker destroyed while running");
@@ -164,7 +170,10 @@ void IoWorker::Run() {
     jobs.RunFor(JobQueue::TimeSlice());
     FlushScheduled();
     FinalizeClosed();
-    if (listener_) listener_->MaybeResume(now_);
+    if (listener_) {
+      listener_->SetOverBudget(!budget_.AcceptAllowed());
+      listener_->MaybeResume(now_);
+    }
     SweepSessions();
     if (stopping_) {
       if (sessions_.empty() && closing_.empty() &&
@@ -341,6 +350,9 @@ void IoWorker::SweepSessions() {
   AssertInWorkerThread();
   if (now_ < next_sweep_) return;
   next_sweep_ = now_ + sweep_period_;
+  // Process-wide chores, about once a second whichever worker gets there.
+  FlushSuppressedLogs(now_);
+  MemoryReclaimer::Instance().MaybeReclaim(now_);
   const ServiceOptions& options = host_.options();
   for (const SessionRef& session : sessions_) {
     const SocketState& socket = session->socket(IoKey{});
@@ -350,9 +362,9 @@ void IoWorker::SweepSessions() {
           *why == DisconnectReason::kSlowReceiver
               ? "no output taken within the send stall timeout"
               : ToString(*why);
-      SERVERCORE_LOG_WARNING("session %llu: %.*s; disconnecting",
-                             static_cast<unsigned long long>(session->id()),
-                             static_cast<int>(what.size()), what.data());
+      LogLimited(LogKind::kDisconnect, "session %llu: %.*s; disconnecting",
+                 static_cast<unsigned long long>(session->id()),
+                 static_cast<int>(what.size()), what.data());
       session->Disconnect(*why);
     }
   }
@@ -385,7 +397,7 @@ void IoWorker::BeginClose(SessionRef session) {
   // Closed before its kAdopt task ran: AttachSession sees the mark and
   // finalises it then (it is not in sessions_ yet).
   if (!socket.attached) return;
-  if (!backend_down_) session->StartClosing(IoKey{}, /*may_drain=*/!stopping_);
+  if (!backend_down_) session->StartClosing(IoKey{}, stopping_);
   closing_.push_back(std::move(session));
 }
 
@@ -416,6 +428,7 @@ void IoWorker::Finalize(Session& session) {
   AssertInWorkerThread();
   session.Finalize(IoKey{});
   host_.OnSessionClosed();
+  MemoryReclaimer::Instance().NoteSessionClosed();
   SocketState& socket = session.socket(IoKey{});
   if (!socket.attached) return;
 

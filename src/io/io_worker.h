@@ -42,6 +42,7 @@
 namespace servercore::internal {
 
 class IoWorker;
+class MemoryBudget;
 class TimerSlot;
 
 // What a worker needs from the service that owns it.
@@ -55,6 +56,8 @@ class WorkerHost {
   virtual SessionRef CreateSession(int fd, IoWorker& owner) = 0;
   // A session of this service was finalised.
   virtual void OnSessionClosed() noexcept = 0;
+  // The service's memory budget (memory_budget.h).
+  virtual MemoryBudget& budget() noexcept = 0;
 
  protected:
   ~WorkerHost() = default;
@@ -120,6 +123,8 @@ class IoWorker {
   TimerSlot* timer_slot() const SERVERCORE_ON_WORKER { return timer_slot_; }
 
   IoBackend& backend() noexcept { return *backend_; }
+  // Any thread: the service's memory budget.
+  MemoryBudget& budget() const noexcept { return budget_; }
   WorkerCounters& counters() noexcept { return counters_; }
   const WorkerCounters& counters() const noexcept { return counters_; }
 
@@ -154,6 +159,7 @@ class IoWorker {
   int PollTimeoutMs() const SERVERCORE_ON_WORKER;
 
   WorkerHost& host_;
+  MemoryBudget& budget_;
   const size_t index_;  // for log lines
   std::unique_ptr<IoBackend> backend_;
   std::thread thread_;

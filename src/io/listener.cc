@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "servercore/log.h"
+#include "log_limiter.h"
 
 namespace servercore::internal {
 namespace {
@@ -35,12 +35,26 @@ void Listener::OnError(int error) {
   // that one connection: the accept stays armed.
   if (!IsResourceError(error) || state_ == State::kStopped) return;
   if (state_ == State::kAccepting) {
-    SERVERCORE_LOG_WARNING("worker %zu: accept: %s; pausing accepts",
-                           worker_index_, std::strerror(error));
+    LogLimited(LogKind::kAcceptError,
+               "worker %zu: accept: %s; pausing accepts for %lld ms",
+               worker_index_, std::strerror(error),
+               static_cast<long long>(kBackoff.count()));
     backend_.PauseAccept();
     state_ = State::kBackingOff;
   }
   resume_at_ = Clock::now() + kBackoff;
+}
+
+void Listener::SetOverBudget(bool over) {
+  if (over) {
+    if (state_ == State::kAccepting) backend_.PauseAccept();
+    if (state_ == State::kAccepting || state_ == State::kBackingOff) {
+      state_ = State::kOverBudget;
+    }
+  } else if (state_ == State::kOverBudget) {
+    backend_.ResumeAccept();
+    state_ = State::kAccepting;
+  }
 }
 
 void Listener::MaybeResume(Clock::time_point now) {

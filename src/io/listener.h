@@ -12,8 +12,11 @@
 // sessions already open go on meanwhile.
 //
 //   kIdle --Start--> kAccepting --resource error--> kBackingOff
-//                        ^                              |
-//                        +------ back-off elapsed ------+
+//                      ^   ^                            |
+//                      |   +------ back-off elapsed ----+
+//                      |                                | over budget
+//                      +-- budget back below 80% -- kOverBudget
+//   kAccepting --past 90% of the memory budget--> kOverBudget
 //   any --Stop--> kStopped (for good)
 //
 // Thread safety: the worker thread only. Ownership: owns the socket, closed
@@ -50,13 +53,16 @@ class Listener {
   void Stop() SERVERCORE_ON_WORKER;
   // An accept failed with `error` (an errno value).
   void OnError(int error) SERVERCORE_ON_WORKER;
+  // The memory budget: over it, connections wait in the backlog until it
+  // says otherwise (checked each round; no timer).
+  void SetOverBudget(bool over) SERVERCORE_ON_WORKER;
   // Asks for connections again once the back-off has passed.
   void MaybeResume(Clock::time_point now) SERVERCORE_ON_WORKER;
   // When MaybeResume will have work, if it will.
   std::optional<Clock::time_point> ResumeAt() const noexcept;
 
  private:
-  enum class State { kIdle, kAccepting, kBackingOff, kStopped };
+  enum class State { kIdle, kAccepting, kBackingOff, kOverBudget, kStopped };
 
   IoBackend& backend_;
   const int fd_;

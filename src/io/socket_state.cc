@@ -10,7 +10,8 @@
 #include "io/io_backend.h"
 #include "io/io_key.h"
 #include "io/io_worker.h"
-#include "servercore/log.h"
+#include "log_limiter.h"
+#include "memory_budget.h"
 #include "servercore/session.h"
 
 namespace servercore::internal {
@@ -38,13 +39,27 @@ bool IsRetry(int64_t result) noexcept {
 }  // namespace
 
 SocketState::~SocketState() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ < 0) return;  // closed: Close took it off the budget's list
+  ::close(fd_);
+  // Bound and never closed (a session dropped before it reached a worker,
+  // while its service still runs): off the budget's list too.
+  if (worker_ != nullptr) {
+    worker_->budget().Remove(recv_buffer_.Capacity(), &budget_slot_);
+    worker_->budget().RemoveOverhead(
+        queue_.Close() + sending_.capacity() * sizeof(SendBufferRef) +
+        iov_.capacity() * sizeof(iovec));
+  }
 }
 
 void SocketState::Bind(int fd, IoWorker& worker, size_t max_pending_bytes) {
   fd_ = fd;
   worker_ = &worker;
   queue_.SetLimit(max_pending_bytes);
+}
+
+void SocketState::AllocateRecvBuffer(size_t size) {
+  recv_buffer_ = RecvBuffer(size);
+  worker_->budget().Add(owner_, size, &budget_slot_);
 }
 
 // --- Receive ---------------------------------------------------------------
@@ -69,7 +84,8 @@ void SocketState::RecvDone(int64_t result) {
       partial_since_ = now;  // what is left is a packet begun now
     }
     if (recv_buffer_.FreeSize() == 0 && CanRead()) {
-      SERVERCORE_LOG_WARNING(
+      LogLimited(
+          LogKind::kProtocolError,
           "session %llu: protocol error: a message larger than the %zu-byte "
           "receive buffer",
           static_cast<unsigned long long>(owner_.id()),
@@ -100,7 +116,10 @@ void SocketState::WriteQueued() {
                      sending_.begin() + static_cast<ptrdiff_t>(sending_done_));
     }
     sending_done_ = 0;
-    if (!queue_.TakeAll(sending_)) return;  // all written
+    size_t grown = 0;
+    const bool more = queue_.TakeAll(sending_, &grown);
+    if (grown > 0) worker_->budget().AddOverhead(grown);
+    if (!more) return;  // all written
     BuildIovecs();
     const int64_t result = worker_->backend().Write(*this);
     if (result == kInFlight) {
@@ -120,7 +139,11 @@ void SocketState::WriteDone(int64_t result) {
 
 void SocketState::BuildIovecs() {
   const size_t count = std::min(sending_.size(), kIovMax);
+  const size_t capacity = iov_.capacity();
   iov_.resize(count);
+  if (iov_.capacity() != capacity) {
+    worker_->budget().AddOverhead((iov_.capacity() - capacity) * sizeof(iovec));
+  }
   for (size_t i = 0; i < count; ++i) {
     const std::span<const std::byte> data = sending_[i]->Data();
     iov_[i].iov_base = const_cast<std::byte*>(data.data());
@@ -210,8 +233,19 @@ bool SocketState::KeepDraining(Clock::time_point now) {
 
 void SocketState::Close() {
   if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-  queue_.Close();
-  sending_.clear();
+  // The buffers queued and the queue's own storage go now, not when the
+  // application lets go of its last SessionRef; and before the session
+  // leaves the budget's list: while listed, a closing session's unsent
+  // output holds back further shedding (memory_budget.h).
+  MemoryBudget& budget = worker_->budget();
+  budget.RemoveOverhead(queue_.Close() +
+                        sending_.capacity() * sizeof(SendBufferRef) +
+                        iov_.capacity() * sizeof(iovec));
+  std::vector<SendBufferRef>().swap(sending_);
+  std::vector<iovec>().swap(iov_);
+  // The receive storage goes back to its pool: nothing reads into it now.
+  budget.Remove(recv_buffer_.Capacity(), &budget_slot_);
+  recv_buffer_ = RecvBuffer(0);
   sending_done_ = 0;
   sending_offset_ = 0;
 }

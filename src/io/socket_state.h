@@ -64,9 +64,10 @@ class SocketState {
   SocketState& operator=(const SocketState&) = delete;
 
   // The creating thread, once: takes the connected socket `fd`, then gets
-  // its receive buffer.
+  // its receive buffer, which is counted in the worker's service's memory
+  // budget until Close.
   void Bind(int fd, IoWorker& worker, size_t max_pending_bytes);
-  void AllocateRecvBuffer(size_t size) { recv_buffer_ = RecvBuffer(size); }
+  void AllocateRecvBuffer(size_t size);
 
   int fd() const noexcept { return fd_; }
   IoWorker& worker() const noexcept { return *worker_; }
@@ -141,6 +142,9 @@ class SocketState {
   IoWorker* worker_ = nullptr;
   SendQueue queue_;
   RecvBuffer recv_buffer_{0};
+  // The memory budget's index of this session (its mutex guards it); SIZE_MAX
+  // when not listed.
+  size_t budget_slot_ = SIZE_MAX;
 
   // The write in progress.
   std::vector<SendBufferRef> sending_ SERVERCORE_GUARDED_BY(kWorkerThread);

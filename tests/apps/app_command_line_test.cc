@@ -26,9 +26,9 @@ Result RunProgram(const char* path, const std::vector<std::string>& args) {
 TEST(AppCommandLineTest, GameServerHelpListsEveryFlag) {
   const Result run = RunProgram(GAME_SERVER_PATH, {"--help"});
   EXPECT_EQ(run.status, "exit 0") << run.output;
-  for (const char* flag :
-       {"--host", "--port", "--threads", "--backend", "--max-packet",
-        "--max-pending", "--max-sessions", "--stats-interval"}) {
+  for (const char* flag : {"--host", "--port", "--threads", "--backend",
+                           "--max-packet", "--max-pending", "--max-memory",
+                           "--max-sessions", "--stats-interval"}) {
     EXPECT_NE(run.output.find(flag), std::string::npos)
         << flag << " missing in\n"
         << run.output;
@@ -71,6 +71,9 @@ TEST(AppCommandLineTest, BadValuesNameTheFlagAndItsRange) {
       {GAME_SERVER_PATH,
        {"--max-pending", "0"},
        "GameServer: --max-pending: 0 not in [1 - 18446744073709551615]"},
+      {GAME_SERVER_PATH,
+       {"--max-memory", "0"},
+       "GameServer: --max-memory: 0 not in [1 - 18446744073709551615]"},
       {DUMMY_CLIENT_PATH,
        {"--mode=fly"},
        "DummyClient: --mode: fly not in {echo,chat,move}"},

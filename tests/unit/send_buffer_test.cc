@@ -218,6 +218,33 @@ TEST_F(SendBufferTest, PoolKeepsAtMostTheConfiguredIdleChunks) {
   EXPECT_EQ(stats.chunks_in_use, 0u);
 }
 
+// Memory goes back (issue 12): after a peak, TrimIdle frees the chunks that
+// sat idle since its previous call, down to the reserve, and keeps those a
+// steady load takes.
+TEST_F(SendBufferTest, TrimIdleFreesWhatAPeakLeftDownToTheReserve) {
+  Manager().Configure(
+      {.chunk_size = 8192, .max_pooled_chunks = 100, .reserve_chunks = 4});
+  std::vector<SendBufferRef> held;
+  for (int i = 0; i < 40; ++i) held.push_back(MakeFilled(6000, 6000, 1));
+  Manager().ReleaseThreadChunk();
+  held.clear();  // the peak is over: 40 idle chunks
+  EXPECT_EQ(Manager().GetStats().chunks_pooled, 40u);
+  // The first call only notes the low-water mark (the pool may be in use).
+  EXPECT_EQ(Manager().TrimIdle(), 0u);
+  // A steady load of 2 chunks at a time meanwhile.
+  for (int round = 0; round < 5; ++round) {
+    held.push_back(MakeFilled(6000, 6000, 1));
+    held.push_back(MakeFilled(6000, 6000, 1));
+    Manager().ReleaseThreadChunk();
+    held.clear();
+  }
+  // 38 were never taken since: freed, but never below the reserve.
+  EXPECT_EQ(Manager().TrimIdle(), 36u);
+  EXPECT_EQ(Manager().GetStats().chunks_pooled, 4u);
+  EXPECT_EQ(Manager().TrimIdle(), 0u);
+  EXPECT_EQ(Manager().GetStats().chunks_pooled, 4u);
+}
+
 TEST_F(SendBufferTest, ConfigureDropsChunksOfTheOldSizeWhenTheyComeBack) {
   SendBufferRef old_size = MakeFilled(64, 64, 1);
   Manager().ReleaseThreadChunk();

@@ -1,0 +1,194 @@
+// docs/PROTOCOL.md, "Goodbye", from the outside: a client that has sent at
+// least one packet with an id of 1000 or more (valid or not) receives S_BYE
+// (id 1005, reason 1 protocol error, 2 idle timeout, 3 packet timeout,
+// 4 server stopping) as its last packet when GameServer closes it for a
+// reason of its own; a client that never did, a slow receiver and a client
+// that closes first get none.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/apps/app_fixture.h"
+#include "tests/apps/app_test_util.h"
+
+namespace servercore::test {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+using GoodbyeAppTest = GameServerTestBase<std::string>;
+
+struct Bye {
+  uint64_t reason = 0;
+  std::string detail;
+};
+
+bool ReadVarint(std::span<const std::byte> m, size_t& at, uint64_t& out) {
+  out = 0;
+  for (int shift = 0; shift < 64 && at < m.size(); shift += 7) {
+    const auto b = static_cast<uint8_t>(m[at++]);
+    out |= uint64_t{b & 0x7fu} << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// S_BYE's payload (uint32 reason = 1; string detail = 2), by hand.
+std::optional<Bye> ParseBye(std::span<const std::byte> m) {
+  Bye bye;
+  size_t at = 0;
+  while (at < m.size()) {
+    uint64_t tag = 0;
+    uint64_t value = 0;
+    if (!ReadVarint(m, at, tag) || !ReadVarint(m, at, value)) return {};
+    if (tag == (1 << 3 | 0)) {
+      bye.reason = value;
+    } else if (tag == (2 << 3 | 2) && value <= m.size() - at) {
+      bye.detail = Text(m.subspan(at, value));
+      at += value;
+    } else {
+      return std::nullopt;
+    }
+  }
+  return bye;
+}
+
+// Every whole packet until the server closes the connection.
+std::vector<Packet> ReadToEnd(TestClient& client) {
+  std::vector<Packet> packets;
+  const auto deadline = Clock::now() + Seconds(10);
+  while (Clock::now() < deadline) {
+    auto packet = client.ReadPacket(
+        std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+    if (!packet) break;
+    packets.push_back(std::move(*packet));
+  }
+  return packets;
+}
+
+// A C_PING, and its S_PONG read: the client now speaks typed packets.
+void Ping(TestClient& client) {
+  ASSERT_TRUE(client.SendPacket(kCPing, ProtoVarint(1, 12345)));
+  auto pong = client.ReadPacket(Seconds(5));
+  ASSERT_TRUE(pong && pong->id == kSPong);
+}
+
+// The client's last packet is S_BYE with `reason`, then the close.
+void ExpectBye(TestClient& client, uint64_t reason) {
+  const std::vector<Packet> packets = ReadToEnd(client);
+  ASSERT_FALSE(packets.empty()) << "closed without S_BYE";
+  ASSERT_EQ(packets.back().id, kSBye);
+  const std::optional<Bye> bye = ParseBye(packets.back().payload);
+  ASSERT_TRUE(bye) << "S_BYE does not parse";
+  EXPECT_EQ(bye->reason, reason);
+  EXPECT_FALSE(bye->detail.empty());
+  for (size_t i = 0; i + 1 < packets.size(); ++i) {
+    EXPECT_NE(packets[i].id, kSBye) << "S_BYE before the last packet";
+  }
+  EXPECT_TRUE(client.WaitForClose(Seconds(5)));
+}
+
+void ExpectNoBye(TestClient& client) {
+  for (const Packet& p : ReadToEnd(client)) EXPECT_NE(p.id, kSBye);
+  EXPECT_TRUE(client.WaitForClose(Seconds(5)));
+}
+
+TEST_P(GoodbyeAppTest, ProtocolErrorGetsByeReason1) {
+  START_SERVER();
+  TestClient client;
+  ASSERT_TRUE(ConnectReady(client, server_.port()));
+  Ping(client);
+  ASSERT_TRUE(client.SendPacket(kSEcho, Bytes("not from a client")));
+  ExpectBye(client, 1);
+}
+
+// An id of 1000 or more counts even when it is itself the protocol error.
+TEST_P(GoodbyeAppTest, InvalidTypedIdCountsAndGetsBye) {
+  START_SERVER();
+  TestClient client;
+  ASSERT_TRUE(ConnectReady(client, server_.port()));
+  ASSERT_TRUE(client.SendPacket(kSPong, {}));
+  ExpectBye(client, 1);
+  TestClient garbled;
+  ASSERT_TRUE(ConnectReady(garbled, server_.port()));
+  ASSERT_TRUE(garbled.SendPacket(kCPing, Bytes("\xff\xff")));  // cut varint
+  ExpectBye(garbled, 1);
+}
+
+TEST_P(GoodbyeAppTest, IdleTimeoutGetsByeReason2) {
+  START_SERVER("--idle-timeout", "1", "--packet-timeout", "0");
+  TestClient client;
+  ASSERT_TRUE(ConnectReady(client, server_.port()));
+  Ping(client);
+  ExpectBye(client, 2);
+}
+
+TEST_P(GoodbyeAppTest, PacketTimeoutGetsByeReason3) {
+  START_SERVER("--idle-timeout", "0", "--packet-timeout", "1");
+  TestClient client;
+  ASSERT_TRUE(ConnectReady(client, server_.port()));
+  Ping(client);
+  ASSERT_TRUE(client.SendAll(RawHeader(100, kCEcho)));  // 4 of 100 bytes
+  ExpectBye(client, 3);
+}
+
+TEST_P(GoodbyeAppTest, ServerStoppingGetsByeReason4) {
+  START_SERVER();
+  TestClient typed;
+  TestClient plain;
+  ASSERT_TRUE(ConnectReady(typed, server_.port()));
+  ASSERT_TRUE(ConnectReady(plain, server_.port()));
+  Ping(typed);
+  server_.process().Signal(SIGTERM);
+  ExpectBye(typed, 4);
+  ExpectNoBye(plain);
+  ExpectCleanStop(server_);
+}
+
+// Clients of echo and chat alone are closed as before, without S_BYE.
+TEST_P(GoodbyeAppTest, ClientThatNeverSentATypedPacketGetsNoBye) {
+  START_SERVER("--idle-timeout", "1", "--packet-timeout", "0");
+  TestClient bad;
+  TestClient idle;
+  ASSERT_TRUE(ConnectReady(bad, server_.port()));
+  ASSERT_TRUE(ConnectReady(idle, server_.port()));
+  ASSERT_TRUE(bad.SendPacket(kSEcho, Bytes("x")));
+  ExpectNoBye(bad);
+  ExpectNoBye(idle);  // after its idle timeout
+}
+
+// A slow receiver's output is full: it is closed without S_BYE.
+TEST_P(GoodbyeAppTest, SlowReceiverGetsNoBye) {
+  START_SERVER("--max-pending", "65536");
+  TestClient slow;
+  slow.SetReceiveBuffer(4096);
+  ASSERT_TRUE(ConnectReady(slow, server_.port()));
+  Ping(slow);
+  TestClient sender;
+  ASSERT_TRUE(ConnectReady(sender, server_.port()));
+  // 4 MB of chat to room 0, which `slow` does not read; the sender reads
+  // its own copies, so only `slow` falls behind.
+  const std::vector<std::byte> message(4000, std::byte{'m'});
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(sender.SendPacket(kCChat, message)) << i;
+    auto chat = sender.ReadPacket(Seconds(5));
+    ASSERT_TRUE(chat && chat->id == kSChat) << i;
+  }
+  ExpectNoBye(slow);
+  ASSERT_TRUE(server_.Stop(SIGTERM, Seconds(10)).has_value());
+  server_.process().WaitForOutputEnd(Seconds(10));
+  EXPECT_NE(server_.Output().find("slow 1,"), std::string::npos)
+      << server_.Output();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, GoodbyeAppTest,
+                         ::testing::ValuesIn(AllBackends()),
+                         [](const auto& tp) { return tp.param; });
+
+}  // namespace
+}  // namespace servercore::test

@@ -1,0 +1,72 @@
+// docs/PROTOCOL.md "Slow receivers", GameServer's --max-memory from the
+// outside: past 90% of the budget new connections wait (they are not
+// answered, and the stats line says OVERLOAD) until closes bring the use
+// below 80%; the sessions in place go on meanwhile.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/apps/app_fixture.h"
+#include "tests/apps/app_test_util.h"
+
+namespace servercore::test {
+namespace {
+
+using std::chrono::milliseconds;
+
+using MemoryAppTest = GameServerTestBase<std::string>;
+
+bool Answers(TestClient& client, milliseconds timeout) {
+  const std::vector<std::byte> ping = Bytes("there?");
+  if (!client.SendPacket(kCEcho, ping)) return false;
+  auto reply = client.ReadPacket(timeout);
+  return reply && reply->id == kSEcho && reply->payload == ping;
+}
+
+// --max-packet 65535 makes each receive buffer 128 KiB: a 1 MiB budget is
+// past 90% with the 8th session.
+TEST_P(MemoryAppTest, PastNinetyPercentNewConnectionsWait) {
+  START_SERVER("--max-packet", "65535", "--max-memory", "1048576",
+               "--stats-interval", "0.2");
+  std::vector<TestClient> clients;
+  bool waiting = false;
+  for (int i = 0; i < 12 && !waiting; ++i) {
+    clients.emplace_back();
+    ASSERT_TRUE(clients.back().Connect(server_.port()));  // backlog
+    waiting = !Answers(clients.back(), milliseconds(500));
+  }
+  ASSERT_TRUE(waiting) << "12 sessions of 128 KiB on a 1 MiB budget";
+  EXPECT_LE(clients.size(), 9u);
+  EXPECT_TRUE(Answers(clients.front(), Seconds(5)));  // the others go on
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_NE(server_.Output().find("OVERLOAD"), std::string::npos)
+      << server_.Output();
+  // Closes take it below 80% (how many depends on the send chunks the
+  // workers hold then): the waiting connection is served.
+  TestClient late = std::move(clients.back());
+  clients.pop_back();
+  size_t closed = 0;
+  std::optional<Packet> echo;
+  while (!echo && closed < clients.size()) {
+    clients[closed++].Close();
+    echo = late.ReadPacket(Seconds(1));
+  }
+  EXPECT_TRUE(echo && echo->id == kSEcho) << "the waiting connection stayed";
+  ASSERT_TRUE(server_.Stop(SIGTERM, Seconds(10)).has_value());
+  server_.process().WaitForOutputEnd(Seconds(10));
+  EXPECT_NE(server_.Output().find("accepting paused 1 times"),
+            std::string::npos)
+      << server_.Output();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, MemoryAppTest,
+                         ::testing::ValuesIn(AllBackends()),
+                         [](const auto& tp) { return tp.param; });
+
+}  // namespace
+}  // namespace servercore::test
