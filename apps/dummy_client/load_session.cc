@@ -202,6 +202,11 @@ void LoadSession::OnRecvPacket(uint16_t id,
     OnJoinReply(payload);
     return;
   }
+  if (id == kSChat && room_ != 0 && !ready()) {
+    // Room 0's chat, queued before this session's C_JOIN took effect: the
+    // room being left may still send before the S_JOIN (docs/PROTOCOL.md).
+    return;
+  }
   Count(state_.received);
   Count(state_.bytes_received, kPacketHeaderSize + payload.size());
   if (id >= kFirstTypedId) {

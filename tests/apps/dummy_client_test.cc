@@ -6,10 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/apps/app_fixture.h"
@@ -124,6 +127,33 @@ TEST_P(DummyClientTest, ChatInRoomsAgainstGameServerExitsZero) {
   EXPECT_TRUE(std::regex_search(client.Output(), std::regex("pongs [1-9]")))
       << client.Output();
   std::remove(json.c_str());
+}
+
+// Regression (found by scripts/chaos.sh): a session's C_JOIN leaves room 0,
+// whose chats may still arrive before its S_JOIN (docs/PROTOCOL.md), and
+// DummyClient counted them as corrupt. Here a client chats in room 0 every
+// millisecond while DummyClient's sessions connect and join their rooms.
+TEST_P(DummyClientTest, RoomZeroChatsBeforeTheJoinAreNoError) {
+  START_SERVER();
+  TestClient chatter;
+  ASSERT_TRUE(ConnectReady(chatter, server_.port()));
+  std::atomic<bool> stop{false};
+  std::thread chat([&] {
+    while (!stop.load() && chatter.SendPacket(kCChat, Bytes("room zero"))) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  ChildProcess client;
+  const auto status =
+      RunDummyClient(client, {"--port", std::to_string(server_.port()),
+                              "--sessions", "40", "--room-size", "5", "--mode",
+                              "chat", "--rate", "10", "--duration", "1"});
+  stop = true;
+  chat.join();
+  ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
+  EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
+      << client.Output() << "\nGameServer:\n"
+      << server_.Output();
 }
 
 // The world: moves in two rooms, every snapshot checked, at a 20 ms tick.
