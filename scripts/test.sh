@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Every test: builds and runs the unit and integration tests in the release
-# preset, again under ASan+UBSan and under TSan, then runs each libFuzzer
-# target for a bounded time, and builds and runs examples/ against the
-# installed package (scripts/examples.sh). CI runs exactly this (.ci/run).
+# preset, again under ASan+UBSan (then the chaos run, scripts/chaos.sh, on
+# each backend) and under TSan, then runs each libFuzzer target for a
+# bounded time, and builds and runs examples/ against the installed package
+# (scripts/examples.sh). CI runs exactly this (.ci/run).
 #
 #   scripts/test.sh            # everything (what CI runs)
 #   scripts/test.sh --quick    # release preset and examples, for the edit-test loop
 #
-# FUZZ_SECONDS (default 60) bounds each fuzzer. Ends with one line
-# "summary: N passed, N failed".
+# FUZZ_SECONDS (default 60) bounds each fuzzer, CHAOS_SECONDS (default 60)
+# each chaos run. Ends with one line "summary: N passed, N failed".
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$SERVERCORE_ROOT"
@@ -16,6 +17,7 @@ cd "$SERVERCORE_ROOT"
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 fuzz_seconds="${FUZZ_SECONDS:-60}"
+chaos_seconds="${CHAOS_SECONDS:-60}"
 passed=0
 failed=0
 log="$(mktemp)"
@@ -64,6 +66,24 @@ run_fuzzers() {
   done
 }
 
+# run_chaos BACKEND: scripts/chaos.sh under ASan+UBSan for CHAOS_SECONDS on
+# one backend (attackers and verifying DummyClients against one GameServer);
+# one check, passed or failed; io_uring refused by the kernel is a skip.
+run_chaos() {
+  local backend="$1" status=0
+  echo "== chaos: asan, $backend, ${chaos_seconds}s =="
+  CHAOS_PRESET=asan CHAOS_BACKEND="$backend" CHAOS_SECONDS="$chaos_seconds" \
+    scripts/chaos.sh 2>&1 | tee "$log" || status=$?
+  if grep -q "^chaos: SKIP$" "$log"; then
+    return
+  fi
+  if [ "$status" -eq 0 ] && grep -q "^chaos: PASS$" "$log"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+}
+
 # run_examples: installs the library into a temporary prefix and builds and
 # runs examples/ from it (scripts/examples.sh); adds up the checks it reports.
 run_examples() {
@@ -87,6 +107,8 @@ run_ctest release
 run_examples
 if [ "$quick" -eq 0 ]; then
   run_ctest asan
+  run_chaos epoll
+  run_chaos uring
   run_ctest tsan
   run_fuzzers
 fi

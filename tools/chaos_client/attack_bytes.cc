@@ -1,6 +1,8 @@
 // fuzz and split (attacks.h): byte streams.
 #include <array>
+#include <functional>
 #include <thread>
+#include <vector>
 
 #include "attacks.h"
 
@@ -134,11 +136,14 @@ Bytes MutatedStream(Rng& rng, const ChaosOptions& o) {
   return s;
 }
 
-void RunFuzz(Chaos& chaos) {
+namespace {
+
+// One fuzz thread: `rate` connections a second with streams of its own.
+void FuzzThread(Chaos& chaos, uint64_t thread, double rate) {
   const ChaosOptions& o = chaos.options();
   KindStats& stats = chaos.stats(Kind::kFuzz);
-  Rng rng = chaos.MakeRng(Kind::kFuzz);
-  Pacer pacer(kFuzzRate * o.scale);
+  Rng rng = chaos.MakeRng(Kind::kFuzz, thread);
+  Pacer pacer(rate);
   while (chaos.Running()) {
     pacer.Wait();
     const Bytes stream = MutatedStream(rng, o);
@@ -161,6 +166,22 @@ void RunFuzz(Chaos& chaos) {
     }
     if (Chance(rng, 0.5)) conn.Reset();
   }
+}
+
+}  // namespace
+
+// One thread per 150 connections a second: each waits up to 10 ms for the
+// answers of 70% of its streams.
+void RunFuzz(Chaos& chaos) {
+  const size_t n = Scaled(1, chaos.options().scale);
+  const double rate =
+      kFuzzRate * chaos.options().scale / static_cast<double>(n);
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < n; ++i) {
+    threads.emplace_back(FuzzThread, std::ref(chaos), i, rate);
+  }
+  FuzzThread(chaos, 0, rate);
+  for (std::thread& t : threads) t.join();
 }
 
 namespace {
