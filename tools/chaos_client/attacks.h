@@ -18,9 +18,11 @@
 //              of it), idle ones (--idle-timeout), and drips fast enough
 //              (never closed, every echo answered).
 //   flood      readers chatting 3,000-byte messages into an attack room
-//              while non-readers (4 KiB receive buffer) sit in it: the
-//              server must cut the non-readers and every reader must get
-//              every reader's chats, in order.
+//              while non-readers (4 KiB receive buffer) sit in it: every
+//              reader must get every reader's chats, in order; the
+//              non-readers read again after 5-10 s and count whether the
+//              server had cut them (counted only: whether --max-pending
+//              was reached by then depends on the kernel's buffers).
 //   churn      sessions joining and leaving rooms during broadcasts: the
 //              attack rooms, the verifiers' chat rooms (listening only) and
 //              move rooms (valid C_MOVE, seq increasing), RST or FIN at any
