@@ -383,6 +383,7 @@ void IoWorker::FlushScheduled() {
 void IoWorker::OnAccepted(int fd) {
   AssertInWorkerThread();
   counters_.accepted.Add();
+  if (listener_) listener_->OnAccepted();
   if (stopping_) {
     ::close(fd);
     return;
