@@ -4,7 +4,9 @@
 // game_session_driver.h) on its seeds and on the checked-in corpus, so both
 // run in every build, sanitizers included, not only in the fuzz preset.
 //
-// SERVERCORE_WRITE_SEEDS=DIR writes the seeds into DIR as corpus files.
+// SERVERCORE_WRITE_SEEDS=DIR writes the seeds into DIR as corpus files;
+// CORPUS=DIR runs the files of DIR instead of the checked-in corpus (say, a
+// crash the fuzzer wrote, for a build with a debugger).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -106,6 +108,30 @@ TEST_F(HarnessTest, JoinIsAnsweredAndPeerCloseIsCounted) {
   EXPECT_EQ(harness_.Closed(DisconnectReason::kPeerClosed), 1u);
 }
 
+// Found by game_session_fuzz: a session that joined a room twice in a row,
+// its first stay there still pending, got an S_JOIN counting it twice.
+TEST_F(HarnessTest, JoiningARoomTwiceCountsTheSessionOnce) {
+  auto session = Connect();
+  // Rooms 3, 3, 2, 2, read 3 bytes at a time: each stay is still pending
+  // when the next join leaves it for the same room.
+  Bytes joins;
+  for (uint32_t room : {3u, 3u, 2u, 2u}) {
+    const Bytes join = Join(room);
+    joins.insert(joins.end(), join.begin(), join.end());
+  }
+  for (size_t at = 0; at < joins.size(); at += 3) {
+    harness_.Receive(*session, std::span(joins).subspan(
+                                   at, std::min<size_t>(3, joins.size() - at)));
+  }
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  const Bytes& out = harness_.Written(*session);
+  ASSERT_EQ(out.size(), 4 * 12u) << "four S_JOINs";
+  for (size_t at = 0; at < out.size(); at += 12) {
+    EXPECT_EQ(out[at + 2], std::byte{4});
+    EXPECT_EQ(out[at + 8], std::byte{1}) << "S_JOIN #" << at / 12 + 1;
+  }
+}
+
 TEST_F(HarnessTest, TimersFireOnTheHarnessClock) {
   auto session = Connect();
   // C_MOVE x=1 (field 1, fixed32 1.0f): the session enters the world and gets
@@ -158,8 +184,9 @@ TEST(GameSessionDriverTest, Seeds) {
 
 TEST(GameSessionDriverTest, CheckedInCorpus) {
   size_t files = 0;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(GAME_SESSION_CORPUS_DIR)) {
+  for (const auto& entry : std::filesystem::directory_iterator(
+           (std::getenv("CORPUS") ? std::getenv("CORPUS")
+                                  : GAME_SESSION_CORPUS_DIR))) {
     SCOPED_TRACE(entry.path().string());
     std::ifstream in(entry.path(), std::ios::binary);
     const std::string data((std::istreambuf_iterator<char>(in)),
