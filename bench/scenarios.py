@@ -36,6 +36,7 @@ BUILD = ROOT / "build" / "release"
 GAME_SERVER = BUILD / "apps" / "GameServer"
 DUMMY_CLIENT = BUILD / "apps" / "DummyClient"
 ASIO_SERVER = BUILD / "bench" / "asio_game_server"
+EPOLL_FLOOR = BUILD / "bench" / "epoll_echo_server"
 ALLOC_LIB = BUILD / "bench" / "liballoc_count.so"
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -44,6 +45,8 @@ SERVERS = {
     "gameserver-epoll": [str(GAME_SERVER), "--backend", "epoll"],
     "asio": [str(ASIO_SERVER)],
     "asio-copy": [str(ASIO_SERVER), "--copy-broadcast"],
+    # The floor of the echo scenarios: a minimal C epoll echo server.
+    "floor-epoll": [str(EPOLL_FLOOR)],
     # The world's naive baseline: each receiver's snapshot encoded for it.
     "naive-uring": [str(GAME_SERVER), "--backend", "uring",
                     "--naive-snapshots"],
@@ -55,6 +58,8 @@ BASELINE = "asio"
 # Their ratio compares each backend with its naive variant.
 WORLD_SERVERS = ("gameserver-uring", "naive-uring", "gameserver-epoll",
                  "naive-epoll")
+# The floor server answers C_ECHO only.
+FLOOR_SCENARIOS = ("S1", "S2", "S5", "S6", "S6t")
 WORLD_BASELINE = {"gameserver-uring": "naive-uring",
                   "gameserver-epoll": "naive-epoll"}
 
@@ -74,6 +79,8 @@ SCENARIOS = {
     "S5": ("echo, 10 sessions, 4 KiB packets, depth 8",
            "--mode echo --sessions 10 --payload 4092 --depth 8"),
     "S6": ("10,000 idle connections: server memory per connection", None),
+    "S6t": ("10,000 connections that each echoed one 64 B packet, then idle: "
+            "server memory per connection", None),
     # The world at 20 Hz: every session moves 10 times a second.
     "W1": ("world, 1,000 sessions in rooms of 100, 10 moves/s each, 20 Hz",
            "--mode move --sessions 1000 --room-size 100 --rate 10"),
@@ -219,7 +226,20 @@ def run_load(server_name, client_args, warmup, seconds):
     return result
 
 
-def run_idle(server_name, connections):
+def echo_once(sock, payload=b"x" * 64):
+    """One C_ECHO (id 1) and its S_ECHO, on a blocking socket."""
+    size = 4 + len(payload)
+    sock.sendall(size.to_bytes(2, "little") + (1).to_bytes(2, "little")
+                 + payload)
+    want, got = size, b""
+    while len(got) < want:
+        chunk = sock.recv(want - len(got))
+        if not chunk:
+            raise RuntimeError("connection closed before its echo")
+        got += chunk
+
+
+def run_idle(server_name, connections, traffic=False):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     server = Server(server_name)
@@ -230,6 +250,8 @@ def run_idle(server_name, connections):
         for _ in range(connections):
             s = socket.create_connection(("127.0.0.1", server.port))
             socks.append(s)
+            if traffic:
+                echo_once(s)
         time.sleep(2)  # let every accept complete
         after = rss_kib(server.proc.pid)
     finally:
@@ -281,11 +303,12 @@ def main():
         for sc in scenarios:
             pool = ([s for s in WORLD_SERVERS if s in servers]
                     if sc.startswith("W") else
-                    [s for s in servers if s not in WORLD_SERVERS[1::2]])
+                    [s for s in servers if s not in WORLD_SERVERS[1::2] and
+                     (s != "floor-epoll" or sc in FLOOR_SCENARIOS)])
             order = pool[rep % len(pool):] + pool[:rep % len(pool)]
             for name in order:
-                if sc == "S6":
-                    r = run_idle(name, args.idle)
+                if sc in ("S6", "S6t"):
+                    r = run_idle(name, args.idle, traffic=(sc == "S6t"))
                 else:
                     r = run_load(name, SCENARIOS[sc][1], args.warmup,
                                  args.seconds)
@@ -301,7 +324,8 @@ def main():
         {f"{k[0]}/{k[1]}": v for k, v in runs.items()}, indent=1))
     print("\n".join(lines))
     if not args.no_plot:
-        plot_room_sizes([s for s in servers if s not in WORLD_SERVERS[1::2]],
+        plot_room_sizes([s for s in servers
+                         if s not in WORLD_SERVERS[1::2] and s != "floor-epoll"],
                         args, out)
 
 
@@ -315,7 +339,7 @@ def report(runs, scenarios, servers, args):
         if sc.startswith("W"):
             lines += world_report(runs, sc, servers)
             continue
-        if sc == "S6":
+        if sc in ("S6", "S6t"):
             lines += ["| server | KiB per idle connection | ratio |",
                       "|---|---:|---:|"]
             base = median_of(runs.get((sc, BASELINE), []), "kib_per_connection")

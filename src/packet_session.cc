@@ -22,6 +22,10 @@ size_t PacketSession::OnRecv(std::span<const std::byte> data) {
       });
   CountPacketsIn(result.packets);
   if (result.error != FrameError::kNone) {
+    const std::span<const std::byte> header = data.subspan(result.consumed);
+    if (header.size() >= kPacketHeaderSize) {
+      OnBadHeader(LoadU16(header.data()), LoadU16(header.data() + 2));
+    }
     char why[96];
     std::snprintf(why, sizeof(why), "%.*s (size %u, max-packet %zu)",
                   static_cast<int>(ToString(result.error).size()),

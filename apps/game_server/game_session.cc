@@ -129,6 +129,10 @@ void GameSession::Reply(SendBufferRef packet) {
   }
 }
 
+void GameSession::OnBadHeader(uint16_t, uint16_t id) {
+  if (id >= kFirstTypedId) sent_typed_ = true;
+}
+
 void GameSession::OnProtocolError(std::string_view) {
   if (Settled() || room_ == nullptr) {
     Disconnect(servercore::DisconnectReason::kProtocolError);

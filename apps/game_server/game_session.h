@@ -66,6 +66,8 @@ class GameSession final : public servercore::PacketSession {
   void OnRecvPacket(uint16_t id, std::span<const std::byte> payload) override;
   void OnDisconnected(servercore::DisconnectReason reason) override;
   void OnProtocolError(std::string_view why) override;
+  // A bad header still says which packet it was: id >= 1000 earns S_BYE.
+  void OnBadHeader(uint16_t size, uint16_t id) override;
   // S_BYE to a client that sent a packet of id 1000 or more (goodbye.h).
   servercore::SendBufferRef OnClosing(
       servercore::DisconnectReason reason) override {

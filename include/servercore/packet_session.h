@@ -46,6 +46,15 @@ class PacketSession : public Session {
   // default closes at once.
   virtual void OnProtocolError(std::string_view why);
 
+  // Worker thread: a packet's header broke the framing (size < 4 or past
+  // max_packet); `id` is what its header carried, when its four bytes had
+  // arrived. Called before the protocol error it causes. The default does
+  // nothing.
+  virtual void OnBadHeader(uint16_t size, uint16_t id) {
+    (void)size;
+    (void)id;
+  }
+
  private:
   size_t OnRecv(std::span<const std::byte> data) final;
   size_t MinRecvBufferSize() const noexcept final;

@@ -44,6 +44,17 @@ inline void ExpectCleanStop(GameServer& server, int sig = SIGTERM) {
   EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0") << server.Output();
 }
 
+// Proves `client` got nothing queued before now: its next packet is the
+// answer to a fresh echo.
+inline void ExpectNothingPending(TestClient& client, const std::string& what) {
+  const auto marker = Bytes("marker:" + what);
+  ASSERT_TRUE(client.SendPacket(kCEcho, marker)) << what;
+  auto reply = client.ReadPacket(Seconds(10));
+  ASSERT_TRUE(reply.has_value()) << what << ": no echo";
+  EXPECT_EQ(reply->id, kSEcho) << what << ": got another packet first";
+  EXPECT_EQ(reply->payload, marker) << what;
+}
+
 // Base for suites whose parameter starts with the backend name.
 template <typename Param>
 class GameServerTestBase : public ::testing::TestWithParam<Param> {

@@ -118,6 +118,13 @@ TEST_P(GoodbyeAppTest, InvalidTypedIdCountsAndGetsBye) {
   ASSERT_TRUE(ConnectReady(garbled, server_.port()));
   ASSERT_TRUE(garbled.SendPacket(kCPing, Bytes("\xff\xff")));  // cut varint
   ExpectBye(garbled, 1);
+  // A header whose size breaks the framing still carries its id.
+  for (uint16_t size : {uint16_t{2}, uint16_t{5000}}) {
+    TestClient bad_size;
+    ASSERT_TRUE(ConnectReady(bad_size, server_.port()));
+    ASSERT_TRUE(bad_size.SendAll(RawHeader(size, kCMove)));
+    ExpectBye(bad_size, 1);
+  }
 }
 
 TEST_P(GoodbyeAppTest, IdleTimeoutGetsByeReason2) {

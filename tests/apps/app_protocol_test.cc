@@ -49,14 +49,6 @@ void ExpectChat(TestClient& client, uint64_t sender,
       << what << ": message differs";
 }
 
-// Proves `client` got nothing queued before now: its next packet is the
-// answer to a fresh echo.
-void ExpectNothingPending(TestClient& client, const std::string& what) {
-  const auto marker = Bytes("marker:" + what);
-  ASSERT_TRUE(client.SendPacket(kCEcho, marker));
-  ExpectPacket(client, kSEcho, marker, what + " (expected only the marker)");
-}
-
 // ---- Echo -----------------------------------------------------------------
 
 TEST_P(AppProtocolTest, EchoReturnsPayloadUnchangedInOrder) {

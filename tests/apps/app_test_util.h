@@ -99,6 +99,10 @@ std::optional<Snapshot> ParseSnapshot(std::span<const std::byte> payload);
 // A C_MOVE payload.
 std::vector<std::byte> MovePayload(float x, float y, uint32_t seq);
 
+// A listening TCP socket on 127.0.0.1, port 0: its fd (-1 on failure), and
+// the port the kernel picked in *port. For the fake servers.
+int ListenOnLoopback(uint16_t* port);
+
 // Connects and makes one echo round trip, so the server has the session (in
 // room 0) when this returns.
 [[nodiscard]] bool ConnectReady(TestClient& client, uint16_t port);

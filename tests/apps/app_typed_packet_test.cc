@@ -49,17 +49,6 @@ void ExpectPong(TestClient& client, uint64_t client_time_us,
   }
 }
 
-// Proves `client` got nothing queued before now: its next packet is the
-// answer to a fresh echo.
-void ExpectNothingPending(TestClient& client, const std::string& what) {
-  const auto marker = Bytes("marker:" + what);
-  ASSERT_TRUE(client.SendPacket(kCEcho, marker));
-  auto reply = client.ReadPacket(Seconds(10));
-  ASSERT_TRUE(reply.has_value()) << what << ": no echo";
-  EXPECT_EQ(reply->id, kSEcho) << what << ": got another packet first";
-  EXPECT_EQ(reply->payload, marker) << what;
-}
-
 TEST_P(TypedPacketTest, PingIsAnsweredWithPong) {
   START_SERVER();
   TestClient client;

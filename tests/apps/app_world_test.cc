@@ -114,17 +114,6 @@ struct Player {
   }
 };
 
-// Proves `client` got nothing queued before now: its next packet is the
-// answer to a fresh echo.
-void ExpectNothingPending(TestClient& client, const std::string& what) {
-  const auto marker = Bytes("marker:" + what);
-  ASSERT_TRUE(client.SendPacket(kCEcho, marker));
-  auto reply = client.ReadPacket(Seconds(10));
-  ASSERT_TRUE(reply.has_value()) << what << ": no echo";
-  EXPECT_EQ(reply->id, kSEcho) << what << ": got another packet first";
-  EXPECT_EQ(reply->payload, marker) << what;
-}
-
 TEST_P(WorldTest, FirstMoveEntersWithAFullSnapshotAndOthersSeeTheDelta) {
   START_SERVER();
   Player a, b, watcher;

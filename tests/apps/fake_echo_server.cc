@@ -13,6 +13,8 @@
 #include <optional>
 #include <vector>
 
+#include "tests/apps/app_test_util.h"
+
 namespace servercore::test {
 namespace {
 
@@ -33,22 +35,8 @@ bool SendAll(int fd, const std::vector<std::byte>& bytes) {
 }  // namespace
 
 FakeEchoServer::FakeEchoServer(Fault fault) : fault_(fault) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = 0;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
-          0 ||
-      ::listen(listen_fd_, 64) != 0 ||
-      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) !=
-          0) {
-    return;
-  }
-  port_ = ntohs(addr.sin_port);
-  thread_ = std::thread([this] { Run(); });
+  listen_fd_ = ListenOnLoopback(&port_);
+  if (listen_fd_ >= 0) thread_ = std::thread([this] { Run(); });
 }
 
 FakeEchoServer::~FakeEchoServer() {

@@ -18,6 +18,7 @@
 
 #include "game.packets.h"
 #include "servercore/packet_framer.h"
+#include "tests/apps/app_test_util.h"
 
 namespace servercore::test {
 
@@ -325,22 +326,8 @@ void FakeGameServer::World::Tick(std::vector<FakeConn*>& conns) {
 
 FakeGameServer::FakeGameServer(const FakeGameOptions& options)
     : options_(options) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = 0;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
-          0 ||
-      ::listen(listen_fd_, 64) != 0 ||
-      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) !=
-          0) {
-    return;
-  }
-  port_ = ntohs(addr.sin_port);
-  thread_ = std::thread([this] { Run(); });
+  listen_fd_ = ListenOnLoopback(&port_);
+  if (listen_fd_ >= 0) thread_ = std::thread([this] { Run(); });
 }
 
 FakeGameServer::~FakeGameServer() {
