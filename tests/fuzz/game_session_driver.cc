@@ -68,11 +68,12 @@ class Conversation {
   }
 
   void Send(Client& c, std::span<const std::byte> bytes) {
-    c.sent.insert(c.sent.end(), bytes.begin(), bytes.end());
     const size_t piece = max_read_ == 0 ? bytes.size() : max_read_;
     for (size_t at = 0; at < bytes.size(); at += piece) {
-      harness_.Receive(*c.session,
-                       bytes.subspan(at, std::min(piece, bytes.size() - at)));
+      const auto read = bytes.subspan(at, std::min(piece, bytes.size() - at));
+      c.sent.insert(c.sent.end(), read.begin(), read.end());
+      c.reads.push_back(c.sent.size());
+      harness_.Receive(*c.session, read);
     }
     Model(c, max_packet_);
   }

@@ -95,6 +95,15 @@ void Model(Client& c, size_t max_packet) {
     const size_t size = U16(p);
     if (size < 4 || size > max_packet) {
       c.error = true;
+      // A bad header counts by the id it carries (PROTOCOL.md "Goodbye")
+      // when the server saw it: its four bytes were in by the end of the
+      // read that brought the size, where the framing broke.
+      const auto read =
+          std::lower_bound(c.reads.begin(), c.reads.end(), c.parsed + 2);
+      if (read != c.reads.end() && *read >= c.parsed + 4 &&
+          U16(p + 2) >= kCPing) {
+        c.typed = true;
+      }
       return;
     }
     if (c.sent.size() - c.parsed < size) return;

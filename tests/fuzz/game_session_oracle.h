@@ -81,9 +81,10 @@ struct Move {
 struct Client {
   std::shared_ptr<GameSession> session;
   Bytes sent;
+  std::vector<size_t> reads;  // where each read the server got ended in `sent`
   size_t parsed = 0;
   bool error = false;
-  bool typed = false;  // a whole packet with id >= 1000 (valid or not)
+  bool typed = false;  // a packet with id >= 1000 (valid or not)
   bool closed_by_peer = false;
   bool connected_at_end = false;
   uint32_t room = 0;
