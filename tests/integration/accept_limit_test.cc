@@ -219,7 +219,7 @@ TEST_P(AcceptLimitTest, EmfileEpisodeIsLoggedOnTwoLines) {
     if (line.find("accept") == std::string_view::npos) continue;
     ++lines;
     begun += line.find("pausing accepts") != std::string_view::npos;
-    ended += line.find("accepting again") != std::string_view::npos;
+    ended += line.find("accepting again after") != std::string_view::npos;
   }
   EXPECT_EQ(lines, 2u) << log;
   EXPECT_EQ(begun, 1u) << log;
