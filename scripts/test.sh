@@ -45,17 +45,20 @@ run_ctest() {
 }
 
 # run_fuzzers: each target under tests/fuzz for FUZZ_SECONDS from an empty
-# corpus; a crash, leak or timeout is a failure.
+# corpus, plus its seeds in tests/fuzz/corpus/TARGET when it has some; a
+# crash, leak or timeout is a failure.
 run_fuzzers() {
   echo "== fuzz: build =="
   build_preset fuzz
-  local fuzzer corpus
+  local fuzzer corpus seeds
   for fuzzer in build/fuzz/tests/fuzz/*_fuzz; do
     [ -x "$fuzzer" ] || continue
     corpus="$(mktemp -d)"
+    seeds="tests/fuzz/corpus/$(basename "$fuzzer")"
+    [ -d "$seeds" ] || seeds=""
     echo "== fuzz: $(basename "$fuzzer") for ${fuzz_seconds}s =="
     if "$fuzzer" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
-         -print_final_stats=1 "$corpus" >"$log" 2>&1; then
+         -print_final_stats=1 "$corpus" ${seeds:+"$seeds"} >"$log" 2>&1; then
       passed=$((passed + 1))
       grep -E "^(stat::number_of_executed_units|Done)" "$log" || true
     else

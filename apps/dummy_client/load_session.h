@@ -50,6 +50,7 @@ struct LoadConfig {
   double late_grace_ms = 500;  // move: allowed beyond two ticks
   double keepalive = 10;       // seconds of silence before a C_PING
   int first_room = 1;          // with rooms: the first room id used
+  double idle = 0;  // seconds connected and silent but for C_PING, after load
   std::string json;
 };
 

@@ -6,7 +6,8 @@
 //                    [--first-room 1] [--payload 64]
 //                    [--rate R | --depth 1] [--duration 10] [--warmup 0]
 //                    [--senders N] [--threads 1] [--tick-ms 50]
-//                    [--late-grace-ms 500] [--keepalive 10] [--json FILE]
+//                    [--late-grace-ms 500] [--keepalive 10] [--idle 0]
+//                    [--json FILE]
 //
 //   DummyClient --port 7777 --sessions 100 --mode echo --payload 64 --depth 16
 //   DummyClient --mode chat --sessions 500 --senders 4 --rate 50 --duration 15
@@ -14,6 +15,7 @@
 //   DummyClient --mode move --sessions 200 --room-size 50 --rate 10
 //   DummyClient --mode=echo --rate=1000 --duration=10 --json=result.json
 //   DummyClient --warmup 2 --duration 10    # counters restart after 2 s
+//   DummyClient --duration 20 --idle 30     # then 30 s idle but for C_PING
 //   DummyClient --help
 //
 // --rate R sends R packets per second per sending session on a fixed schedule
@@ -24,6 +26,9 @@
 // (world_checker.h). --room-size N sends session i to room i / N + 1 first
 // (i / N + F with --first-room F).
 // A session that has sent nothing for --keepalive seconds sends C_PING.
+// --idle S keeps every session connected for S more seconds after the load
+// (and its drain), sending only those pings, between the lines "[idle] start"
+// and "[idle] end" (scripts/soak.sh measures the server's memory then).
 // Flags take `--name value` or `--name=value`; a bad command line prints
 // what is wrong and exits 2. Otherwise exits 0 only when every packet came
 // back intact and in order, every snapshot kept the rules, and no connection
@@ -129,6 +134,10 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
                  "seconds without sending after which a session sends C_PING "
                  "(10)")
       ->transform(game::Above(0));
+  app.add_option("--idle", config->idle,
+                 "seconds to stay connected after the load, sending only "
+                 "C_PING (0)")
+      ->transform(game::AtLeast(0));
   app.add_option("--json", config->json, "also write the summary to this file");
   if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
     return exit_code;
@@ -350,6 +359,17 @@ int main(int argc, char** argv) {
            Clock::now() < drain_end) {
       keepalive.Tick();
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (config.idle > 0) {
+      std::printf("[idle] start\n");
+      std::fflush(stdout);
+      const auto idle_end = Clock::now() + Seconds(config.idle);
+      while (Clock::now() < idle_end) {
+        keepalive.Tick();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      std::printf("[idle] end\n");
+      std::fflush(stdout);
     }
   }
   const uint64_t lost = CountLost(config, sessions, senders_count);

@@ -95,10 +95,8 @@ void Room::Announce(size_t pending_index) {
   const uint64_t id = pending.member.id;
   const bool in_world = pending.member.position.in_world;
   if (!pending.leaving) AddActive(std::move(pending.member));
-  const auto count = static_cast<uint32_t>(members_.size() + pending_.size() +
-                                           (pending.leaving ? 1 : 0));
   PacketWriter reply(kSJoin, kJoinReplyPayloadSize);
-  reply.WriteU32(id_).WriteU32(count);
+  reply.WriteU32(id_).WriteU32(MemberCount(pending));
   session->Send(reply.Finish());
   if (in_world && !pending.leaving) SendFull(members_[index_.at(id)]);
   for (SendBufferRef& packet : pending.held) session->Send(std::move(packet));
@@ -128,6 +126,45 @@ void Room::RemoveActive(size_t index) {
     index_[member.id] = index;
   }
   members_.pop_back();
+}
+
+// Whether the session has a stay here that is not on its way out: active, or
+// pending and not leaving (a session has at most one).
+bool Room::HasCurrent(uint64_t session_id) const {
+  if (index_.count(session_id) != 0) return true;
+  return std::any_of(pending_.begin(), pending_.end(), [&](const Pending& p) {
+    return p.member.id == session_id && !p.leaving;
+  });
+}
+
+// The sessions in the room once each, with `announced`, a stay just taken
+// out of the pending ones. A session that joins again before its stay here
+// is announced has several stays here at once (leaving ones, and maybe the
+// current one): it counts once.
+uint32_t Room::MemberCount(const Pending& announced) const {
+  size_t count = members_.size();
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    const Pending& p = pending_[i];
+    if (!p.leaving) {
+      ++count;
+      continue;
+    }
+    // Leaving: counted once, unless it has a current stay here.
+    const uint64_t id = p.member.id;
+    const bool earlier = std::any_of(
+        pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(i),
+        [&](const Pending& q) { return q.leaving && q.member.id == id; });
+    if (!earlier && !HasCurrent(id)) ++count;
+  }
+  if (announced.leaving) {  // (otherwise it is active now, counted above)
+    const uint64_t id = announced.member.id;
+    if (std::none_of(pending_.begin(), pending_.end(),
+                     [&](const Pending& q) { return q.member.id == id; }) &&
+        index_.count(id) == 0) {
+      ++count;
+    }
+  }
+  return static_cast<uint32_t>(count);
 }
 
 Room::Member* Room::FindCurrent(uint64_t session_id) {

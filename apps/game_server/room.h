@@ -127,6 +127,8 @@ class Room final : public servercore::JobQueue {
 
   Member* FindCurrent(uint64_t session_id);
   size_t FindPending(uint64_t session_id, uint32_t serial) const;
+  bool HasCurrent(uint64_t session_id) const;
+  uint32_t MemberCount(const Pending& announced) const;
   void AddActive(Member member);
   void RemoveActive(size_t index);
   void Announce(size_t pending_index);

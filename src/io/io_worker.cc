@@ -157,27 +157,13 @@ void IoWorker::ScheduleFlush(SessionRef session) {
 
 void IoWorker::Run() {
   ReadClock();
-  GlobalJobQueue& jobs = GlobalJobQueue::Instance();
-  jobs.Register(*this);
-  timer_slot_ = &TimerRegistry::Instance().Register(*this);
+  Register();
   std::chrono::steady_clock::time_point deadline{};
   for (;;) {
     backend_->Poll(PollTimeoutMs());  // reads the clock when its wait returns
-    RunTasks();
-    // Their jobs land in their queues, which may run right here.
-    timer_slot_->FireDue(now_);
-    // Before the flush, so what the jobs Send goes out this round.
-    jobs.RunFor(JobQueue::TimeSlice());
-    FlushScheduled();
-    FinalizeClosed();
-    if (listener_) {
-      listener_->SetOverBudget(!budget_.AcceptAllowed());
-      listener_->MaybeResume(now_);
-    }
-    SweepSessions();
+    Round(now_);
     if (stopping_) {
-      if (sessions_.empty() && closing_.empty() &&
-          !backend_->HasOwnOpsInFlight()) {
+      if (Stopped()) {
         DrainJobsForStop();
         break;
       }
@@ -195,6 +181,77 @@ void IoWorker::Run() {
     }
   }
   DrainAfterExit();
+}
+
+void IoWorker::Register() {
+  AssertInWorkerThread();
+  GlobalJobQueue::Instance().Register(*this);
+  timer_slot_ = &TimerRegistry::Instance().Register(*this);
+}
+
+void IoWorker::Round(std::chrono::steady_clock::time_point timer_now) {
+  AssertInWorkerThread();
+  RunTasks();
+  // Their jobs land in their queues, which may run right here.
+  timer_slot_->FireDue(timer_now);
+  // Before the flush, so what the jobs Send goes out this round.
+  GlobalJobQueue::Instance().RunFor(JobQueue::TimeSlice());
+  FlushScheduled();
+  FinalizeClosed();
+  if (listener_) {
+    listener_->SetOverBudget(!budget_.AcceptAllowed());
+    listener_->MaybeResume(now_);
+  }
+  SweepSessions();
+}
+
+bool IoWorker::Stopped() const {
+  AssertInWorkerThread();
+  return sessions_.empty() && closing_.empty() &&
+         !backend_->HasOwnOpsInFlight();
+}
+
+// --- Run inline, by a test harness ------------------------------------------
+
+void IoWorker::BeginInline(std::unique_ptr<IoBackend> backend) {
+  SERVERCORE_CHECK(
+      !thread_.joinable() && backend_ == nullptr && t_current_worker == nullptr,
+      "IoWorker::BeginInline on a worker that runs, or on a "
+      "thread that is one");
+  backend_ = std::move(backend);
+  t_current_worker = this;
+  AssertInWorkerThread();
+  ReadClock();
+  Register();
+}
+
+void IoWorker::RunRound(std::chrono::nanoseconds timer_skew) {
+  AssertInWorkerThread();
+  ReadClock();
+  Round(now_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                   timer_skew));
+}
+
+bool IoWorker::Quiet() {
+  AssertInWorkerThread();
+  MutexLock lock(inbox_mu_);
+  return inbox_.empty() && flush_list_.empty() && closing_.empty() &&
+         GlobalJobQueue::Instance().empty();
+}
+
+void IoWorker::EndInline(std::chrono::nanoseconds timer_skew) {
+  AssertInWorkerThread();
+  StopAll();
+  // As Run's end, without its deadline: an inline backend has nothing in
+  // flight that could keep a session from finishing.
+  for (int round = 0; !Stopped(); ++round) {
+    SERVERCORE_CHECK(round < 100'000, "worker %zu: an inline stop never ends",
+                     index_);
+    RunRound(timer_skew);
+  }
+  DrainJobsForStop();
+  DrainAfterExit();
+  t_current_worker = nullptr;
 }
 
 void IoWorker::DrainJobsForStop() {
@@ -326,6 +383,7 @@ void IoWorker::FlushScheduled() {
 void IoWorker::OnAccepted(int fd) {
   AssertInWorkerThread();
   counters_.accepted.Add();
+  if (listener_) listener_->OnAccepted();
   if (stopping_) {
     ::close(fd);
     return;

@@ -92,6 +92,19 @@ class IoWorker {
   // job queue, which guarantees its backend is up.
   void Wake() { backend_->Wake(); }
 
+  // --- Run inline, by a test harness (src/testing/session_harness.h) ---
+  // Instead of Start: the calling thread becomes this worker's thread, with
+  // `backend` (which the harness fakes), until EndInline. RunRound runs one
+  // round of the loop without waiting for events (the harness reports them to
+  // the socket states itself), with timers fired as if the clock were
+  // `timer_skew` ahead. Quiet: nothing is left for another round to do.
+  // EndInline stops as Run does (every session closed, the jobs drained, the
+  // timers dropped). The real loop runs the very same round.
+  void BeginInline(std::unique_ptr<IoBackend> backend);
+  void RunRound(std::chrono::nanoseconds timer_skew) SERVERCORE_ON_WORKER;
+  bool Quiet() SERVERCORE_ON_WORKER;
+  void EndInline(std::chrono::nanoseconds timer_skew) SERVERCORE_ON_WORKER;
+
   bool InWorkerThread() const noexcept;
   // Establishes, for the compiler, that the caller runs on a worker, and
   // checks at run time (debug and sanitizer builds) that it is this one, or
@@ -145,6 +158,15 @@ class IoWorker {
 
   void Post(Task task);
   void Run() SERVERCORE_ON_WORKER;
+  // Joins the global job queue and the timer registry (the loop starts).
+  void Register() SERVERCORE_ON_WORKER;
+  // One round of the loop after the wait for events; timers fire at
+  // `timer_now` (now_, but for a harness's clock).
+  void Round(std::chrono::steady_clock::time_point timer_now)
+      SERVERCORE_ON_WORKER;
+  // Stopping, with every session gone and no operation of the backend's own
+  // left.
+  bool Stopped() const SERVERCORE_ON_WORKER;
   void RunTasks() SERVERCORE_ON_WORKER;
   void ScheduleFlush(SessionRef session) SERVERCORE_ON_WORKER;
   void FlushScheduled() SERVERCORE_ON_WORKER;

@@ -34,15 +34,45 @@ void Listener::OnError(int error) {
   // Anything else (a connection reset before it was taken, say) concerns
   // that one connection: the accept stays armed.
   if (!IsResourceError(error) || state_ == State::kStopped) return;
-  if (state_ == State::kAccepting) {
+  const Clock::time_point now = Clock::now();
+  episode_error_ = error;
+  if (episode_failures_++ == 0) {
+    episode_since_ = now;
+    episode_reminder_ = now + kEpisodeReminder;
     LogLimited(LogKind::kAcceptError,
-               "worker %zu: accept: %s; pausing accepts for %lld ms",
+               "worker %zu: accept: %s; pausing accepts, retrying every "
+               "%lld ms (one line when accepting again)",
                worker_index_, std::strerror(error),
                static_cast<long long>(kBackoff.count()));
+  } else if (now >= episode_reminder_) {
+    episode_reminder_ = now + kEpisodeReminder;
+    LogLimited(
+        LogKind::kAcceptError,
+        "worker %zu: accept: still %s after %lld s; %llu accepts "
+        "failed so far",
+        worker_index_, std::strerror(error),
+        static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(
+                                   now - episode_since_)
+                                   .count()),
+        static_cast<unsigned long long>(episode_failures_));
+  }
+  if (state_ == State::kAccepting) {
     backend_.PauseAccept();
     state_ = State::kBackingOff;
   }
-  resume_at_ = Clock::now() + kBackoff;
+  resume_at_ = now + kBackoff;
+}
+
+void Listener::EndEpisode() {
+  const auto lasted = std::chrono::duration_cast<std::chrono::milliseconds>(
+      Clock::now() - episode_since_);
+  LogLimited(LogKind::kAcceptError,
+             "worker %zu: accepting again after %.1f s of accept failures "
+             "(%s); %llu accepts failed",
+             worker_index_, static_cast<double>(lasted.count()) / 1000.0,
+             std::strerror(episode_error_),
+             static_cast<unsigned long long>(episode_failures_));
+  episode_failures_ = 0;
 }
 
 void Listener::SetOverBudget(bool over) {

@@ -9,7 +9,12 @@
 // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the listener
 // neither spins on the error nor gives up: it stops asking for connections
 // (they wait in the kernel's backlog) and asks again after a back-off. The
-// sessions already open go on meanwhile.
+// sessions already open go on meanwhile. Such an episode, however long, is
+// logged on two lines: one when the first accept fails, one at the next
+// accept that succeeds, with how long it lasted and how many accepts failed
+// (and one a minute in between, while it lasts): a retry costs one failed
+// accept, so retrying often keeps recovery quick, but logging each retry
+// would flood the log.
 //
 //   kIdle --Start--> kAccepting --resource error--> kBackingOff
 //                      ^   ^                            |
@@ -38,6 +43,8 @@ class Listener {
   using Clock = std::chrono::steady_clock;
   // How long accepting pauses after a resource error before trying again.
   static constexpr auto kBackoff = std::chrono::milliseconds(100);
+  // While an episode of resource errors lasts, a reminder this often.
+  static constexpr auto kEpisodeReminder = std::chrono::seconds(60);
 
   // Takes ownership of the bound, listening socket `fd`.
   Listener(IoBackend& backend, int fd, size_t worker_index) noexcept
@@ -53,6 +60,12 @@ class Listener {
   void Stop() SERVERCORE_ON_WORKER;
   // An accept failed with `error` (an errno value).
   void OnError(int error) SERVERCORE_ON_WORKER;
+  // An accept succeeded: ends an episode of resource errors, if one lasts.
+  void OnAccepted() SERVERCORE_ON_WORKER {
+    if (episode_failures_ > 0) [[unlikely]] {
+      EndEpisode();
+    }
+  }
   // The memory budget: over it, connections wait in the backlog until it
   // says otherwise (checked each round; no timer).
   void SetOverBudget(bool over) SERVERCORE_ON_WORKER;
@@ -64,11 +77,19 @@ class Listener {
  private:
   enum class State { kIdle, kAccepting, kBackingOff, kOverBudget, kStopped };
 
+  void EndEpisode() SERVERCORE_ON_WORKER;
+
   IoBackend& backend_;
   const int fd_;
   const size_t worker_index_;
   State state_ = State::kIdle;
   Clock::time_point resume_at_{};
+  // The episode of resource errors under way: accepts failed (0: none
+  // under way), since when, the last error, when the next reminder is due.
+  uint64_t episode_failures_ = 0;
+  Clock::time_point episode_since_{};
+  int episode_error_ = 0;
+  Clock::time_point episode_reminder_{};
 };
 
 }  // namespace servercore::internal

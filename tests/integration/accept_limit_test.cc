@@ -14,6 +14,9 @@
 
 #include <cstdlib>
 #include <set>
+#include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "service_test_util.h"
@@ -159,6 +162,68 @@ TEST_P(AcceptLimitTest, EmfileDuringAcceptBacksOffAndRecovers) {
   EXPECT_EQ(stats.closed(DisconnectReason::kPeerClosed),
             kExisting + kWaiting + 1);
   EXPECT_EQ(tracker.disconnected(), static_cast<int>(kExisting + kWaiting + 1));
+}
+
+// Issue 12: at the descriptor limit the server logged the same warning ten
+// times a second for as long as it lasted. However long, an episode is now
+// one line when it begins and one when accepting works again.
+TEST_P(AcceptLimitTest, EmfileEpisodeIsLoggedOnTwoLines) {
+  constexpr size_t kWaiting = 4;
+  SessionTracker tracker;
+  auto server = std::make_unique<ServerService>(Options(), tracker.Factory());
+  if (std::error_code error = server->Start()) {
+    if (GetParam() == Backend::kUring) GTEST_SKIP() << error.message();
+    FAIL() << error.message();
+  }
+  std::vector<TestClient> waiting(kWaiting);
+  for (TestClient& c : waiting) ASSERT_TRUE(c.OpenSocket());
+  // Before the limit drops: the capture takes descriptors of its own.
+  ::testing::internal::CaptureStderr();
+  bool capturing = true;
+  ScopeExit stop_capture([&] {
+    if (capturing) ::testing::internal::GetCapturedStderr();
+  });
+  rlimit original{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &original), 0);
+  bool restored = false;
+  auto restore = [&] {
+    if (!restored) ::setrlimit(RLIMIT_NOFILE, &original);
+    restored = true;
+  };
+  ScopeExit restore_at_exit(restore);
+  rlimit lowered = original;
+  lowered.rlim_cur = LimitLeaving(1);  // the listening socket, no session
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  ASSERT_FALSE(server->Listen("127.0.0.1", 0));
+  for (TestClient& c : waiting) ASSERT_TRUE(c.ConnectOpened(server->port()));
+  ASSERT_TRUE(WaitFor([&] { return server->GetStats().accept_errors > 0; }));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const uint64_t failures = server->GetStats().accept_errors;
+  restore();
+  ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == kWaiting; }))
+      << server->SessionCount() << " sessions after the limit was restored";
+  waiting.clear();
+  server->Stop();
+  capturing = false;
+  const std::string log = ::testing::internal::GetCapturedStderr();
+
+  // The retries went on (recovery stays quick), their lines did not.
+  EXPECT_GE(failures, 10u) << "accept was retried less than every 200 ms";
+  size_t lines = 0;
+  size_t begun = 0;
+  size_t ended = 0;
+  for (size_t at = 0, end; at < log.size(); at = end + 1) {
+    end = log.find('\n', at);
+    if (end == std::string::npos) end = log.size();
+    const std::string_view line(log.data() + at, end - at);
+    if (line.find("accept") == std::string_view::npos) continue;
+    ++lines;
+    begun += line.find("pausing accepts") != std::string_view::npos;
+    ended += line.find("accepting again after") != std::string_view::npos;
+  }
+  EXPECT_EQ(lines, 2u) << log;
+  EXPECT_EQ(begun, 1u) << log;
+  EXPECT_EQ(ended, 1u) << log;
 }
 
 // max_sessions: connections past it are closed at once and counted; the

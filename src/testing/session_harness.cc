@@ -1,0 +1,188 @@
+#include "testing/session_harness.h"
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+#include <utility>
+
+#include "io/io_backend.h"
+#include "io/io_key.h"
+#include "io/io_worker.h"
+#include "io/socket_state.h"
+#include "memory_budget.h"
+#include "servercore/check.h"
+
+namespace servercore::testing {
+
+using internal::IoKey;
+using internal::SocketState;
+
+// A backend with no kernel under it: reads are the harness's Receive calls;
+// a write takes the gather write's bytes (up to max_write_) into the
+// session's byte string at once, so nothing is ever in flight.
+class SessionHarness::FakeBackend final : public internal::IoBackend {
+ public:
+  void Attach(SocketState& socket) override SERVERCORE_ON_WORKER {
+    reading_[&socket] = true;
+  }
+  void ResumeRecv(SocketState&) override {}
+  int64_t Write(SocketState& socket) override SERVERCORE_ON_WORKER {
+    const msghdr& message = socket.write_message();
+    std::vector<std::byte>& out = written_[socket.owner().id()];
+    size_t left = max_write_ == 0 ? SIZE_MAX : max_write_;
+    int64_t total = 0;
+    for (size_t i = 0; i < message.msg_iovlen && left > 0; ++i) {
+      const iovec& v = message.msg_iov[i];
+      const size_t n = std::min(v.iov_len, left);
+      const auto* bytes = static_cast<const std::byte*>(v.iov_base);
+      out.insert(out.end(), bytes, bytes + n);
+      left -= n;
+      total += static_cast<int64_t>(n);
+    }
+    return total;
+  }
+  void StopRecv(SocketState& socket) override { reading_[&socket] = false; }
+  void Detach(SocketState& socket) override { reading_.erase(&socket); }
+  void Listen(int) override {}
+  void PauseAccept() override {}
+  void ResumeAccept() override {}
+  bool HasOwnOpsInFlight() const noexcept override { return false; }
+  void Poll(int) override {}
+  void Wake() noexcept override {}
+  void Shutdown() noexcept override { reading_.clear(); }
+
+  bool Reading(SocketState& socket) const {
+    auto it = reading_.find(&socket);
+    return it != reading_.end() && it->second;
+  }
+  const std::vector<std::byte>& Written(uint64_t session_id) {
+    return written_[session_id];
+  }
+  void SetMaxWrite(size_t bytes) noexcept { max_write_ = bytes; }
+
+ private:
+  std::unordered_map<const SocketState*, bool> reading_;
+  std::unordered_map<uint64_t, std::vector<std::byte>> written_;
+  size_t max_write_ = 0;
+};
+
+// The service's side: options, the memory budget, the one worker, and a
+// Service that is never started, for Session::Open (a session's service()).
+class SessionHarness::Host final : public internal::WorkerHost {
+ public:
+  explicit Host(const ServiceOptions& options)
+      : options_(options),
+        budget_(options.max_memory),
+        service_(options, [] { return nullptr; }),
+        worker_(*this, 0) {}
+
+  const ServiceOptions& options() const noexcept override { return options_; }
+  internal::IoWorker& NextWorker() noexcept override { return worker_; }
+  SessionRef CreateSession(int fd, internal::IoWorker&) override {
+    SERVERCORE_CHECK(fd < 0, "a SessionHarness accepts no socket");
+    return nullptr;
+  }
+  void OnSessionClosed() noexcept override {}
+  internal::MemoryBudget& budget() noexcept override { return budget_; }
+
+  ServerService& service() noexcept { return service_; }
+  internal::IoWorker& worker() noexcept { return worker_; }
+  std::vector<SessionRef>& sessions() noexcept { return sessions_; }
+
+ private:
+  const ServiceOptions options_;
+  internal::MemoryBudget budget_;
+  ServerService service_;
+  internal::IoWorker worker_;
+  std::vector<SessionRef> sessions_;
+};
+
+SessionHarness::SessionHarness(const ServiceOptions& options)
+    : host_(std::make_unique<Host>(options)) {
+  auto backend = std::make_unique<FakeBackend>();
+  backend_ = backend.get();
+  host_->worker().BeginInline(std::move(backend));
+}
+
+SessionHarness::~SessionHarness() { Stop(); }
+
+void SessionHarness::SetMaxWrite(size_t bytes) noexcept {
+  backend_->SetMaxWrite(bytes);
+}
+
+void SessionHarness::Add(SessionRef session) {
+  SERVERCORE_CHECK(!stopped_, "SessionHarness::Add after Stop");
+  internal::IoWorker& worker = host_->worker();
+  // As Service::Impl::CreateSession, with no descriptor, then handed to the
+  // worker as an accepted connection is.
+  session->socket(IoKey{}).Bind(-1, worker, host_->options().max_pending_bytes);
+  session->Open(IoKey{}, host_->service());
+  host_->sessions().push_back(session);
+  worker.Adopt(std::move(session));
+}
+
+size_t SessionHarness::Receive(Session& session,
+                               std::span<const std::byte> bytes) {
+  internal::IoWorker& worker = host_->worker();
+  worker.AssertInWorkerThread();
+  SocketState& socket = session.socket(IoKey{});
+  size_t taken = 0;
+  while (taken < bytes.size() && !stopped_ && backend_->Reading(socket) &&
+         socket.CanRead()) {
+    RecvBuffer& buffer = socket.recv_buffer();
+    const size_t n = std::min(bytes.size() - taken, buffer.FreeSize());
+    if (n == 0) break;  // RecvDone closes a session whose buffer filled
+    std::memcpy(buffer.WritePos(), bytes.data() + taken, n);
+    taken += n;
+    socket.RecvDone(static_cast<int64_t>(n));
+  }
+  return taken;
+}
+
+void SessionHarness::PeerClose(Session& session) {
+  internal::IoWorker& worker = host_->worker();
+  worker.AssertInWorkerThread();
+  SocketState& socket = session.socket(IoKey{});
+  if (!stopped_ && backend_->Reading(socket)) socket.RecvDone(0);
+}
+
+void SessionHarness::RunRound() {
+  if (stopped_) return;
+  internal::IoWorker& worker = host_->worker();
+  worker.AssertInWorkerThread();
+  worker.RunRound(skew_);
+}
+
+bool SessionHarness::RunUntilQuiet(int max_rounds) {
+  if (stopped_) return true;
+  internal::IoWorker& worker = host_->worker();
+  worker.AssertInWorkerThread();
+  for (int round = 0; round < max_rounds; ++round) {
+    worker.RunRound(skew_);
+    if (worker.Quiet()) return true;
+  }
+  return false;
+}
+
+const std::vector<std::byte>& SessionHarness::Written(
+    const Session& session) const {
+  return backend_->Written(session.id());
+}
+
+uint64_t SessionHarness::Closed(DisconnectReason reason) const noexcept {
+  return host_->worker()
+      .counters()
+      .closed_by_reason[static_cast<size_t>(reason)]
+      .Get();
+}
+
+void SessionHarness::Stop() {
+  if (stopped_) return;
+  internal::IoWorker& worker = host_->worker();
+  worker.AssertInWorkerThread();
+  worker.EndInline(skew_);
+  stopped_ = true;
+  host_->sessions().clear();
+}
+
+}  // namespace servercore::testing

@@ -1,0 +1,202 @@
+// SessionHarness (src/testing/session_harness.h) with GameServer's real
+// sessions: the harness itself (reads, writes whole and partial, closes,
+// timers on its clock), and the fuzzer's driver (tests/fuzz/
+// game_session_driver.h) on its seeds and on the checked-in corpus, so both
+// run in every build, sanitizers included, not only in the fuzz preset.
+//
+// SERVERCORE_WRITE_SEEDS=DIR writes the seeds into DIR as corpus files;
+// CORPUS=DIR runs the files of DIR instead of the checked-in corpus (say, a
+// crash the fuzzer wrote, for a build with a debugger).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "game_session.h"
+#include "game_session_driver.h"
+#include "room_directory.h"
+#include "servercore/disconnect_reason.h"
+#include "testing/session_harness.h"
+
+namespace servercore::testing {
+namespace {
+
+using Bytes = std::vector<std::byte>;
+
+Bytes Packet(uint16_t id, std::string_view payload) {
+  const size_t size = 4 + payload.size();
+  Bytes out = {std::byte(size & 0xff), std::byte(size >> 8),
+               std::byte(id & 0xff), std::byte(id >> 8)};
+  for (char c : payload) out.push_back(std::byte(c));
+  return out;
+}
+
+Bytes Join(uint32_t room) {
+  std::string payload;
+  for (int i = 0; i < 4; ++i) payload.push_back(char(room >> (8 * i)));
+  return Packet(3, payload);
+}
+
+class HarnessTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<game::GameSession> Connect() {
+    auto session = std::make_shared<game::GameSession>(rooms_, 4096);
+    harness_.Add(session);
+    harness_.RunRound();
+    return session;
+  }
+
+  game::RoomDirectory rooms_{
+      game::WorldOptions{.tick = std::chrono::seconds(60)}};
+  SessionHarness harness_{ServiceOptions{.recv_buffer_size = 16 * 1024}};
+};
+
+TEST_F(HarnessTest, EchoesWhatItReceives) {
+  auto session = Connect();
+  const Bytes echo = Packet(1, "hello");
+  EXPECT_EQ(harness_.Receive(*session, echo), echo.size());
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  EXPECT_EQ(harness_.Written(*session), Packet(2, "hello"));
+}
+
+TEST_F(HarnessTest, ByteByByteReadsAndThreeByteWrites) {
+  auto a = Connect();
+  auto b = Connect();
+  harness_.SetMaxWrite(3);
+  const Bytes chat = Packet(5, "split");
+  for (std::byte byte : chat) harness_.Receive(*a, {&byte, 1});
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  // S_CHAT: the sender's id, then the message, to both.
+  std::string payload;
+  for (int i = 0; i < 8; ++i) payload.push_back(char(a->id() >> (8 * i)));
+  payload += "split";
+  EXPECT_EQ(harness_.Written(*a), Packet(6, payload));
+  EXPECT_EQ(harness_.Written(*b), Packet(6, payload));
+}
+
+TEST_F(HarnessTest, AProtocolErrorClosesOnlyThatSession) {
+  auto bad = Connect();
+  auto good = Connect();
+  harness_.Receive(*bad, Packet(2, "S_ECHO is the server's"));
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  EXPECT_FALSE(bad->IsConnected());
+  EXPECT_EQ(harness_.Closed(DisconnectReason::kProtocolError), 1u);
+  EXPECT_EQ(harness_.Receive(*bad, Packet(1, "late")), 0u) << "not reading";
+  harness_.Receive(*good, Packet(1, "still here"));
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  EXPECT_TRUE(good->IsConnected());
+  EXPECT_EQ(harness_.Written(*good), Packet(2, "still here"));
+}
+
+TEST_F(HarnessTest, JoinIsAnsweredAndPeerCloseIsCounted) {
+  auto session = Connect();
+  harness_.Receive(*session, Join(7));
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  const Bytes& out = harness_.Written(*session);
+  ASSERT_EQ(out.size(), 12u);
+  EXPECT_EQ(out[2], std::byte{4});  // S_JOIN
+  EXPECT_EQ(out[4], std::byte{7});  // room 7
+  EXPECT_EQ(out[8], std::byte{1});  // one member
+  harness_.PeerClose(*session);
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  EXPECT_FALSE(session->IsConnected());
+  EXPECT_EQ(harness_.Closed(DisconnectReason::kPeerClosed), 1u);
+}
+
+// Found by game_session_fuzz: a session that joined a room twice in a row,
+// its first stay there still pending, got an S_JOIN counting it twice.
+TEST_F(HarnessTest, JoiningARoomTwiceCountsTheSessionOnce) {
+  auto session = Connect();
+  // Rooms 3, 3, 2, 2, read 3 bytes at a time: each stay is still pending
+  // when the next join leaves it for the same room.
+  Bytes joins;
+  for (uint32_t room : {3u, 3u, 2u, 2u}) {
+    const Bytes join = Join(room);
+    joins.insert(joins.end(), join.begin(), join.end());
+  }
+  for (size_t at = 0; at < joins.size(); at += 3) {
+    harness_.Receive(*session, std::span(joins).subspan(
+                                   at, std::min<size_t>(3, joins.size() - at)));
+  }
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  const Bytes& out = harness_.Written(*session);
+  ASSERT_EQ(out.size(), 4 * 12u) << "four S_JOINs";
+  for (size_t at = 0; at < out.size(); at += 12) {
+    EXPECT_EQ(out[at + 2], std::byte{4});
+    EXPECT_EQ(out[at + 8], std::byte{1}) << "S_JOIN #" << at / 12 + 1;
+  }
+}
+
+TEST_F(HarnessTest, TimersFireOnTheHarnessClock) {
+  auto session = Connect();
+  // C_MOVE x=1 (field 1, fixed32 1.0f): the session enters the world and gets
+  // a full snapshot at once; the tick's delta waits for the clock.
+  const Bytes move = Packet(1002, std::string_view("\x0d\x00\x00\x80\x3f", 5));
+  harness_.Receive(*session, move);
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  const size_t after_full = harness_.Written(*session).size();
+  EXPECT_GT(after_full, 0u);
+  harness_.RunRound();
+  EXPECT_EQ(harness_.Written(*session).size(), after_full) << "no tick yet";
+  harness_.Advance(std::chrono::seconds(60));
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  EXPECT_GT(harness_.Written(*session).size(), after_full)
+      << "the tick's delta";
+}
+
+TEST_F(HarnessTest, StopSaysGoodbyeToTypedClients) {
+  auto typed = Connect();
+  auto plain = Connect();
+  harness_.Receive(*typed, Packet(1000, ""));  // C_PING
+  harness_.Receive(*plain, Packet(1, "x"));
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  const size_t typed_before = harness_.Written(*typed).size();
+  const size_t plain_before = harness_.Written(*plain).size();
+  harness_.Stop();
+  EXPECT_FALSE(typed->IsConnected());
+  const Bytes& out = harness_.Written(*typed);
+  ASSERT_GT(out.size(), typed_before);
+  EXPECT_EQ(out[typed_before + 2], std::byte{1005 & 0xff});  // S_BYE
+  EXPECT_EQ(harness_.Written(*plain).size(), plain_before);
+  EXPECT_EQ(harness_.Closed(DisconnectReason::kServiceStopped), 2u);
+}
+
+TEST(GameSessionDriverTest, Seeds) {
+  const auto seeds = game::fuzz::SeedConversations();
+  ASSERT_FALSE(seeds.empty());
+  const char* dir = std::getenv("SERVERCORE_WRITE_SEEDS");
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    SCOPED_TRACE(i);
+    game::fuzz::RunConversation(seeds[i]);
+    if (dir != nullptr) {
+      std::ofstream out(std::string(dir) + "/seed-" + std::to_string(i),
+                        std::ios::binary);
+      out.write(reinterpret_cast<const char*>(seeds[i].data()),
+                static_cast<std::streamsize>(seeds[i].size()));
+    }
+  }
+}
+
+TEST(GameSessionDriverTest, CheckedInCorpus) {
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           (std::getenv("CORPUS") ? std::getenv("CORPUS")
+                                  : GAME_SESSION_CORPUS_DIR))) {
+    SCOPED_TRACE(entry.path().string());
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string data((std::istreambuf_iterator<char>(in)),
+                           std::istreambuf_iterator<char>());
+    game::fuzz::RunConversation(
+        {reinterpret_cast<const std::byte*>(data.data()), data.size()});
+    ++files;
+  }
+  EXPECT_GT(files, 0u);
+}
+
+}  // namespace
+}  // namespace servercore::testing
