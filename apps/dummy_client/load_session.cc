@@ -283,6 +283,17 @@ void LoadSession::OnChat(std::span<const std::byte> payload) {
   }
   const int64_t seq = Check(body, sender);
   if (seq < 0) return;
+  if (state_.chat_sender_ids) {
+    // One id per sender, cluster-wide: a node that relabels the chats it
+    // forwards shows here.
+    const uint64_t id = LoadU64(payload.data());
+    uint64_t first = 0;
+    if (!state_.chat_sender_ids[sender].compare_exchange_strong(
+            first, id, std::memory_order_relaxed) &&
+        first != id) {
+      Error(state_.chat_sender_id);
+    }
+  }
   std::atomic<uint64_t>& next = received_from_[sender];
   if (static_cast<uint64_t>(seq) != next.load(std::memory_order_relaxed)) {
     Error(state_.out_of_order);

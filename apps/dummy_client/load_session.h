@@ -1,7 +1,8 @@
 // LoadSession: one DummyClient connection. It sends numbered packets (echo,
 // chat or C_MOVE) and checks every packet it gets back: echo payloads byte
 // for byte and in order; chat messages per sender with no gap, reorder or
-// duplicate, and none from another room; snapshots by its WorldChecker; and
+// duplicate, none from another room, and each sender named by the same
+// session id at every receiver; snapshots by its WorldChecker; and
 // the S_PONG of each C_PING it sent to keep itself alive.
 //
 // Payload of every echo and chat load packet (at least kMinPayload bytes):
@@ -110,7 +111,10 @@ struct LoadState {
   std::atomic<uint64_t> refused{0};          // connections that failed
   std::atomic<uint64_t> bad_join{0};         // S_JOIN of another room, or empty
   std::atomic<uint64_t> chat_wrong_room{0};  // S_CHAT from another room
-  std::atomic<uint64_t> pings{0};            // C_PING sent (keep-alive)
+  // S_CHAT naming its sender by another session id than the sender's other
+  // S_CHATs do, at this or any other receiver (on any server).
+  std::atomic<uint64_t> chat_sender_id{0};
+  std::atomic<uint64_t> pings{0};  // C_PING sent (keep-alive)
   std::atomic<uint64_t> pongs{0};
   std::atomic<uint64_t> bad_pong{0};  // unasked for, or time not echoed
   std::atomic<uint64_t> byes{0};  // S_BYE (the close counts as disconnected)
@@ -119,6 +123,9 @@ struct LoadState {
   std::vector<HostCounters> per_host;  // by LoadConfig::hosts' order
   // Move mode: every session's moves, for the other members of its room.
   std::unique_ptr<MoveLog> moves;
+  // Chat mode: the session id the first S_CHAT of each sender (by client
+  // index) carried, 0 until then; every other must carry the same.
+  std::unique_ptr<std::atomic<uint64_t>[]> chat_sender_ids;
   int64_t start_ns = 0;  // open loop: the schedule's origin
 };
 

@@ -346,6 +346,10 @@ int main(int argc, char** argv) {
     state.moves =
         std::make_unique<game::MoveLog>(static_cast<size_t>(config.sessions));
   }
+  if (config.mode == Mode::kChat) {
+    state.chat_sender_ids = std::make_unique<std::atomic<uint64_t>[]>(
+        static_cast<size_t>(config.sessions));
+  }
   uint32_t next_index = 0;
   servercore::ClientService client(
       servercore::ServiceOptions{

@@ -12,7 +12,8 @@ using ull = unsigned long long;
 uint64_t ErrorsSoFar(const LoadState& s) {
   return s.corrupt.load() + s.out_of_order.load() + s.unexpected.load() +
          s.disconnected.load() + s.refused.load() + s.bad_join.load() +
-         s.chat_wrong_room.load() + s.bad_pong.load() + s.world.Violations();
+         s.chat_wrong_room.load() + s.chat_sender_id.load() +
+         s.bad_pong.load() + s.world.Violations();
 }
 
 const char* LatencyMeasures(Mode mode) {
@@ -129,6 +130,7 @@ Summary Summarize(const LoadConfig& config, const LoadState& state,
   s.refused = state.refused.load();
   s.bad_join = state.bad_join.load();
   s.chat_wrong_room = state.chat_wrong_room.load();
+  s.chat_sender_id = state.chat_sender_id.load();
   s.bad_pong = state.bad_pong.load();
   s.unsolicited = w.unsolicited.load();
   s.not_full_first = w.not_full_first.load();
@@ -191,7 +193,7 @@ void PrintSummary(const Summary& s) {
       "keepalive pings %llu  pongs %llu\n"
       "errors   lost %llu  corrupt %llu  out-of-order %llu  unexpected %llu  "
       "disconnected %llu  refused %llu  bad-join %llu  chat-wrong-room %llu  "
-      "bad-pong %llu\n"
+      "chat-sender-id %llu  bad-pong %llu\n"
       "world errors  unsolicited %llu  not-full-first %llu  tick-back %llu  "
       "own-seq-back %llu  seq-back %llu  future-seq %llu  late %llu "
       "(worst %.1f ms)  snapshot-wrong-room %llu  gone-and-present %llu  "
@@ -202,10 +204,11 @@ void PrintSummary(const Summary& s) {
       static_cast<ull>(s.out_of_order), static_cast<ull>(s.unexpected),
       static_cast<ull>(s.disconnected), static_cast<ull>(s.refused),
       static_cast<ull>(s.bad_join), static_cast<ull>(s.chat_wrong_room),
-      static_cast<ull>(s.bad_pong), static_cast<ull>(s.unsolicited),
-      static_cast<ull>(s.not_full_first), static_cast<ull>(s.tick_back),
-      static_cast<ull>(s.own_seq_back), static_cast<ull>(s.seq_back),
-      static_cast<ull>(s.future_seq), static_cast<ull>(s.late), s.worst_late_ms,
+      static_cast<ull>(s.chat_sender_id), static_cast<ull>(s.bad_pong),
+      static_cast<ull>(s.unsolicited), static_cast<ull>(s.not_full_first),
+      static_cast<ull>(s.tick_back), static_cast<ull>(s.own_seq_back),
+      static_cast<ull>(s.seq_back), static_cast<ull>(s.future_seq),
+      static_cast<ull>(s.late), s.worst_late_ms,
       static_cast<ull>(s.snapshot_wrong_room),
       static_cast<ull>(s.gone_and_present), static_cast<ull>(s.peer_late),
       s.worst_peer_late_ms, s.ok() ? "OK" : "FAILED");
@@ -262,7 +265,8 @@ bool WriteJson(const Summary& s, const std::string& path) {
       f,
       "  \"errors\": {\"lost\": %llu, \"corrupt\": %llu, \"out_of_order\": "
       "%llu, \"unexpected\": %llu, \"disconnected\": %llu, \"refused\": "
-      "%llu, \"bad_join\": %llu, \"chat_wrong_room\": %llu, \"bad_pong\": "
+      "%llu, \"bad_join\": %llu, \"chat_wrong_room\": %llu, "
+      "\"chat_sender_id\": %llu, \"bad_pong\": "
       "%llu, \"unsolicited\": %llu, \"not_full_first\": %llu, "
       "\"tick_back\": %llu, \"own_seq_back\": %llu, \"seq_back\": %llu, "
       "\"future_seq\": %llu, \"late\": %llu, \"snapshot_wrong_room\": %llu, "
@@ -271,11 +275,11 @@ bool WriteJson(const Summary& s, const std::string& path) {
       static_cast<ull>(s.out_of_order), static_cast<ull>(s.unexpected),
       static_cast<ull>(s.disconnected), static_cast<ull>(s.refused),
       static_cast<ull>(s.bad_join), static_cast<ull>(s.chat_wrong_room),
-      static_cast<ull>(s.bad_pong), static_cast<ull>(s.unsolicited),
-      static_cast<ull>(s.not_full_first), static_cast<ull>(s.tick_back),
-      static_cast<ull>(s.own_seq_back), static_cast<ull>(s.seq_back),
-      static_cast<ull>(s.future_seq), static_cast<ull>(s.late),
-      static_cast<ull>(s.snapshot_wrong_room),
+      static_cast<ull>(s.chat_sender_id), static_cast<ull>(s.bad_pong),
+      static_cast<ull>(s.unsolicited), static_cast<ull>(s.not_full_first),
+      static_cast<ull>(s.tick_back), static_cast<ull>(s.own_seq_back),
+      static_cast<ull>(s.seq_back), static_cast<ull>(s.future_seq),
+      static_cast<ull>(s.late), static_cast<ull>(s.snapshot_wrong_room),
       static_cast<ull>(s.gone_and_present), static_cast<ull>(s.peer_late),
       s.ok() ? "true" : "false");
   return std::fclose(f) == 0;

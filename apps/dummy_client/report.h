@@ -84,6 +84,7 @@ struct Summary {
   uint64_t refused = 0;
   uint64_t bad_join = 0;
   uint64_t chat_wrong_room = 0;
+  uint64_t chat_sender_id = 0;
   uint64_t bad_pong = 0;
   // The world's rules (world_checker.h).
   uint64_t unsolicited = 0;
@@ -100,9 +101,10 @@ struct Summary {
 
   uint64_t errors() const noexcept {
     return lost + corrupt + out_of_order + unexpected + disconnected + refused +
-           bad_join + chat_wrong_room + bad_pong + unsolicited +
-           not_full_first + tick_back + own_seq_back + seq_back + future_seq +
-           late + snapshot_wrong_room + gone_and_present + peer_late;
+           bad_join + chat_wrong_room + chat_sender_id + bad_pong +
+           unsolicited + not_full_first + tick_back + own_seq_back + seq_back +
+           future_seq + late + snapshot_wrong_room + gone_and_present +
+           peer_late;
   }
   bool ok() const noexcept { return errors() == 0 && sent > 0; }
 };
