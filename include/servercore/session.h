@@ -184,8 +184,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The internal::SocketState, built in place: its type stays out of this
   // header, and the session needs no second allocation. session.cc checks
-  // that it fits.
-  static constexpr size_t kSocketStateSize = 640;
+  // that it fits. Kept tight: it is most of what an idle connection costs
+  // (docs/BENCHMARKS.md, S6 and S6t).
+  static constexpr size_t kSocketStateSize = 496;
   alignas(16) std::byte socket_storage_[kSocketStateSize];
 };
 

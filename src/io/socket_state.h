@@ -144,9 +144,9 @@ class SocketState {
   int ops_in_flight SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
   // io_uring: a (multishot) receive is in flight.
   bool recv_armed SERVERCORE_GUARDED_BY(kWorkerThread) = false;
-  bool attached SERVERCORE_GUARDED_BY(kWorkerThread) = false;    // listed
-  size_t worker_index SERVERCORE_GUARDED_BY(kWorkerThread) = 0;  // position
+  bool attached SERVERCORE_GUARDED_BY(kWorkerThread) = false;  // listed
   bool in_close_list SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  size_t worker_index SERVERCORE_GUARDED_BY(kWorkerThread) = 0;  // position
 
  private:
   // Copies `bytes` to the end of the tail, growing its storage to `want`
@@ -163,6 +163,9 @@ class SocketState {
 
   Session& owner_;
   int fd_ = -1;
+  // (Beside fd_, where they fill what would be padding.)
+  bool write_in_flight_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  bool draining_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   IoWorker* worker_ = nullptr;
   SendQueue queue_;
   // The receive tail: tail_size_ bytes of an unfinished message at the
@@ -183,9 +186,7 @@ class SocketState {
   size_t sending_done_ SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
   std::vector<iovec> iov_ SERVERCORE_GUARDED_BY(kWorkerThread);
   msghdr msg_ SERVERCORE_GUARDED_BY(kWorkerThread){};
-  bool write_in_flight_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   Clock::time_point write_since_ SERVERCORE_GUARDED_BY(kWorkerThread){};
-  bool draining_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   Clock::time_point drain_deadline_ SERVERCORE_GUARDED_BY(kWorkerThread){};
   // When OnRecv last consumed bytes (or the socket reached its worker).
   Clock::time_point last_progress_ SERVERCORE_GUARDED_BY(kWorkerThread){};
