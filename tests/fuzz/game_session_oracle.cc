@@ -94,16 +94,21 @@ void Model(Client& c, size_t max_packet) {
     const std::byte* p = c.sent.data() + c.parsed;
     const size_t size = U16(p);
     if (size < 4 || size > max_packet) {
-      c.error = true;
       // A bad header counts by the id it carries (PROTOCOL.md "Goodbye")
-      // when the server saw it: its four bytes were in by the end of the
-      // read that brought the size, where the framing broke.
+      // when the server saw it. The read that brought the header's first
+      // byte either brought its size too, and then the framing broke there,
+      // with the id only if its four bytes were in; or it brought that one
+      // byte alone, which the server keeps as its receive tail and completes
+      // to a whole header (four bytes) before framing it: the error comes
+      // then, with the id.
       const auto read =
-          std::lower_bound(c.reads.begin(), c.reads.end(), c.parsed + 2);
-      if (read != c.reads.end() && *read >= c.parsed + 4 &&
-          U16(p + 2) >= kCPing) {
-        c.typed = true;
-      }
+          std::upper_bound(c.reads.begin(), c.reads.end(), c.parsed);
+      const bool alone = read != c.reads.end() && *read < c.parsed + 2;
+      if (alone && c.sent.size() < c.parsed + 4) return;  // not framed yet
+      c.error = true;
+      const bool seen =
+          alone || (read != c.reads.end() && *read >= c.parsed + 4);
+      if (seen && U16(p + 2) >= kCPing) c.typed = true;
       return;
     }
     if (c.sent.size() - c.parsed < size) return;
