@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "../common/protocol.h"
+#include "cluster_link.h"
+#include "cluster_wire.h"
 #include "game_session.h"
 #include "servercore/check.h"
 #include "servercore/packet_writer.h"
@@ -96,7 +98,9 @@ void Room::Announce(size_t pending_index) {
   const bool in_world = pending.member.position.in_world;
   if (!pending.leaving) AddActive(std::move(pending.member));
   PacketWriter reply(kSJoin, kJoinReplyPayloadSize);
-  reply.WriteU32(id_).WriteU32(MemberCount(pending));
+  uint32_t count = MemberCount(pending);
+  if (options_.cluster != nullptr) count += options_.cluster->RemoteCount(id_);
+  reply.WriteU32(id_).WriteU32(count);
   session->Send(reply.Finish());
   if (in_world && !pending.leaving) SendFull(members_[index_.at(id)]);
   for (SendBufferRef& packet : pending.held) session->Send(std::move(packet));
@@ -191,6 +195,15 @@ size_t Room::FindPending(uint64_t session_id, uint32_t serial) const {
 // --- Chat and movement ----------------------------------------------------
 
 void Room::Chat(uint64_t sender, SendBufferRef packet) {
+  if (options_.cluster != nullptr) {
+    // Once for every other node: the S_CHAT's payload, after its header.
+    const auto payload = packet->Data().subspan(servercore::kPacketHeaderSize);
+    std::string message =
+        cluster::Begin(cluster::Kind::kChat, options_.node_id, payload.size());
+    message.append(reinterpret_cast<const char*>(payload.data()),
+                   payload.size());
+    options_.cluster->Publish(id_, std::move(message));
+  }
   for (const Member& member : members_) member.session->Send(packet);
   for (Pending& pending : pending_) {
     if (!pending.leaving) pending.held.push_back(packet);
@@ -283,7 +296,7 @@ void Room::Tick() {
   if (next_due_ <= now) {
     next_due_ += ((now - next_due_) / options_.tick + 1) * options_.tick;
   }
-  if (noted_.empty() && gone_.empty()) {
+  if (noted_.empty() && gone_.empty() && remote_noted_.empty()) {
     if (world_members_ == 0) StopTicking();
     return;
   }
@@ -299,10 +312,27 @@ void Room::Tick() {
   std::sort(gone_.begin(), gone_.end());
   gone_.erase(std::unique(gone_.begin(), gone_.end()), gone_.end());
   for (uint64_t id : gone_) {
-    if (FindCurrent(id) == nullptr) entities_.push_back({id, {}, true});
+    if (IsLocal(id) && FindCurrent(id) == nullptr) {
+      entities_.push_back({id, {}, true});
+    }
+  }
+  // This node's changes go to the others once; theirs, received since the
+  // last tick, join the snapshot here.
+  PublishLocalDelta(entities_.size());
+  for (uint64_t id : remote_noted_) {
+    auto it = remote_.find(id);
+    if (it == remote_.end() || !it->second.noted) continue;
+    it->second.noted = false;
+    entities_.push_back({id, it->second.position, false});
+  }
+  for (uint64_t id : gone_) {
+    if (!IsLocal(id) && remote_.count(id) == 0) {
+      entities_.push_back({id, {}, true});
+    }
   }
   noted_.clear();
   gone_.clear();
+  remote_noted_.clear();
   if (entities_.empty()) return;
   stats_.ticks.fetch_add(1, std::memory_order_relaxed);
   if (options_.shared_snapshots) Encode(entities_, /*full=*/false);
@@ -324,6 +354,9 @@ void Room::SendFull(const Member& to) {
     if (pending.member.position.in_world && !pending.leaving) {
       entities_.push_back({pending.member.id, pending.member.position, false});
     }
+  }
+  for (const auto& [id, remote] : remote_) {
+    entities_.push_back({id, remote.position, false});
   }
   Encode(entities_, /*full=*/true);
   stats_.full_snapshots.fetch_add(parts_.size(), std::memory_order_relaxed);
@@ -349,6 +382,117 @@ void Room::Deliver(GameSession& to) {
   stats_.snapshots.fetch_add(parts_.size(), std::memory_order_relaxed);
   stats_.snapshot_bytes.fetch_add(bytes, std::memory_order_relaxed);
   stats_.entity_updates.fetch_add(entities_.size(), std::memory_order_relaxed);
+}
+
+// --- Other nodes (docs/CLUSTER.md) ----------------------------------------
+
+bool Room::IsLocal(uint64_t session_id) const noexcept {
+  return cluster::NodeOf(session_id) == options_.node_id;
+}
+
+void Room::PublishLocalDelta(size_t count) {
+  if (options_.cluster == nullptr || count == 0) return;
+  std::string message = cluster::Begin(cluster::Kind::kDelta, options_.node_id,
+                                       count * cluster::kEntitySize);
+  for (size_t i = 0; i < count; ++i) {
+    const EntityState& e = entities_[i];
+    cluster::AppendEntity(message, {.id = e.id,
+                                    .x = e.position.x,
+                                    .y = e.position.y,
+                                    .seq = e.position.seq,
+                                    .gone = e.gone});
+  }
+  options_.cluster->Publish(id_, std::move(message));
+}
+
+void Room::PublishState(bool want_reply) {
+  if (options_.cluster == nullptr) return;
+  std::string message =
+      cluster::Begin(cluster::Kind::kState, options_.node_id,
+                     1 + world_members_ * cluster::kEntitySize);
+  cluster::Append(message, static_cast<uint8_t>(want_reply ? 1 : 0));
+  auto add = [&](const Member& m) {
+    if (!m.position.in_world) return;
+    cluster::AppendEntity(message, {.id = m.id,
+                                    .x = m.position.x,
+                                    .y = m.position.y,
+                                    .seq = m.position.seq});
+  };
+  for (const Member& member : members_) add(member);
+  for (const Pending& pending : pending_) {
+    if (!pending.leaving) add(pending.member);
+  }
+  options_.cluster->Publish(id_, std::move(message));
+}
+
+void Room::RemoteChat(SendBufferRef packet) {
+  for (const Member& member : members_) member.session->Send(packet);
+  for (Pending& pending : pending_) {
+    if (!pending.leaving) pending.held.push_back(packet);
+  }
+}
+
+// Noted only while some member here is in the world to see it; otherwise a
+// full snapshot shows it on entering.
+void Room::SetRemote(uint64_t id, const WorldPosition& position) {
+  RemoteMember& remote = remote_[id];
+  remote.position = position;
+  remote.position.in_world = true;
+  if (world_members_ != 0 && !remote.noted) {
+    remote.noted = true;
+    remote_noted_.push_back(id);
+  }
+}
+
+void Room::EraseRemote(uint64_t id) {
+  if (remote_.erase(id) != 0 && world_members_ != 0) gone_.push_back(id);
+}
+
+void Room::RemoteWorld(std::string message) {
+  cluster::Kind kind;
+  uint16_t node;
+  if (!cluster::ReadHeader(message, &kind, &node) || node == options_.node_id) {
+    return;
+  }
+  size_t at = cluster::kHeaderSize;
+  bool want_reply = false;
+  if (kind == cluster::Kind::kState) {
+    if (message.size() < at + 1) return;
+    want_reply = message[at] != 0;
+    ++at;
+  }
+  std::vector<uint64_t> present;  // kState: the node's members now
+  for (; at + cluster::kEntitySize <= message.size();
+       at += cluster::kEntitySize) {
+    const cluster::Entity e = cluster::ReadEntity(message.data() + at);
+    if (cluster::NodeOf(e.id) != node) continue;  // only its own members
+    if (e.gone) {
+      EraseRemote(e.id);
+      continue;
+    }
+    SetRemote(e.id, WorldPosition{.x = e.x, .y = e.y, .seq = e.seq});
+    if (kind == cluster::Kind::kState) present.push_back(e.id);
+  }
+  if (kind != cluster::Kind::kState) return;
+  // A state replaces what this room knew of the node's members.
+  std::sort(present.begin(), present.end());
+  std::vector<uint64_t> stale;
+  for (const auto& [id, remote] : remote_) {
+    if (cluster::NodeOf(id) == node &&
+        !std::binary_search(present.begin(), present.end(), id)) {
+      stale.push_back(id);
+    }
+  }
+  for (uint64_t id : stale) EraseRemote(id);
+  if (want_reply) PublishState(/*want_reply=*/false);
+}
+
+void Room::DropNode(uint16_t node) {
+  std::vector<uint64_t> dead;
+  for (const auto& [id, remote] : remote_) {
+    if (cluster::NodeOf(id) == node) dead.push_back(id);
+  }
+  for (uint64_t id : dead) EraseRemote(id);
 }
 
 }  // namespace game
