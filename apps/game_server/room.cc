@@ -263,6 +263,15 @@ void Room::Gone(const Member& member) {
   --world_members_;
   stats_.members.fetch_sub(1, std::memory_order_relaxed);
   gone_.push_back(member.id);
+  // Told to the other nodes at once, not at the next tick: the last
+  // member's leave drops the room here, and its timer with it. Its moves
+  // still noted are not published after this (it is no longer current).
+  if (options_.cluster != nullptr) {
+    std::string message = cluster::Begin(
+        cluster::Kind::kDelta, options_.node_id, cluster::kEntitySize);
+    cluster::AppendEntity(message, {.id = member.id, .gone = true});
+    options_.cluster->Publish(id_, std::move(message));
+  }
 }
 
 void Room::Note(Member& member) {
@@ -308,6 +317,9 @@ void Room::Tick() {
     member->noted = false;
     entities_.push_back({id, member->position, false});
   }
+  // This node's moves go to the others once (its leaves went already, in
+  // Gone); theirs, received since the last tick, join the snapshot here.
+  PublishLocalDelta(entities_.size());
   // A member that left and came back within the tick is simply present.
   std::sort(gone_.begin(), gone_.end());
   gone_.erase(std::unique(gone_.begin(), gone_.end()), gone_.end());
@@ -316,9 +328,6 @@ void Room::Tick() {
       entities_.push_back({id, {}, true});
     }
   }
-  // This node's changes go to the others once; theirs, received since the
-  // last tick, join the snapshot here.
-  PublishLocalDelta(entities_.size());
   for (uint64_t id : remote_noted_) {
     auto it = remote_.find(id);
     if (it == remote_.end() || !it->second.noted) continue;
