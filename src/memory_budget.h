@@ -3,8 +3,10 @@
 //
 // What it counts, from counters that already exist or change once per
 // connection (nothing is added to the per-packet path):
-//   - receive buffers: each open session's RecvBuffer capacity (its worst
-//     case, since a peer decides how much of it is resident);
+//   - receive memory: each session's receive tail (the storage holding an
+//     unfinished message between reads, from its first byte until the
+//     worker's sweep finds it empty); the reads themselves land in
+//     per-worker buffers, part of the fixed base;
 //   - unsent output and the chunks it pins: SendBufferManager's bytes_pinned,
 //     the chunks in use and the dedicated buffers. This is the real memory,
 //     a buffer shared by a whole room counted once. The pool is
@@ -64,6 +66,14 @@ class MemoryBudget {
   void Add(Session& session, size_t recv_bytes, size_t* slot);
   // Idempotent: `*slot` is SIZE_MAX once removed.
   void Remove(size_t recv_bytes, size_t* slot) noexcept;
+
+  // A session's receive tail grew or shrank (SocketState).
+  void AddRecv(size_t bytes) noexcept {
+    recv_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  void RemoveRecv(size_t bytes) noexcept {
+    recv_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  }
 
   // The sessions' own bookkeeping of unsent output (their queues' storage:
   // one reference per queued buffer, which for a buffer broadcast to a room

@@ -12,6 +12,12 @@ size_t PacketSession::MinRecvBufferSize() const noexcept {
   return framer_.max_packet();
 }
 
+size_t PacketSession::BegunMessageSize(
+    std::span<const std::byte> begun) const noexcept {
+  if (begun.size() < kPacketHeaderSize) return kPacketHeaderSize;
+  return LoadU16(begun.data());
+}
+
 size_t PacketSession::OnRecv(std::span<const std::byte> data) {
   if (stopped_) return data.size();
   const FrameResult result =

@@ -48,6 +48,14 @@ bool SendQueue::TakeAll(std::vector<SendBufferRef>& sending, size_t* grown) {
   return true;
 }
 
+size_t SendQueue::ReleaseIdle() {
+  MutexLock lock(mu_);
+  if (!queued_.empty() || queued_.capacity() == 0) return 0;
+  const size_t bytes = queued_.capacity() * sizeof(SendBufferRef);
+  std::vector<SendBufferRef>().swap(queued_);
+  return bytes;
+}
+
 size_t SendQueue::Close() {
   std::vector<SendBufferRef> dropped;
   {

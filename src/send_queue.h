@@ -73,6 +73,9 @@ class SendQueue {
     pinned_charge_.fetch_sub(released_charge_, std::memory_order_relaxed);
     released_charge_ = 0;
   }
+  // Worker thread: frees the queue's storage if nothing is queued (a quiet
+  // session keeps none). Returns the bytes freed (see Push's `grown`).
+  size_t ReleaseIdle();
   // Any thread, once: drops everything queued; every later Push is refused.
   // Returns the bytes of storage that freed (see Push's `grown`).
   size_t Close();

@@ -140,6 +140,7 @@ NetStats Service::GetStats() const {
     stats.write_syscalls += c.write_syscalls.Get();
     stats.iovecs_written += c.iovecs_written.Get();
     stats.partial_writes += c.partial_writes.Get();
+    stats.recv_buffer_waits += c.recv_buffer_waits.Get();
   }
   stats.send_buffers = SendBufferManager::Instance().GetStats();
   stats.memory_used = impl.budget_.Used();

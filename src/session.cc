@@ -135,7 +135,7 @@ void Session::CountPacketsIn(size_t packets) noexcept {
 
 void Session::Open(const IoKey&, Service& service) {
   service_ = &service;
-  socket().AllocateRecvBuffer(
+  socket().SetRecvLimit(
       std::max(service.options().recv_buffer_size, MinRecvBufferSize()));
   state_.store(State::kOpen, std::memory_order_release);
   OnCreated();

@@ -36,6 +36,18 @@ void Count(std::atomic<uint64_t>& counter, uint64_t n = 1) {
 
 int64_t NanosOf(double seconds) { return static_cast<int64_t>(seconds * 1e9); }
 
+WorldCheckerOptions WorldOptions(const LoadConfig& config,
+                                 const LoadState& state, uint32_t index) {
+  const auto [first, count] = RoomMembers(config, index);
+  return {.tick_ns = NanosOf(config.tick_ms / 1e3),
+          .grace_ns = NanosOf(config.late_grace_ms / 1e3),
+          .remote_grace_ns = NanosOf(config.remote_grace_ms / 1e3),
+          .self_index = index,
+          .room_first = first,
+          .room_count = count,
+          .moves = state.moves.get()};
+}
+
 // pattern[i] == i & 0xFF: the filler of sequence s starts at pattern[s & 0xFF].
 const std::array<std::byte, 65536 + 256>& Pattern() {
   static const auto pattern = [] {
@@ -54,21 +66,33 @@ LoadSession::LoadSession(const LoadConfig& config, LoadState& state,
       config_(config),
       state_(state),
       index_(index),
+      host_(HostOf(index, config.hosts.size())),
       room_(RoomOf(config, index)),
       path_(index),
       last_send_ns_(NowNs()),
       received_from_(config.mode == Mode::kChat
                          ? static_cast<size_t>(config.sessions)
                          : 0),
-      world_(
-          WorldCheckerOptions{.tick_ns = NanosOf(config.tick_ms / 1e3),
-                              .grace_ns = NanosOf(config.late_grace_ms / 1e3)},
-          path_, state.world, state.latency) {}
+      world_(WorldOptions(config, state, index), path_, state.world,
+             state.latency) {}
 
 int64_t LoadSession::NowNs() noexcept {
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   return int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
+
+void LoadSession::Error(std::atomic<uint64_t>& counter) {
+  Count(counter);
+  if (host_ < state_.per_host.size()) Count(state_.per_host[host_].errors);
+}
+
+void LoadSession::ChargeWorldErrors() {
+  const uint64_t now = world_.violations();
+  if (now > world_errors_ && host_ < state_.per_host.size()) {
+    Count(state_.per_host[host_].errors, now - world_errors_);
+  }
+  world_errors_ = now;
 }
 
 bool LoadSession::SendNoted(SendBufferRef packet, int64_t now_ns) {
@@ -129,6 +153,7 @@ void LoadSession::SendMove() {
     MutexLock world_lock(world_mu_);
     world_.OnMoveSent(seq, now);
   }
+  if (state_.moves) state_.moves->OnSent(index_, seq, now);
   if (SendNoted(std::move(packet), now)) {
     sent_.store(seq, std::memory_order_release);
     Count(state_.sent);
@@ -155,6 +180,7 @@ void LoadSession::KeepAlive(int64_t now_ns) {
 void LoadSession::Finish() {
   MutexLock lock(world_mu_);
   world_.Finish();
+  ChargeWorldErrors();
 }
 
 size_t LoadSession::PendingMoves() {
@@ -167,13 +193,13 @@ int64_t LoadSession::Check(std::span<const std::byte> body,
   const auto payload = static_cast<size_t>(config_.payload);
   if (body.size() != payload || LoadU32(body.data()) != expected_index ||
       LoadU32(body.data() + 4) != kMagic) {
-    state_.corrupt.fetch_add(1, std::memory_order_relaxed);
+    Error(state_.corrupt);
     return -1;
   }
   const uint64_t seq = LoadU64(body.data() + 8);
   if (std::memcmp(body.data() + kFillerOffset, Pattern().data() + (seq & 0xFF),
                   payload - kFillerOffset) != 0) {
-    state_.corrupt.fetch_add(1, std::memory_order_relaxed);
+    Error(state_.corrupt);
     return -1;
   }
   return static_cast<int64_t>(seq);
@@ -214,23 +240,23 @@ void LoadSession::OnRecvPacket(uint16_t id,
   } else if (id == kSEcho && config_.mode == Mode::kEcho) {
     const int64_t seq = Check(payload, index_);
     if (seq < 0) return;
-    if (static_cast<uint64_t>(seq) != acked()) Count(state_.out_of_order);
+    if (static_cast<uint64_t>(seq) != acked()) Error(state_.out_of_order);
     OnOwnAnswer(payload);
   } else if (id == kSChat && config_.mode == Mode::kChat) {
     OnChat(payload);
   } else {
-    Count(state_.unexpected);
+    Error(state_.unexpected);
   }
 }
 
 void LoadSession::OnJoinReply(std::span<const std::byte> payload) {
   if (room_ == 0 || ready()) {
-    Count(state_.unexpected);  // never asked for
+    Error(state_.unexpected);  // never asked for
     return;
   }
   if (payload.size() != kJoinReplyPayloadSize ||
       LoadU32(payload.data()) != room_ || LoadU32(payload.data() + 4) < 1) {
-    Count(state_.bad_join);
+    Error(state_.bad_join);
     return;
   }
   {
@@ -242,24 +268,35 @@ void LoadSession::OnJoinReply(std::span<const std::byte> payload) {
 
 void LoadSession::OnChat(std::span<const std::byte> payload) {
   if (payload.size() < kChatSenderSize + kMinPayload) {
-    Count(state_.corrupt);
+    Error(state_.corrupt);
     return;
   }
   const std::span<const std::byte> body = payload.subspan(kChatSenderSize);
   const uint32_t sender = LoadU32(body.data());
   if (sender >= received_from_.size()) {
-    Count(state_.corrupt);
+    Error(state_.corrupt);
     return;
   }
   if (RoomOf(config_, sender) != room_) {
-    Count(state_.chat_wrong_room);
+    Error(state_.chat_wrong_room);
     return;
   }
   const int64_t seq = Check(body, sender);
   if (seq < 0) return;
+  if (state_.chat_sender_ids) {
+    // One id per sender, cluster-wide: a node that relabels the chats it
+    // forwards shows here.
+    const uint64_t id = LoadU64(payload.data());
+    uint64_t first = 0;
+    if (!state_.chat_sender_ids[sender].compare_exchange_strong(
+            first, id, std::memory_order_relaxed) &&
+        first != id) {
+      Error(state_.chat_sender_id);
+    }
+  }
   std::atomic<uint64_t>& next = received_from_[sender];
   if (static_cast<uint64_t>(seq) != next.load(std::memory_order_relaxed)) {
-    Count(state_.out_of_order);
+    Error(state_.out_of_order);
   }
   next.store(static_cast<uint64_t>(seq) + 1, std::memory_order_release);
   if (sender == index_) OnOwnAnswer(body);
@@ -268,17 +305,20 @@ void LoadSession::OnChat(std::span<const std::byte> payload) {
 void LoadSession::OnTyped(uint16_t id, std::span<const std::byte> payload) {
   {
     MutexLock lock(world_mu_);
-    if (!world_.AcceptTyped(id)) return;  // counted
+    if (!world_.AcceptTyped(id)) {
+      ChargeWorldErrors();
+      return;  // counted
+    }
   }
   typed_bytes_ = kPacketHeaderSize + payload.size();
   switch (pb::Dispatch(*this, id, payload)) {
     case servercore::DispatchResult::kHandled:
       break;
     case servercore::DispatchResult::kUnknownId:
-      Count(state_.unexpected);
+      Error(state_.unexpected);
       break;
     case servercore::DispatchResult::kParseError:
-      Count(state_.corrupt);
+      Error(state_.corrupt);
       break;
   }
 }
@@ -287,18 +327,19 @@ void LoadSession::OnPong(const pb::S_PONG& pong) {
   Count(state_.pongs);
   MutexLock lock(ping_mu_);
   if (pings_.empty()) {
-    Count(state_.bad_pong);  // never pinged
+    Error(state_.bad_pong);  // never pinged
     return;
   }
   const uint64_t expected = pings_.front();
   pings_.pop_front();
-  if (pong.client_time_us() != expected) Count(state_.bad_pong);
+  if (pong.client_time_us() != expected) Error(state_.bad_pong);
 }
 
 void LoadSession::OnSnapshot(const pb::S_SNAPSHOT& snapshot) {
   // Only after a C_MOVE (OnTyped): never in echo or chat mode.
   MutexLock lock(world_mu_);
   world_.OnSnapshot(snapshot, typed_bytes_, NowNs());
+  ChargeWorldErrors();
 }
 
 void LoadSession::OnBye(const pb::S_BYE& bye) {
@@ -310,7 +351,10 @@ void LoadSession::OnBye(const pb::S_BYE& bye) {
 
 void LoadSession::OnDisconnected(servercore::DisconnectReason) {
   if (!state_.stopping.load(std::memory_order_acquire)) {
-    state_.disconnected.fetch_add(1, std::memory_order_relaxed);
+    Count(state_.disconnected);
+    if (host_ < state_.per_host.size()) {
+      Count(state_.per_host[host_].disconnected);
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // LoadSession: one DummyClient connection. It sends numbered packets (echo,
 // chat or C_MOVE) and checks every packet it gets back: echo payloads byte
 // for byte and in order; chat messages per sender with no gap, reorder or
-// duplicate, and none from another room; snapshots by its WorldChecker; and
+// duplicate, none from another room, and each sender named by the same
+// session id at every receiver; snapshots by its WorldChecker; and
 // the S_PONG of each C_PING it sent to keep itself alive.
 //
 // Payload of every echo and chat load packet (at least kMinPayload bytes):
@@ -15,15 +16,20 @@
 #ifndef SERVERCORE_APPS_DUMMY_CLIENT_LOAD_SESSION_H_
 #define SERVERCORE_APPS_DUMMY_CLIENT_LOAD_SESSION_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "game.pb.h"
+#include "host_list.h"
 #include "latency_histogram.h"
+#include "move_log.h"
 #include "servercore/mutex.h"
 #include "servercore/packet_session.h"
 #include "servercore/send_buffer.h"
@@ -36,6 +42,9 @@ enum class Mode { kEcho, kChat, kMove };
 struct LoadConfig {
   std::string host = "127.0.0.1";
   int port = 7777;
+  // The servers, session i on hosts[HostOf(i, hosts.size())]: --hosts, or
+  // the one of --host and --port.
+  std::vector<HostPort> hosts;
   int sessions = 100;
   Mode mode = Mode::kEcho;
   int room_size = 0;  // sessions per room (rooms 1, 2, …); 0 = all in room 0
@@ -48,6 +57,7 @@ struct LoadConfig {
   int threads = 1;
   double tick_ms = 50;         // move: the server's --tick-ms
   double late_grace_ms = 500;  // move: allowed beyond two ticks
+  double remote_grace_ms = 0;  // move: and more for a mover on another node
   double keepalive = 10;       // seconds of silence before a C_PING
   int first_room = 1;          // with rooms: the first room id used
   double idle = 0;  // seconds connected and silent but for C_PING, after load
@@ -55,7 +65,7 @@ struct LoadConfig {
 };
 
 // The room of session `index`: first_room + index / room_size, or 0
-// without rooms.
+// without rooms. A room's members are consecutive indices (RoomMembers).
 inline uint32_t RoomOf(const LoadConfig& config, uint32_t index) {
   return config.room_size > 0
              ? static_cast<uint32_t>(config.first_room) +
@@ -63,8 +73,31 @@ inline uint32_t RoomOf(const LoadConfig& config, uint32_t index) {
              : 0;
 }
 
+// What went to one host (HostList) and what went wrong with its sessions.
+struct HostCounters {
+  std::atomic<uint64_t> connected{0};  // sessions connected to it
+  std::atomic<uint64_t> refused{0};
+  std::atomic<uint64_t> disconnected{0};
+  // Every other error its sessions saw as receivers (corrupt, out of order,
+  // the world's rules broken, ...); losses are counted at the end.
+  std::atomic<uint64_t> errors{0};
+};
+
+// The first index and the number of the sessions in the room of session
+// `index`.
+inline std::pair<uint32_t, uint32_t> RoomMembers(const LoadConfig& config,
+                                                 uint32_t index) {
+  const auto sessions = static_cast<uint32_t>(config.sessions);
+  if (config.room_size <= 0) return {0, sessions};
+  const auto size = static_cast<uint32_t>(config.room_size);
+  const uint32_t first = index / size * size;
+  return {first, std::min(size, sessions - first)};
+}
+
 // Counters shared by all sessions of a run.
 struct LoadState {
+  explicit LoadState(size_t hosts = 1) : per_host(hosts) {}
+
   std::atomic<bool> sending{false};
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> sent{0};
@@ -78,12 +111,21 @@ struct LoadState {
   std::atomic<uint64_t> refused{0};          // connections that failed
   std::atomic<uint64_t> bad_join{0};         // S_JOIN of another room, or empty
   std::atomic<uint64_t> chat_wrong_room{0};  // S_CHAT from another room
-  std::atomic<uint64_t> pings{0};            // C_PING sent (keep-alive)
+  // S_CHAT naming its sender by another session id than the sender's other
+  // S_CHATs do, at this or any other receiver (on any server).
+  std::atomic<uint64_t> chat_sender_id{0};
+  std::atomic<uint64_t> pings{0};  // C_PING sent (keep-alive)
   std::atomic<uint64_t> pongs{0};
   std::atomic<uint64_t> bad_pong{0};  // unasked for, or time not echoed
   std::atomic<uint64_t> byes{0};  // S_BYE (the close counts as disconnected)
   LatencyHistogram latency;       // round trip (echo, chat) or move to snapshot
   WorldStats world;
+  std::vector<HostCounters> per_host;  // by LoadConfig::hosts' order
+  // Move mode: every session's moves, for the other members of its room.
+  std::unique_ptr<MoveLog> moves;
+  // Chat mode: the session id the first S_CHAT of each sender (by client
+  // index) carried, 0 until then; every other must carry the same.
+  std::unique_ptr<std::atomic<uint64_t>[]> chat_sender_ids;
   int64_t start_ns = 0;  // open loop: the schedule's origin
 };
 
@@ -103,6 +145,8 @@ class LoadSession final : public servercore::PacketSession {
   void Finish();
 
   uint32_t index() const noexcept { return index_; }
+  // Which of LoadConfig::hosts this session connects to.
+  size_t host() const noexcept { return host_; }
   // Connected and in its room (its echo "ping" or its S_JOIN came back).
   bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
   uint64_t sent() const noexcept {
@@ -134,6 +178,11 @@ class LoadSession final : public servercore::PacketSession {
   void OnDisconnected(servercore::DisconnectReason reason) override;
 
  private:
+  // Counts one error in `counter` and against this session's host.
+  void Error(std::atomic<uint64_t>& counter);
+  // Charges this session's host with the world rules broken since the last
+  // call (the WorldChecker counts them).
+  void ChargeWorldErrors() SERVERCORE_REQUIRES(world_mu_);
   // Sends `packet` and notes the time for KeepAlive.
   bool SendNoted(servercore::SendBufferRef packet, int64_t now_ns);
   void SendMove();
@@ -147,6 +196,7 @@ class LoadSession final : public servercore::PacketSession {
   const LoadConfig& config_;
   LoadState& state_;
   const uint32_t index_;
+  const size_t host_;
   const uint32_t room_;
   const MovePath path_;
   servercore::Mutex send_mu_;
@@ -160,6 +210,7 @@ class LoadSession final : public servercore::PacketSession {
   size_t typed_bytes_ = 0;
   servercore::Mutex world_mu_;
   WorldChecker world_ SERVERCORE_GUARDED_BY(world_mu_);
+  uint64_t world_errors_ SERVERCORE_GUARDED_BY(world_mu_) = 0;
   servercore::Mutex ping_mu_;
   // client_time_us of each C_PING not answered yet, oldest first.
   std::deque<uint64_t> pings_ SERVERCORE_GUARDED_BY(ping_mu_);

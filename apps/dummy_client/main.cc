@@ -1,12 +1,14 @@
 // DummyClient: load generator and correctness checker for GameServer (or any
 // server that keeps docs/PROTOCOL.md), built on ServerCore's ClientService.
 //
-// Usage: DummyClient [--host 127.0.0.1] [--port 7777] [--sessions 100]
+// Usage: DummyClient [--host 127.0.0.1] [--port 7777]
+//                    [--hosts HOST:PORT,HOST:PORT,...] [--sessions 100]
 //                    [--mode echo|chat|move] [--room-size 0]
 //                    [--first-room 1] [--payload 64]
 //                    [--rate R | --depth 1] [--duration 10] [--warmup 0]
 //                    [--senders N] [--threads 1] [--tick-ms 50]
-//                    [--late-grace-ms 500] [--keepalive 10] [--idle 0]
+//                    [--late-grace-ms 500] [--remote-grace-ms 0]
+//                    [--keepalive 10] [--idle 0]
 //                    [--json FILE]
 //
 //   DummyClient --port 7777 --sessions 100 --mode echo --payload 64 --depth 16
@@ -16,6 +18,8 @@
 //   DummyClient --mode=echo --rate=1000 --duration=10 --json=result.json
 //   DummyClient --warmup 2 --duration 10    # counters restart after 2 s
 //   DummyClient --duration 20 --idle 30     # then 30 s idle but for C_PING
+//   DummyClient --hosts 10.0.0.1:7777,10.0.0.2:7777,[::1]:7777 --mode chat
+//               --sessions 300 --room-size 30 --rate 5    # a cluster
 //   DummyClient --help
 //
 // --rate R sends R packets per second per sending session on a fixed schedule
@@ -25,6 +29,13 @@
 // loop (10 moves/s without --rate) and checks every snapshot
 // (world_checker.h). --room-size N sends session i to room i / N + 1 first
 // (i / N + F with --first-room F).
+// --hosts deals the sessions out over several servers in turn (session i
+// connects to host i % H, so a room's members spread over them all; it
+// overrides --host and --port) and checks them as one game: every chat must
+// reach every member of its room, whichever server each is on, and in move
+// mode every member must see every other member's moves (world_checker.h),
+// with --remote-grace-ms more for a mover on another node of a cluster. The
+// summary says how many sessions went to each host and the errors seen there.
 // A session that has sent nothing for --keepalive seconds sends C_PING.
 // --idle S keeps every session connected for S more seconds after the load
 // (and its drain), sending only those pings, between the lines "[idle] start"
@@ -47,6 +58,7 @@
 
 #include "../common/command_line.h"
 #include "../common/protocol.h"
+#include "host_list.h"
 #include "keepalive_sweep.h"
 #include "load_session.h"
 #include "open_loop_schedule.h"
@@ -56,6 +68,7 @@
 
 namespace {
 
+using game::HostPort;
 using game::KeepAliveSweep;
 using game::LoadConfig;
 using game::LoadSession;
@@ -85,9 +98,20 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
       "(docs/PROTOCOL.md)",
       "DummyClient");
   std::string mode = "echo";
+  std::string hosts;
   app.add_option("--host", config->host, "server address (127.0.0.1)");
   app.add_option("--port", config->port, "server port (7777)")
       ->transform(game::InRange(1, 65535));
+  app.add_option("--hosts", hosts,
+                 "HOST:PORT,HOST:PORT,...: servers (a cluster's nodes) to "
+                 "deal the sessions out to in turn, session i to host i % H; "
+                 "overrides --host and --port")
+      ->check([](const std::string& text) {
+        std::vector<HostPort> parsed;
+        std::string error;
+        return game::ParseHostList(text, &parsed, &error) ? std::string()
+                                                          : error;
+      });
   app.add_option("--sessions", config->sessions, "connections (100)")
       ->transform(game::InRange(1, kMaxInt));
   app.add_option("--mode", mode, "echo, chat or move (echo)")
@@ -130,6 +154,10 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
                  "move: ms allowed beyond two ticks for the network and the "
                  "schedulers before a move counts as late (500)")
       ->transform(game::AtLeast(0));
+  app.add_option("--remote-grace-ms", config->remote_grace_ms,
+                 "move: ms allowed beyond that for a mover on another node "
+                 "of a cluster (its session id's node differs) (0)")
+      ->transform(game::AtLeast(0));
   app.add_option("--keepalive", config->keepalive,
                  "seconds without sending after which a session sends C_PING "
                  "(10)")
@@ -141,6 +169,15 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
   app.add_option("--json", config->json, "also write the summary to this file");
   if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
     return exit_code;
+  }
+  std::string error;
+  if (hosts.empty()) {
+    config->hosts = {
+        HostPort{config->host, static_cast<uint16_t>(config->port)}};
+  } else if (!game::ParseHostList(hosts, &config->hosts, &error)) {
+    // Not reached: the option's check above refused it already.
+    std::fprintf(stderr, "DummyClient: --hosts: %s\n", error.c_str());
+    return 2;
   }
   config->mode = mode == "chat"   ? Mode::kChat
                  : mode == "move" ? Mode::kMove
@@ -161,15 +198,19 @@ bool Connect(servercore::ClientService& client, const LoadConfig& config,
              LoadState& state, std::vector<std::shared_ptr<LoadSession>>& all,
              KeepAliveSweep& keepalive) {
   for (int i = 0; i < config.sessions; ++i) {
+    const size_t host =
+        game::HostOf(static_cast<uint32_t>(i), config.hosts.size());
+    const HostPort& to = config.hosts[host];
     servercore::SessionRef session;
-    if (std::error_code error =
-            client.Connect(config.host, static_cast<uint16_t>(config.port),
-                           std::chrono::seconds(5), &session)) {
+    if (std::error_code error = client.Connect(
+            to.host, to.port, std::chrono::seconds(5), &session)) {
       state.refused.fetch_add(1);
-      std::fprintf(stderr, "DummyClient: connect %d failed: %s\n", i,
-                   error.message().c_str());
+      state.per_host[host].refused.fetch_add(1);
+      std::fprintf(stderr, "DummyClient: connect %d to %s failed: %s\n", i,
+                   to.Name().c_str(), error.message().c_str());
       return false;
     }
+    state.per_host[host].connected.fetch_add(1);
     all.push_back(std::static_pointer_cast<LoadSession>(session));
   }
   const auto deadline = Clock::now() + std::chrono::seconds(15);
@@ -181,7 +222,15 @@ bool Connect(servercore::ClientService& client, const LoadConfig& config,
     keepalive.Tick();
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  std::fprintf(stderr, "DummyClient: sessions not answered within 15 s\n");
+  for (const auto& s : all) {
+    if (!s->ready()) {
+      std::fprintf(stderr,
+                   "DummyClient: session %u (on %s) not answered within 15 s\n",
+                   s->index(), config.hosts[s->host()].Name().c_str());
+      state.per_host[s->host()].refused.fetch_add(1);
+      break;
+    }
+  }
   state.refused.fetch_add(1);
   return false;
 }
@@ -242,32 +291,48 @@ bool SameRoom(const LoadConfig& config, size_t sender,
          game::RoomOf(config, receiver.index());
 }
 
-// Packets sent and never delivered: to their sender (echo, and in move mode
-// the moves no snapshot showed back), or in chat to each member of the
-// sender's room.
+// Packets sent and never delivered: to their sender (echo), in move mode
+// the moves no snapshot showed to their mover or to another member of its
+// room, or in chat to each member of the sender's room, whichever server
+// each is on. With `per_host`, each loss is also counted against the host
+// of the session that missed it.
 uint64_t CountLost(const LoadConfig& config,
                    const std::vector<std::shared_ptr<LoadSession>>& all,
-                   size_t senders) {
+                   size_t senders, std::vector<uint64_t>* per_host = nullptr) {
   uint64_t lost = 0;
+  const auto add = [&](const LoadSession& missed_by, uint64_t n) {
+    lost += n;
+    if (per_host != nullptr && n > 0) (*per_host)[missed_by.host()] += n;
+  };
   for (size_t i = 0; i < senders; ++i) {
     const uint64_t sent = all[i]->sent();
     switch (config.mode) {
       case Mode::kEcho:
-        lost += sent - std::min(sent, all[i]->acked());
+        add(*all[i], sent - std::min(sent, all[i]->acked()));
         break;
       case Mode::kMove:
-        lost += all[i]->PendingMoves();
+        add(*all[i], all[i]->PendingMoves());
         break;
       case Mode::kChat:
         for (const auto& receiver : all) {
           if (!SameRoom(config, i, *receiver)) continue;
           const uint64_t got = receiver->ReceivedFrom(static_cast<uint32_t>(i));
-          lost += sent - std::min(sent, got);
+          add(*receiver, sent - std::min(sent, got));
         }
         break;
     }
   }
   return lost;
+}
+
+// "127.0.0.1:7777", or "3 hosts (a:1, b:2, c:3)".
+std::string HostsName(const std::vector<HostPort>& hosts) {
+  if (hosts.size() == 1) return hosts[0].Name();
+  std::string names;
+  for (const HostPort& h : hosts) {
+    names += (names.empty() ? "" : ", ") + h.Name();
+  }
+  return std::to_string(hosts.size()) + " hosts (" + names + ")";
 }
 
 }  // namespace
@@ -276,7 +341,15 @@ int main(int argc, char** argv) {
   LoadConfig config;
   if (auto exit_code = ParseConfig(argc, argv, &config)) return *exit_code;
 
-  LoadState state;
+  LoadState state(config.hosts.size());
+  if (config.mode == Mode::kMove) {
+    state.moves =
+        std::make_unique<game::MoveLog>(static_cast<size_t>(config.sessions));
+  }
+  if (config.mode == Mode::kChat) {
+    state.chat_sender_ids = std::make_unique<std::atomic<uint64_t>[]>(
+        static_cast<size_t>(config.sessions));
+  }
   uint32_t next_index = 0;
   servercore::ClientService client(
       servercore::ServiceOptions{
@@ -305,8 +378,8 @@ int main(int argc, char** argv) {
   auto measure_start = Clock::now();
   double seconds = 0;
   if (connected) {
-    std::printf("DummyClient: %d sessions connected to %s:%d, %s mode, %s\n",
-                config.sessions, config.host.c_str(), config.port,
+    std::printf("DummyClient: %d sessions connected to %s, %s mode, %s\n",
+                config.sessions, HostsName(config.hosts).c_str(),
                 game::ModeName(config.mode),
                 config.rate > 0 ? "open loop" : "closed loop");
     std::fflush(stdout);
@@ -372,13 +445,16 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  const uint64_t lost = CountLost(config, sessions, senders_count);
+  std::vector<uint64_t> lost_per_host(config.hosts.size());
+  const uint64_t lost =
+      CountLost(config, sessions, senders_count, &lost_per_host);
   for (auto& s : sessions) s->Finish();
   state.stopping = true;
   client.Stop();
   progress.Finish();
 
-  const game::Summary summary = game::Summarize(config, state, seconds, lost);
+  const game::Summary summary =
+      game::Summarize(config, state, seconds, lost, lost_per_host);
   game::PrintSummary(summary);
   if (!config.json.empty() && !game::WriteJson(summary, config.json)) {
     std::fprintf(stderr, "DummyClient: cannot write %s\n", config.json.c_str());

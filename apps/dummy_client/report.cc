@@ -12,7 +12,8 @@ using ull = unsigned long long;
 uint64_t ErrorsSoFar(const LoadState& s) {
   return s.corrupt.load() + s.out_of_order.load() + s.unexpected.load() +
          s.disconnected.load() + s.refused.load() + s.bad_join.load() +
-         s.chat_wrong_room.load() + s.bad_pong.load() + s.world.Violations();
+         s.chat_wrong_room.load() + s.chat_sender_id.load() +
+         s.bad_pong.load() + s.world.Violations();
 }
 
 const char* LatencyMeasures(Mode mode) {
@@ -87,7 +88,8 @@ void Progress::Finish() {
 }
 
 Summary Summarize(const LoadConfig& config, const LoadState& state,
-                  double seconds, uint64_t lost) {
+                  double seconds, uint64_t lost,
+                  const std::vector<uint64_t>& lost_per_host) {
   Summary s;
   s.mode = ModeName(config.mode);
   s.sessions = config.sessions;
@@ -115,6 +117,9 @@ Summary Summarize(const LoadConfig& config, const LoadState& state,
   s.moves_reflected = w.moves_reflected.load();
   s.over_two_ticks = w.over_two_ticks.load();
   s.worst_late_ms = static_cast<double>(w.worst_late_ns.load()) / 1e6;
+  s.peer_moves_seen = w.peer_moves_seen.load();
+  s.peer_over_two_ticks = w.peer_over_two_ticks.load();
+  s.worst_peer_late_ms = static_cast<double>(w.worst_peer_late_ns.load()) / 1e6;
   s.pings = state.pings.load();
   s.pongs = state.pongs.load();
   s.lost = lost;
@@ -125,6 +130,7 @@ Summary Summarize(const LoadConfig& config, const LoadState& state,
   s.refused = state.refused.load();
   s.bad_join = state.bad_join.load();
   s.chat_wrong_room = state.chat_wrong_room.load();
+  s.chat_sender_id = state.chat_sender_id.load();
   s.bad_pong = state.bad_pong.load();
   s.unsolicited = w.unsolicited.load();
   s.not_full_first = w.not_full_first.load();
@@ -135,6 +141,17 @@ Summary Summarize(const LoadConfig& config, const LoadState& state,
   s.late = w.late.load();
   s.snapshot_wrong_room = w.wrong_room.load();
   s.gone_and_present = w.gone_and_present.load();
+  s.peer_late = w.peer_late.load();
+  for (size_t i = 0; i < config.hosts.size() && i < state.per_host.size();
+       ++i) {
+    const HostCounters& h = state.per_host[i];
+    s.hosts.push_back({.name = config.hosts[i].Name(),
+                       .sessions = h.connected.load(),
+                       .refused = h.refused.load(),
+                       .disconnected = h.disconnected.load(),
+                       .lost = i < lost_per_host.size() ? lost_per_host[i] : 0,
+                       .other_errors = h.errors.load()});
+  }
   return s;
 }
 
@@ -156,32 +173,45 @@ void PrintSummary(const Summary& s) {
   if (s.mode == "move") {
     std::printf(
         "world    snapshots %llu (%llu full, %llu bytes, %llu entities)  "
-        "moves shown %llu (%llu after 2 ticks, within the grace)\n",
+        "moves shown %llu (%llu after 2 ticks, within the grace)  "
+        "others' moves seen %llu (%llu after 2 ticks, within the grace)\n",
         static_cast<ull>(s.snapshots), static_cast<ull>(s.full_snapshots),
         static_cast<ull>(s.snapshot_bytes), static_cast<ull>(s.entities),
-        static_cast<ull>(s.moves_reflected),
-        static_cast<ull>(s.over_two_ticks));
+        static_cast<ull>(s.moves_reflected), static_cast<ull>(s.over_two_ticks),
+        static_cast<ull>(s.peer_moves_seen),
+        static_cast<ull>(s.peer_over_two_ticks));
+  }
+  for (const HostSummary& h : s.hosts) {
+    std::printf(
+        "host     %s  sessions %llu  errors: refused %llu  disconnected %llu  "
+        "lost %llu  other %llu\n",
+        h.name.c_str(), static_cast<ull>(h.sessions),
+        static_cast<ull>(h.refused), static_cast<ull>(h.disconnected),
+        static_cast<ull>(h.lost), static_cast<ull>(h.other_errors));
   }
   std::printf(
       "keepalive pings %llu  pongs %llu\n"
       "errors   lost %llu  corrupt %llu  out-of-order %llu  unexpected %llu  "
       "disconnected %llu  refused %llu  bad-join %llu  chat-wrong-room %llu  "
-      "bad-pong %llu\n"
+      "chat-sender-id %llu  bad-pong %llu\n"
       "world errors  unsolicited %llu  not-full-first %llu  tick-back %llu  "
       "own-seq-back %llu  seq-back %llu  future-seq %llu  late %llu "
-      "(worst %.1f ms)  snapshot-wrong-room %llu  gone-and-present %llu\n"
+      "(worst %.1f ms)  snapshot-wrong-room %llu  gone-and-present %llu  "
+      "peer-late %llu (worst %.1f ms)\n"
       "result   %s\n",
       static_cast<ull>(s.pings), static_cast<ull>(s.pongs),
       static_cast<ull>(s.lost), static_cast<ull>(s.corrupt),
       static_cast<ull>(s.out_of_order), static_cast<ull>(s.unexpected),
       static_cast<ull>(s.disconnected), static_cast<ull>(s.refused),
       static_cast<ull>(s.bad_join), static_cast<ull>(s.chat_wrong_room),
-      static_cast<ull>(s.bad_pong), static_cast<ull>(s.unsolicited),
-      static_cast<ull>(s.not_full_first), static_cast<ull>(s.tick_back),
-      static_cast<ull>(s.own_seq_back), static_cast<ull>(s.seq_back),
-      static_cast<ull>(s.future_seq), static_cast<ull>(s.late), s.worst_late_ms,
+      static_cast<ull>(s.chat_sender_id), static_cast<ull>(s.bad_pong),
+      static_cast<ull>(s.unsolicited), static_cast<ull>(s.not_full_first),
+      static_cast<ull>(s.tick_back), static_cast<ull>(s.own_seq_back),
+      static_cast<ull>(s.seq_back), static_cast<ull>(s.future_seq),
+      static_cast<ull>(s.late), s.worst_late_ms,
       static_cast<ull>(s.snapshot_wrong_room),
-      static_cast<ull>(s.gone_and_present), s.ok() ? "OK" : "FAILED");
+      static_cast<ull>(s.gone_and_present), static_cast<ull>(s.peer_late),
+      s.worst_peer_late_ms, s.ok() ? "OK" : "FAILED");
   std::fflush(stdout);
 }
 
@@ -208,31 +238,50 @@ bool WriteJson(const Summary& s, const std::string& path) {
       f,
       "  \"world\": {\"snapshots\": %llu, \"full_snapshots\": %llu, "
       "\"snapshot_bytes\": %llu, \"entities\": %llu, \"moves_shown\": %llu, "
-      "\"moves_after_two_ticks\": %llu, \"worst_late_ms\": %.1f},\n"
+      "\"moves_after_two_ticks\": %llu, \"worst_late_ms\": %.1f, "
+      "\"peer_moves_seen\": %llu, \"peer_moves_after_two_ticks\": %llu, "
+      "\"worst_peer_late_ms\": %.1f},\n"
       "  \"keepalive\": {\"pings\": %llu, \"pongs\": %llu},\n",
       static_cast<ull>(s.snapshots), static_cast<ull>(s.full_snapshots),
       static_cast<ull>(s.snapshot_bytes), static_cast<ull>(s.entities),
       static_cast<ull>(s.moves_reflected), static_cast<ull>(s.over_two_ticks),
-      s.worst_late_ms, static_cast<ull>(s.pings), static_cast<ull>(s.pongs));
+      s.worst_late_ms, static_cast<ull>(s.peer_moves_seen),
+      static_cast<ull>(s.peer_over_two_ticks), s.worst_peer_late_ms,
+      static_cast<ull>(s.pings), static_cast<ull>(s.pongs));
+  std::fprintf(f, "  \"hosts\": [");
+  for (size_t i = 0; i < s.hosts.size(); ++i) {
+    const HostSummary& h = s.hosts[i];
+    std::fprintf(f,
+                 "%s\n    {\"host\": \"%s\", \"sessions\": %llu, "
+                 "\"refused\": %llu, \"disconnected\": %llu, \"lost\": %llu, "
+                 "\"other_errors\": %llu}",
+                 i == 0 ? "" : ",", h.name.c_str(),
+                 static_cast<ull>(h.sessions), static_cast<ull>(h.refused),
+                 static_cast<ull>(h.disconnected), static_cast<ull>(h.lost),
+                 static_cast<ull>(h.other_errors));
+  }
+  std::fprintf(f, "\n  ],\n");
   std::fprintf(
       f,
       "  \"errors\": {\"lost\": %llu, \"corrupt\": %llu, \"out_of_order\": "
       "%llu, \"unexpected\": %llu, \"disconnected\": %llu, \"refused\": "
-      "%llu, \"bad_join\": %llu, \"chat_wrong_room\": %llu, \"bad_pong\": "
+      "%llu, \"bad_join\": %llu, \"chat_wrong_room\": %llu, "
+      "\"chat_sender_id\": %llu, \"bad_pong\": "
       "%llu, \"unsolicited\": %llu, \"not_full_first\": %llu, "
       "\"tick_back\": %llu, \"own_seq_back\": %llu, \"seq_back\": %llu, "
       "\"future_seq\": %llu, \"late\": %llu, \"snapshot_wrong_room\": %llu, "
-      "\"gone_and_present\": %llu},\n  \"ok\": %s\n}\n",
+      "\"gone_and_present\": %llu, \"peer_late\": %llu},\n  \"ok\": %s\n}\n",
       static_cast<ull>(s.lost), static_cast<ull>(s.corrupt),
       static_cast<ull>(s.out_of_order), static_cast<ull>(s.unexpected),
       static_cast<ull>(s.disconnected), static_cast<ull>(s.refused),
       static_cast<ull>(s.bad_join), static_cast<ull>(s.chat_wrong_room),
-      static_cast<ull>(s.bad_pong), static_cast<ull>(s.unsolicited),
-      static_cast<ull>(s.not_full_first), static_cast<ull>(s.tick_back),
-      static_cast<ull>(s.own_seq_back), static_cast<ull>(s.seq_back),
-      static_cast<ull>(s.future_seq), static_cast<ull>(s.late),
-      static_cast<ull>(s.snapshot_wrong_room),
-      static_cast<ull>(s.gone_and_present), s.ok() ? "true" : "false");
+      static_cast<ull>(s.chat_sender_id), static_cast<ull>(s.bad_pong),
+      static_cast<ull>(s.unsolicited), static_cast<ull>(s.not_full_first),
+      static_cast<ull>(s.tick_back), static_cast<ull>(s.own_seq_back),
+      static_cast<ull>(s.seq_back), static_cast<ull>(s.future_seq),
+      static_cast<ull>(s.late), static_cast<ull>(s.snapshot_wrong_room),
+      static_cast<ull>(s.gone_and_present), static_cast<ull>(s.peer_late),
+      s.ok() ? "true" : "false");
   return std::fclose(f) == 0;
 }
 

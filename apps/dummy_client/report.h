@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "load_session.h"
 
@@ -29,6 +30,17 @@ class Progress {
   uint64_t last_sent_ = 0;
   uint64_t last_received_ = 0;
   bool printed_ = false;
+};
+
+// One server of the run (LoadConfig::hosts): its sessions, and the errors
+// its sessions saw (refused, disconnected, losses, and all the others).
+struct HostSummary {
+  std::string name;  // "host:port"
+  uint64_t sessions = 0;
+  uint64_t refused = 0;
+  uint64_t disconnected = 0;
+  uint64_t lost = 0;
+  uint64_t other_errors = 0;
 };
 
 struct Summary {
@@ -56,6 +68,11 @@ struct Summary {
   uint64_t moves_reflected = 0;
   uint64_t over_two_ticks = 0;  // shown after 2 ticks, within the grace
   double worst_late_ms = 0;
+  // Other members' moves shown to a session, how many after two ticks
+  // within the grace, and the slowest of the late ones.
+  uint64_t peer_moves_seen = 0;
+  uint64_t peer_over_two_ticks = 0;
+  double worst_peer_late_ms = 0;
   uint64_t pings = 0;
   uint64_t pongs = 0;
   // Errors.
@@ -67,6 +84,7 @@ struct Summary {
   uint64_t refused = 0;
   uint64_t bad_join = 0;
   uint64_t chat_wrong_room = 0;
+  uint64_t chat_sender_id = 0;
   uint64_t bad_pong = 0;
   // The world's rules (world_checker.h).
   uint64_t unsolicited = 0;
@@ -78,12 +96,15 @@ struct Summary {
   uint64_t late = 0;
   uint64_t snapshot_wrong_room = 0;
   uint64_t gone_and_present = 0;
+  uint64_t peer_late = 0;
+  std::vector<HostSummary> hosts;
 
   uint64_t errors() const noexcept {
     return lost + corrupt + out_of_order + unexpected + disconnected + refused +
-           bad_join + chat_wrong_room + bad_pong + unsolicited +
-           not_full_first + tick_back + own_seq_back + seq_back + future_seq +
-           late + snapshot_wrong_room + gone_and_present;
+           bad_join + chat_wrong_room + chat_sender_id + bad_pong +
+           unsolicited + not_full_first + tick_back + own_seq_back + seq_back +
+           future_seq + late + snapshot_wrong_room + gone_and_present +
+           peer_late;
   }
   bool ok() const noexcept { return errors() == 0 && sent > 0; }
 };
@@ -94,8 +115,10 @@ const char* ModeName(Mode mode);
 // the end of a warm-up.
 void ResetCounters(LoadState& state);
 
+// `lost_per_host`: the losses by the host of the session that missed them.
 Summary Summarize(const LoadConfig& config, const LoadState& state,
-                  double seconds, uint64_t lost);
+                  double seconds, uint64_t lost,
+                  const std::vector<uint64_t>& lost_per_host = {});
 void PrintSummary(const Summary& summary);
 [[nodiscard]] bool WriteJson(const Summary& summary, const std::string& path);
 

@@ -19,10 +19,27 @@ void Count(std::atomic<uint64_t>& counter, uint64_t n = 1) {
 
 }  // namespace
 
+void WorldChecker::Violate(std::atomic<uint64_t>& counter) {
+  Count(counter);
+  ++violations_;
+}
+
+size_t WorldChecker::pending_moves() const noexcept {
+  size_t pending = pending_.size();
+  for (uint32_t i = 0; i < peer_seen_.size(); ++i) {
+    const uint32_t index = options_.room_first + i;
+    if (index == options_.self_index) continue;
+    const uint32_t last = options_.moves->last(index);
+    if (last > peer_seen_[i]) pending += last - peer_seen_[i];
+  }
+  return pending;
+}
+
 void WorldChecker::OnMoveSent(uint32_t seq, int64_t now_ns) {
   if (!in_world_) {
     in_world_ = true;
     need_full_ = true;
+    entered_ns_ = now_ns;
   }
   last_sent_ = seq;
   pending_.push_back({seq, now_ns});
@@ -41,7 +58,7 @@ bool WorldChecker::AcceptTyped(uint16_t id) {
   if (in_world_ || id == pb::PACKET_ID_S_PONG || id == pb::PACKET_ID_S_BYE) {
     return true;
   }
-  Count(stats_.unsolicited);
+  Violate(stats_.unsolicited);
   return false;
 }
 
@@ -53,7 +70,7 @@ void WorldChecker::OnSnapshot(const pb::S_SNAPSHOT& snapshot, size_t bytes,
   if (snapshot.full()) Count(stats_.full_snapshots);
   if (!AcceptTyped(pb::PACKET_ID_S_SNAPSHOT)) return;
   if (snapshot.room() != room_) {
-    Count(stats_.wrong_room);
+    Violate(stats_.wrong_room);
     return;
   }
   // A full snapshot's packets share its tick; any other packet ends it.
@@ -67,10 +84,10 @@ void WorldChecker::OnSnapshot(const pb::S_SNAPSHOT& snapshot, size_t bytes,
       full_tick_ = snapshot.tick();
       self_in_full_ = false;
     } else {
-      Count(stats_.not_full_first);
+      Violate(stats_.not_full_first);
     }
   }
-  if (have_tick_ && snapshot.tick() < last_tick_) Count(stats_.tick_back);
+  if (have_tick_ && snapshot.tick() < last_tick_) Violate(stats_.tick_back);
   last_tick_ =
       have_tick_ ? std::max(last_tick_, snapshot.tick()) : snapshot.tick();
   have_tick_ = true;
@@ -80,23 +97,29 @@ void WorldChecker::OnSnapshot(const pb::S_SNAPSHOT& snapshot, size_t bytes,
     if (e.gone()) gone.push_back(e.session_id());
   }
   std::sort(gone.begin(), gone.end());
+  if (!self_known_) {
+    // First, so that every other entity is known to be on our node or not.
+    for (const pb::Entity& e : snapshot.entities()) {
+      if (!e.gone() && IsSelf(e)) {
+        self_known_ = true;
+        self_id_ = e.session_id();
+        break;
+      }
+    }
+  }
   for (const pb::Entity& e : snapshot.entities()) {
     if (e.gone()) {
       others_.erase(e.session_id());
       continue;
     }
     if (std::binary_search(gone.begin(), gone.end(), e.session_id())) {
-      Count(stats_.gone_and_present);
-    }
-    if (!self_known_ && IsSelf(e)) {
-      self_known_ = true;
-      self_id_ = e.session_id();
+      Violate(stats_.gone_and_present);
     }
     if (self_known_ && e.session_id() == self_id_) {
       if (in_full_) self_in_full_ = true;
       OnOwnSeq(e.last_seq(), now_ns);
     } else {
-      OnOtherSeq(e.session_id(), e.last_seq());
+      OnOtherSeq(e, now_ns);
     }
   }
 }
@@ -107,7 +130,7 @@ void WorldChecker::Finish() {
 
 void WorldChecker::CloseFullRun() {
   in_full_ = false;
-  if (!self_in_full_) Count(stats_.not_full_first);
+  if (!self_in_full_) Violate(stats_.not_full_first);
 }
 
 bool WorldChecker::IsSelf(const pb::Entity& entity) const {
@@ -117,11 +140,11 @@ bool WorldChecker::IsSelf(const pb::Entity& entity) const {
 
 void WorldChecker::OnOwnSeq(uint32_t seq, int64_t now_ns) {
   if (seq < own_seq_) {
-    Count(stats_.own_seq_back);
+    Violate(stats_.own_seq_back);
     return;
   }
   if (seq > last_sent_) {
-    Count(stats_.future_seq);
+    Violate(stats_.future_seq);
     return;
   }
   own_seq_ = seq;
@@ -133,7 +156,7 @@ void WorldChecker::OnOwnSeq(uint32_t seq, int64_t now_ns) {
     latency_.Record(static_cast<uint64_t>(latency));
     Count(stats_.moves_reflected);
     if (latency > two_ticks + options_.grace_ns) {
-      Count(stats_.late);
+      Violate(stats_.late);
       RaiseTo(stats_.worst_late_ns, static_cast<uint64_t>(latency));
     } else if (latency > two_ticks) {
       Count(stats_.over_two_ticks);
@@ -141,14 +164,65 @@ void WorldChecker::OnOwnSeq(uint32_t seq, int64_t now_ns) {
   }
 }
 
-void WorldChecker::OnOtherSeq(uint64_t id, uint32_t seq) {
-  auto [it, inserted] = others_.try_emplace(id, seq);
-  if (inserted) return;
-  if (seq < it->second) {
-    Count(stats_.seq_back);
+void WorldChecker::OnOtherSeq(const pb::Entity& entity, int64_t now_ns) {
+  const uint32_t seq = entity.last_seq();
+  auto [it, inserted] =
+      others_.try_emplace(entity.session_id(), Other{seq, kNotPeer});
+  if (inserted) {
+    it->second.peer = FindPeer(entity);
+  } else if (seq < it->second.seq) {
+    Violate(stats_.seq_back);
+    return;
   } else {
-    it->second = seq;
+    it->second.seq = seq;
   }
+  if (it->second.peer != kNotPeer) {
+    OnPeerSeq(it->second.peer, entity.session_id(), seq, now_ns);
+  }
+}
+
+uint32_t WorldChecker::FindPeer(const pb::Entity& entity) const {
+  if (peer_seen_.empty() || entity.last_seq() < 1) return kNotPeer;
+  const Position at{entity.x(), entity.y()};
+  // The members whose path has this radius: residue + k * kRadii.
+  const uint32_t residue = MovePath::IndexResidue(at);
+  const uint32_t first = options_.room_first;
+  const uint64_t end = uint64_t{first} + options_.room_count;
+  uint64_t index =
+      first + (residue + MovePath::kRadii - first % MovePath::kRadii) %
+                  MovePath::kRadii;
+  for (; index < end; index += MovePath::kRadii) {
+    const auto i = static_cast<uint32_t>(index);
+    if (i != options_.self_index &&
+        entity.last_seq() <= options_.moves->last(i) &&
+        MovePath(i).At(entity.last_seq()) == at) {
+      return i - first;
+    }
+  }
+  return kNotPeer;
+}
+
+void WorldChecker::OnPeerSeq(uint32_t peer, uint64_t id, uint32_t seq,
+                             int64_t now_ns) {
+  uint32_t& seen = peer_seen_[peer];
+  if (seq <= seen) return;
+  const uint32_t index = options_.room_first + peer;
+  // The oldest move this snapshot shows for the first time was due to
+  // show two ticks after it was sent, or after we entered the world.
+  if (const auto sent = options_.moves->SentAt(index, seen + 1)) {
+    const int64_t latency = now_ns - std::max(*sent, entered_ns_);
+    const bool remote = self_known_ && (id >> 48) != (self_id_ >> 48);
+    const int64_t two_ticks = 2 * options_.tick_ns;
+    if (latency > two_ticks + options_.grace_ns +
+                      (remote ? options_.remote_grace_ns : 0)) {
+      Violate(stats_.peer_late);
+      RaiseTo(stats_.worst_peer_late_ns, static_cast<uint64_t>(latency));
+    } else if (latency > two_ticks) {
+      Count(stats_.peer_over_two_ticks);
+    }
+  }
+  Count(stats_.peer_moves_seen, seq - seen);
+  seen = seq;
 }
 
 }  // namespace game

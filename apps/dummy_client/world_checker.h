@@ -25,7 +25,19 @@
 //                    that is still the room being left, whose snapshots may
 //                    still come);
 //   gone_and_present one snapshot packet listing an entity both gone and
-//                    not gone.
+//                    not gone;
+//   peer_late        (with a MoveLog) a move of another member of the room
+//                    shown to this session more than two ticks plus the
+//                    grace after it was sent (or after this session entered
+//                    the world, if later); plus --remote-grace-ms when the
+//                    mover is on another node (its session id's top 16 bits,
+//                    the node id, differ from ours).
+//
+// Peers (with a MoveLog): the other members of the room, by DummyClient
+// index, are known in advance (room_first, room_count); an entity is told to
+// be one of them by its position, as the session tells itself, whatever
+// server or node it is on. Each member's moves must all show to this session
+// by the end of the run: pending_moves() counts them with its own.
 //
 // The session recognises itself by position: the entity whose (x, y) is
 // where MovePath puts the session at that entity's last_seq; from then on,
@@ -42,9 +54,11 @@
 #include <cstdint>
 #include <deque>
 #include <unordered_map>
+#include <vector>
 
 #include "game.pb.h"
 #include "latency_histogram.h"
+#include "move_log.h"
 #include "move_path.h"
 
 namespace game {
@@ -58,6 +72,12 @@ struct WorldStats {
   std::atomic<uint64_t> moves_reflected{0};
   std::atomic<uint64_t> over_two_ticks{0};  // reflected after 2 ticks, in grace
   std::atomic<uint64_t> worst_late_ns{0};   // the slowest of the late moves
+  // Other members' moves shown to this session (each move counted once per
+  // member that saw it), those after two ticks within the grace, and the
+  // slowest of the late ones.
+  std::atomic<uint64_t> peer_moves_seen{0};
+  std::atomic<uint64_t> peer_over_two_ticks{0};
+  std::atomic<uint64_t> worst_peer_late_ns{0};
   // Rules broken (see the file comment).
   std::atomic<uint64_t> unsolicited{0};
   std::atomic<uint64_t> not_full_first{0};
@@ -68,23 +88,36 @@ struct WorldStats {
   std::atomic<uint64_t> late{0};
   std::atomic<uint64_t> wrong_room{0};
   std::atomic<uint64_t> gone_and_present{0};
+  std::atomic<uint64_t> peer_late{0};
 
   uint64_t Violations() const noexcept {
     return unsolicited + not_full_first + tick_back + own_seq_back + seq_back +
-           future_seq + late + wrong_room + gone_and_present;
+           future_seq + late + wrong_room + gone_and_present + peer_late;
   }
 };
 
 struct WorldCheckerOptions {
   int64_t tick_ns = 50'000'000;    // the server's --tick-ms
   int64_t grace_ns = 500'000'000;  // allowed beyond two ticks
+  int64_t remote_grace_ns = 0;     // and more for a mover on another node
+  // Peers: this session's index, and the other members of its room
+  // (indices room_first to room_first + room_count - 1, itself among them)
+  // whose moves `moves` logs. No peer checks when `moves` is null.
+  uint32_t self_index = 0;
+  uint32_t room_first = 0;
+  uint32_t room_count = 0;
+  const MoveLog* moves = nullptr;
 };
 
 class WorldChecker {
  public:
   WorldChecker(const WorldCheckerOptions& options, const MovePath& path,
                WorldStats& stats, LatencyHistogram& latency)
-      : options_(options), path_(path), stats_(stats), latency_(latency) {}
+      : options_(options),
+        path_(path),
+        stats_(stats),
+        latency_(latency),
+        peer_seen_(options.moves != nullptr ? options.room_count : 0) {}
 
   // The session sent C_MOVE number `seq` (1, 2, …) at `now_ns`; the first
   // enters the world.
@@ -100,8 +133,11 @@ class WorldChecker {
   void Finish();
 
   bool in_world() const noexcept { return in_world_; }
-  // Moves sent and not reflected yet.
-  size_t pending_moves() const noexcept { return pending_.size(); }
+  // Moves sent and not reflected yet: this session's own, and with peers
+  // those the other members sent and this session has not seen.
+  size_t pending_moves() const noexcept;
+  // The rules this checker found broken so far (all counters together).
+  uint64_t violations() const noexcept { return violations_; }
   bool knows_self() const noexcept { return self_known_; }
   uint64_t self_id() const noexcept { return self_id_; }
 
@@ -111,10 +147,22 @@ class WorldChecker {
     int64_t sent_ns;
   };
 
+  // What is known of another entity: its last_seq, and which member of
+  // the room it is (kNotPeer: none of ours, or peers not checked).
+  struct Other {
+    uint32_t seq;
+    uint32_t peer;
+  };
+  static constexpr uint32_t kNotPeer = ~uint32_t{0};
+
+  void Violate(std::atomic<uint64_t>& counter);
   void CloseFullRun();
   bool IsSelf(const pb::Entity& entity) const;
   void OnOwnSeq(uint32_t seq, int64_t now_ns);
-  void OnOtherSeq(uint64_t id, uint32_t seq);
+  void OnOtherSeq(const pb::Entity& entity, int64_t now_ns);
+  // The slot in peer_seen_ of the member at `entity`'s position, or kNotPeer.
+  uint32_t FindPeer(const pb::Entity& entity) const;
+  void OnPeerSeq(uint32_t peer, uint64_t id, uint32_t seq, int64_t now_ns);
 
   const WorldCheckerOptions options_;
   const MovePath path_;
@@ -136,7 +184,12 @@ class WorldChecker {
   uint64_t last_tick_ = 0;
   std::deque<SentMove> pending_;
   // Other entities' last_seq, until their `gone` or our next S_JOIN.
-  std::unordered_map<uint64_t, uint32_t> others_;
+  std::unordered_map<uint64_t, Other> others_;
+  // With peers: the first C_MOVE's send time, and the highest seq seen of
+  // each member of the room (by index - room_first).
+  int64_t entered_ns_ = 0;
+  std::vector<uint32_t> peer_seen_;
+  uint64_t violations_ = 0;
 };
 
 }  // namespace game

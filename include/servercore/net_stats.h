@@ -27,6 +27,9 @@ struct NetStats {
   uint64_t write_syscalls = 0;  // gather writes completed
   uint64_t iovecs_written = 0;  // iovecs those writes carried
   uint64_t partial_writes = 0;  // writes that took less than offered
+  // io_uring: receives that found the provided-buffer ring empty and were
+  // armed again (the worker's buffers were all in use at once).
+  uint64_t recv_buffer_waits = 0;
 
   // ServiceOptions::max_memory: bytes counted against it now, and overload.
   uint64_t memory_used = 0;

@@ -28,7 +28,8 @@ namespace servercore {
 class PacketSession : public Session {
  public:
   // `max_packet`: the largest packet accepted, header included (4..65535).
-  // The service's recv_buffer_size must be at least this.
+  // The session may hold that many bytes of an unfinished packet between
+  // reads, whatever the service's recv_buffer_size.
   explicit PacketSession(size_t max_packet = 4096);
 
  protected:
@@ -58,6 +59,8 @@ class PacketSession : public Session {
  private:
   size_t OnRecv(std::span<const std::byte> data) final;
   size_t MinRecvBufferSize() const noexcept final;
+  size_t BegunMessageSize(
+      std::span<const std::byte> begun) const noexcept final;
 
   PacketFramer framer_;
   bool stopped_ = false;  // a protocol error: drop what comes after

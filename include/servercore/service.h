@@ -43,8 +43,11 @@ struct ServiceOptions {
   size_t max_sessions = 100'000;
   // A session whose unsent output would pass this is a slow receiver.
   size_t max_pending_bytes = 4 * 1024 * 1024;
-  // Per-session receive buffer; at least the largest packet a PacketSession
-  // accepts.
+  // The most bytes of an unfinished message a session may hold between
+  // reads (a PacketSession: at least its largest packet). Reads land in a
+  // buffer of the worker's (or, on io_uring, in buffers the kernel picks
+  // from a ring the worker provides); a session keeps memory of its own
+  // only for a message split across reads, and gives it back once quiet.
   size_t recv_buffer_size = 16 * 1024;
   // A session whose socket has taken no byte of pending output for this long
   // is a slow receiver too (checked about once a second). This bounds how
@@ -62,7 +65,7 @@ struct ServiceOptions {
   // second), from two timestamps per session: no timer per session.
   std::chrono::milliseconds idle_timeout{0};
   std::chrono::milliseconds packet_timeout{0};
-  // The memory held for the sessions: their receive buffers (capacity) and
+  // The memory held for the sessions: their receive tails (capacity) and
   // the send-buffer chunks that unsent output pins (process-wide; a buffer
   // shared by many sessions counts once). Past 90% the service stops
   // accepting (connections wait in the backlog) until below 80%; a Send that

@@ -118,6 +118,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void StartClosing(const internal::IoKey&, bool stopping);
   // The hooks, for the socket state: bytes received, bytes written.
   size_t Deliver(const internal::IoKey&, std::span<const std::byte> data);
+  size_t MessageSize(const internal::IoKey&,
+                     std::span<const std::byte> begun) const noexcept {
+    return BegunMessageSize(begun);
+  }
   void Wrote(const internal::IoKey&, size_t bytes);
   // The last operation on the socket has completed: closes it, drops what
   // was queued and runs OnDisconnected. A session still open (it never
@@ -150,9 +154,21 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   // Worker thread, exactly once, after the socket's last I/O completed.
   virtual void OnDisconnected(DisconnectReason reason) { (void)reason; }
-  // The receive buffer is made at least this large (a PacketSession needs
-  // room for its largest packet).
+  // The most bytes of an unfinished message the session may hold between
+  // reads is made at least this large (a PacketSession: its largest packet).
   virtual size_t MinRecvBufferSize() const noexcept { return 0; }
+  // Any thread, pure: the size in bytes of the whole message that `begun`
+  // (bytes OnRecv left unconsumed) starts, as far as those bytes tell: a
+  // PacketSession says 4 until the header is there, then the header's size.
+  // 0 means "cannot tell". The receive path uses it to copy, of the next
+  // read, only the bytes that finish the message; with 0 it offers OnRecv
+  // the unconsumed bytes joined with as much of the next read as the limit
+  // allows.
+  virtual size_t BegunMessageSize(
+      std::span<const std::byte> begun) const noexcept {
+    (void)begun;
+    return 0;
+  }
 
   // Worker thread: adds whole packets received to the service's stats.
   void CountPacketsIn(size_t packets) noexcept;
@@ -173,8 +189,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The internal::SocketState, built in place: its type stays out of this
   // header, and the session needs no second allocation. session.cc checks
-  // that it fits.
-  static constexpr size_t kSocketStateSize = 640;
+  // that it fits. Kept tight: it is most of what an idle connection costs
+  // (docs/BENCHMARKS.md, S6 and S6t).
+  static constexpr size_t kSocketStateSize = 496;
   alignas(16) std::byte socket_storage_[kSocketStateSize];
 };
 

@@ -3,8 +3,8 @@
 // proactor like IOCP) and epoll (epoll_backend.cc, a reactor made to look like
 // one). A backend works on a SocketState, never on the application's Session:
 // it starts operations on the socket and reports each result to the socket
-// state (RecvDone, WriteDone); the socket state, the worker and the Session
-// hold all protocol and ordering logic.
+// state (Received, RecvEnded, WriteDone); the socket state, the worker and the
+// Session hold all protocol and ordering logic.
 //
 // Results use the I/O tier of our error handling: bytes, or -errno. Never
 // thrown.
@@ -34,18 +34,17 @@ class IoBackend {
  public:
   virtual ~IoBackend() = default;
 
-  // Starts receiving on a connected non-blocking socket. Data arrives through
-  // SocketState::RecvDone.
+  // Starts receiving on a connected non-blocking socket, until StopRecv or
+  // Detach: data arrives through SocketState::Received, in a buffer of the
+  // backend's, and the end of the stream or an error through
+  // SocketState::RecvEnded.
   virtual void Attach(SocketState& socket) SERVERCORE_ON_WORKER = 0;
-  // After RecvDone, when the socket still reads: receive again.
-  virtual void ResumeRecv(SocketState& socket) SERVERCORE_ON_WORKER = 0;
   // Writes socket.write_message(). Returns bytes written or -errno when the
   // write finished at once, or kInFlight when SocketState::WriteDone will
   // get the result. Called only with no write in flight; the message and
   // its iovecs stay unchanged until then.
   virtual int64_t Write(SocketState& socket) SERVERCORE_ON_WORKER = 0;
-  // Stops receiving on a closing socket that is still draining its output
-  // (io_uring: the pending recv simply completes and is not renewed).
+  // Stops receiving on a closing socket that is still draining its output.
   virtual void StopRecv(SocketState& socket) SERVERCORE_ON_WORKER = 0;
   // Ends all I/O on the socket (without closing it): operations in flight
   // complete soon, then socket.ops_in_flight is 0 and no event names the

@@ -413,7 +413,8 @@ void IoWorker::SweepSessions() {
   MemoryReclaimer::Instance().MaybeReclaim(now_);
   const ServiceOptions& options = host_.options();
   for (const SessionRef& session : sessions_) {
-    const SocketState& socket = session->socket(IoKey{});
+    SocketState& socket = session->socket(IoKey{});
+    socket.ReleaseIdleMemory();
     if (const std::optional<DisconnectReason> why =
             socket.Overdue(now_, options)) {
       const std::string_view what =

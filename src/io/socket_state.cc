@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <utility>
 
 #include "io/io_backend.h"
@@ -44,7 +45,7 @@ SocketState::~SocketState() {
   // Bound and never closed (a session dropped before it reached a worker,
   // while its service still runs): off the budget's list too.
   if (worker_ != nullptr) {
-    worker_->budget().Remove(recv_buffer_.Capacity(), &budget_slot_);
+    worker_->budget().Remove(tail_capacity_, &budget_slot_);
     worker_->budget().RemoveOverhead(
         queue_.Close() + sending_.capacity() * sizeof(SendBufferRef) +
         iov_.capacity() * sizeof(iovec));
@@ -57,48 +58,146 @@ void SocketState::Bind(int fd, IoWorker& worker, size_t max_pending_bytes) {
   queue_.SetLimit(max_pending_bytes);
 }
 
-void SocketState::AllocateRecvBuffer(size_t size) {
-  recv_buffer_ = RecvBuffer(size);
-  worker_->budget().Add(owner_, size, &budget_slot_);
+void SocketState::SetRecvLimit(size_t limit) {
+  recv_limit_ = limit;
+  worker_->budget().Add(owner_, 0, &budget_slot_);
 }
 
 // --- Receive ---------------------------------------------------------------
 
-void SocketState::RecvDone(int64_t result) {
+void SocketState::Received(std::span<const std::byte> data) {
   worker_->AssertInWorkerThread();
   if (!CanRead()) return;
   WorkerCounters& counters = worker_->counters();
-  if (result > 0) {
-    counters.recv_syscalls.Add();
-    counters.bytes_in.Add(static_cast<uint64_t>(result));
-    recv_buffer_.OnWrite(static_cast<size_t>(result));
-    const size_t consumed = owner_.Deliver(IoKey{}, recv_buffer_.Data());
-    recv_buffer_.OnRead(consumed);
-    recv_buffer_.Clean();
-    // Liveness, on the worker's clock of this round (no clock read here).
-    const Clock::time_point now = worker_->now();
-    if (consumed > 0) last_progress_ = now;
-    if (recv_buffer_.DataSize() == 0) {
-      partial_since_ = {};
-    } else if (consumed > 0 || partial_since_ == Clock::time_point{}) {
-      partial_since_ = now;  // what is left is a packet begun now
+  counters.recv_syscalls.Add();
+  counters.bytes_in.Add(data.size());
+  bool progress = false;
+  // Finish the message begun in an earlier read, copying only its bytes
+  // (all that fit, for a session that cannot tell a message's size).
+  while (tail_size_ > 0 && !data.empty() && CanRead()) {
+    const size_t kept = tail_size_;
+    const size_t want =
+        owner_.MessageSize(IoKey{}, std::span(tail_.get(), kept));
+    const size_t goal = std::min(want == 0 ? recv_limit_ : want, recv_limit_);
+    const size_t take = goal > kept ? std::min(goal - kept, data.size()) : 0;
+    AppendTail(data.first(take), goal);
+    data = data.subspan(take);
+    // A message of known size still short: `data` is used up, wait.
+    if (want != 0 && tail_size_ < goal) break;
+    const size_t consumed =
+        owner_.Deliver(IoKey{}, std::span(tail_.get(), tail_size_));
+    if (consumed >= kept) {
+      // The message begun earlier is done. What is left of the tail came
+      // from `data`: deliver it from there, uncopied, with the rest.
+      progress |= consumed > 0;
+      const size_t back = tail_size_ - consumed;
+      data = std::span(data.data() - back, data.size() + back);
+      tail_size_ = 0;
+      break;
     }
-    if (recv_buffer_.FreeSize() == 0 && CanRead()) {
-      LogLimited(
-          LogKind::kProtocolError,
-          "session %llu: protocol error: a message larger than the %zu-byte "
-          "receive buffer",
-          static_cast<unsigned long long>(owner_.id()),
-          recv_buffer_.Capacity());
-      owner_.Disconnect(DisconnectReason::kProtocolError);
+    ConsumeTail(consumed);
+    if (consumed > 0) {
+      progress = true;
+    } else if (take == 0) {
+      // Nothing added and nothing taken: the message cannot fit the limit.
+      if (CanRead()) TooLarge();
+      return;
     }
-  } else if (result == 0) {
-    counters.recv_syscalls.Add();
+  }
+  // Then straight from the backend's buffer.
+  if (tail_size_ == 0 && !data.empty() && CanRead()) {
+    const size_t consumed = owner_.Deliver(IoKey{}, data);
+    if (consumed > 0) progress = true;
+    data = data.subspan(consumed);
+    if (!data.empty() && CanRead()) {
+      if (data.size() >= recv_limit_) {
+        TooLarge();
+        return;
+      }
+      AppendTail(data, owner_.MessageSize(IoKey{}, data));
+    }
+  }
+  // Liveness, on the worker's clock of this round (no clock read here).
+  const Clock::time_point now = worker_->now();
+  if (progress) last_progress_ = now;
+  if (tail_size_ == 0) {
+    partial_since_ = {};
+  } else if (progress || partial_since_ == Clock::time_point{}) {
+    partial_since_ = now;  // what is left is a message begun now
+  }
+}
+
+void SocketState::RecvEnded(int64_t result) {
+  worker_->AssertInWorkerThread();
+  if (!CanRead()) return;
+  if (result == 0) {
+    worker_->counters().recv_syscalls.Add();
     owner_.Disconnect(DisconnectReason::kPeerClosed);
   } else if (!IsRetry(result)) {
     owner_.Disconnect(ReasonForErrno(static_cast<int>(-result)));
   }
-  if (CanRead()) worker_->backend().ResumeRecv(*this);
+}
+
+void SocketState::AppendTail(std::span<const std::byte> bytes, size_t want) {
+  const size_t needed = tail_size_ + bytes.size();
+  if (needed > tail_capacity_) {
+    ResizeTailStorage(std::clamp(want, needed, std::max(needed, recv_limit_)));
+  }
+  if (!bytes.empty()) {
+    std::memcpy(tail_.get() + tail_size_, bytes.data(), bytes.size());
+  }
+  tail_size_ = needed;
+}
+
+void SocketState::ConsumeTail(size_t n) {
+  tail_size_ -= n;
+  if (tail_size_ > 0 && n > 0) {
+    std::memmove(tail_.get(), tail_.get() + n, tail_size_);
+  }
+}
+
+void SocketState::ResizeTailStorage(size_t capacity) {
+  std::unique_ptr<std::byte[]> storage;
+  if (capacity > 0) {
+    storage.reset(new std::byte[capacity]);
+    if (tail_size_ > 0) std::memcpy(storage.get(), tail_.get(), tail_size_);
+  }
+  MemoryBudget& budget = worker_->budget();
+  if (capacity > tail_capacity_) {
+    budget.AddRecv(capacity - tail_capacity_);
+  } else {
+    budget.RemoveRecv(tail_capacity_ - capacity);
+  }
+  tail_ = std::move(storage);
+  tail_capacity_ = capacity;
+}
+
+void SocketState::ReleaseIdleMemory() {
+  worker_->AssertInWorkerThread();
+  if (tail_size_ == 0 && tail_capacity_ > 0) ResizeTailStorage(0);
+  // The write bookkeeping too, when no write is under way: the vectors are
+  // made again by the next write (a few small allocations per quiet spell).
+  if (write_in_flight_ || draining_ || sending_done_ != sending_.size()) {
+    return;
+  }
+  size_t freed = queue_.ReleaseIdle();
+  if (sending_.capacity() > 0 || iov_.capacity() > 0) {
+    freed += sending_.capacity() * sizeof(SendBufferRef) +
+             iov_.capacity() * sizeof(iovec);
+    std::vector<SendBufferRef>().swap(sending_);
+    std::vector<iovec>().swap(iov_);
+    sending_done_ = 0;
+    sending_offset_ = 0;
+  }
+  if (freed > 0) worker_->budget().RemoveOverhead(freed);
+}
+
+void SocketState::TooLarge() {
+  LogLimited(LogKind::kProtocolError,
+             "session %llu: protocol error: a message larger than the "
+             "%zu-byte receive limit",
+             static_cast<unsigned long long>(owner_.id()), recv_limit_);
+  owner_.Disconnect(DisconnectReason::kProtocolError);
 }
 
 // --- Write -----------------------------------------------------------------
@@ -243,9 +342,11 @@ void SocketState::Close() {
                         iov_.capacity() * sizeof(iovec));
   std::vector<SendBufferRef>().swap(sending_);
   std::vector<iovec>().swap(iov_);
-  // The receive storage goes back to its pool: nothing reads into it now.
-  budget.Remove(recv_buffer_.Capacity(), &budget_slot_);
-  recv_buffer_ = RecvBuffer(0);
+  // The receive tail goes too: nothing reads into it now.
+  budget.Remove(tail_capacity_, &budget_slot_);
+  tail_.reset();
+  tail_size_ = 0;
+  tail_capacity_ = 0;
   sending_done_ = 0;
   sending_offset_ = 0;
 }

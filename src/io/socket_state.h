@@ -7,7 +7,10 @@
 //  - the send queue (any thread pushes) and the write in progress: the
 //    buffers being written, the iovecs and msghdr of the one gather write in
 //    flight, and where a partial write stopped;
-//  - the receive buffer;
+//  - the receive tail: the bytes of a message begun in one read and not yet
+//    finished, and nothing else (the reads themselves land in the worker's
+//    buffer, or in the kernel-provided buffers of io_uring, and are handed
+//    to the session from there);
 //  - the worker's bookkeeping: operations in flight, position in the
 //    worker's session list, closing and draining state.
 //
@@ -37,13 +40,14 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "io/worker_thread.h"
 #include "send_queue.h"
 #include "servercore/disconnect_reason.h"
-#include "servercore/recv_buffer.h"
 #include "servercore/send_buffer.h"
 #include "servercore/service.h"
 #include "servercore/session.h"
@@ -63,11 +67,11 @@ class SocketState {
   SocketState(const SocketState&) = delete;
   SocketState& operator=(const SocketState&) = delete;
 
-  // The creating thread, once: takes the connected socket `fd`, then gets
-  // its receive buffer, which is counted in the worker's service's memory
-  // budget until Close.
+  // The creating thread, once: takes the connected socket `fd`; then lists
+  // the session in the service's memory budget (until Close), with `limit`,
+  // the most bytes of an unfinished message it may hold between reads.
   void Bind(int fd, IoWorker& worker, size_t max_pending_bytes);
-  void AllocateRecvBuffer(size_t size);
+  void SetRecvLimit(size_t limit);
 
   int fd() const noexcept { return fd_; }
   IoWorker& worker() const noexcept { return *worker_; }
@@ -84,9 +88,19 @@ class SocketState {
   }
 
   // --- Receive (worker) ---
-  RecvBuffer& recv_buffer() SERVERCORE_ON_WORKER { return recv_buffer_; }
-  // A receive completed: bytes (0 at end of stream) or -errno.
-  void RecvDone(int64_t result) SERVERCORE_ON_WORKER;
+  // The backend received `data` (not empty) into a buffer of its own, which
+  // it reuses once this returns. The bytes go to the session: first those
+  // that finish the message kept in the tail (only they are copied), then
+  // the rest straight from `data`; what is left unconsumed becomes the tail.
+  void Received(std::span<const std::byte> data) SERVERCORE_ON_WORKER;
+  // A receive ended without data: 0 at end of stream, or -errno (a retry
+  // code is ignored).
+  void RecvEnded(int64_t result) SERVERCORE_ON_WORKER;
+  // Bytes of an unfinished message held (tests).
+  size_t recv_tail_size() const SERVERCORE_ON_WORKER { return tail_size_; }
+  // The worker's sweep: gives back the tail's storage when it holds nothing,
+  // so a quiet session keeps no receive memory at all.
+  void ReleaseIdleMemory() SERVERCORE_ON_WORKER;
 
   // --- Write (worker) ---
   // Writes what is queued, one gather write at a time, until it is all
@@ -128,20 +142,38 @@ class SocketState {
   // Backend operations started on the socket and not yet completed; the
   // descriptor is closed only when this is 0.
   int ops_in_flight SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
-  bool attached SERVERCORE_GUARDED_BY(kWorkerThread) = false;    // listed
-  size_t worker_index SERVERCORE_GUARDED_BY(kWorkerThread) = 0;  // position
+  // io_uring: a (multishot) receive is in flight.
+  bool recv_armed SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  bool attached SERVERCORE_GUARDED_BY(kWorkerThread) = false;  // listed
   bool in_close_list SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  size_t worker_index SERVERCORE_GUARDED_BY(kWorkerThread) = 0;  // position
 
  private:
+  // Copies `bytes` to the end of the tail, growing its storage to `want`
+  // bytes in all (capped at the receive limit) when it must.
+  void AppendTail(std::span<const std::byte> bytes,
+                  size_t want) SERVERCORE_ON_WORKER;
+  void ConsumeTail(size_t n) SERVERCORE_ON_WORKER;
+  void ResizeTailStorage(size_t capacity) SERVERCORE_ON_WORKER;
+  // Closes the session: an unfinished message that cannot fit the limit.
+  void TooLarge() SERVERCORE_ON_WORKER;
   void BuildIovecs() SERVERCORE_ON_WORKER;
   // Accounts for a finished write; false when the session can write no more.
   bool CompleteWrite(int64_t result) SERVERCORE_ON_WORKER;
 
   Session& owner_;
   int fd_ = -1;
+  // (Beside fd_, where they fill what would be padding.)
+  bool write_in_flight_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  bool draining_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   IoWorker* worker_ = nullptr;
   SendQueue queue_;
-  RecvBuffer recv_buffer_{0};
+  // The receive tail: tail_size_ bytes of an unfinished message at the
+  // front of tail_ (tail_capacity_ bytes, counted in the memory budget).
+  std::unique_ptr<std::byte[]> tail_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  size_t tail_size_ SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
+  size_t tail_capacity_ SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
+  size_t recv_limit_ = 0;
   // The memory budget's index of this session (its mutex guards it); SIZE_MAX
   // when not listed.
   size_t budget_slot_ = SIZE_MAX;
@@ -154,9 +186,7 @@ class SocketState {
   size_t sending_done_ SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
   std::vector<iovec> iov_ SERVERCORE_GUARDED_BY(kWorkerThread);
   msghdr msg_ SERVERCORE_GUARDED_BY(kWorkerThread){};
-  bool write_in_flight_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   Clock::time_point write_since_ SERVERCORE_GUARDED_BY(kWorkerThread){};
-  bool draining_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   Clock::time_point drain_deadline_ SERVERCORE_GUARDED_BY(kWorkerThread){};
   // When OnRecv last consumed bytes (or the socket reached its worker).
   Clock::time_point last_progress_ SERVERCORE_GUARDED_BY(kWorkerThread){};

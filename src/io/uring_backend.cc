@@ -4,13 +4,30 @@
 // eventfd read kept armed on the ring. Operations prepared during a round are
 // submitted together by the next Poll, in one io_uring_enter that also waits.
 //
-// Per socket: one recv and at most one sendmsg in flight (two sends in flight
-// on one socket can complete out of order: liburing issue 1001). Closing
-// shuts the socket down and cancels by fd; the worker closes the descriptor
-// only after both operations have completed (SocketState::ops_in_flight 0).
+// Receiving: one multishot recv per socket, armed once and left armed, into
+// buffers the kernel picks from a ring of buffers the worker provides (one
+// group per worker). The poll behind it is armed once per connection, not
+// once per read, and a connection holds no receive memory of its own: its
+// bytes are handed to the session straight from the provided buffer
+// (SocketState::Received), and the buffer goes back to the ring at once.
+// Where the kernel consumes provided buffers incrementally (6.12+), a few
+// large buffers serve every socket, each read taking only the bytes it
+// needs; elsewhere each read takes a whole smaller buffer. A recv that finds
+// the ring empty ends with ENOBUFS and is armed again (the next submission
+// finds the buffers returned meanwhile). Kernels without multishot recv
+// (before 6.0) get one recv at a time, from the same buffers.
+//
+// Per socket: that recv and at most one send in flight (two sends in flight
+// on one socket can complete out of order: liburing issue 1001). A send of
+// one buffer is a plain IORING_OP_SEND, a gather write an IORING_OP_SENDMSG.
+// Closing shuts the socket down and cancels by fd; the worker closes the
+// descriptor only after both operations have completed
+// (SocketState::ops_in_flight 0).
 #include <fcntl.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +35,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <span>
+#include <vector>
 
 #include "io/io_backend.h"
 #include "io/io_worker.h"
@@ -42,6 +61,30 @@ static_assert(alignof(SocketState) >= 8);
 
 constexpr unsigned kRingEntries = 4096;
 constexpr unsigned kCqEntries = 16 * kRingEntries;  // 65536: 1 MiB
+
+// Newer than liburing 2.3's headers (Linux 6.12): a provided-buffer ring
+// whose buffers the kernel consumes a read at a time, and the completion
+// flag that says a buffer is not used up yet.
+constexpr uint16_t kPbufRingIncremental = 2;  // IOU_PBUF_RING_INC
+constexpr unsigned kCqeBufMore = 1U << 4;     // IORING_CQE_F_BUF_MORE
+
+// The provided buffers: their group id, and the two shapes. Incremental:
+// 32 buffers of 64 KiB (2 MiB per worker), each shared by many reads.
+// Otherwise every read takes a whole buffer, so many small ones, enough for
+// a round in which a thousand sockets each had something to say.
+constexpr uint16_t kBufferGroup = 0;
+struct BufferShape {
+  unsigned count;
+  size_t size;
+  bool incremental;
+};
+constexpr BufferShape kIncrementalBuffers{32, 64 * 1024, true};
+constexpr BufferShape kWholeBuffers{1024, 4 * 1024, false};
+
+constexpr size_t kPage = 4096;
+size_t RoundUpToPage(size_t bytes) {
+  return (bytes + kPage - 1) / kPage * kPage;
+}
 
 uint64_t Tag(SocketState& socket, Op op) {
   return reinterpret_cast<uint64_t>(&socket) | op;
@@ -88,6 +131,113 @@ int SetUpRing(io_uring* ring, std::string* why) {
   return 0;
 }
 
+// A ring of provided buffers, registered with one io_uring as kBufferGroup.
+// The worker hands buffers back (Give) once it has handed their bytes on.
+class ProvidedBuffers {
+ public:
+  ProvidedBuffers() = default;
+  ~ProvidedBuffers() { Unmap(); }
+  ProvidedBuffers(const ProvidedBuffers&) = delete;
+  ProvidedBuffers& operator=(const ProvidedBuffers&) = delete;
+
+  // Maps and registers the buffers, incremental where the kernel has it.
+  // -errno (and *why) when this kernel has no provided-buffer rings.
+  int SetUp(io_uring* ring, std::string* why) {
+    int r = SetUp(ring, kIncrementalBuffers);
+    if (r == -EINVAL) r = SetUp(ring, kWholeBuffers);
+    if (r < 0) {
+      *why = std::string("io_uring: cannot register provided buffers: ") +
+             std::strerror(-r);
+    }
+    return r;
+  }
+
+  bool incremental() const noexcept { return shape_.incremental; }
+
+  // The bytes a completion with `flags` (IORING_CQE_F_BUFFER set) and
+  // `length` received; `*done` is set when the kernel is finished with the
+  // buffer, which must then be given back after the bytes are used.
+  std::byte* Take(unsigned flags, size_t length, bool* done) {
+    const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
+    SERVERCORE_CHECK(id < shape_.count, "io_uring: buffer id %u", id);
+    std::byte* data = base_ + id * shape_.size + consumed_[id];
+    *done = !shape_.incremental || (flags & kCqeBufMore) == 0;
+    consumed_[id] = *done ? 0 : consumed_[id] + length;
+    return data;
+  }
+  // Hands buffer `flags >> IORING_CQE_BUFFER_SHIFT` back to the kernel
+  // (visible to it at the next Publish).
+  void Give(unsigned flags) {
+    const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
+    io_uring_buf_ring_add(ring_, base_ + id * shape_.size,
+                          static_cast<unsigned>(shape_.size),
+                          static_cast<unsigned short>(id),
+                          io_uring_buf_ring_mask(shape_.count), unpublished_);
+    ++unpublished_;
+  }
+  void Publish() {
+    if (unpublished_ == 0) return;
+    io_uring_buf_ring_advance(ring_, unpublished_);
+    unpublished_ = 0;
+  }
+
+ private:
+  int SetUp(io_uring* ring, BufferShape shape) {
+    Unmap();
+    shape_ = shape;
+    ring_bytes_ = RoundUpToPage(shape.count * sizeof(io_uring_buf));
+    buffer_bytes_ = shape.count * shape.size;
+    void* ring_memory = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* buffers = ::mmap(nullptr, buffer_bytes_, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ring_memory == MAP_FAILED || buffers == MAP_FAILED) {
+      if (ring_memory != MAP_FAILED) ::munmap(ring_memory, ring_bytes_);
+      if (buffers != MAP_FAILED) ::munmap(buffers, buffer_bytes_);
+      return -ENOMEM;
+    }
+    // Best effort: names them in /proc/PID/smaps.
+    ::prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, buffers, buffer_bytes_,
+            "servercore-recv");
+    ring_ = static_cast<io_uring_buf_ring*>(ring_memory);
+    base_ = static_cast<std::byte*>(buffers);
+    io_uring_buf_ring_init(ring_);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<uint64_t>(ring_);
+    reg.ring_entries = shape.count;
+    reg.bgid = kBufferGroup;
+    reg.pad = shape.incremental ? kPbufRingIncremental : 0;  // flags
+    const int r = io_uring_register_buf_ring(ring, &reg, 0);
+    if (r < 0) {
+      Unmap();
+      return r;
+    }
+    consumed_.assign(shape.count, 0);
+    for (unsigned id = 0; id < shape.count; ++id) {
+      Give(id << IORING_CQE_BUFFER_SHIFT);
+    }
+    Publish();
+    return 0;
+  }
+
+  // The ring goes with the io_uring it was registered with (or failed to
+  // register): only the memory is ours to drop.
+  void Unmap() {
+    if (ring_ != nullptr) ::munmap(ring_, ring_bytes_);
+    if (base_ != nullptr) ::munmap(base_, buffer_bytes_);
+    ring_ = nullptr;
+    base_ = nullptr;
+  }
+
+  BufferShape shape_{};
+  io_uring_buf_ring* ring_ = nullptr;
+  std::byte* base_ = nullptr;
+  size_t ring_bytes_ = 0;
+  size_t buffer_bytes_ = 0;
+  std::vector<size_t> consumed_;  // incremental: bytes used of each buffer
+  int unpublished_ = 0;
+};
+
 }  // namespace
 
 class UringBackend final : public IoBackend {
@@ -103,6 +253,9 @@ class UringBackend final : public IoBackend {
   [[nodiscard]] int Init(std::string* why) SERVERCORE_ON_WORKER {
     if (const int r = SetUpRing(&ring_, why); r < 0) return r;
     ring_ready_ = true;
+    if (const int r = buffers_.SetUp(&ring_, why); r < 0) return r;
+    // Best effort: io_uring_enter then skips looking the ring's fd up.
+    io_uring_register_ring_fd(&ring_);
     ArmWake();
     return 0;
   }
@@ -113,29 +266,32 @@ class UringBackend final : public IoBackend {
     // wait for readiness itself instead of answering -EAGAIN.
     const int flags = ::fcntl(socket.fd(), F_GETFL);
     if (flags >= 0) ::fcntl(socket.fd(), F_SETFL, flags & ~O_NONBLOCK);
-    ResumeRecv(socket);
-  }
-
-  void ResumeRecv(SocketState& socket) override SERVERCORE_ON_WORKER {
-    worker_.AssertInWorkerThread();
-    std::span<std::byte> room = socket.recv_buffer().Free();
-    io_uring_sqe* sqe = GetSqe();
-    io_uring_prep_recv(sqe, socket.fd(), room.data(), room.size(), 0);
-    io_uring_sqe_set_data64(sqe, Tag(socket, kOpRecv));
-    ++socket.ops_in_flight;
+    ArmRecv(socket);
   }
 
   int64_t Write(SocketState& socket) override SERVERCORE_ON_WORKER {
     worker_.AssertInWorkerThread();
     io_uring_sqe* sqe = GetSqe();
-    io_uring_prep_sendmsg(sqe, socket.fd(), &socket.write_message(),
-                          MSG_NOSIGNAL);
+    const msghdr& message = socket.write_message();
+    if (message.msg_iovlen == 1) {
+      // One buffer: a send, which spares the kernel copying the msghdr.
+      io_uring_prep_send(sqe, socket.fd(), message.msg_iov[0].iov_base,
+                         message.msg_iov[0].iov_len, MSG_NOSIGNAL);
+    } else {
+      io_uring_prep_sendmsg(sqe, socket.fd(), &message, MSG_NOSIGNAL);
+    }
     io_uring_sqe_set_data64(sqe, Tag(socket, kOpWrite));
     ++socket.ops_in_flight;
     return kInFlight;
   }
 
-  void StopRecv(SocketState&) override {}
+  void StopRecv(SocketState& socket) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
+    if (!socket.recv_armed) return;
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_cancel64(sqe, Tag(socket, kOpRecv), 0);
+    io_uring_sqe_set_data64(sqe, kOpIgnore);
+  }
 
   void Detach(SocketState& socket) override SERVERCORE_ON_WORKER {
     worker_.AssertInWorkerThread();
@@ -197,6 +353,7 @@ class UringBackend final : public IoBackend {
       for (unsigned i = 0; i < seen; ++i) {
         Dispatch(batch_[i].user_data, batch_[i].res, batch_[i].flags);
       }
+      buffers_.Publish();
       if (seen < batch_.size()) break;
     }
   }
@@ -225,6 +382,48 @@ class UringBackend final : public IoBackend {
     return sqe;
   }
 
+  void ArmRecv(SocketState& socket) SERVERCORE_ON_WORKER {
+    io_uring_sqe* sqe = GetSqe();
+    if (multishot_recv_) {
+      io_uring_prep_recv_multishot(sqe, socket.fd(), nullptr, 0, 0);
+    } else {
+      io_uring_prep_recv(sqe, socket.fd(), nullptr, 0, 0);
+    }
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = kBufferGroup;
+    io_uring_sqe_set_data64(sqe, Tag(socket, kOpRecv));
+    socket.recv_armed = true;
+    ++socket.ops_in_flight;
+  }
+
+  void OnRecv(SocketState& socket, int res,
+              unsigned flags) SERVERCORE_ON_WORKER {
+    if ((flags & IORING_CQE_F_MORE) == 0) {  // the recv has ended
+      socket.recv_armed = false;
+      --socket.ops_in_flight;
+    }
+    if ((flags & IORING_CQE_F_BUFFER) != 0) {
+      bool done = false;
+      std::byte* data =
+          buffers_.Take(flags, res > 0 ? static_cast<size_t>(res) : 0, &done);
+      if (res > 0) {
+        socket.Received(std::span(data, static_cast<size_t>(res)));
+      } else {
+        socket.RecvEnded(res);
+      }
+      if (done) buffers_.Give(flags);
+    } else if (res == -ENOBUFS) {
+      // The ring ran dry: armed again below, it finds the buffers this
+      // round gives back.
+      worker_.counters().recv_buffer_waits.Add();
+    } else if (res == -EINVAL && multishot_recv_) {
+      multishot_recv_ = false;  // kernel before 6.0: one recv at a time
+    } else {
+      socket.RecvEnded(res);
+    }
+    if (!socket.recv_armed && socket.CanRead()) ArmRecv(socket);
+  }
+
   void ArmWake() {
     io_uring_sqe* sqe = GetSqe();
     io_uring_prep_read(sqe, wake_fd_, &wake_count_, sizeof(wake_count_), 0);
@@ -250,8 +449,7 @@ class UringBackend final : public IoBackend {
     auto* socket = reinterpret_cast<SocketState*>(user_data & ~kOpMask);
     switch (op) {
       case kOpRecv:
-        --socket->ops_in_flight;
-        socket->RecvDone(res);
+        OnRecv(*socket, res, flags);
         break;
       case kOpWrite:
         --socket->ops_in_flight;
@@ -289,6 +487,7 @@ class UringBackend final : public IoBackend {
   IoWorker& worker_;
   const int wake_fd_;
   io_uring ring_{};
+  ProvidedBuffers buffers_;
   std::array<Completion, 512> batch_{};
   bool ring_ready_ = false;
   uint64_t wake_count_ = 0;
@@ -296,6 +495,7 @@ class UringBackend final : public IoBackend {
   bool accepting_ = false;
   bool accept_armed_ = false;
   bool multishot_accept_ = true;
+  bool multishot_recv_ = true;
 };
 
 std::unique_ptr<IoBackend> CreateUringBackend(IoWorker& worker,
@@ -319,8 +519,10 @@ std::unique_ptr<IoBackend> CreateUringBackend(IoWorker& worker,
 bool UringAvailable(std::string* why) {
   io_uring ring{};
   if (SetUpRing(&ring, why) < 0) return false;
+  ProvidedBuffers buffers;
+  const bool ok = buffers.SetUp(&ring, why) == 0;
   io_uring_queue_exit(&ring);
-  return true;
+  return ok;
 }
 
 }  // namespace servercore::internal

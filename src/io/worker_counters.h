@@ -41,6 +41,7 @@ struct WorkerCounters {
   Counter write_syscalls;
   Counter iovecs_written;
   Counter partial_writes;
+  Counter recv_buffer_waits;
 };
 
 }  // namespace servercore::internal

@@ -25,7 +25,6 @@ class SessionHarness::FakeBackend final : public internal::IoBackend {
   void Attach(SocketState& socket) override SERVERCORE_ON_WORKER {
     reading_[&socket] = true;
   }
-  void ResumeRecv(SocketState&) override {}
   int64_t Write(SocketState& socket) override SERVERCORE_ON_WORKER {
     const msghdr& message = socket.write_message();
     std::vector<std::byte>& out = written_[socket.owner().id()];
@@ -126,24 +125,37 @@ size_t SessionHarness::Receive(Session& session,
   internal::IoWorker& worker = host_->worker();
   worker.AssertInWorkerThread();
   SocketState& socket = session.socket(IoKey{});
+  // As a backend's reads: at most kReadSize bytes each, from a buffer of its
+  // own that is reused (and scribbled on) after each, so a session that
+  // keeps a pointer into a read is caught.
+  constexpr size_t kReadSize = 64 * 1024;
   size_t taken = 0;
   while (taken < bytes.size() && !stopped_ && backend_->Reading(socket) &&
          socket.CanRead()) {
-    RecvBuffer& buffer = socket.recv_buffer();
-    const size_t n = std::min(bytes.size() - taken, buffer.FreeSize());
-    if (n == 0) break;  // RecvDone closes a session whose buffer filled
-    std::memcpy(buffer.WritePos(), bytes.data() + taken, n);
+    const size_t n = std::min(bytes.size() - taken, kReadSize);
+    read_buffer_.assign(bytes.begin() + static_cast<ptrdiff_t>(taken),
+                        bytes.begin() + static_cast<ptrdiff_t>(taken + n));
     taken += n;
-    socket.RecvDone(static_cast<int64_t>(n));
+    socket.Received(read_buffer_);
+    std::fill(read_buffer_.begin(), read_buffer_.end(), std::byte{0xdd});
   }
   return taken;
+}
+
+size_t SessionHarness::ReceiveHeld(Session& session) const {
+  host_->worker().AssertInWorkerThread();
+  return session.socket(IoKey{}).recv_tail_size();
+}
+
+size_t SessionHarness::MemoryUsed() const noexcept {
+  return host_->budget().Used();
 }
 
 void SessionHarness::PeerClose(Session& session) {
   internal::IoWorker& worker = host_->worker();
   worker.AssertInWorkerThread();
   SocketState& socket = session.socket(IoKey{});
-  if (!stopped_ && backend_->Reading(socket)) socket.RecvDone(0);
+  if (!stopped_ && backend_->Reading(socket)) socket.RecvEnded(0);
 }
 
 void SessionHarness::RunRound() {

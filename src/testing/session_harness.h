@@ -2,8 +2,8 @@
 // harness plays a service with one worker: the calling thread runs that
 // worker's loop (IoWorker::BeginInline), one round at a time, over a fake
 // backend that has no descriptor. Bytes from a "peer" reach a session as a
-// backend's completed read does (SocketState::RecvDone: the receive buffer,
-// Session::Deliver, the liveness clocks, the full-buffer rule); what the
+// backend's completed read does (SocketState::Received: the receive tail,
+// Session::Deliver, the liveness clocks, the receive limit); what the
 // session writes is gathered from its socket state's msghdr, as sendmsg would
 // take it, into a byte string per session. Everything between is the
 // library's own code: Send, the send queue, flushes, closes with their drain
@@ -63,7 +63,7 @@ class SessionHarness {
   // A session arrives, as if accepted: it is opened here (OnCreated runs)
   // and reaches the worker at the next round (OnConnected).
   void Add(SessionRef session);
-  // Bytes from the peer, as one completed read per receive buffer's worth.
+  // Bytes from the peer, as one completed read per 64 KiB.
   // Returns the bytes taken: all of them, unless the session stopped
   // reading (not attached yet, or closing) before the end.
   size_t Receive(Session& session, std::span<const std::byte> bytes);
@@ -82,6 +82,10 @@ class SessionHarness {
   const std::vector<std::byte>& Written(const Session& session) const;
   // Sessions closed for `reason`, finalised (OnDisconnected ran).
   uint64_t Closed(DisconnectReason reason) const noexcept;
+  // Bytes of an unfinished message the session holds between reads.
+  size_t ReceiveHeld(Session& session) const;
+  // What the service's memory budget counts now (ServiceOptions::max_memory).
+  size_t MemoryUsed() const noexcept;
 
   // As Service::Stop: every open session closes (kServiceStopped, with its
   // goodbye), the jobs still queued run, the worker's timers are dropped.
@@ -95,6 +99,7 @@ class SessionHarness {
   FakeBackend* backend_ = nullptr;  // owned by the worker
   std::chrono::nanoseconds skew_{0};
   bool stopped_ = false;
+  std::vector<std::byte> read_buffer_;  // the fake backend's read buffer
 };
 
 }  // namespace servercore::testing

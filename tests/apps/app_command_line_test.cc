@@ -41,7 +41,8 @@ TEST(AppCommandLineTest, DummyClientHelpListsEveryFlag) {
   for (const char* flag :
        {"--host", "--port", "--sessions", "--mode", "--room-size", "--payload",
         "--rate", "--depth", "--duration", "--warmup", "--senders", "--threads",
-        "--tick-ms", "--late-grace-ms", "--keepalive", "--json"}) {
+        "--tick-ms", "--late-grace-ms", "--keepalive", "--json", "--hosts",
+        "--remote-grace-ms"}) {
     EXPECT_NE(run.output.find(flag), std::string::npos)
         << flag << " missing in\n"
         << run.output;
@@ -86,6 +87,22 @@ TEST(AppCommandLineTest, BadValuesNameTheFlagAndItsRange) {
       {DUMMY_CLIENT_PATH,
        {"--port", "0"},
        "DummyClient: --port: 0 not in [1 - 65535]"},
+      {DUMMY_CLIENT_PATH,
+       {"--hosts", "127.0.0.1:7777,127.0.0.1"},
+       "DummyClient: --hosts: '127.0.0.1': expected HOST:PORT"},
+      {DUMMY_CLIENT_PATH,
+       {"--hosts=::1:7777"},
+       "DummyClient: --hosts: '::1:7777': an IPv6 address goes in brackets: "
+       "[::1]:7777"},
+      {DUMMY_CLIENT_PATH,
+       {"--hosts", "a:1,,b:2"},
+       "DummyClient: --hosts: empty entry in 'a:1,,b:2'"},
+      {DUMMY_CLIENT_PATH,
+       {"--hosts", "a:70000"},
+       "DummyClient: --hosts: 'a:70000': the port must be 1 to 65535"},
+      {DUMMY_CLIENT_PATH,
+       {"--remote-grace-ms", "-1"},
+       "DummyClient: --remote-grace-ms: -1 not in [0 - inf)"},
   };
   for (const BadFlag& c : cases) {
     SCOPED_TRACE(c.args[0]);

@@ -64,11 +64,26 @@ void ExpectOkJson(const std::string& path, const std::string& mode) {
       std::regex_search(json, m, std::regex("\"packets_sent\": (\\d+)")))
       << json;
   EXPECT_GT(std::stoull(m[1]), 0u) << json;
-  for (const char* error :
-       {"lost", "corrupt", "out_of_order", "unexpected", "disconnected",
-        "refused", "bad_join", "chat_wrong_room", "bad_pong", "unsolicited",
-        "not_full_first", "tick_back", "own_seq_back", "seq_back", "future_seq",
-        "late", "snapshot_wrong_room", "gone_and_present"}) {
+  for (const char* error : {"lost",
+                            "corrupt",
+                            "out_of_order",
+                            "unexpected",
+                            "disconnected",
+                            "refused",
+                            "bad_join",
+                            "chat_wrong_room",
+                            "chat_sender_id",
+                            "bad_pong",
+                            "unsolicited",
+                            "not_full_first",
+                            "tick_back",
+                            "own_seq_back",
+                            "seq_back",
+                            "future_seq",
+                            "late",
+                            "snapshot_wrong_room",
+                            "gone_and_present",
+                            "peer_late"}) {
     EXPECT_NE(json.find("\"" + std::string(error) + "\": 0"), std::string::npos)
         << error << " not 0 in\n"
         << json;
@@ -350,7 +365,9 @@ INSTANTIATE_TEST_SUITE_P(
         Fault("GoneAndPresent", WorldFault::kGoneAndPresent, kMove,
               "gone-and-present"),
         Fault("ChatOtherRoom", WorldFault::kChatOtherRoom, kChatInRooms,
-              "chat-wrong-room")),
+              "chat-wrong-room"),
+        Fault("ChatOtherSenderId", WorldFault::kChatOtherSenderId, kChatInRooms,
+              "chat-sender-id")),
     [](const auto& tp) { return tp.param.name; });
 
 // A server that is not there: DummyClient reports it and exits non-zero.

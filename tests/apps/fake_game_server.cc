@@ -187,7 +187,14 @@ void FakeGameServer::World::Chat(FakeConn& c,
   out.insert(out.end(), message.begin(), message.end());
   bool leaked = false;
   for (FakeConn* to : *conns_) {
-    if (to->room == c.room) {
+    if (to->room == c.room && to != &c &&
+        Once(WorldFault::kChatOtherSenderId)) {
+      // As a cluster node that forwarded it under another node's id would.
+      std::vector<std::byte> relabeled;
+      AppendLe(relabeled, c.id | uint64_t{1} << 48, 8);
+      relabeled.insert(relabeled.end(), message.begin(), message.end());
+      SendRaw(*to, 6, relabeled);
+    } else if (to->room == c.room) {
       SendRaw(*to, 6, out);
     } else if (!leaked && Once(WorldFault::kChatOtherRoom)) {
       leaked = true;

@@ -39,6 +39,7 @@ enum class WorldFault {
   kWrongRoom,           // a snapshot naming another room
   kGoneAndPresent,      // the phantom both gone and present in one snapshot
   kChatOtherRoom,       // the first S_CHAT also to a session of another room
+  kChatOtherSenderId,   // one S_CHAT to another member with another sender id
 };
 
 struct FakeGameOptions {

@@ -18,7 +18,6 @@ namespace {
 class FakeBackend final : public IoBackend {
  public:
   void Attach(SocketState&) override {}
-  void ResumeRecv(SocketState&) override {}
   int64_t Write(SocketState&) override { return 0; }
   void StopRecv(SocketState&) override {}
   void Detach(SocketState&) override {}

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <utility>
 
 namespace game {
 namespace {
@@ -265,6 +266,156 @@ TEST_F(WorldCheckerTest, AnEntityGoneAndPresentInOneSnapshotIsCaught) {
   Snap(0, 13, false, {{kOther + 2, 0, true}});
   Snap(0, 14, false, {{kOther + 2, 3}});  // another snapshot: fine
   EXPECT_EQ(stats_.gone_and_present, 2u);
+}
+
+// ---- Peers: the other members of the room, whatever server they are on ----
+
+// Every point of a path names its index modulo kRadii.
+TEST(MovePathTest, APointNamesItsIndexModuloTheRadii) {
+  for (uint32_t index = 0; index < 20'000; index += 7) {
+    for (uint32_t seq : {1u, 26u, 50u, 99u, 1234u}) {
+      EXPECT_EQ(MovePath::IndexResidue(MovePath(index).At(seq)),
+                index % MovePath::kRadii)
+          << index << " at " << seq;
+    }
+  }
+}
+
+constexpr uint64_t kNode = uint64_t{3} << 48;  // our node in a cluster
+constexpr uint32_t kMe = 6;                    // our index; room 4..7
+
+// A session of index kMe in the room of indices 4 to 7 (first 4, 4 of
+// them), its peers' moves in a MoveLog of 8 sessions.
+class WorldCheckerPeerTest : public ::testing::Test {
+ protected:
+  // The entity of member `index` at its move `seq`, as its server shows it.
+  static Ent Member(uint32_t index, uint32_t seq, uint64_t node = kNode) {
+    return {node | (100 + index), seq};
+  }
+
+  void Snap(uint64_t tick, bool full,
+            std::initializer_list<std::pair<Ent, uint32_t>> members,
+            int64_t at) {
+    pb::S_SNAPSHOT s;
+    s.set_room(1);
+    s.set_tick(tick);
+    s.set_full(full);
+    for (const auto& [e, index] : members) {
+      pb::Entity* entity = s.add_entities();
+      entity->set_session_id(e.id);
+      entity->set_last_seq(e.seq);
+      const Position p = MovePath(index).At(e.seq);
+      entity->set_x(p.x);
+      entity->set_y(p.y);
+    }
+    checker_.OnSnapshot(s, 4 + s.ByteSizeLong(), at);
+  }
+
+  // Joins room 1, and enters the world at kT0 seeing peer 4 at its move 1.
+  void Enter() {
+    moves_.OnSent(4, 1, kT0 - 5 * kMs);
+    checker_.OnJoined(1);
+    moves_.OnSent(kMe, 1, kT0);
+    checker_.OnMoveSent(1, kT0);
+    Snap(10, true, {{Member(kMe, 1), kMe}, {Member(4, 1), 4}}, kT0 + 20 * kMs);
+  }
+
+  WorldStats stats_;
+  LatencyHistogram latency_;
+  MoveLog moves_{8};
+  WorldChecker checker_{WorldCheckerOptions{.tick_ns = 50 * kMs,
+                                            .grace_ns = 100 * kMs,
+                                            .remote_grace_ns = 30 * kMs,
+                                            .self_index = kMe,
+                                            .room_first = 4,
+                                            .room_count = 4,
+                                            .moves = &moves_},
+                        MovePath(kMe), stats_, latency_};
+};
+
+TEST_F(WorldCheckerPeerTest, EveryMoveOfEveryMemberMustShow) {
+  Enter();
+  EXPECT_EQ(checker_.self_id(), kNode | (100 + kMe));
+  EXPECT_EQ(checker_.pending_moves(), 0u);
+  moves_.OnSent(5, 1, kT0 + 30 * kMs);
+  moves_.OnSent(5, 2, kT0 + 40 * kMs);
+  moves_.OnSent(7, 1, kT0 + 40 * kMs);
+  EXPECT_EQ(checker_.pending_moves(), 3u) << "members 5 and 7";
+  Snap(11, false, {{Member(5, 1), 5}}, kT0 + 60 * kMs);
+  EXPECT_EQ(checker_.pending_moves(), 2u);
+  Snap(12, false, {{Member(5, 2), 5}, {Member(7, 1), 7}}, kT0 + 90 * kMs);
+  EXPECT_EQ(checker_.pending_moves(), 0u);
+  EXPECT_EQ(stats_.peer_moves_seen, 4u);
+  checker_.Finish();
+  EXPECT_EQ(stats_.Violations(), 0u);
+  EXPECT_EQ(checker_.violations(), 0u);
+}
+
+TEST_F(WorldCheckerPeerTest, EntitiesOfNoMemberAreNotPeers) {
+  Enter();
+  moves_.OnSent(5, 1, kT0 + 30 * kMs);
+  // Session 3 (of another room), and session 5 at a move it has not sent.
+  Snap(11, false, {{Member(3, 1), 3}, {Member(5, 2), 5}}, kT0 + 60 * kMs);
+  EXPECT_EQ(checker_.pending_moves(), 1u);
+  EXPECT_EQ(stats_.peer_moves_seen, 1u) << "only member 4's first move";
+  EXPECT_EQ(stats_.Violations(), 0u);
+}
+
+TEST_F(WorldCheckerPeerTest,
+       PeerMovesShownLaterThanTwoTicksAndTheGraceAreLate) {
+  Enter();
+  // Two ticks are 100 ms, the grace 100 ms more.
+  moves_.OnSent(5, 1, kT0 + 1000 * kMs);
+  Snap(11, false, {{Member(5, 1), 5}}, kT0 + 1090 * kMs);  // in time
+  moves_.OnSent(5, 2, kT0 + 2000 * kMs);
+  Snap(12, false, {{Member(5, 2), 5}}, kT0 + 2150 * kMs);  // past 2 ticks
+  moves_.OnSent(5, 3, kT0 + 3000 * kMs);
+  moves_.OnSent(5, 4, kT0 + 3200 * kMs);
+  // Move 3 shows first with move 4: 3 is late.
+  Snap(13, false, {{Member(5, 4), 5}}, kT0 + 3250 * kMs);
+  EXPECT_EQ(stats_.peer_over_two_ticks, 1u);
+  EXPECT_EQ(stats_.peer_late, 1u);
+  EXPECT_EQ(stats_.worst_peer_late_ns, static_cast<uint64_t>(250 * kMs));
+  EXPECT_EQ(stats_.Violations(), 1u);
+  EXPECT_EQ(checker_.violations(), 1u);
+  EXPECT_EQ(checker_.pending_moves(), 0u);
+}
+
+TEST_F(WorldCheckerPeerTest, LatenessCountsFromEnteringTheWorldIfLater) {
+  moves_.OnSent(5, 1, kT0 - 1000 * kMs);  // long before we moved
+  checker_.OnJoined(1);
+  moves_.OnSent(kMe, 1, kT0);
+  checker_.OnMoveSent(1, kT0);
+  Snap(10, true, {{Member(5, 1), 5}, {Member(kMe, 1), kMe}}, kT0 + 90 * kMs);
+  EXPECT_EQ(stats_.peer_late, 0u);
+  EXPECT_EQ(stats_.peer_over_two_ticks, 0u);
+}
+
+TEST_F(WorldCheckerPeerTest, MoversOnAnotherNodeGetTheRemoteGrace) {
+  Enter();
+  constexpr uint64_t kOtherNode = uint64_t{4} << 48;
+  // 2 ticks + grace = 200 ms; + 30 ms for another node.
+  moves_.OnSent(5, 1, kT0 + 1000 * kMs);
+  moves_.OnSent(7, 1, kT0 + 1000 * kMs);
+  Snap(11, false, {{Member(5, 1, kOtherNode), 5}, {Member(7, 1, kNode), 7}},
+       kT0 + 1220 * kMs);
+  EXPECT_EQ(stats_.peer_late, 1u) << "member 7, on our node";
+  EXPECT_EQ(stats_.peer_over_two_ticks, 1u) << "member 5, remote";
+  moves_.OnSent(5, 2, kT0 + 2000 * kMs);
+  Snap(12, false, {{Member(5, 2, kOtherNode), 5}}, kT0 + 2240 * kMs);
+  EXPECT_EQ(stats_.peer_late, 2u) << "past the remote grace too";
+}
+
+TEST_F(WorldCheckerPeerTest, MovesNoLongerLoggedAreNotTimed) {
+  Enter();
+  for (uint32_t seq = 1; seq <= MoveLog::kHeld + 1; ++seq) {
+    moves_.OnSent(5, seq, kT0 + seq * kMs);
+  }
+  EXPECT_FALSE(moves_.SentAt(5, 1).has_value());
+  EXPECT_EQ(moves_.SentAt(5, 2), kT0 + 2 * kMs);
+  Snap(11, false, {{Member(5, MoveLog::kHeld + 1), 5}}, kT0 + 5000 * kMs);
+  EXPECT_EQ(stats_.peer_late, 0u) << "move 1's time is gone";
+  EXPECT_EQ(checker_.pending_moves(), 0u);
 }
 
 }  // namespace
