@@ -11,9 +11,6 @@
 #
 #   scripts/cluster.sh          # 15 s
 #   scripts/cluster.sh 30       # 30 s
-#
-# A DummyClient without --hosts (older tools) gets one DummyClient per node,
-# each in rooms of its own: the nodes then share presence but no room.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$SERVERCORE_ROOT"
@@ -61,28 +58,15 @@ done
 echo "nodes: $hosts"
 
 client_status=0
-if "$bin/DummyClient" --help 2>&1 | grep -q -- '--hosts'; then
-  "$bin/DummyClient" --hosts "$hosts" --sessions 300 --mode move \
-    --room-size 50 --rate 10 --duration "$duration" |
-    sed -u 's/^/[DummyClient move] /' &
-  movers=$!
-  "$bin/DummyClient" --hosts "$hosts" --sessions 300 --mode chat \
-    --first-room 1001 --room-size 100 --rate 2 --payload 64 \
-    --duration "$duration" |
-    sed -u 's/^/[DummyClient chat] /' || client_status=$?
-  wait "$movers" || client_status=$?
-else
-  echo "DummyClient has no --hosts yet: one DummyClient per node, own rooms"
-  clients=()
-  for i in 0 1 2; do
-    port=$(echo "$hosts" | cut -d, -f$((i + 1)) | cut -d: -f2)
-    "$bin/DummyClient" --port "$port" --sessions 100 --mode move \
-      --room-size 50 --first-room $((1 + 100 * i)) --rate 10 \
-      --duration "$duration" | sed -u "s/^/[DummyClient node $((i + 1))] /" &
-    clients+=($!)
-  done
-  for pid in "${clients[@]}"; do wait "$pid" || client_status=$?; done
-fi
+"$bin/DummyClient" --hosts "$hosts" --sessions 300 --mode move \
+  --room-size 50 --rate 10 --duration "$duration" |
+  sed -u 's/^/[DummyClient move] /' &
+movers=$!
+"$bin/DummyClient" --hosts "$hosts" --sessions 300 --mode chat \
+  --first-room 1001 --room-size 100 --rate 2 --payload 64 \
+  --duration "$duration" |
+  sed -u 's/^/[DummyClient chat] /' || client_status=$?
+wait "$movers" || client_status=$?
 
 node_status=0
 for pid in "${nodes[@]}"; do kill -TERM "$pid"; done
