@@ -230,16 +230,25 @@ void ClusterLink::Run() {
       std::min(options_.presence_period, std::chrono::milliseconds(100));
   for (;;) {
     bool resync = false;
+    bool last = false;
     {
       std::unique_lock lock(queue_mu_);
       queue_cv_.wait_for(
           lock, wake, [&] { return stopping_ || resync_ || !queue_.empty(); });
-      if (stopping_) return;
+      last = stopping_;
       batch.swap(queue_);
       queued_bytes_ = 0;
       resync = std::exchange(resync_, false);
     }
     Drain(batch);
+    if (last) {
+      // Stopping: what the rooms published as their sessions closed (the
+      // leaves) is out; so is a last presence, empty by now, so the other
+      // nodes count this one's sessions out at once rather than at expiry.
+      PublishPresence(/*force=*/true);
+      natsConnection_FlushTimeout(connection_, 500);
+      return;
+    }
     if (resync) {
       PublishPresence(/*force=*/true);
       // Each room here sends its state again and asks for the others'.

@@ -79,6 +79,8 @@ class ClusterLink {
   // Connects (or keeps trying in the background when NATS is not up) and
   // starts the thread. An empty string, or why it cannot start at all.
   [[nodiscard]] std::string Start(CountsFn counts);
+  // Sends what is queued and a last presence (call it after the sessions
+  // are closed: it is empty then), then closes. Idempotent.
   void Stop();
 
   uint16_t node_id() const noexcept { return options_.node_id; }

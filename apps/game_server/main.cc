@@ -237,10 +237,10 @@ int main(int argc, char** argv) {
   }
   std::printf("stopping\n");
   std::fflush(stdout);
-  // The link first: nothing more arrives from other nodes, and what rooms
-  // still publish while their sessions close is dropped.
-  if (cluster != nullptr) cluster->Stop();
   server.Stop();
+  // Then the link: the leaves the rooms published as their sessions closed
+  // go out, and an empty presence, so other nodes count them out at once.
+  if (cluster != nullptr) cluster->Stop();
   printer.PrintSummary();
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/apps/app_fixture.h"
 #include "tests/cluster/cluster_fixture.h"
 
 namespace servercore::test {
@@ -151,6 +152,31 @@ TEST_F(ClusterTest, KilledNodesMembersGoWithinSeconds) {
   // Its sessions leave the counts too.
   ASSERT_TRUE(JoinUntilCount(a, kRoom, 1, Seconds(5)).has_value());
   EXPECT_NE(node(0).Output().find("node 2 not heard"), std::string::npos);
+}
+
+// A node stopped with SIGTERM says so: its members leave at once, well
+// before the 3 s expiry of a node that went silent.
+TEST_F(ClusterTest, StoppedNodesMembersGoAtOnce) {
+  constexpr uint32_t kRoom = 70;
+  TestClient a = Connect(0);
+  TestClient b = Connect(1);
+  ASSERT_TRUE(Join(a, kRoom).has_value());
+  ASSERT_TRUE(Join(b, kRoom).has_value());
+  ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(10)).has_value());
+  ASSERT_TRUE(JoinUntilCount(b, kRoom, 2, Seconds(10)).has_value());
+  const uint64_t b_id = IdOf(b);
+  ASSERT_TRUE(Move(a, 1, 1, 1));
+  ASSERT_TRUE(Move(b, 2, 2, 1));
+  ASSERT_TRUE(ReadSnapshotUntil(
+      a, Seconds(5), [&](const Snapshot& s) { return Lists(s, b_id, 1); }));
+  const auto stopping = std::chrono::steady_clock::now();
+  ExpectCleanStop(node(1));
+  ASSERT_TRUE(ReadSnapshotUntil(
+      a, Seconds(5), [&](const Snapshot& s) { return ListsGone(s, b_id); }));
+  ASSERT_TRUE(JoinUntilCount(a, kRoom, 1, Seconds(5)).has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping,
+            milliseconds(2000 * kSlowdown))
+      << "counted out by expiry, not by the stop";
 }
 
 }  // namespace
