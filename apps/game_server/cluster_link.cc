@@ -143,12 +143,23 @@ void ClusterLink::Stop() {
   queue_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   running_.store(false, std::memory_order_release);
+  if (connection_ != nullptr) {
+    // Drained, not just closed: the messages cnats still holds for a
+    // subscription are delivered (and freed) before it goes; destroying a
+    // live subscription can strand one in the delivery pool.
+    if (natsConnection_DrainTimeout(connection_, 1000) == NATS_OK) {
+      const auto deadline = Clock::now() + std::chrono::seconds(2);
+      while (!natsConnection_IsClosed(connection_) && Clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    natsConnection_Close(connection_);
+  }
   for (auto& [room, sub] : subscriptions_) natsSubscription_Destroy(sub);
   subscriptions_.clear();
   if (presence_sub_ != nullptr) natsSubscription_Destroy(presence_sub_);
   presence_sub_ = nullptr;
   if (connection_ != nullptr) {
-    natsConnection_Close(connection_);
     natsConnection_Destroy(connection_);
     connection_ = nullptr;
   }
