@@ -474,6 +474,20 @@ uint32_t ClusterLink::RemoteCount(uint32_t room) const {
   return it == remote_counts_.end() ? 0 : it->second;
 }
 
+std::vector<uint16_t> ClusterLink::NodesIn(uint32_t room) const {
+  std::vector<uint16_t> out;
+  std::lock_guard lock(mu_);
+  for (const auto& [id, node] : nodes_) {
+    for (const auto& entry : node.table) {
+      if (entry.first == room) {
+        out.push_back(id);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<std::pair<uint32_t, uint32_t>> ClusterLink::RemoteRooms(
     size_t max) const {
   std::vector<std::pair<uint32_t, uint32_t>> out;

@@ -94,6 +94,8 @@ class ClusterLink {
   void RemoveRoom(uint32_t room, const Room* handle);
   // The other nodes' sessions in `room`, as their latest presence says.
   uint32_t RemoteCount(uint32_t room) const;
+  // The other nodes whose latest presence lists sessions in `room`.
+  std::vector<uint16_t> NodesIn(uint32_t room) const;
   // For the stats line: rooms here with remote sessions (room, remote count),
   // at most `max`, largest first.
   std::vector<std::pair<uint32_t, uint32_t>> RemoteRooms(size_t max) const;

@@ -28,6 +28,7 @@ Room::Room(uint32_t id, const WorldOptions& options, WorldStats& stats)
 
 Room::~Room() {
   if (timer_ != 0) CancelTimer(timer_);
+  if (sync_timer_ != 0) CancelTimer(sync_timer_);
 }
 
 // --- Membership -----------------------------------------------------------
@@ -53,7 +54,7 @@ void Room::Join(std::shared_ptr<GameSession> session, uint32_t serial,
                          std::make_pair(id, serial));
   if (early != early_confirms_.end()) {
     early_confirms_.erase(early);
-    Announce(pending_.size() - 1);
+    AnnounceOrDefer(pending_.size() - 1);
   }
 }
 
@@ -83,7 +84,7 @@ void Room::Confirm(uint64_t session_id, uint32_t serial) {
     early_confirms_.emplace_back(session_id, serial);
     return;
   }
-  Announce(pending);
+  AnnounceOrDefer(pending);
 }
 
 // S_JOIN, the full snapshot for a world member, then what was kept back;

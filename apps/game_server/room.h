@@ -128,6 +128,11 @@ class Room final : public servercore::JobQueue {
   void RemoteWorld(std::string message);
   void DropNode(uint16_t node);
   void PublishState(bool want_reply);
+  // The room's first job on a node of a cluster: publishes its (empty)
+  // state asking for the others', and until the nodes that have sessions
+  // here have answered (or kSyncTimeout passed) keeps its S_JOINs back, so
+  // the full snapshot after one lists the remote members too.
+  void StartSync();
 
  private:
   struct Member {
@@ -154,6 +159,8 @@ class Room final : public servercore::JobQueue {
   void AddActive(Member member);
   void RemoveActive(size_t index);
   void Announce(size_t pending_index);
+  void AnnounceOrDefer(size_t pending_index);
+  void EndSync();
   void Entered(Member& member);
   void Gone(const Member& member);
   void Note(Member& member);
@@ -203,6 +210,12 @@ class Room final : public servercore::JobQueue {
 
   // Other nodes' world members of this room, by session id.
   std::unordered_map<uint64_t, RemoteMember> remote_;
+  // StartSync: the nodes yet to send their state, and the announces kept
+  // back meanwhile (session id, serial).
+  bool syncing_ = false;
+  std::vector<uint16_t> sync_waiting_;
+  std::vector<std::pair<uint64_t, uint32_t>> deferred_announces_;
+  servercore::TimerId sync_timer_ = 0;
   std::vector<uint64_t> remote_noted_;  // entered or moved since the last tick
 };
 

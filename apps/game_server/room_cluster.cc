@@ -2,6 +2,7 @@
 // across nodes"; docs/CLUSTER.md): what this node publishes of a room, and
 // what it keeps of the others' world members.
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,46 @@
 namespace game {
 
 using servercore::SendBufferRef;
+
+namespace {
+// How long a new room waits for the other nodes' state before it announces
+// its joiners anyway (a node that left meanwhile never answers).
+constexpr std::chrono::milliseconds kSyncTimeout{200};
+}  // namespace
+
+void Room::StartSync() {
+  if (options_.cluster == nullptr) return;
+  sync_waiting_ = options_.cluster->NodesIn(id_);
+  if (!sync_waiting_.empty()) {
+    syncing_ = true;
+    sync_timer_ = DoTimer(kSyncTimeout, &Room::EndSync);
+  }
+  PublishState(/*want_reply=*/true);
+}
+
+void Room::AnnounceOrDefer(size_t pending_index) {
+  if (!syncing_) {
+    Announce(pending_index);
+    return;
+  }
+  const Member& member = pending_[pending_index].member;
+  deferred_announces_.emplace_back(member.id, member.serial);
+}
+
+void Room::EndSync() {
+  if (!syncing_) return;
+  syncing_ = false;
+  sync_waiting_.clear();
+  if (sync_timer_ != 0) CancelTimer(sync_timer_);
+  sync_timer_ = 0;
+  // In the order they came; a member told to leave meanwhile is still
+  // pending (leaving), and Announce handles that.
+  for (const auto& [id, serial] : deferred_announces_) {
+    const size_t index = FindPending(id, serial);
+    if (index != static_cast<size_t>(-1)) Announce(index);
+  }
+  deferred_announces_.clear();
+}
 
 bool Room::IsLocal(uint64_t session_id) const noexcept {
   return cluster::NodeOf(session_id) == options_.node_id;
@@ -113,6 +154,10 @@ void Room::RemoteWorld(std::string message) {
   }
   for (uint64_t id : stale) EraseRemote(id);
   if (want_reply) PublishState(/*want_reply=*/false);
+  if (syncing_) {
+    std::erase(sync_waiting_, node);
+    if (sync_waiting_.empty()) EndSync();
+  }
 }
 
 void Room::DropNode(uint16_t node) {

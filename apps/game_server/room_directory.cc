@@ -23,7 +23,7 @@ std::shared_ptr<Room> RoomDirectory::Acquire(uint32_t room) {
     result = entry.room;
   }
   // After the link queued the subscription: the replies find it.
-  if (made != nullptr) made->DoAsync(&Room::PublishState, true);
+  if (made != nullptr) made->DoAsync(&Room::StartSync);
   return result;
 }
 
