@@ -45,6 +45,7 @@ echo "nats-server on 127.0.0.1:$nats_port"
 nodes=()
 hosts=""
 for id in 1 2 3; do
+  : >"$dir/node$id.log"  # before listening_port reads it
   "$bin/GameServer" --host 127.0.0.1 --port 0 --threads 1 --stats-interval 1 \
     --cluster "nats://127.0.0.1:$nats_port" --node-id "$id" \
     >"$dir/node$id.log" 2>&1 &

@@ -65,6 +65,7 @@ run() {
   for id in $(seq 1 "$nodes"); do
     local flags=()
     [ "$nodes" -gt 1 ] && flags=(--cluster "$url" --node-id "$id")
+    : >"$dir/node$id.log"  # before listening_port reads it
     "$bin/GameServer" --host 127.0.0.1 --port 0 --threads 1 \
       --stats-interval 0 "${flags[@]}" >"$dir/node$id.log" 2>&1 &
     servers+=($!)
