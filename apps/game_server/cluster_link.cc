@@ -168,7 +168,7 @@ void ClusterLink::Stop() {
     nats_options_ = nullptr;
     nats_CloseAndWait(2000);  // cnats' own threads end
   }
-  std::lock_guard lock(mu_);
+  servercore::MutexLock lock(mu_);
   rooms_.clear();
 }
 
@@ -207,7 +207,7 @@ void ClusterLink::Publish(uint32_t room, std::string message) {
 
 void ClusterLink::AddRoom(uint32_t room, std::weak_ptr<Room> handle) {
   {
-    std::lock_guard lock(mu_);
+    servercore::MutexLock lock(mu_);
     rooms_[room] = std::move(handle);
   }
   {
@@ -220,7 +220,7 @@ void ClusterLink::AddRoom(uint32_t room, std::weak_ptr<Room> handle) {
 
 void ClusterLink::RemoveRoom(uint32_t room, const Room* handle) {
   {
-    std::lock_guard lock(mu_);
+    servercore::MutexLock lock(mu_);
     auto it = rooms_.find(room);
     if (it == rooms_.end()) return;
     std::shared_ptr<Room> current = it->second.lock();
@@ -265,7 +265,7 @@ void ClusterLink::Run() {
       // Each room here sends its state again and asks for the others'.
       std::vector<std::shared_ptr<Room>> rooms;
       {
-        std::lock_guard lock(mu_);
+        servercore::MutexLock lock(mu_);
         for (auto& [id, weak] : rooms_) {
           if (auto room = weak.lock()) rooms.push_back(std::move(room));
         }
@@ -354,7 +354,7 @@ void ClusterLink::PublishPresence(bool force) {
 // --- Incoming --------------------------------------------------------------
 
 std::shared_ptr<Room> ClusterLink::FindRoom(uint32_t room) const {
-  std::lock_guard lock(mu_);
+  servercore::MutexLock lock(mu_);
   auto it = rooms_.find(room);
   return it == rooms_.end() ? nullptr : it->second.lock();
 }
@@ -422,7 +422,7 @@ void ClusterLink::HandlePresence(uint16_t node_id, const char* data,
   // its state, and send ours.
   std::vector<std::shared_ptr<Room>> shared;
   {
-    std::lock_guard lock(mu_);
+    servercore::MutexLock lock(mu_);
     auto [it, is_new] = nodes_.try_emplace(node_id);
     it->second.last_heard = Clock::now();
     if (is_new) {
@@ -442,7 +442,7 @@ void ClusterLink::ExpireNodes() {
   std::vector<uint16_t> dead;
   std::vector<std::shared_ptr<Room>> rooms;
   {
-    std::lock_guard lock(mu_);
+    servercore::MutexLock lock(mu_);
     for (auto it = nodes_.begin(); it != nodes_.end();) {
       if (now - it->second.last_heard < options_.node_expiry) {
         ++it;
@@ -469,14 +469,14 @@ void ClusterLink::ExpireNodes() {
 // --- Reading ---------------------------------------------------------------
 
 uint32_t ClusterLink::RemoteCount(uint32_t room) const {
-  std::lock_guard lock(mu_);
+  servercore::MutexLock lock(mu_);
   auto it = remote_counts_.find(room);
   return it == remote_counts_.end() ? 0 : it->second;
 }
 
 std::vector<uint16_t> ClusterLink::NodesIn(uint32_t room) const {
   std::vector<uint16_t> out;
-  std::lock_guard lock(mu_);
+  servercore::MutexLock lock(mu_);
   for (const auto& [id, node] : nodes_) {
     for (const auto& entry : node.table) {
       if (entry.first == room) {
@@ -492,7 +492,7 @@ std::vector<std::pair<uint32_t, uint32_t>> ClusterLink::RemoteRooms(
     size_t max) const {
   std::vector<std::pair<uint32_t, uint32_t>> out;
   {
-    std::lock_guard lock(mu_);
+    servercore::MutexLock lock(mu_);
     for (const auto& [room, weak] : rooms_) {
       auto it = remote_counts_.find(room);
       if (it != remote_counts_.end()) out.emplace_back(room, it->second);
@@ -513,7 +513,7 @@ ClusterStats ClusterLink::GetStats() const {
   stats.dropped = dropped_.load(std::memory_order_relaxed);
   stats.dropped_in = dropped_in_.load(std::memory_order_relaxed);
   stats.reconnects = reconnects_.load(std::memory_order_relaxed);
-  std::lock_guard lock(mu_);
+  servercore::MutexLock lock(mu_);
   stats.nodes = nodes_.size();
   stats.remote_members = remote_members_;
   return stats;

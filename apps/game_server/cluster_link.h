@@ -32,6 +32,9 @@
 #include <utility>
 #include <vector>
 
+#include "servercore/mutex.h"
+#include "servercore/thread_annotations.h"
+
 // cnats' types, kept out of the header.
 struct __natsConnection;
 struct __natsSubscription;
@@ -125,7 +128,8 @@ class ClusterLink {
   void HandleRoom(uint32_t room, const char* data, size_t size);
   std::shared_ptr<Room> FindRoom(uint32_t room) const;
   // Sets this node's table, adjusting remote_counts_ (mu_ held).
-  void SetTable(Node& node, std::vector<std::pair<uint32_t, uint32_t>> table);
+  void SetTable(Node& node, std::vector<std::pair<uint32_t, uint32_t>> table)
+      SERVERCORE_REQUIRES(mu_);
   bool Connected() const;
 
   const ClusterOptions options_;
@@ -144,11 +148,13 @@ class ClusterLink {
   bool resync_ = false;  // (re)connected: presence and states again
 
   // Rooms here, and what the other nodes said.
-  mutable std::mutex mu_;
-  std::unordered_map<uint32_t, std::weak_ptr<Room>> rooms_;
-  std::unordered_map<uint16_t, Node> nodes_;
-  std::unordered_map<uint32_t, uint32_t> remote_counts_;
-  uint64_t remote_members_ = 0;
+  mutable servercore::Mutex mu_;
+  std::unordered_map<uint32_t, std::weak_ptr<Room>> rooms_
+      SERVERCORE_GUARDED_BY(mu_);
+  std::unordered_map<uint16_t, Node> nodes_ SERVERCORE_GUARDED_BY(mu_);
+  std::unordered_map<uint32_t, uint32_t> remote_counts_
+      SERVERCORE_GUARDED_BY(mu_);
+  uint64_t remote_members_ SERVERCORE_GUARDED_BY(mu_) = 0;
 
   // thread_'s alone.
   std::unordered_map<uint32_t, __natsSubscription*> subscriptions_;
