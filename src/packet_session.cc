@@ -40,6 +40,7 @@ size_t PacketSession::OnRecv(std::span<const std::byte> data) {
                   framer_.max_packet());
     ProtocolError(why);
   }
+  if (result.packets > 0) OnReadComplete();
   return stopped_ ? data.size() : result.consumed;
 }
 

@@ -7,7 +7,7 @@ namespace servercore::internal {
 SendQueue::PushResult SendQueue::Push(SendBufferRef& buffer, size_t* grown) {
   *grown = 0;
   const size_t size = buffer->WriteSize();
-  MutexLock lock(mu_);
+  SpinLockGuard lock(mu_);
   // Close empties the queue under this lock: a buffer pushed after it would
   // never be sent or freed.
   if (closed_) return PushResult::kClosed;
@@ -31,7 +31,7 @@ SendQueue::PushResult SendQueue::Push(SendBufferRef& buffer, size_t* grown) {
 
 bool SendQueue::TakeAll(std::vector<SendBufferRef>& sending, size_t* grown) {
   *grown = 0;
-  MutexLock lock(mu_);
+  SpinLockGuard lock(mu_);
   if (queued_.empty()) {
     // Cleared under the lock that Push takes: a Push after this wakes us.
     if (sending.empty()) flush_requested_ = false;
@@ -49,7 +49,7 @@ bool SendQueue::TakeAll(std::vector<SendBufferRef>& sending, size_t* grown) {
 }
 
 size_t SendQueue::ReleaseIdle() {
-  MutexLock lock(mu_);
+  SpinLockGuard lock(mu_);
   if (!queued_.empty() || queued_.capacity() == 0) return 0;
   const size_t bytes = queued_.capacity() * sizeof(SendBufferRef);
   std::vector<SendBufferRef>().swap(queued_);
@@ -59,7 +59,7 @@ size_t SendQueue::ReleaseIdle() {
 size_t SendQueue::Close() {
   std::vector<SendBufferRef> dropped;
   {
-    MutexLock lock(mu_);
+    SpinLockGuard lock(mu_);
     closed_ = true;
     dropped.swap(queued_);
   }

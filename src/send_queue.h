@@ -28,9 +28,9 @@
 #include <vector>
 
 #include "chunk_pin_tracker.h"
-#include "servercore/mutex.h"
 #include "servercore/send_buffer.h"
 #include "servercore/thread_annotations.h"
+#include "spin_lock.h"
 
 namespace servercore::internal {
 
@@ -92,7 +92,7 @@ class SendQueue {
   std::atomic<size_t> pending_bytes_{0};
   std::atomic<size_t> pinned_charge_{0};  // see ChunkPinTracker
 
-  Mutex mu_;
+  SpinLock mu_;  // one Push per Send: see spin_lock.h
   std::vector<SendBufferRef> queued_ SERVERCORE_GUARDED_BY(mu_);
   // True from the Push that found the queue drained until TakeAll finds it
   // drained again: while set, Push does not wake the worker.

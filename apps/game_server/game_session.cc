@@ -1,11 +1,14 @@
 #include "game_session.h"
 
 #include <cstdio>
+#include <cstring>
+#include <vector>
 
 #include "../common/protocol.h"
 #include "game.packets.h"
 #include "servercore/packet_framer.h"
 #include "servercore/packet_writer.h"
+#include "servercore/send_buffer_manager.h"
 
 namespace game {
 
@@ -34,11 +37,13 @@ void GameSession::OnDisconnected(servercore::DisconnectReason) {
 
 void GameSession::OnRecvPacket(uint16_t id,
                                std::span<const std::byte> payload) {
+  if (id == kCEcho) {
+    HandleEcho(payload);
+    return;
+  }
+  FlushEchoes();                                // the replies so far go first
   if (id >= kFirstTypedId) sent_typed_ = true;  // valid or not: S_BYE later
   switch (id) {
-    case kCEcho:
-      HandleEcho(payload);
-      break;
     case kCJoin:
       HandleJoin(payload);
       break;
@@ -77,8 +82,52 @@ void GameSession::RejectId(uint16_t id) {
   ProtocolError(why);
 }
 
+namespace {
+
+// The payloads of the C_ECHO packets gathered on this thread: spans into the
+// delivery being handled, which stay valid until its OnReadComplete. One
+// session's delivery at a time runs on a thread, and it ends flushed.
+struct EchoBatch {
+  // At most this much per buffer: far below a send-buffer chunk, so a batch
+  // never costs a dedicated allocation.
+  static constexpr size_t kMaxBytes = 8 * 1024;
+  std::vector<std::span<const std::byte>> payloads;
+  size_t bytes = 0;  // the replies' size, headers included
+};
+thread_local EchoBatch t_echoes;
+
+}  // namespace
+
 void GameSession::HandleEcho(std::span<const std::byte> payload) {
-  Reply(MakePacket(kSEcho, payload));
+  const size_t size = kPacketHeaderSize + payload.size();
+  if (!Settled() || size > EchoBatch::kMaxBytes) {
+    FlushEchoes();
+    Reply(MakePacket(kSEcho, payload));
+    return;
+  }
+  if (t_echoes.bytes + size > EchoBatch::kMaxBytes) FlushEchoes();
+  t_echoes.payloads.push_back(payload);
+  t_echoes.bytes += size;
+}
+
+void GameSession::FlushEchoes() {
+  EchoBatch& batch = t_echoes;
+  if (batch.payloads.empty()) return;
+  SendBufferRef buffer = servercore::SendBufferManager::Instance().Open(
+      static_cast<uint32_t>(batch.bytes));
+  std::byte* at = buffer->Buffer();
+  for (const std::span<const std::byte> payload : batch.payloads) {
+    const size_t size = kPacketHeaderSize + payload.size();
+    servercore::WritePacketHeader(at, static_cast<uint16_t>(size), kSEcho);
+    if (!payload.empty()) {
+      std::memcpy(at + kPacketHeaderSize, payload.data(), payload.size());
+    }
+    at += size;
+  }
+  buffer->Close(static_cast<uint32_t>(batch.bytes));
+  batch.payloads.clear();
+  batch.bytes = 0;
+  Send(std::move(buffer));  // gathered only while settled
 }
 
 void GameSession::HandleJoin(std::span<const std::byte> payload) {
@@ -134,6 +183,7 @@ void GameSession::OnBadHeader(uint16_t, uint16_t id) {
 }
 
 void GameSession::OnProtocolError(std::string_view) {
+  FlushEchoes();  // the replies to the packets before the bad one
   if (Settled() || room_ == nullptr) {
     Disconnect(servercore::DisconnectReason::kProtocolError);
   } else {

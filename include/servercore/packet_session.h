@@ -47,6 +47,15 @@ class PacketSession : public Session {
   // default closes at once.
   virtual void OnProtocolError(std::string_view why);
 
+  // Worker thread: every packet of one delivery (the bytes of one read, or
+  // of a message finished by it) has been handled; the payload spans given
+  // to OnRecvPacket for them are valid until this returns. A place to send,
+  // in one buffer, what was gathered for those packets (as Netty's
+  // channelReadComplete). Called only when at least one packet was handled,
+  // also when a protocol error cut the delivery short. The default does
+  // nothing.
+  virtual void OnReadComplete() {}
+
   // Worker thread: a packet's header broke the framing (size < 4 or past
   // max_packet); `id` is what its header carried, when its four bytes had
   // arrived. Called before the protocol error it causes. The default does

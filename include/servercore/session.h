@@ -191,7 +191,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // header, and the session needs no second allocation. session.cc checks
   // that it fits. Kept tight: it is most of what an idle connection costs
   // (docs/BENCHMARKS.md, S6 and S6t).
-  static constexpr size_t kSocketStateSize = 496;
+  static constexpr size_t kSocketStateSize = 448;
   alignas(16) std::byte socket_storage_[kSocketStateSize];
 };
 

@@ -64,6 +64,40 @@ TEST_F(HarnessTest, EchoesWhatItReceives) {
   EXPECT_EQ(harness_.Written(*session), Packet(2, "hello"));
 }
 
+// Echoes are gathered into one buffer per delivery (game_session.h): the
+// replies keep their order around everything else the session does, and
+// the replies to the packets before a bad one still go out.
+TEST_F(HarnessTest, GatheredEchoesKeepTheirPlaceAmongOtherReplies) {
+  auto session = Connect();
+  Bytes in;
+  Bytes want;
+  auto add = [](Bytes& to, const Bytes& packet) {
+    to.insert(to.end(), packet.begin(), packet.end());
+  };
+  for (int i = 0; i < 40; ++i) {
+    add(in, Packet(1, "e" + std::to_string(i)));
+    add(want, Packet(2, "e" + std::to_string(i)));
+  }
+  add(in, Join(9));
+  for (int i = 40; i < 50; ++i) add(in, Packet(1, "e" + std::to_string(i)));
+  add(in, Packet(2, "bad"));  // S_ECHO from a client: a protocol error
+  add(in, Packet(1, "never answered"));
+  harness_.Receive(*session, in);
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  const Bytes& out = harness_.Written(*session);
+  ASSERT_GE(out.size(), want.size() + 12);
+  EXPECT_TRUE(std::equal(want.begin(), want.end(), out.begin()));
+  // Then S_JOIN for room 9, then the ten echoes after it, then nothing.
+  EXPECT_EQ(out[want.size() + 2], std::byte{4});
+  EXPECT_EQ(out[want.size() + 4], std::byte{9});
+  for (int i = 40; i < 50; ++i) add(want, Packet(2, "e" + std::to_string(i)));
+  Bytes rest(out.begin() + static_cast<ptrdiff_t>(want.size() - 10 * 7 + 12),
+             out.end());
+  Bytes tail_want(want.end() - 10 * 7, want.end());
+  EXPECT_EQ(rest, tail_want);
+  EXPECT_FALSE(session->IsConnected());
+}
+
 TEST_F(HarnessTest, ByteByByteReadsAndThreeByteWrites) {
   auto a = Connect();
   auto b = Connect();
