@@ -10,6 +10,7 @@ SERVERCORE_PACKAGES=(
   cmake make gcc g++ clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libcli11-dev
   pkg-config libprotobuf-dev libprotoc-dev protobuf-compiler libboost-dev
+  nats-server libnats-dev
 )
 
 ensure_packages() {

@@ -18,6 +18,7 @@ namespace servercore {
 namespace {
 
 std::atomic<uint64_t> g_next_session_id{1};
+std::atomic<uint64_t> g_session_id_base{0};
 
 // A session closed with kLocal or kProtocolError, or saying goodbye, writes
 // what it had queued for at most this long; while the service stops, less.
@@ -44,7 +45,8 @@ using internal::IoKey;
 using internal::SocketState;
 
 Session::Session()
-    : id_(g_next_session_id.fetch_add(1, std::memory_order_relaxed)) {
+    : id_(g_session_id_base.load(std::memory_order_relaxed) |
+          g_next_session_id.fetch_add(1, std::memory_order_relaxed)) {
   static_assert(sizeof(SocketState) <= kSocketStateSize,
                 "Session::kSocketStateSize is too small for SocketState");
   static_assert(alignof(SocketState) <= 16);
@@ -52,6 +54,10 @@ Session::Session()
 }
 
 Session::~Session() { socket().~SocketState(); }
+
+void Session::SetIdBase(uint64_t base) noexcept {
+  g_session_id_base.store(base, std::memory_order_relaxed);
+}
 
 SocketState& Session::socket() noexcept {
   return *std::launder(reinterpret_cast<SocketState*>(socket_storage_));

@@ -7,6 +7,7 @@
 //                   [--max-sessions 100000]
 //                   [--stats-interval 5] [--tick-ms 50] [--idle-timeout 60]
 //                   [--packet-timeout 10] [--naive-snapshots]
+//                   [--cluster nats://HOST:PORT --node-id N]
 //
 //   GameServer                    # 0.0.0.0:7777, one worker thread per core
 //   GameServer --port 0 --threads 2 --backend epoll --stats-interval 1
@@ -15,6 +16,8 @@
 //   GameServer --idle-timeout 0 --packet-timeout 2.5  # never idle-kick
 //   GameServer --tick-ms 100      # rooms tick at 10 Hz
 //   GameServer --naive-snapshots  # benchmarks only: encode per receiver
+//   GameServer --cluster nats://127.0.0.1:4222 --node-id 1  # a node of a
+//                                 # cluster (docs/CLUSTER.md)
 //   GameServer --help
 //
 // Flags take `--name value` or `--name=value`. A value out of range, an
@@ -33,8 +36,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "../common/command_line.h"
+#include "cluster_link.h"
 #include "game_session.h"
 #include "room_directory.h"
 #include "servercore/backend.h"
@@ -61,6 +67,8 @@ struct Config {
   double packet_timeout = 10;  // seconds, 0 = never
   int tick_ms = 50;
   bool naive_snapshots = false;
+  std::string cluster;  // nats://HOST:PORT, empty when standalone
+  int node_id = 0;
 };
 
 std::chrono::milliseconds Millis(double seconds) {
@@ -119,8 +127,18 @@ std::optional<int> ParseConfig(int argc, char** argv, Config* config) {
   app.add_flag("--naive-snapshots", config->naive_snapshots,
                "encode each receiver's snapshot for it alone (the naive "
                "design, kept to benchmark against)");
+  app.add_option("--cluster", config->cluster,
+                 "NATS server of the cluster this node joins, "
+                 "nats://HOST:PORT (none: standalone)");
+  app.add_option("--node-id", config->node_id,
+                 "this node's id in the cluster, unique, 1..65535")
+      ->transform(game::InRange(1, 65535));
   if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
     return exit_code;
+  }
+  if (config->cluster.empty() != (config->node_id == 0)) {
+    std::fprintf(stderr, "GameServer: --cluster and --node-id go together\n");
+    return 2;
   }
   config->backend = *servercore::ParseBackend(backend);  // checked above
   return std::nullopt;
@@ -152,9 +170,30 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // The cluster: ids name this node; the link outlives the rooms.
+  std::unique_ptr<game::ClusterLink> cluster;
+  if (!config.cluster.empty()) {
+    const auto node = static_cast<uint16_t>(config.node_id);
+    servercore::Session::SetIdBase(uint64_t{node} << 48);
+    cluster = std::make_unique<game::ClusterLink>(
+        game::ClusterOptions{.url = config.cluster, .node_id = node});
+  }
   game::RoomDirectory rooms(
       game::WorldOptions{.tick = std::chrono::milliseconds(config.tick_ms),
-                         .shared_snapshots = !config.naive_snapshots});
+                         .shared_snapshots = !config.naive_snapshots,
+                         .cluster = cluster.get(),
+                         .node_id = static_cast<uint16_t>(config.node_id)});
+  if (cluster != nullptr) {
+    const std::string error = cluster->Start(
+        [&rooms](std::vector<std::pair<uint32_t, uint32_t>>& out) {
+          rooms.Counts(out);
+        });
+    if (!error.empty()) {
+      std::fprintf(stderr, "GameServer: cannot join the cluster: %s\n",
+                   error.c_str());
+      return 1;
+    }
+  }
   const auto max_packet = static_cast<size_t>(config.max_packet);
   servercore::ServerService server(
       servercore::ServiceOptions{
@@ -185,9 +224,13 @@ int main(int argc, char** argv) {
   std::printf("backend %s, %zu worker threads\n",
               std::string(servercore::ToString(server.backend())).c_str(),
               server.WorkerCount());
+  if (cluster != nullptr) {
+    std::printf("cluster node %d via %s\n", config.node_id,
+                config.cluster.c_str());
+  }
   std::fflush(stdout);
 
-  game::StatsPrinter printer(server, rooms);
+  game::StatsPrinter printer(server, rooms, cluster.get());
   const double interval = config.stats_interval > 0 ? config.stats_interval : 1;
   while (!WaitForSignal(signals, interval)) {
     if (config.stats_interval > 0) printer.Print();
@@ -195,6 +238,9 @@ int main(int argc, char** argv) {
   std::printf("stopping\n");
   std::fflush(stdout);
   server.Stop();
+  // Then the link: the leaves the rooms published as their sessions closed
+  // go out, and an empty presence, so other nodes count them out at once.
+  if (cluster != nullptr) cluster->Stop();
   printer.PrintSummary();
   return 0;
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "../common/protocol.h"
+#include "cluster_link.h"
+#include "cluster_wire.h"
 #include "game_session.h"
 #include "servercore/check.h"
 #include "servercore/packet_writer.h"
@@ -26,6 +28,7 @@ Room::Room(uint32_t id, const WorldOptions& options, WorldStats& stats)
 
 Room::~Room() {
   if (timer_ != 0) CancelTimer(timer_);
+  if (sync_timer_ != 0) CancelTimer(sync_timer_);
 }
 
 // --- Membership -----------------------------------------------------------
@@ -51,7 +54,7 @@ void Room::Join(std::shared_ptr<GameSession> session, uint32_t serial,
                          std::make_pair(id, serial));
   if (early != early_confirms_.end()) {
     early_confirms_.erase(early);
-    Announce(pending_.size() - 1);
+    AnnounceOrDefer(pending_.size() - 1);
   }
 }
 
@@ -81,7 +84,7 @@ void Room::Confirm(uint64_t session_id, uint32_t serial) {
     early_confirms_.emplace_back(session_id, serial);
     return;
   }
-  Announce(pending);
+  AnnounceOrDefer(pending);
 }
 
 // S_JOIN, the full snapshot for a world member, then what was kept back;
@@ -96,7 +99,9 @@ void Room::Announce(size_t pending_index) {
   const bool in_world = pending.member.position.in_world;
   if (!pending.leaving) AddActive(std::move(pending.member));
   PacketWriter reply(kSJoin, kJoinReplyPayloadSize);
-  reply.WriteU32(id_).WriteU32(MemberCount(pending));
+  uint32_t count = MemberCount(pending);
+  if (options_.cluster != nullptr) count += options_.cluster->RemoteCount(id_);
+  reply.WriteU32(id_).WriteU32(count);
   session->Send(reply.Finish());
   if (in_world && !pending.leaving) SendFull(members_[index_.at(id)]);
   for (SendBufferRef& packet : pending.held) session->Send(std::move(packet));
@@ -191,6 +196,15 @@ size_t Room::FindPending(uint64_t session_id, uint32_t serial) const {
 // --- Chat and movement ----------------------------------------------------
 
 void Room::Chat(uint64_t sender, SendBufferRef packet) {
+  if (options_.cluster != nullptr) {
+    // Once for every other node: the S_CHAT's payload, after its header.
+    const auto payload = packet->Data().subspan(servercore::kPacketHeaderSize);
+    std::string message =
+        cluster::Begin(cluster::Kind::kChat, options_.node_id, payload.size());
+    message.append(reinterpret_cast<const char*>(payload.data()),
+                   payload.size());
+    options_.cluster->Publish(id_, std::move(message));
+  }
   for (const Member& member : members_) member.session->Send(packet);
   for (Pending& pending : pending_) {
     if (!pending.leaving) pending.held.push_back(packet);
@@ -250,6 +264,15 @@ void Room::Gone(const Member& member) {
   --world_members_;
   stats_.members.fetch_sub(1, std::memory_order_relaxed);
   gone_.push_back(member.id);
+  // Told to the other nodes at once, not at the next tick: the last
+  // member's leave drops the room here, and its timer with it. Its moves
+  // still noted are not published after this (it is no longer current).
+  if (options_.cluster != nullptr) {
+    std::string message = cluster::Begin(
+        cluster::Kind::kDelta, options_.node_id, cluster::kEntitySize);
+    cluster::AppendEntity(message, {.id = member.id, .gone = true});
+    options_.cluster->Publish(id_, std::move(message));
+  }
 }
 
 void Room::Note(Member& member) {
@@ -283,7 +306,7 @@ void Room::Tick() {
   if (next_due_ <= now) {
     next_due_ += ((now - next_due_) / options_.tick + 1) * options_.tick;
   }
-  if (noted_.empty() && gone_.empty()) {
+  if (noted_.empty() && gone_.empty() && remote_noted_.empty()) {
     if (world_members_ == 0) StopTicking();
     return;
   }
@@ -295,14 +318,31 @@ void Room::Tick() {
     member->noted = false;
     entities_.push_back({id, member->position, false});
   }
+  // This node's moves go to the others once (its leaves went already, in
+  // Gone); theirs, received since the last tick, join the snapshot here.
+  PublishLocalDelta(entities_.size());
   // A member that left and came back within the tick is simply present.
   std::sort(gone_.begin(), gone_.end());
   gone_.erase(std::unique(gone_.begin(), gone_.end()), gone_.end());
   for (uint64_t id : gone_) {
-    if (FindCurrent(id) == nullptr) entities_.push_back({id, {}, true});
+    if (IsLocal(id) && FindCurrent(id) == nullptr) {
+      entities_.push_back({id, {}, true});
+    }
+  }
+  for (uint64_t id : remote_noted_) {
+    auto it = remote_.find(id);
+    if (it == remote_.end() || !it->second.noted) continue;
+    it->second.noted = false;
+    entities_.push_back({id, it->second.position, false});
+  }
+  for (uint64_t id : gone_) {
+    if (!IsLocal(id) && remote_.count(id) == 0) {
+      entities_.push_back({id, {}, true});
+    }
   }
   noted_.clear();
   gone_.clear();
+  remote_noted_.clear();
   if (entities_.empty()) return;
   stats_.ticks.fetch_add(1, std::memory_order_relaxed);
   if (options_.shared_snapshots) Encode(entities_, /*full=*/false);
@@ -324,6 +364,9 @@ void Room::SendFull(const Member& to) {
     if (pending.member.position.in_world && !pending.leaving) {
       entities_.push_back({pending.member.id, pending.member.position, false});
     }
+  }
+  for (const auto& [id, remote] : remote_) {
+    entities_.push_back({id, remote.position, false});
   }
   Encode(entities_, /*full=*/true);
   stats_.full_snapshots.fetch_add(parts_.size(), std::memory_order_relaxed);

@@ -30,6 +30,14 @@
 // tick with nothing noted sends nothing. Tick numbers count periods since
 // WorldOptions::epoch, so they grow across a room's lifetimes too.
 //
+// Rooms across nodes (docs/CLUSTER.md), when WorldOptions::cluster is set.
+// Chat publishes the S_CHAT once; a tick publishes its own members' changes
+// once (kDelta) before snapshotting; RemoteChat queues one buffer built by
+// the link to every member; RemoteWorld keeps the other nodes' world members
+// of this room (remote_), whose changes join the next local tick's snapshot
+// and whose members the full snapshots list. S_JOIN counts add the other
+// nodes' sessions as their presence says (ClusterLink::RemoteCount).
+//
 // Thread safety: the jobs run on whichever thread executes the queue, one at
 // a time; call them only through DoAsync. members() and id() from any thread.
 // Ownership: a room holds a SessionRef to each member until it leaves, and
@@ -40,6 +48,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -52,6 +61,7 @@
 
 namespace game {
 
+class ClusterLink;
 class GameSession;
 
 struct WorldOptions {
@@ -62,6 +72,10 @@ struct WorldOptions {
   // False only to measure the naive design: each receiver's snapshot encoded
   // for it alone (docs/BENCHMARKS.md).
   bool shared_snapshots = true;
+  // Set on a node of a cluster: the link (which outlives every room) and
+  // this node's id.
+  ClusterLink* cluster = nullptr;
+  uint16_t node_id = 0;
 };
 
 // A session's place in the world, as its worker last saw it.
@@ -106,6 +120,19 @@ class Room final : public servercore::JobQueue {
   // held like the room's packets while the session is pending.
   void Relay(uint64_t session_id, servercore::SendBufferRef packet,
              RelayAfter after);
+  // Cluster jobs, pushed by the ClusterLink. An S_CHAT from another node;
+  // a kDelta or kState message from another node (cluster_wire.h); every
+  // member of a node that died goes; this node's world members of the room
+  // to the others (kState), asking for theirs when `want_reply`.
+  void RemoteChat(servercore::SendBufferRef packet);
+  void RemoteWorld(std::string message);
+  void DropNode(uint16_t node);
+  void PublishState(bool want_reply);
+  // The room's first job on a node of a cluster: publishes its (empty)
+  // state asking for the others', and until the nodes that have sessions
+  // here have answered (or kSyncTimeout passed) keeps its S_JOINs back, so
+  // the full snapshot after one lists the remote members too.
+  void StartSync();
 
  private:
   struct Member {
@@ -132,6 +159,8 @@ class Room final : public servercore::JobQueue {
   void AddActive(Member member);
   void RemoveActive(size_t index);
   void Announce(size_t pending_index);
+  void AnnounceOrDefer(size_t pending_index);
+  void EndSync();
   void Entered(Member& member);
   void Gone(const Member& member);
   void Note(Member& member);
@@ -140,6 +169,15 @@ class Room final : public servercore::JobQueue {
   void StartTicking();
   void StopTicking();
   uint64_t TickNumber(std::chrono::steady_clock::time_point now) const;
+  // Remote members.
+  struct RemoteMember {
+    WorldPosition position;
+    bool noted = false;  // in remote_noted_ since the last tick
+  };
+  bool IsLocal(uint64_t session_id) const noexcept;
+  void SetRemote(uint64_t id, const WorldPosition& position);
+  void EraseRemote(uint64_t id);
+  void PublishLocalDelta(size_t count);
   // One entity of a snapshot.
   struct EntityState {
     uint64_t id;
@@ -169,6 +207,16 @@ class Room final : public servercore::JobQueue {
   std::vector<EntityState> entities_;
   pb::S_SNAPSHOT message_;
   std::vector<servercore::SendBufferRef> parts_;  // the packets, encoded
+
+  // Other nodes' world members of this room, by session id.
+  std::unordered_map<uint64_t, RemoteMember> remote_;
+  // StartSync: the nodes yet to send their state, and the announces kept
+  // back meanwhile (session id, serial).
+  bool syncing_ = false;
+  std::vector<uint16_t> sync_waiting_;
+  std::vector<std::pair<uint64_t, uint32_t>> deferred_announces_;
+  servercore::TimerId sync_timer_ = 0;
+  std::vector<uint64_t> remote_noted_;  // entered or moved since the last tick
 };
 
 }  // namespace game

@@ -9,6 +9,11 @@
 // dropped room lives on until its last job has run (jobs hold it), and a
 // later Acquire of the same id makes a new one.
 //
+// In a cluster (WorldOptions::cluster), a room made here is added to the
+// link (which subscribes to its subject) and publishes its state asking for
+// the other nodes'; a dropped room is removed from the link (unsubscribed).
+// Both under the mutex, so the link sees them in the order they happened.
+//
 // Thread safety: every member may be called from any thread. Ownership: owns
 // the world's options and stats, which its rooms borrow: it must outlive
 // every room (GameServer stops its service, so every session's Leave has
@@ -20,6 +25,8 @@
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "room.h"
 #include "servercore/mutex.h"
@@ -33,6 +40,10 @@ class RoomDirectory {
 
   std::shared_ptr<Room> Acquire(uint32_t room);
   void Release(uint32_t room);
+
+  // Fills `out` with (room, sessions) for every room here: the presence
+  // this node announces to a cluster.
+  void Counts(std::vector<std::pair<uint32_t, uint32_t>>& out) const;
 
   // Rooms with at least one session.
   uint64_t RoomCount() const noexcept {
@@ -49,7 +60,7 @@ class RoomDirectory {
 
   const WorldOptions options_;
   WorldStats stats_;
-  servercore::Mutex mu_;
+  mutable servercore::Mutex mu_;
   std::unordered_map<uint32_t, Entry> rooms_ SERVERCORE_GUARDED_BY(mu_);
   std::atomic<uint64_t> count_{0};
 };

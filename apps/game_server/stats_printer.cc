@@ -1,6 +1,7 @@
 #include "stats_printer.h"
 
 #include <cstdio>
+#include <string>
 
 namespace game {
 namespace {
@@ -14,13 +15,55 @@ double PerSecond(uint64_t now, uint64_t before, double seconds) {
 }  // namespace
 
 StatsPrinter::StatsPrinter(const servercore::Service& service,
-                           const RoomDirectory& rooms)
+                           const RoomDirectory& rooms,
+                           const ClusterLink* cluster)
     : service_(service),
       rooms_(rooms),
       start_(std::chrono::steady_clock::now()),
       last_time_(start_),
       last_(service.GetStats()),
-      last_world_(Read(rooms.stats())) {}
+      last_world_(Read(rooms.stats())),
+      cluster_(cluster) {
+  if (cluster_ != nullptr) last_cluster_ = cluster_->GetStats();
+}
+
+void StatsPrinter::PrintCluster(double seconds) {
+  if (cluster_ == nullptr) return;
+  const ClusterStats now = cluster_->GetStats();
+  std::string rooms;
+  for (const auto& [room, count] : cluster_->RemoteRooms(4)) {
+    rooms += " room " + std::to_string(room) + ": " + std::to_string(count);
+  }
+  std::printf(
+      "[cluster] node %u %s | broker in %.0f msg/s out %.0f msg/s | "
+      "dropped %llu (in %llu) | reconnects %llu | nodes %llu | remote "
+      "members %llu%s%s\n",
+      unsigned{cluster_->node_id()},
+      now.connected ? "connected" : "DISCONNECTED",
+      PerSecond(now.msgs_in, last_cluster_.msgs_in, seconds),
+      PerSecond(now.msgs_out, last_cluster_.msgs_out, seconds),
+      static_cast<unsigned long long>(now.dropped),
+      static_cast<unsigned long long>(now.dropped_in),
+      static_cast<unsigned long long>(now.reconnects),
+      static_cast<unsigned long long>(now.nodes),
+      static_cast<unsigned long long>(now.remote_members),
+      rooms.empty() ? "" : " |", rooms.c_str());
+  last_cluster_ = now;
+}
+
+void StatsPrinter::PrintClusterSummary() const {
+  if (cluster_ == nullptr) return;
+  const ClusterStats all = cluster_->GetStats();
+  std::printf(
+      "[cluster summary] node %u | broker msgs in %llu out %llu | dropped "
+      "%llu (in %llu) | reconnects %llu\n",
+      unsigned{cluster_->node_id()},
+      static_cast<unsigned long long>(all.msgs_in),
+      static_cast<unsigned long long>(all.msgs_out),
+      static_cast<unsigned long long>(all.dropped),
+      static_cast<unsigned long long>(all.dropped_in),
+      static_cast<unsigned long long>(all.reconnects));
+}
 
 StatsPrinter::WorldCounts StatsPrinter::Read(const WorldStats& stats) {
   constexpr auto kRelaxed = std::memory_order_relaxed;
@@ -106,6 +149,7 @@ void StatsPrinter::Print() {
           stats.closed(DisconnectReason::kIdleTimeout) +
           stats.closed(DisconnectReason::kPacketTimeout)));
   PrintWorld(seconds);
+  PrintCluster(seconds);
   std::fflush(stdout);
   last_ = stats;
   last_time_ = now;
@@ -149,6 +193,7 @@ void StatsPrinter::PrintSummary() const {
       static_cast<unsigned long long>(stats.partial_writes),
       static_cast<unsigned long long>(stats.recv_syscalls));
   PrintWorldSummary();
+  PrintClusterSummary();
   std::fflush(stdout);
 }
 

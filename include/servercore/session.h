@@ -74,8 +74,13 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Unique for the process's lifetime, assigned at construction (from 1).
+  // Unique for the process's lifetime, assigned at construction (from 1),
+  // or'ed with the base set by SetIdBase.
   uint64_t id() const noexcept { return id_; }
+  // Any thread, before the first session is made: ids become `base | n`
+  // (n from 1), so that processes with distinct bases never share an id (a
+  // cluster of servers: base = node id << 48). Default 0.
+  static void SetIdBase(uint64_t base) noexcept;
   // True from just before OnCreated until Disconnect begins.
   bool IsConnected() const noexcept {
     return state_.load(std::memory_order_acquire) == State::kOpen;

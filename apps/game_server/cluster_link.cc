@@ -1,0 +1,350 @@
+#include "cluster_link.h"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string_view>
+
+#include "cluster_wire.h"
+#include "room.h"
+
+namespace game {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::string_view kRoomPrefix = "sc.room.";
+constexpr std::string_view kNodePrefix = "sc.node.";
+
+std::string RoomSubject(uint32_t room) {
+  return std::string(kRoomPrefix) + std::to_string(room);
+}
+
+}  // namespace
+
+// cnats calls these on its own threads; `closure` is the link.
+struct ClusterLink::Callbacks {
+  static void Message(natsConnection*, natsSubscription*, natsMsg* msg,
+                      void* closure) {
+    auto* link = static_cast<ClusterLink*>(closure);
+    link->msgs_in_.fetch_add(1, std::memory_order_relaxed);
+    const std::string_view subject = natsMsg_GetSubject(msg);
+    const char* data = natsMsg_GetData(msg);
+    const auto size = static_cast<size_t>(natsMsg_GetDataLength(msg));
+    if (subject.starts_with(kRoomPrefix)) {
+      const uint32_t room = static_cast<uint32_t>(
+          std::strtoul(subject.data() + kRoomPrefix.size(), nullptr, 10));
+      link->HandleRoom(room, data, size);
+    } else {
+      cluster::Kind kind;
+      uint16_t node;
+      if (cluster::ReadHeader({data, size}, &kind, &node) &&
+          kind == cluster::Kind::kPresence && node != link->node_id()) {
+        link->HandlePresence(node, data + cluster::kHeaderSize,
+                             size - cluster::kHeaderSize);
+      }
+    }
+    natsMsg_Destroy(msg);
+  }
+  static void Connected(natsConnection*, void* closure) {
+    static_cast<ClusterLink*>(closure)->Resync();
+  }
+  static void Reconnected(natsConnection*, void* closure) {
+    auto* link = static_cast<ClusterLink*>(closure);
+    link->reconnects_.fetch_add(1, std::memory_order_relaxed);
+    link->Resync();
+  }
+  static void Disconnected(natsConnection*, void* closure) {
+    static_cast<ClusterLink*>(closure)->connected_.store(
+        false, std::memory_order_release);
+  }
+  static void Error(natsConnection*, natsSubscription*, natsStatus status,
+                    void* closure) {
+    if (status == NATS_SLOW_CONSUMER) {
+      static_cast<ClusterLink*>(closure)->dropped_in_.fetch_add(
+          1, std::memory_order_relaxed);
+    }
+  }
+};
+
+ClusterLink::ClusterLink(ClusterOptions options)
+    : options_(std::move(options)) {}
+
+ClusterLink::~ClusterLink() { Stop(); }
+
+std::string ClusterLink::Start(CountsFn counts) {
+  counts_ = std::move(counts);
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  if (s == NATS_OK) s = natsOptions_SetURL(opts, options_.url.c_str());
+  if (s == NATS_OK) s = natsOptions_SetNoEcho(opts, true);
+  if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, true);
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);  // forever
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 250);
+  if (s == NATS_OK) s = natsOptions_SetReconnectJitter(opts, 100, 100);
+  // No buffer to fill while reconnecting: publishes then fail (counted)
+  // rather than reach the other nodes late.
+  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(opts, 1);
+  // A broker that stops answering is noticed within ~2 s.
+  if (s == NATS_OK) s = natsOptions_SetPingInterval(opts, 1000);
+  if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(opts, 2);
+  if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(opts, true);
+  if (s == NATS_OK) {
+    s = natsOptions_SetRetryOnFailedConnect(opts, true, &Callbacks::Connected,
+                                            this);
+  }
+  if (s == NATS_OK) {
+    s = natsOptions_SetReconnectedCB(opts, &Callbacks::Reconnected, this);
+  }
+  if (s == NATS_OK) {
+    s = natsOptions_SetDisconnectedCB(opts, &Callbacks::Disconnected, this);
+  }
+  if (s == NATS_OK) {
+    s = natsOptions_SetErrorHandler(opts, &Callbacks::Error, this);
+  }
+  if (s != NATS_OK) {
+    if (opts != nullptr) natsOptions_Destroy(opts);
+    return std::string("NATS options: ") + natsStatus_GetText(s);
+  }
+  nats_options_ = opts;
+  s = natsConnection_Connect(&connection_, opts);
+  if (s == NATS_OK) {
+    connected_.store(true, std::memory_order_release);
+  } else if (s != NATS_NOT_YET_CONNECTED) {
+    natsOptions_Destroy(opts);
+    nats_options_ = nullptr;
+    return std::string("NATS connect: ") + natsStatus_GetText(s);
+  }
+  // Every node's presence. Subscribed before the first connect succeeds,
+  // cnats sends it once connected.
+  const std::string nodes = std::string(kNodePrefix) + "*";
+  s = natsConnection_Subscribe(&presence_sub_, connection_, nodes.c_str(),
+                               &Callbacks::Message, this);
+  if (s != NATS_OK) {
+    Stop();
+    return std::string("NATS subscribe: ") + natsStatus_GetText(s);
+  }
+  running_.store(true, std::memory_order_release);
+  thread_ = std::thread([this] { Run(); });
+  return {};
+}
+
+void ClusterLink::Stop() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  running_.store(false, std::memory_order_release);
+  if (connection_ != nullptr) {
+    // Drained, not just closed: the messages cnats still holds for a
+    // subscription are delivered (and freed) before it goes; destroying a
+    // live subscription can strand one in the delivery pool.
+    if (natsConnection_DrainTimeout(connection_, 1000) == NATS_OK) {
+      const auto deadline = Clock::now() + std::chrono::seconds(2);
+      while (!natsConnection_IsClosed(connection_) && Clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    natsConnection_Close(connection_);
+  }
+  for (auto& [room, sub] : subscriptions_) natsSubscription_Destroy(sub);
+  subscriptions_.clear();
+  if (presence_sub_ != nullptr) natsSubscription_Destroy(presence_sub_);
+  presence_sub_ = nullptr;
+  if (connection_ != nullptr) {
+    natsConnection_Destroy(connection_);
+    connection_ = nullptr;
+  }
+  if (nats_options_ != nullptr) {
+    natsOptions_Destroy(nats_options_);
+    nats_options_ = nullptr;
+    nats_CloseAndWait(2000);  // cnats' own threads end
+  }
+  servercore::MutexLock lock(mu_);
+  rooms_.clear();
+}
+
+bool ClusterLink::Connected() const {
+  return connected_.load(std::memory_order_acquire);
+}
+
+void ClusterLink::Resync() {
+  connected_.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(queue_mu_);
+    resync_ = true;
+  }
+  queue_cv_.notify_one();
+}
+
+// --- Outgoing --------------------------------------------------------------
+
+void ClusterLink::Publish(uint32_t room, std::string message) {
+  if (!Connected() || !running_.load(std::memory_order_acquire)) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  {
+    std::lock_guard lock(queue_mu_);
+    if (stopping_ ||
+        queued_bytes_ + message.size() > options_.max_queued_bytes) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    queued_bytes_ += message.size();
+    queue_.push_back({Outgoing::Op::kPublish, room, std::move(message)});
+  }
+  queue_cv_.notify_one();
+}
+
+void ClusterLink::AddRoom(uint32_t room, std::weak_ptr<Room> handle) {
+  {
+    servercore::MutexLock lock(mu_);
+    rooms_[room] = std::move(handle);
+  }
+  {
+    std::lock_guard lock(queue_mu_);
+    if (stopping_) return;
+    queue_.push_back({Outgoing::Op::kSubscribe, room, {}});
+  }
+  queue_cv_.notify_one();
+}
+
+void ClusterLink::RemoveRoom(uint32_t room, const Room* handle) {
+  {
+    servercore::MutexLock lock(mu_);
+    auto it = rooms_.find(room);
+    if (it == rooms_.end()) return;
+    std::shared_ptr<Room> current = it->second.lock();
+    if (current != nullptr && current.get() != handle) return;
+    rooms_.erase(it);
+  }
+  {
+    std::lock_guard lock(queue_mu_);
+    if (stopping_) return;
+    queue_.push_back({Outgoing::Op::kUnsubscribe, room, {}});
+  }
+  queue_cv_.notify_one();
+}
+
+void ClusterLink::Run() {
+  std::deque<Outgoing> batch;
+  const auto wake =
+      std::min(options_.presence_period, std::chrono::milliseconds(100));
+  for (;;) {
+    bool resync = false;
+    bool last = false;
+    {
+      std::unique_lock lock(queue_mu_);
+      queue_cv_.wait_for(
+          lock, wake, [&] { return stopping_ || resync_ || !queue_.empty(); });
+      last = stopping_;
+      batch.swap(queue_);
+      queued_bytes_ = 0;
+      resync = std::exchange(resync_, false);
+    }
+    Drain(batch);
+    if (last) {
+      // Stopping: what the rooms published as their sessions closed (the
+      // leaves) is out; so is a last presence, empty by now, so the other
+      // nodes count this one's sessions out at once rather than at expiry.
+      PublishPresence(/*force=*/true);
+      natsConnection_FlushTimeout(connection_, 500);
+      return;
+    }
+    if (resync) {
+      PublishPresence(/*force=*/true);
+      // Each room here sends its state again and asks for the others'.
+      std::vector<std::shared_ptr<Room>> rooms;
+      {
+        servercore::MutexLock lock(mu_);
+        for (auto& [id, weak] : rooms_) {
+          if (auto room = weak.lock()) rooms.push_back(std::move(room));
+        }
+      }
+      for (auto& room : rooms) room->DoAsync(&Room::PublishState, true);
+    } else {
+      PublishPresence(/*force=*/false);
+    }
+    ExpireNodes();
+  }
+}
+
+void ClusterLink::Drain(std::deque<Outgoing>& batch) {
+  std::string subject;
+  for (Outgoing& item : batch) {
+    subject = RoomSubject(item.room);
+    switch (item.op) {
+      case Outgoing::Op::kPublish: {
+        // Checked again here: what was queued before the connection went
+        // is dropped, not left for cnats to send after it returns.
+        const bool up =
+            natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED;
+        if (up && natsConnection_Publish(
+                      connection_, subject.c_str(), item.data.data(),
+                      static_cast<int>(item.data.size())) == NATS_OK) {
+          msgs_out_.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          dropped_.fetch_add(1, std::memory_order_relaxed);
+        }
+        break;
+      }
+      case Outgoing::Op::kSubscribe: {
+        if (subscriptions_.count(item.room) != 0) break;
+        natsSubscription* sub = nullptr;
+        // cnats keeps the subscription across reconnects and sends it once
+        // connected; only a closed connection refuses it.
+        if (natsConnection_Subscribe(&sub, connection_, subject.c_str(),
+                                     &Callbacks::Message, this) == NATS_OK) {
+          subscriptions_[item.room] = sub;
+        }
+        break;
+      }
+      case Outgoing::Op::kUnsubscribe: {
+        auto it = subscriptions_.find(item.room);
+        if (it == subscriptions_.end()) break;
+        natsSubscription_Unsubscribe(it->second);
+        natsSubscription_Destroy(it->second);
+        subscriptions_.erase(it);
+        break;
+      }
+    }
+  }
+  batch.clear();
+}
+
+void ClusterLink::PublishPresence(bool force) {
+  const Clock::time_point now = Clock::now();
+  if (!force && now - last_presence_ < options_.presence_period) return;
+  std::vector<std::pair<uint32_t, uint32_t>> table;
+  counts_(table);
+  std::sort(table.begin(), table.end());
+  if (!force && table == published_table_ &&
+      now - last_presence_ < options_.heartbeat) {
+    return;
+  }
+  last_presence_ = now;
+  if (natsConnection_Status(connection_) != NATS_CONN_STATUS_CONNECTED) {
+    return;  // presence is not counted as traffic lost: it is sent again
+  }
+  std::string message =
+      cluster::Begin(cluster::Kind::kPresence, options_.node_id,
+                     table.size() * cluster::kPresenceEntrySize);
+  for (const auto& [room, count] : table) {
+    cluster::Append(message, room);
+    cluster::Append(message, count);
+  }
+  const std::string subject =
+      std::string(kNodePrefix) + std::to_string(options_.node_id);
+  if (natsConnection_Publish(connection_, subject.c_str(), message.data(),
+                             static_cast<int>(message.size())) == NATS_OK) {
+    msgs_out_.fetch_add(1, std::memory_order_relaxed);
+    published_table_ = std::move(table);
+  }
+}
+
+}  // namespace game

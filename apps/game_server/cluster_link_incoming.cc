@@ -1,0 +1,188 @@
+// ClusterLink's incoming side (cluster_link.h): what arrives for a room
+// becomes a job of that room; the other nodes' presence, its expiry, and
+// what the rooms and the stats line read of it.
+#include <algorithm>
+#include <cstdio>
+#include <span>
+#include <string>
+
+#include "../common/protocol.h"
+#include "cluster_link.h"
+#include "cluster_wire.h"
+#include "room.h"
+#include "servercore/packet_framer.h"
+#include "servercore/packet_writer.h"
+
+namespace game {
+
+using Clock = std::chrono::steady_clock;
+
+// --- Incoming --------------------------------------------------------------
+
+std::shared_ptr<Room> ClusterLink::FindRoom(uint32_t room) const {
+  servercore::MutexLock lock(mu_);
+  auto it = rooms_.find(room);
+  return it == rooms_.end() ? nullptr : it->second.lock();
+}
+
+void ClusterLink::HandleRoom(uint32_t room_id, const char* data, size_t size) {
+  cluster::Kind kind;
+  uint16_t node;
+  if (!cluster::ReadHeader({data, size}, &kind, &node) ||
+      node == options_.node_id) {
+    return;
+  }
+  std::shared_ptr<Room> room = FindRoom(room_id);
+  if (room == nullptr) return;  // left meanwhile: unsubscribing
+  const char* body = data + cluster::kHeaderSize;
+  const size_t body_size = size - cluster::kHeaderSize;
+  switch (kind) {
+    case cluster::Kind::kChat: {
+      if (body_size < kChatSenderSize ||
+          servercore::kPacketHeaderSize + body_size >
+              servercore::kMaxPacketLimit) {
+        return;
+      }
+      // Built once here; the room queues this one buffer to every member.
+      servercore::SendBufferRef packet = servercore::MakePacket(
+          kSChat, std::as_bytes(std::span(body, body_size)));
+      room->DoAsync(&Room::RemoteChat, std::move(packet));
+      break;
+    }
+    case cluster::Kind::kDelta:
+    case cluster::Kind::kState:
+      room->DoAsync(&Room::RemoteWorld, std::string(data, size));
+      break;
+    default:
+      break;
+  }
+}
+
+void ClusterLink::SetTable(Node& node,
+                           std::vector<std::pair<uint32_t, uint32_t>> table) {
+  for (const auto& [room, count] : node.table) {
+    auto it = remote_counts_.find(room);
+    it->second -= count;
+    remote_members_ -= count;
+    if (it->second == 0) remote_counts_.erase(it);
+  }
+  node.table = std::move(table);
+  for (const auto& [room, count] : node.table) {
+    if (count == 0) continue;
+    remote_counts_[room] += count;
+    remote_members_ += count;
+  }
+}
+
+void ClusterLink::HandlePresence(uint16_t node_id, const char* data,
+                                 size_t size) {
+  std::vector<std::pair<uint32_t, uint32_t>> table;
+  table.reserve(size / cluster::kPresenceEntrySize);
+  for (size_t at = 0; at + cluster::kPresenceEntrySize <= size;
+       at += cluster::kPresenceEntrySize) {
+    const uint32_t count = cluster::Read<uint32_t>(data + at + 4);
+    if (count != 0)
+      table.emplace_back(cluster::Read<uint32_t>(data + at), count);
+  }
+  // A node first heard (or back after expiring): the rooms we share ask for
+  // its state, and send ours.
+  std::vector<std::shared_ptr<Room>> shared;
+  {
+    servercore::MutexLock lock(mu_);
+    auto [it, is_new] = nodes_.try_emplace(node_id);
+    it->second.last_heard = Clock::now();
+    if (is_new) {
+      for (const auto& entry : table) {
+        auto room = rooms_.find(entry.first);
+        if (room == rooms_.end()) continue;
+        if (auto handle = room->second.lock()) shared.push_back(handle);
+      }
+    }
+    SetTable(it->second, std::move(table));
+  }
+  for (auto& room : shared) room->DoAsync(&Room::PublishState, true);
+}
+
+void ClusterLink::ExpireNodes() {
+  const Clock::time_point now = Clock::now();
+  std::vector<uint16_t> dead;
+  std::vector<std::shared_ptr<Room>> rooms;
+  {
+    servercore::MutexLock lock(mu_);
+    for (auto it = nodes_.begin(); it != nodes_.end();) {
+      if (now - it->second.last_heard < options_.node_expiry) {
+        ++it;
+        continue;
+      }
+      SetTable(it->second, {});
+      dead.push_back(it->first);
+      it = nodes_.erase(it);
+    }
+    if (dead.empty()) return;
+    for (auto& [id, weak] : rooms_) {
+      if (auto room = weak.lock()) rooms.push_back(std::move(room));
+    }
+  }
+  for (uint16_t node : dead) {
+    std::printf("cluster: node %u not heard for %lld ms, its members leave\n",
+                unsigned{node},
+                static_cast<long long>(options_.node_expiry.count()));
+    for (auto& room : rooms) room->DoAsync(&Room::DropNode, node);
+  }
+  std::fflush(stdout);
+}
+
+// --- Reading ---------------------------------------------------------------
+
+uint32_t ClusterLink::RemoteCount(uint32_t room) const {
+  servercore::MutexLock lock(mu_);
+  auto it = remote_counts_.find(room);
+  return it == remote_counts_.end() ? 0 : it->second;
+}
+
+std::vector<uint16_t> ClusterLink::NodesIn(uint32_t room) const {
+  std::vector<uint16_t> out;
+  servercore::MutexLock lock(mu_);
+  for (const auto& [id, node] : nodes_) {
+    for (const auto& entry : node.table) {
+      if (entry.first == room) {
+        out.push_back(id);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<uint32_t, uint32_t>> ClusterLink::RemoteRooms(
+    size_t max) const {
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  {
+    servercore::MutexLock lock(mu_);
+    for (const auto& [room, weak] : rooms_) {
+      auto it = remote_counts_.find(room);
+      if (it != remote_counts_.end()) out.emplace_back(room, it->second);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  if (out.size() > max) out.resize(max);
+  return out;
+}
+
+ClusterStats ClusterLink::GetStats() const {
+  ClusterStats stats;
+  stats.connected = Connected();
+  stats.msgs_in = msgs_in_.load(std::memory_order_relaxed);
+  stats.msgs_out = msgs_out_.load(std::memory_order_relaxed);
+  stats.dropped = dropped_.load(std::memory_order_relaxed);
+  stats.dropped_in = dropped_in_.load(std::memory_order_relaxed);
+  stats.reconnects = reconnects_.load(std::memory_order_relaxed);
+  servercore::MutexLock lock(mu_);
+  stats.nodes = nodes_.size();
+  stats.remote_members = remote_members_;
+  return stats;
+}
+
+}  // namespace game

@@ -1,0 +1,171 @@
+// Room's jobs and helpers for the other nodes of a cluster (room.h, "Rooms
+// across nodes"; docs/CLUSTER.md): what this node publishes of a room, and
+// what it keeps of the others' world members.
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "cluster_link.h"
+#include "cluster_wire.h"
+#include "game_session.h"
+#include "room.h"
+
+namespace game {
+
+using servercore::SendBufferRef;
+
+namespace {
+// How long a new room waits for the other nodes' state before it announces
+// its joiners anyway (a node that left meanwhile never answers).
+constexpr std::chrono::milliseconds kSyncTimeout{200};
+}  // namespace
+
+void Room::StartSync() {
+  if (options_.cluster == nullptr) return;
+  sync_waiting_ = options_.cluster->NodesIn(id_);
+  if (!sync_waiting_.empty()) {
+    syncing_ = true;
+    sync_timer_ = DoTimer(kSyncTimeout, &Room::EndSync);
+  }
+  PublishState(/*want_reply=*/true);
+}
+
+void Room::AnnounceOrDefer(size_t pending_index) {
+  if (!syncing_) {
+    Announce(pending_index);
+    return;
+  }
+  const Member& member = pending_[pending_index].member;
+  deferred_announces_.emplace_back(member.id, member.serial);
+}
+
+void Room::EndSync() {
+  if (!syncing_) return;
+  syncing_ = false;
+  sync_waiting_.clear();
+  if (sync_timer_ != 0) CancelTimer(sync_timer_);
+  sync_timer_ = 0;
+  // In the order they came; a member told to leave meanwhile is still
+  // pending (leaving), and Announce handles that.
+  for (const auto& [id, serial] : deferred_announces_) {
+    const size_t index = FindPending(id, serial);
+    if (index != static_cast<size_t>(-1)) Announce(index);
+  }
+  deferred_announces_.clear();
+}
+
+bool Room::IsLocal(uint64_t session_id) const noexcept {
+  return cluster::NodeOf(session_id) == options_.node_id;
+}
+
+void Room::PublishLocalDelta(size_t count) {
+  if (options_.cluster == nullptr || count == 0) return;
+  std::string message = cluster::Begin(cluster::Kind::kDelta, options_.node_id,
+                                       count * cluster::kEntitySize);
+  for (size_t i = 0; i < count; ++i) {
+    const EntityState& e = entities_[i];
+    cluster::AppendEntity(message, {.id = e.id,
+                                    .x = e.position.x,
+                                    .y = e.position.y,
+                                    .seq = e.position.seq,
+                                    .gone = e.gone});
+  }
+  options_.cluster->Publish(id_, std::move(message));
+}
+
+void Room::PublishState(bool want_reply) {
+  if (options_.cluster == nullptr) return;
+  std::string message =
+      cluster::Begin(cluster::Kind::kState, options_.node_id,
+                     1 + world_members_ * cluster::kEntitySize);
+  cluster::Append(message, static_cast<uint8_t>(want_reply ? 1 : 0));
+  auto add = [&](const Member& m) {
+    if (!m.position.in_world) return;
+    cluster::AppendEntity(message, {.id = m.id,
+                                    .x = m.position.x,
+                                    .y = m.position.y,
+                                    .seq = m.position.seq});
+  };
+  for (const Member& member : members_) add(member);
+  for (const Pending& pending : pending_) {
+    if (!pending.leaving) add(pending.member);
+  }
+  options_.cluster->Publish(id_, std::move(message));
+}
+
+void Room::RemoteChat(SendBufferRef packet) {
+  for (const Member& member : members_) member.session->Send(packet);
+  for (Pending& pending : pending_) {
+    if (!pending.leaving) pending.held.push_back(packet);
+  }
+}
+
+// Noted only while some member here is in the world to see it; otherwise a
+// full snapshot shows it on entering.
+void Room::SetRemote(uint64_t id, const WorldPosition& position) {
+  RemoteMember& remote = remote_[id];
+  remote.position = position;
+  remote.position.in_world = true;
+  if (world_members_ != 0 && !remote.noted) {
+    remote.noted = true;
+    remote_noted_.push_back(id);
+  }
+}
+
+void Room::EraseRemote(uint64_t id) {
+  if (remote_.erase(id) != 0 && world_members_ != 0) gone_.push_back(id);
+}
+
+void Room::RemoteWorld(std::string message) {
+  cluster::Kind kind;
+  uint16_t node;
+  if (!cluster::ReadHeader(message, &kind, &node) || node == options_.node_id) {
+    return;
+  }
+  size_t at = cluster::kHeaderSize;
+  bool want_reply = false;
+  if (kind == cluster::Kind::kState) {
+    if (message.size() < at + 1) return;
+    want_reply = message[at] != 0;
+    ++at;
+  }
+  std::vector<uint64_t> present;  // kState: the node's members now
+  for (; at + cluster::kEntitySize <= message.size();
+       at += cluster::kEntitySize) {
+    const cluster::Entity e = cluster::ReadEntity(message.data() + at);
+    if (cluster::NodeOf(e.id) != node) continue;  // only its own members
+    if (e.gone) {
+      EraseRemote(e.id);
+      continue;
+    }
+    SetRemote(e.id, WorldPosition{.x = e.x, .y = e.y, .seq = e.seq});
+    if (kind == cluster::Kind::kState) present.push_back(e.id);
+  }
+  if (kind != cluster::Kind::kState) return;
+  // A state replaces what this room knew of the node's members.
+  std::sort(present.begin(), present.end());
+  std::vector<uint64_t> stale;
+  for (const auto& [id, remote] : remote_) {
+    if (cluster::NodeOf(id) == node &&
+        !std::binary_search(present.begin(), present.end(), id)) {
+      stale.push_back(id);
+    }
+  }
+  for (uint64_t id : stale) EraseRemote(id);
+  if (want_reply) PublishState(/*want_reply=*/false);
+  if (syncing_) {
+    std::erase(sync_waiting_, node);
+    if (sync_waiting_.empty()) EndSync();
+  }
+}
+
+void Room::DropNode(uint16_t node) {
+  std::vector<uint64_t> dead;
+  for (const auto& [id, remote] : remote_) {
+    if (cluster::NodeOf(id) == node) dead.push_back(id);
+  }
+  for (uint64_t id : dead) EraseRemote(id);
+}
+
+}  // namespace game

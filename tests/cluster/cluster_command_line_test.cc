@@ -1,0 +1,50 @@
+// docs/PROTOCOL.md "Cluster", the command line: --cluster and --node-id go
+// together, the node id is 1..65535, and --help lists both.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/apps/app_test_util.h"
+
+namespace servercore::test {
+namespace {
+
+struct Result {
+  std::string status;  // "exit 0", ...
+  std::string output;
+};
+
+Result RunGameServer(const std::vector<std::string>& args) {
+  ChildProcess child;
+  if (!child.Start(GAME_SERVER_PATH, args)) return {"not started", ""};
+  const auto status = child.Wait(Seconds(10));
+  if (status) child.WaitForOutputEnd(Seconds(10));
+  return {status ? ChildProcess::DescribeStatus(*status) : "still running",
+          child.Output()};
+}
+
+TEST(ClusterCommandLineTest, HelpListsTheClusterFlags) {
+  const Result run = RunGameServer({"--help"});
+  EXPECT_EQ(run.status, "exit 0");
+  EXPECT_NE(run.output.find("--cluster"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("--node-id"), std::string::npos) << run.output;
+}
+
+TEST(ClusterCommandLineTest, BadClusterFlagsExitTwo) {
+  const std::string url = "nats://127.0.0.1:1";
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"--cluster", url},
+           {"--node-id", "3"},
+           {"--cluster", url, "--node-id", "0"},
+           {"--cluster", url, "--node-id", "65536"}}) {
+    SCOPED_TRACE(args.back());
+    const Result run = RunGameServer(args);
+    EXPECT_EQ(run.status, "exit 2") << run.output;
+    EXPECT_EQ(run.output.find("listening on"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace servercore::test

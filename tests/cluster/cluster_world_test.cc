@@ -1,0 +1,180 @@
+// docs/PROTOCOL.md "Cluster", the world: S_SNAPSHOT lists the room's world
+// members on every node (deltas and full snapshots), a remote member that
+// leaves is `gone`, and so are the members of a node that was killed,
+// within a few seconds.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/apps/app_fixture.h"
+#include "tests/cluster/cluster_fixture.h"
+
+namespace servercore::test {
+namespace {
+
+using std::chrono::milliseconds;
+
+// The client's session id: its own S_CHAT says it (nobody else may chat in
+// its room meanwhile; others' packets are skipped).
+uint64_t IdOf(TestClient& client) {
+  const auto text = Bytes("whoami");
+  EXPECT_TRUE(client.SendPacket(kCChat, text));
+  auto chat = ReadUntil(client, kSChat, Seconds(10));
+  EXPECT_TRUE(chat.has_value());
+  return chat ? ReadU64(chat->payload, 0) : 0;
+}
+
+bool Move(TestClient& client, float x, float y, uint32_t seq) {
+  return client.SendPacket(kCMove, MovePayload(x, y, seq));
+}
+
+// Reads snapshots until one satisfies `accept`; it, or nullopt.
+std::optional<Snapshot> ReadSnapshotUntil(
+    TestClient& client, milliseconds timeout,
+    const std::function<bool(const Snapshot&)>& accept) {
+  std::optional<Snapshot> found;
+  auto packet = ReadUntil(client, kSSnapshot, timeout, [&](const Packet& p) {
+    auto snapshot = ParseSnapshot(p.payload);
+    if (!snapshot || !accept(*snapshot)) return false;
+    found = std::move(snapshot);
+    return true;
+  });
+  return packet ? found : std::nullopt;
+}
+
+bool Lists(const Snapshot& s, uint64_t id, uint32_t min_seq = 0) {
+  const SnapshotEntity* e = s.Find(id);
+  return e != nullptr && !e->gone && e->last_seq >= min_seq;
+}
+
+bool ListsGone(const Snapshot& s, uint64_t id) {
+  const SnapshotEntity* e = s.Find(id);
+  return e != nullptr && e->gone;
+}
+
+TEST_F(ClusterTest, SnapshotsListRemoteMembers) {
+  constexpr uint32_t kRoom = 20;
+  TestClient a = Connect(0);
+  TestClient b = Connect(1);
+  ASSERT_TRUE(Join(a, kRoom).has_value());
+  ASSERT_TRUE(Join(b, kRoom).has_value());
+  ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(10)).has_value());
+  ASSERT_TRUE(JoinUntilCount(b, kRoom, 2, Seconds(10)).has_value());
+  const uint64_t a_id = IdOf(a);
+  const uint64_t b_id = IdOf(b);
+  ASSERT_EQ(a_id >> 48, 1u);
+  ASSERT_EQ(b_id >> 48, 2u);
+  ASSERT_TRUE(Move(a, 1, 2, 1));
+  ASSERT_TRUE(Move(b, 3, 4, 1));
+  // Deltas: each sees the other's move.
+  ASSERT_TRUE(ReadSnapshotUntil(
+      b, Seconds(5), [&](const Snapshot& s) { return Lists(s, a_id, 1); }));
+  ASSERT_TRUE(ReadSnapshotUntil(
+      a, Seconds(5), [&](const Snapshot& s) { return Lists(s, b_id, 1); }));
+  // A later move shows with its seq and position.
+  ASSERT_TRUE(Move(a, 5, 6, 7));
+  auto seen = ReadSnapshotUntil(
+      b, Seconds(5), [&](const Snapshot& s) { return Lists(s, a_id, 7); });
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_FALSE(seen->full);
+  EXPECT_EQ(seen->Find(a_id)->x, 5);
+  EXPECT_EQ(seen->Find(a_id)->y, 6);
+  // A newcomer on a third node, where the room is new: its S_JOIN waits
+  // for the others' state, so its first full snapshot lists them.
+  TestClient c = Connect(2);
+  ASSERT_TRUE(Join(c, kRoom).has_value());
+  ASSERT_TRUE(JoinUntilCount(c, kRoom, 3, Seconds(10)).has_value());
+  const uint64_t c_id = IdOf(c);
+  ASSERT_TRUE(Move(c, 7, 8, 1));
+  auto entered = ReadUntil(c, kSSnapshot, Seconds(5));
+  ASSERT_TRUE(entered.has_value());
+  auto first = ParseSnapshot(entered->payload);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_TRUE(first->full);
+  EXPECT_TRUE(Lists(*first, c_id, 1));
+  EXPECT_TRUE(Lists(*first, a_id, 7));
+  EXPECT_TRUE(Lists(*first, b_id, 1));
+  // And the full snapshot after its next S_JOIN.
+  ASSERT_TRUE(JoinSkippingSnapshots(c, kRoom));
+  auto full = ReadUntil(c, kSSnapshot, Seconds(5));
+  ASSERT_TRUE(full.has_value());
+  auto rejoined = ParseSnapshot(full->payload);
+  ASSERT_TRUE(rejoined.has_value());
+  EXPECT_TRUE(rejoined->full);
+  EXPECT_TRUE(Lists(*rejoined, a_id, 7));
+  EXPECT_TRUE(Lists(*rejoined, b_id, 1));
+  EXPECT_TRUE(Lists(*rejoined, c_id, 1));
+  // A remote member that leaves the room is gone on both other nodes.
+  ASSERT_TRUE(JoinSkippingSnapshots(b, kRoom + 1, /*skip_chats=*/true));
+  EXPECT_TRUE(ReadSnapshotUntil(
+      a, Seconds(5), [&](const Snapshot& s) { return ListsGone(s, b_id); }));
+  EXPECT_TRUE(ReadSnapshotUntil(
+      c, Seconds(5), [&](const Snapshot& s) { return ListsGone(s, b_id); }));
+  // One that disconnects too.
+  a.Close();
+  EXPECT_TRUE(ReadSnapshotUntil(
+      c, Seconds(5), [&](const Snapshot& s) { return ListsGone(s, a_id); }));
+}
+
+TEST_F(ClusterTest, KilledNodesMembersGoWithinSeconds) {
+  constexpr uint32_t kRoom = 50;
+  TestClient a = Connect(0);
+  TestClient b = Connect(1);
+  ASSERT_TRUE(Join(a, kRoom).has_value());
+  ASSERT_TRUE(Join(b, kRoom).has_value());
+  ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(10)).has_value());
+  ASSERT_TRUE(JoinUntilCount(b, kRoom, 2, Seconds(10)).has_value());
+  const uint64_t a_id = IdOf(a);
+  const uint64_t b_id = IdOf(b);
+  ASSERT_TRUE(Move(a, 1, 1, 1));
+  ASSERT_TRUE(Move(b, 2, 2, 1));
+  ASSERT_TRUE(ReadSnapshotUntil(
+      a, Seconds(5), [&](const Snapshot& s) { return Lists(s, b_id, 1); }));
+  ASSERT_TRUE(ReadSnapshotUntil(
+      b, Seconds(5), [&](const Snapshot& s) { return Lists(s, a_id, 1); }));
+  node(1).process().Signal(SIGKILL);
+  ASSERT_TRUE(node(1).process().Wait(Seconds(5)).has_value());
+  const auto killed = std::chrono::steady_clock::now();
+  // Expiry is 3 s of silence; "a few seconds" allows for a loaded machine.
+  ASSERT_TRUE(ReadSnapshotUntil(a, Seconds(6), [&](const Snapshot& s) {
+    return ListsGone(s, b_id);
+  })) << node(0).Output();
+  // Not before the expiry: 3 s after the last presence heard, which a
+  // heartbeat sends at least every second.
+  const auto took = std::chrono::steady_clock::now() - killed;
+  EXPECT_GE(took, milliseconds(1900)) << "gone before the expiry?";
+  // Its sessions leave the counts too.
+  ASSERT_TRUE(JoinUntilCount(a, kRoom, 1, Seconds(5)).has_value());
+  EXPECT_NE(node(0).Output().find("node 2 not heard"), std::string::npos);
+}
+
+// A node stopped with SIGTERM says so: its members leave at once, well
+// before the 3 s expiry of a node that went silent.
+TEST_F(ClusterTest, StoppedNodesMembersGoAtOnce) {
+  constexpr uint32_t kRoom = 70;
+  TestClient a = Connect(0);
+  TestClient b = Connect(1);
+  ASSERT_TRUE(Join(a, kRoom).has_value());
+  ASSERT_TRUE(Join(b, kRoom).has_value());
+  ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(10)).has_value());
+  ASSERT_TRUE(JoinUntilCount(b, kRoom, 2, Seconds(10)).has_value());
+  const uint64_t b_id = IdOf(b);
+  ASSERT_TRUE(Move(a, 1, 1, 1));
+  ASSERT_TRUE(Move(b, 2, 2, 1));
+  ASSERT_TRUE(ReadSnapshotUntil(
+      a, Seconds(5), [&](const Snapshot& s) { return Lists(s, b_id, 1); }));
+  const auto stopping = std::chrono::steady_clock::now();
+  ExpectCleanStop(node(1));
+  ASSERT_TRUE(ReadSnapshotUntil(
+      a, Seconds(5), [&](const Snapshot& s) { return ListsGone(s, b_id); }));
+  ASSERT_TRUE(JoinUntilCount(a, kRoom, 1, Seconds(5)).has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping,
+            milliseconds(2000 * kSlowdown))
+      << "counted out by expiry, not by the stop";
+}
+
+}  // namespace
+}  // namespace servercore::test
