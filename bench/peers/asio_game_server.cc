@@ -4,8 +4,7 @@
 //
 //   asio_game_server --port 0 --threads 1
 //   asio_game_server --port 7777 --threads 2 --stats-interval 1
-//   asio_game_server --port 0 --threads 1 --copy-broadcast   # copy per
-//   receiver
+//   asio_game_server --port 0 --threads 1 --broadcast shared
 //
 // Prints "listening on HOST:PORT" once it accepts connections, a stats line
 // every --stats-interval seconds (0: none), runs until SIGINT or SIGTERM,
@@ -30,7 +29,7 @@ constexpr const char* kUsage =
     "usage: asio_game_server [--host 0.0.0.0] [--port 7777] [--threads N]\n"
     "         [--backend auto|uring|epoll (ignored)] [--max-packet 4096]\n"
     "         [--max-pending 4194304] [--max-sessions 100000]\n"
-    "         [--stats-interval 5] [--copy-broadcast]\n";
+    "         [--stats-interval 5] [--broadcast copy|shared]\n";
 
 template <typename T>
 bool ParseNumber(std::string_view text, T* out) {
@@ -53,13 +52,20 @@ bool SetFlag(std::string_view name, std::string_view value, Config* config) {
   if (name == "max-packet") return ParseNumber(value, &config->max_packet);
   if (name == "max-pending") return ParseNumber(value, &config->max_pending);
   if (name == "max-sessions") return ParseNumber(value, &config->max_sessions);
+  if (name == "broadcast") {
+    if (value != "copy" && value != "shared") return false;
+    config->broadcast = value == "copy" ? asio_peer::Broadcast::kCopy
+                                        : asio_peer::Broadcast::kShared;
+    return true;
+  }
   if (name == "stats-interval") {
     return ParseNumber(value, &config->stats_interval);
   }
   return false;
 }
 
-// `--name value` or `--name=value`; --copy-broadcast takes no value.
+// `--name value` or `--name=value`; --copy-broadcast (the default, kept for
+// old command lines) takes no value.
 bool ParseConfig(int argc, char** argv, Config* config, int* exit_code) {
   *exit_code = 2;
   for (int i = 1; i < argc; ++i) {
@@ -70,7 +76,7 @@ bool ParseConfig(int argc, char** argv, Config* config, int* exit_code) {
       return false;
     }
     if (arg == "--copy-broadcast") {
-      config->copy_broadcast = true;
+      config->broadcast = asio_peer::Broadcast::kCopy;
       continue;
     }
     if (!arg.starts_with("--")) {
@@ -123,7 +129,9 @@ int main(int argc, char** argv) {
               unsigned{server.port()});
   std::printf("backend asio, %zu worker threads, broadcast %s\n",
               server.WorkerCount(),
-              config.copy_broadcast ? "copied per receiver" : "shared");
+              config.broadcast == asio_peer::Broadcast::kCopy
+                  ? "copied into each receiver's output"
+                  : "one shared buffer");
   std::fflush(stdout);
   server.Run();
   server.PrintSummary();

@@ -12,11 +12,19 @@
 // confined to the thread that accepted it for, so a session needs no strand
 // and no lock at all. Rooms are kept per worker too: a worker knows only its
 // own sessions' memberships, and a broadcast is delivered by the sender's
-// worker to its local members and posted (one post, one shared buffer) to
-// each other worker, which delivers to its local members. Posts from one
+// worker to its local members and posted (one post, one copy of the packet)
+// to each other worker, which delivers to its local members. Posts from one
 // thread run in order, so every receiver sees one sender's chats in order.
 // With --threads 1 everything, signals and stats included, runs on the main
 // thread: no post, no lock on any per-message path.
+//
+// Memory, the way a competent Asio user keeps it for many mostly idle
+// connections: a session waits for readability (async_wait) instead of
+// parking a read buffer in an async_read_some, then reads with a
+// non-blocking read_some into its worker's one 64 KiB buffer; only a packet
+// split across reads is kept per session. Output is one contiguous buffer
+// per session that replies and broadcasts are appended to (two, swapped:
+// one under async_write, one filling), so steady state allocates nothing.
 #ifndef SERVERCORE_BENCH_PEERS_ASIO_PEER_H_
 #define SERVERCORE_BENCH_PEERS_ASIO_PEER_H_
 
@@ -41,10 +49,15 @@ namespace asio_peer {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-// One packet as it goes on the wire, built once and never changed after:
-// the same buffer is queued to every receiver of a broadcast (or copied per
-// receiver with --copy-broadcast, the design before SendBuffer).
-using Packet = std::shared_ptr<const std::vector<uint8_t>>;
+// How a room broadcast reaches its members' output.
+enum class Broadcast {
+  // Copied into each member's contiguous output buffer: one memcpy per
+  // receiver, and a write stays one buffer however many packets it carries.
+  kCopy,
+  // One immutable buffer shared by every receiver (reference counted), the
+  // members' writes gathering it with their own replies.
+  kShared,
+};
 
 struct Config {
   std::string host = "0.0.0.0";
@@ -54,7 +67,7 @@ struct Config {
   size_t max_pending = 4 * 1024 * 1024;
   uint64_t max_sessions = 100'000;
   double stats_interval = 5;
-  bool copy_broadcast = false;
+  Broadcast broadcast = Broadcast::kCopy;
 };
 
 enum class CloseReason { kPeer, kReset, kSlow, kProtocol, kStopped };
