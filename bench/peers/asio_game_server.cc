@@ -9,8 +9,8 @@
 // Prints "listening on HOST:PORT" once it accepts connections, a stats line
 // every --stats-interval seconds (0: none), runs until SIGINT or SIGTERM,
 // then closes every session, prints one "[summary]" line and exits 0.
-// "writes" in both lines counts async_write calls (each covers the whole
-// write queue); "write_somes" counts the write_some operations (sendmsg
+// "writes" in both lines counts writes of a session's whole output (each a
+// loop of async_write_some); "write_somes" counts those operations (sendmsg
 // calls) Asio issued for them, the number comparable to GameServer's writes.
 #include <charconv>
 #include <cstdio>

@@ -66,23 +66,41 @@ void Output::AppendShared(SharedPacket* packet) {
   ++side.packets;
 }
 
-const std::vector<asio::const_buffer>& Output::StartWrite() {
+size_t Output::StartWrite() {
   assert(writing_.size == 0 && filling_.size > 0);
   std::swap(filling_, writing_);
   iov_.clear();
+  first_ = 0;
   if (writing_.pieces.empty()) {
     iov_.push_back(asio::buffer(writing_.bytes));
-    return iov_;
+    return 1;
   }
   for (const Piece& piece : writing_.pieces) {
     const uint8_t* base = piece.shared != nullptr ? piece.shared->bytes.data()
                                                   : writing_.bytes.data();
     iov_.push_back(asio::buffer(base + piece.offset, piece.size));
   }
-  return iov_;
+  return iov_.size();
 }
 
-void Output::WriteDone() { Release(writing_); }
+bool Output::Consume(size_t bytes) {
+  while (bytes > 0 && first_ < iov_.size()) {
+    asio::const_buffer& buffer = iov_[first_];
+    if (bytes < buffer.size()) {
+      buffer += bytes;
+      return false;
+    }
+    bytes -= buffer.size();
+    ++first_;
+  }
+  return first_ == iov_.size();
+}
+
+void Output::WriteDone() {
+  iov_.clear();
+  first_ = 0;
+  Release(writing_);
+}
 
 void Output::Release(Side& side) {
   for (const Piece& piece : side.pieces) {

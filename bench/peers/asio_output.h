@@ -67,10 +67,20 @@ class Output {
   void Append(const uint8_t* data, size_t size);
   void AppendShared(SharedPacket* packet);
 
-  // Swaps the filling side under write (none may be in flight) and returns
-  // its buffers, valid until WriteDone.
-  const std::vector<asio::const_buffer>& StartWrite();
-  size_t writing_pieces() const noexcept { return writing_.packets; }
+  // Swaps the filling side under write (none may be in flight); returns how
+  // many buffers it is.
+  size_t StartWrite();
+  // What of the write under way is not written yet, valid until Consume or
+  // WriteDone (a write_some takes the first 64 buffers of it at most).
+  const asio::const_buffer* unwritten_begin() const noexcept {
+    return iov_.data() + first_;
+  }
+  const asio::const_buffer* unwritten_end() const noexcept {
+    return iov_.data() + iov_.size();
+  }
+  // Records `bytes` written; true once the whole write is.
+  bool Consume(size_t bytes);
+  size_t writing_packets() const noexcept { return writing_.packets; }
   // The write completed (or failed): releases its shared packets.
   void WriteDone();
 
@@ -94,7 +104,8 @@ class Output {
   PacketPool& pool_;
   Side filling_;
   Side writing_;
-  std::vector<asio::const_buffer> iov_;
+  std::vector<asio::const_buffer> iov_;  // of writing_
+  size_t first_ = 0;                     // the first not wholly written
 };
 
 }  // namespace asio_peer

@@ -24,7 +24,8 @@
 // non-blocking read_some into its worker's one 64 KiB buffer; only a packet
 // split across reads is kept per session. Output is one contiguous buffer
 // per session that replies and broadcasts are appended to (two, swapped:
-// one under async_write, one filling), so steady state allocates nothing.
+// one being written, one filling), and operation memory is recycled per
+// worker (asio_handler_memory.h), so steady state allocates nothing.
 #ifndef SERVERCORE_BENCH_PEERS_ASIO_PEER_H_
 #define SERVERCORE_BENCH_PEERS_ASIO_PEER_H_
 
@@ -89,9 +90,9 @@ class Counter {
   std::atomic<uint64_t> value_{0};
 };
 
-// One worker's counters. "writes" counts async_write calls; "write_somes"
-// counts the write_some operations (sendmsg calls, short of EAGAIN retries)
-// Asio's composed write issued for them.
+// One worker's counters. "writes" counts the writes of a whole output side;
+// "write_somes" counts the async_write_some operations (sendmsg calls, short
+// of EAGAIN retries) they took.
 struct Counters {
   Counter accepted;
   Counter rejected;  // over --max-sessions
@@ -103,7 +104,7 @@ struct Counters {
   Counter writes;
   Counter write_somes;
   Counter buffers_written;
-  Counter partial_writes;  // async_writes that needed more than one write_some
+  Counter partial_writes;  // writes that needed more than one write_some
   std::array<Counter, kCloseReasons> closed;
 };
 

@@ -21,6 +21,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "asio_handler_memory.h"
 #include "asio_output.h"
 #include "asio_peer.h"
 
@@ -70,6 +71,7 @@ class Worker {
   // Where a broadcast packet is built before it is delivered.
   std::vector<uint8_t>& scratch() noexcept { return scratch_; }
   PacketPool& packet_pool() noexcept { return packet_pool_; }
+  OpPool& op_pool() noexcept { return op_pool_; }
   // Every open session of this worker, for CloseAll.
   void AddSession(Session& session) { sessions_.insert(&session); }
   void RemoveSession(Session& session) { sessions_.erase(&session); }
@@ -79,9 +81,10 @@ class Worker {
 
  private:
   Server& server_;
-  // Before context_: sessions, destroyed with the handlers the context still
-  // holds, release their shared packets into it.
+  // Before context_: sessions and operations, destroyed with the handlers the
+  // context still holds, go back to these.
   PacketPool packet_pool_;
+  OpPool op_pool_;
   asio::io_context context_{1};  // run by one thread
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::unordered_map<uint32_t, std::vector<Session*>> rooms_;

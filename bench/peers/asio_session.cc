@@ -7,6 +7,7 @@
 #include <optional>
 #include <utility>
 
+#include "asio_handler_memory.h"
 #include "asio_server.h"
 
 #pragma GCC diagnostic push
@@ -14,7 +15,6 @@
 #pragma GCC diagnostic ignored "-Wsign-conversion"
 #pragma GCC diagnostic ignored "-Wshadow"
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #pragma GCC diagnostic pop
 
 namespace asio_peer {
@@ -55,22 +55,6 @@ struct BufferView {
 };
 
 }  // namespace
-
-// asio::transfer_all() that also counts the write_some operations the
-// composed async_write issues: it is asked once before each of them.
-class Session::CountingTransferAll {
- public:
-  explicit CountingTransferAll(Session* session) : session_(session) {}
-  size_t operator()(const boost::system::error_code& error, size_t) const {
-    if (error) return 0;
-    ++session_->write_somes_;
-    session_->worker_.counters().write_somes.Add();
-    return asio::detail::default_max_transfer_size;
-  }
-
- private:
-  Session* session_;
-};
 
 Session::Session(Worker& worker, tcp::socket socket, uint64_t id)
     : worker_(worker),
@@ -114,9 +98,10 @@ void Session::Close(CloseReason reason) {
 void Session::WaitRead() {
   socket_.async_wait(
       tcp::socket::wait_read,
-      [self = shared_from_this()](const boost::system::error_code& error) {
+      WithPool(worker_.op_pool(), [self = shared_from_this()](
+                                      const boost::system::error_code& error) {
         self->OnReadable(error);
-      });
+      }));
 }
 
 void Session::OnReadable(const boost::system::error_code& error) {
@@ -267,7 +252,7 @@ void Session::ProtocolError(const char* why) {
   std::fprintf(stderr, "session %llu: protocol error: %s\n",
                static_cast<unsigned long long>(id_), why);
   // As GameServer: what was answered before the bad packet still goes out
-  // (OnReadable and OnWrite close once it is written). Leaving the room now
+  // (OnReadable and OnWriteSome close once it is written). Leaving the room now
   // keeps broadcasts from extending the drain.
   draining_ = true;
   if (in_room_) {
@@ -321,26 +306,41 @@ void Session::Flush() {
 }
 
 void Session::StartWrite() {
-  const std::vector<asio::const_buffer>& buffers = output_.StartWrite();
+  const size_t buffers = output_.StartWrite();
   writing_ = true;
   write_somes_ = 0;
   Counters& counters = worker_.counters();
   counters.writes.Add();
-  counters.buffers_written.Add(buffers.size());
-  // Asio's composed write issues as many write_some operations as it needs
-  // (64 buffers at most each in Boost 1.74); the first is tried at once.
-  asio::async_write(socket_,
-                    BufferView{buffers.data(), buffers.data() + buffers.size()},
-                    CountingTransferAll(this),
-                    [self = shared_from_this()](
-                        const boost::system::error_code& error, size_t bytes) {
-                      self->OnWrite(error, bytes);
-                    });
+  counters.buffers_written.Add(buffers);
+  WriteSome();
 }
 
-void Session::OnWrite(const boost::system::error_code& error, size_t bytes) {
+// async_write would do this loop too, but its composed operation gathers at
+// most 16 buffers per write_some (Boost 1.74); async_write_some takes 64.
+void Session::WriteSome() {
+  socket_.async_write_some(
+      BufferView{output_.unwritten_begin(), output_.unwritten_end()},
+      WithPool(worker_.op_pool(),
+               [self = shared_from_this()](
+                   const boost::system::error_code& error, size_t bytes) {
+                 self->OnWriteSome(error, bytes);
+               }));
+}
+
+void Session::OnWriteSome(const boost::system::error_code& error,
+                          size_t bytes) {
+  if (!closed_ && !error) {
+    Counters& counters = worker_.counters();
+    counters.write_somes.Add();
+    counters.bytes_out.Add(bytes);
+    ++write_somes_;
+    if (!output_.Consume(bytes)) {
+      WriteSome();  // the socket took part of it
+      return;
+    }
+  }
   writing_ = false;
-  const size_t packets = output_.writing_pieces();
+  const size_t packets = output_.writing_packets();
   output_.WriteDone();
   if (closed_) return;
   if (error) {
@@ -348,7 +348,6 @@ void Session::OnWrite(const boost::system::error_code& error, size_t bytes) {
     return;
   }
   Counters& counters = worker_.counters();
-  counters.bytes_out.Add(bytes);
   counters.packets_out.Add(packets);
   if (write_somes_ > 1) counters.partial_writes.Add();
   if (!output_.filling_empty()) {

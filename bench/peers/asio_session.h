@@ -10,11 +10,11 @@
 // before it returns to the reactor will see.
 //
 // Send: replies and broadcasts are appended to the session's Output (one
-// contiguous buffer, two sides swapped between writes); at most one
-// async_write is in flight. A session given output during a handler is
-// flushed once at the end of that handler (Worker::FlushQueued), so all the
-// packets of one read, and all the chats of a sender's read to each member,
-// leave in one write.
+// contiguous buffer, two sides swapped between writes); at most one write
+// (a loop of async_write_some until all of it is written) is in flight. A
+// session given output during a handler is flushed once at the end of that
+// handler (Worker::FlushQueued), so all the packets of one read, and all the
+// chats of a sender's read to each member, leave in one write.
 //
 // Thread safety: confined to its worker's thread (every member is called
 // there only, asserted in debug builds); no strand or lock is needed.
@@ -67,8 +67,6 @@ class Session : public std::enable_shared_from_this<Session> {
   void set_room_slot(size_t slot) noexcept { room_slot_ = slot; }
 
  private:
-  class CountingTransferAll;
-
   void WaitRead();
   void OnReadable(const boost::system::error_code& error);
   // One read_some into the worker's buffer after tail_; frames what it can.
@@ -89,7 +87,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool Admit(size_t size);
   void QueueFlush();
   void StartWrite();
-  void OnWrite(const boost::system::error_code& error, size_t bytes);
+  void WriteSome();
+  void OnWriteSome(const boost::system::error_code& error, size_t bytes);
 
   Worker& worker_;
   tcp::socket socket_;
@@ -109,7 +108,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Output output_;
   bool flush_queued_ = false;  // in the worker's flush queue
   bool writing_ = false;
-  size_t write_somes_ = 0;  // of the async_write under way
+  size_t write_somes_ = 0;  // of the write under way
 };
 
 }  // namespace asio_peer
