@@ -42,9 +42,9 @@ void StoreLe(uint8_t* p, uint64_t value, size_t bytes) {
     p[i] = static_cast<uint8_t>(value >> (8 * i));
 }
 
-// A view of the output's buffers as a buffer sequence: async_write copies its
-// buffer sequence into the operation, and a std::vector would be copied (one
-// allocation per write); this copies two pointers.
+// A view of the output's buffers as a buffer sequence: a write operation
+// keeps a copy of its buffer sequence, and a std::vector would be copied
+// (one allocation per write); this copies two pointers.
 struct BufferView {
   using value_type = asio::const_buffer;
   using const_iterator = const asio::const_buffer*;
