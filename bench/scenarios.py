@@ -75,6 +75,10 @@ SCENARIOS = {
     "S3": ("chat, 100 sessions in room 0, 4 senders, 64 B, depth 16",
            "--mode chat --sessions 100 --senders 4 --payload 64 --depth 16"),
     # One sender keeping 64 chats in flight: as many as S3's 4 senders at 16.
+    # "In flight" is DummyClient's closed loop: a chat leaves the window when
+    # the sender gets its own copy back; the other 999 deliveries are not
+    # waited for (a receiver the client reads late gets more than the depth
+    # queued, and its writes carry more). The same for every server.
     "S4": ("chat, 1,000 sessions in room 0, 1 sender, 128 B, depth 64",
            "--mode chat --sessions 1000 --senders 1 --payload 128 --depth 64"),
     # The same at depth 16: no write can carry more than 16 messages.

@@ -71,9 +71,7 @@ void Session::Start() {
   worker_.JoinRoom(*this, 0);
   worker_.server().CountJoin(std::nullopt, 0);
   in_room_ = true;
-  // Read before the first wait: with --threads > 1 the socket was registered
-  // with this worker's reactor on the accepting thread, and readiness seen
-  // before this wait was queued would not be reported again.
+  // The client may have written already: read first, then wait.
   OnReadable({});
 }
 

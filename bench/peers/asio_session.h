@@ -4,10 +4,10 @@
 // read_some into its worker's 64 KiB read buffer and frames [u16 size][u16
 // id][payload] packets out of it in place. A packet split across reads is
 // the only thing kept per session (tail_), so an idle session holds no read
-// buffer. A read that does not fill the buffer has drained the socket: the
-// worker's thread is the only one running its io_context, so data arriving
-// after it is reported by the next epoll_wait, which the async_wait queued
-// before it returns to the reactor will see.
+// buffer. Reading stops at a read that does not fill the buffer, with no
+// read to EAGAIN: queueing the next wait re-arms the descriptor (Boost 1.74
+// makes one epoll_ctl MOD per wait, the price of this design on echo), and
+// that reports data that came in between.
 //
 // Send: replies and broadcasts are appended to the session's Output (one
 // contiguous buffer, two sides swapped between writes); at most one write
