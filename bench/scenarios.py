@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end scenario runner: GameServer (io_uring and epoll) against the
-Boost.Asio peer (broadcasts copied into each receiver's output, its default,
-and one shared buffer per broadcast), all under DummyClient, on loopback.
+Boost.Asio peer (one shared buffer per broadcast, its default, and
+broadcasts copied into each receiver's output), all under DummyClient, on
+loopback.
 
     scripts/bench.sh                      # builds, then runs this
     bench/scenarios.py --quick            # 3 s runs, 1 repetition
@@ -43,10 +44,11 @@ TICKS = os.sysconf("SC_CLK_TCK")
 SERVERS = {
     "gameserver-uring": [str(GAME_SERVER), "--backend", "uring"],
     "gameserver-epoll": [str(GAME_SERVER), "--backend", "epoll"],
-    # Broadcasts copied into each member's contiguous output (the peer's
-    # default: the faster of its two strategies), or one shared buffer.
-    "asio": [str(ASIO_SERVER), "--broadcast", "copy"],
-    "asio-shared": [str(ASIO_SERVER), "--broadcast", "shared"],
+    # One shared buffer per broadcast, gathered into each member's write
+    # (the peer's default, a little ahead of the other), or copied into each
+    # member's contiguous output.
+    "asio": [str(ASIO_SERVER), "--broadcast", "shared"],
+    "asio-copy": [str(ASIO_SERVER), "--broadcast", "copy"],
     # The floor of the echo scenarios: a minimal C epoll echo server.
     "floor-epoll": [str(EPOLL_FLOOR)],
     # The world's naive baseline: each receiver's snapshot encoded for it.
@@ -55,8 +57,6 @@ SERVERS = {
     "naive-epoll": [str(GAME_SERVER), "--backend", "epoll",
                     "--naive-snapshots"],
 }
-# Older names still accepted in --servers (not run by default).
-ALIASES = {"asio-copy": "asio"}
 BASELINE = "asio"
 # The world scenarios (W*) run GameServer only: the Asio peer has no world.
 # Their ratio compares each backend with its naive variant.
@@ -301,8 +301,7 @@ def main():
         SERVERS[name] = command.split()
     if args.quick:
         args.repeat, args.seconds, args.warmup, args.idle = 1, 3, 1, 2000
-    servers = [ALIASES.get(s, s) for s in args.servers.split(",") if s]
-    servers = [s for i, s in enumerate(servers) if s not in servers[:i]]
+    servers = [s for s in args.servers.split(",") if s]
     unknown = [s for s in servers if s not in SERVERS]
     if unknown:
         parser.error(f"unknown server(s) {', '.join(unknown)}; known: "

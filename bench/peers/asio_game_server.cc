@@ -4,7 +4,7 @@
 //
 //   asio_game_server --port 0 --threads 1
 //   asio_game_server --port 7777 --threads 2 --stats-interval 1
-//   asio_game_server --port 0 --threads 1 --broadcast shared
+//   asio_game_server --port 0 --threads 1 --broadcast copy
 //
 // Prints "listening on HOST:PORT" once it accepts connections, a stats line
 // every --stats-interval seconds (0: none), runs until SIGINT or SIGTERM,
@@ -29,7 +29,7 @@ constexpr const char* kUsage =
     "usage: asio_game_server [--host 0.0.0.0] [--port 7777] [--threads N]\n"
     "         [--backend auto|uring|epoll (ignored)] [--max-packet 4096]\n"
     "         [--max-pending 4194304] [--max-sessions 100000]\n"
-    "         [--stats-interval 5] [--broadcast copy|shared]\n";
+    "         [--stats-interval 5] [--broadcast shared|copy]\n";
 
 template <typename T>
 bool ParseNumber(std::string_view text, T* out) {
@@ -53,9 +53,9 @@ bool SetFlag(std::string_view name, std::string_view value, Config* config) {
   if (name == "max-pending") return ParseNumber(value, &config->max_pending);
   if (name == "max-sessions") return ParseNumber(value, &config->max_sessions);
   if (name == "broadcast") {
-    if (value != "copy" && value != "shared") return false;
-    config->broadcast = value == "copy" ? asio_peer::Broadcast::kCopy
-                                        : asio_peer::Broadcast::kShared;
+    if (value != "shared" && value != "copy") return false;
+    config->broadcast = value == "shared" ? asio_peer::Broadcast::kShared
+                                          : asio_peer::Broadcast::kCopy;
     return true;
   }
   if (name == "stats-interval") {
@@ -64,8 +64,8 @@ bool SetFlag(std::string_view name, std::string_view value, Config* config) {
   return false;
 }
 
-// `--name value` or `--name=value`; --copy-broadcast (the default, kept for
-// old command lines) takes no value.
+// `--name value` or `--name=value`; --copy-broadcast (--broadcast copy, kept
+// for old command lines) takes no value.
 bool ParseConfig(int argc, char** argv, Config* config, int* exit_code) {
   *exit_code = 2;
   for (int i = 1; i < argc; ++i) {
