@@ -4,14 +4,13 @@
 //
 //   asio_game_server --port 0 --threads 1
 //   asio_game_server --port 7777 --threads 2 --stats-interval 1
-//   asio_game_server --port 0 --threads 1 --copy-broadcast   # copy per
-//   receiver
+//   asio_game_server --port 0 --threads 1 --broadcast copy
 //
 // Prints "listening on HOST:PORT" once it accepts connections, a stats line
 // every --stats-interval seconds (0: none), runs until SIGINT or SIGTERM,
 // then closes every session, prints one "[summary]" line and exits 0.
-// "writes" in both lines counts async_write calls (each covers the whole
-// write queue); "write_somes" counts the write_some operations (sendmsg
+// "writes" in both lines counts writes of a session's whole output (each a
+// loop of async_write_some); "write_somes" counts those operations (sendmsg
 // calls) Asio issued for them, the number comparable to GameServer's writes.
 #include <charconv>
 #include <cstdio>
@@ -30,7 +29,7 @@ constexpr const char* kUsage =
     "usage: asio_game_server [--host 0.0.0.0] [--port 7777] [--threads N]\n"
     "         [--backend auto|uring|epoll (ignored)] [--max-packet 4096]\n"
     "         [--max-pending 4194304] [--max-sessions 100000]\n"
-    "         [--stats-interval 5] [--copy-broadcast]\n";
+    "         [--stats-interval 5] [--broadcast shared|copy]\n";
 
 template <typename T>
 bool ParseNumber(std::string_view text, T* out) {
@@ -53,13 +52,20 @@ bool SetFlag(std::string_view name, std::string_view value, Config* config) {
   if (name == "max-packet") return ParseNumber(value, &config->max_packet);
   if (name == "max-pending") return ParseNumber(value, &config->max_pending);
   if (name == "max-sessions") return ParseNumber(value, &config->max_sessions);
+  if (name == "broadcast") {
+    if (value != "shared" && value != "copy") return false;
+    config->broadcast = value == "shared" ? asio_peer::Broadcast::kShared
+                                          : asio_peer::Broadcast::kCopy;
+    return true;
+  }
   if (name == "stats-interval") {
     return ParseNumber(value, &config->stats_interval);
   }
   return false;
 }
 
-// `--name value` or `--name=value`; --copy-broadcast takes no value.
+// `--name value` or `--name=value`; --copy-broadcast (--broadcast copy, kept
+// for old command lines) takes no value.
 bool ParseConfig(int argc, char** argv, Config* config, int* exit_code) {
   *exit_code = 2;
   for (int i = 1; i < argc; ++i) {
@@ -70,7 +76,7 @@ bool ParseConfig(int argc, char** argv, Config* config, int* exit_code) {
       return false;
     }
     if (arg == "--copy-broadcast") {
-      config->copy_broadcast = true;
+      config->broadcast = asio_peer::Broadcast::kCopy;
       continue;
     }
     if (!arg.starts_with("--")) {
@@ -123,7 +129,9 @@ int main(int argc, char** argv) {
               unsigned{server.port()});
   std::printf("backend asio, %zu worker threads, broadcast %s\n",
               server.WorkerCount(),
-              config.copy_broadcast ? "copied per receiver" : "shared");
+              config.broadcast == asio_peer::Broadcast::kCopy
+                  ? "copied into each receiver's output"
+                  : "one shared buffer");
   std::fflush(stdout);
   server.Run();
   server.PrintSummary();

@@ -12,11 +12,22 @@
 // confined to the thread that accepted it for, so a session needs no strand
 // and no lock at all. Rooms are kept per worker too: a worker knows only its
 // own sessions' memberships, and a broadcast is delivered by the sender's
-// worker to its local members and posted (one post, one shared buffer) to
-// each other worker, which delivers to its local members. Posts from one
+// worker to its local members and posted (one post, one copy of the packet)
+// to each other worker, which delivers to its local members. Posts from one
 // thread run in order, so every receiver sees one sender's chats in order.
 // With --threads 1 everything, signals and stats included, runs on the main
 // thread: no post, no lock on any per-message path.
+//
+// Memory, the way a competent Asio user keeps it for many mostly idle
+// connections: a session waits for readability (async_wait) instead of
+// parking a read buffer in an async_read_some, then reads with a
+// non-blocking read_some into its worker's one 64 KiB buffer; only a packet
+// split across reads is kept per session. Output is one contiguous buffer
+// per session that replies are appended to (two, swapped: one being
+// written, one filling); a broadcast is one pooled buffer that every
+// member's write gathers (or, --broadcast copy, is copied into each output).
+// Operation memory is recycled per worker (asio_handler_memory.h), so
+// steady state allocates nothing.
 #ifndef SERVERCORE_BENCH_PEERS_ASIO_PEER_H_
 #define SERVERCORE_BENCH_PEERS_ASIO_PEER_H_
 
@@ -41,10 +52,20 @@ namespace asio_peer {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-// One packet as it goes on the wire, built once and never changed after:
-// the same buffer is queued to every receiver of a broadcast (or copied per
-// receiver with --copy-broadcast, the design before SendBuffer).
-using Packet = std::shared_ptr<const std::vector<uint8_t>>;
+// How a room broadcast reaches its members' output. Both allocate nothing
+// per message. In the runner's chat scenarios (S3, S4, S4s; four
+// interleaved runs) kShared took as much or up to 7% less server CPU per
+// message than kCopy in 9 of 11 comparisons, within this machine's ~10%
+// noise: about equal, kShared slightly ahead, hence the default.
+enum class Broadcast {
+  // One immutable buffer shared by every receiver (reference counted, from
+  // the worker's pool), the members' writes gathering it with their own
+  // replies: one iovec per packet, no copy per receiver.
+  kShared,
+  // Copied into each member's contiguous output buffer: one memcpy per
+  // receiver, and a write stays one buffer however many packets it carries.
+  kCopy,
+};
 
 struct Config {
   std::string host = "0.0.0.0";
@@ -54,7 +75,7 @@ struct Config {
   size_t max_pending = 4 * 1024 * 1024;
   uint64_t max_sessions = 100'000;
   double stats_interval = 5;
-  bool copy_broadcast = false;
+  Broadcast broadcast = Broadcast::kShared;
 };
 
 enum class CloseReason { kPeer, kReset, kSlow, kProtocol, kStopped };
@@ -76,9 +97,9 @@ class Counter {
   std::atomic<uint64_t> value_{0};
 };
 
-// One worker's counters. "writes" counts async_write calls; "write_somes"
-// counts the write_some operations (sendmsg calls, short of EAGAIN retries)
-// Asio's composed write issued for them.
+// One worker's counters. "writes" counts the writes of a whole output side;
+// "write_somes" counts the async_write_some operations (sendmsg calls, short
+// of EAGAIN retries) they took.
 struct Counters {
   Counter accepted;
   Counter rejected;  // over --max-sessions
@@ -90,7 +111,7 @@ struct Counters {
   Counter writes;
   Counter write_somes;
   Counter buffers_written;
-  Counter partial_writes;  // async_writes that needed more than one write_some
+  Counter partial_writes;  // writes that needed more than one write_some
   std::array<Counter, kCloseReasons> closed;
 };
 

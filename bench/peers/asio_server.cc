@@ -1,5 +1,6 @@
 #include "asio_server.h"
 
+#include <algorithm>
 #include <cassert>
 #include <csignal>
 #include <cstdio>
@@ -42,7 +43,12 @@ double Ratio(uint64_t a, uint64_t b) {
 // --- Worker ---------------------------------------------------------------
 
 Worker::Worker(Server& server)
-    : server_(server), work_(context_.get_executor()) {}
+    : server_(server),
+      work_(context_.get_executor()),
+      // 64 KiB, or two of the largest packets: a kept tail leaves room.
+      read_capacity_(
+          std::max<size_t>(64 * 1024, 2 * server.config().max_packet)),
+      read_buffer_(std::make_unique<uint8_t[]>(read_capacity_)) {}
 
 const Config& Worker::config() const noexcept { return server_.config(); }
 
@@ -67,19 +73,28 @@ void Worker::LeaveRoom(Session& session) {
   if (members.empty()) rooms_.erase(it);
 }
 
-void Worker::Deliver(uint32_t room, const Packet& packet) {
+void Worker::Deliver(uint32_t room, const uint8_t* data, size_t size) {
   assert(InThisThread());
   auto it = rooms_.find(room);
   if (it == rooms_.end()) return;
   // Send never closes a session synchronously (a kick is posted), so the
   // member list stays as it is while we walk it.
-  if (server_.config().copy_broadcast) {
-    for (Session* member : it->second) {
-      member->Send(std::make_shared<const std::vector<uint8_t>>(*packet));
-    }
-  } else {
-    for (Session* member : it->second) member->Send(packet);
+  if (server_.config().broadcast == Broadcast::kCopy) {
+    for (Session* member : it->second) member->Send(data, size);
+    return;
   }
+  SharedPacket* packet = packet_pool_.Make(data, size);
+  packet_pool_.Ref(packet);  // held while the members take theirs
+  for (Session* member : it->second) member->SendShared(packet);
+  packet_pool_.Unref(packet);
+}
+
+void Worker::FlushQueued() {
+  assert(InThisThread());
+  // Flush never queues again, but keep the walk independent of the queue.
+  flushing_.swap(flush_queue_);
+  for (Session* session : flushing_) session->Flush();
+  flushing_.clear();
 }
 
 void Worker::CloseAll() {
@@ -201,12 +216,18 @@ void Server::OnAccept(Worker& target, const boost::system::error_code& error,
   Accept();
 }
 
-void Server::Broadcast(Worker& from, uint32_t room, const Packet& packet) {
-  from.Deliver(room, packet);
+void Server::Broadcast(Worker& from, uint32_t room, const uint8_t* data,
+                       size_t size) {
+  from.Deliver(room, data, size);
+  if (workers_.size() == 1) return;
+  // The sender's bytes live in its worker's buffers: the others get a copy.
+  auto packet = std::make_shared<const std::vector<uint8_t>>(data, data + size);
   for (const std::unique_ptr<Worker>& worker : workers_) {
     if (worker.get() == &from) continue;
-    asio::post(worker->context(),
-               [w = worker.get(), room, packet] { w->Deliver(room, packet); });
+    asio::post(worker->context(), [w = worker.get(), room, packet] {
+      w->Deliver(room, packet->data(), packet->size());
+      w->FlushQueued();
+    });
   }
 }
 

@@ -21,6 +21,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "asio_handler_memory.h"
+#include "asio_output.h"
 #include "asio_peer.h"
 
 #pragma GCC diagnostic push
@@ -54,9 +56,22 @@ class Worker {
   // the one it is in (the session says whether it is in one).
   void JoinRoom(Session& session, uint32_t room);
   void LeaveRoom(Session& session);
-  // Queues `packet` to every local member of `room` (a fresh copy each with
-  // --copy-broadcast).
-  void Deliver(uint32_t room, const Packet& packet);
+  // Appends the packet [data, data + size) to every local member's output:
+  // a copy each, or with --broadcast shared one SharedPacket they all refer
+  // to. The members are flushed by the caller's FlushQueued.
+  void Deliver(uint32_t room, const uint8_t* data, size_t size);
+  // Sessions given output during the current handler; FlushQueued starts
+  // their writes, and every handler that can give output calls it last.
+  void QueueFlush(Session& session) { flush_queue_.push_back(&session); }
+  void FlushQueued();
+
+  // The one read buffer of this worker's sessions (see asio_session.h).
+  uint8_t* read_buffer() noexcept { return read_buffer_.get(); }
+  size_t read_capacity() const noexcept { return read_capacity_; }
+  // Where a broadcast packet is built before it is delivered.
+  std::vector<uint8_t>& scratch() noexcept { return scratch_; }
+  PacketPool& packet_pool() noexcept { return packet_pool_; }
+  OpPool& op_pool() noexcept { return op_pool_; }
   // Every open session of this worker, for CloseAll.
   void AddSession(Session& session) { sessions_.insert(&session); }
   void RemoveSession(Session& session) { sessions_.erase(&session); }
@@ -66,10 +81,19 @@ class Worker {
 
  private:
   Server& server_;
+  // Before context_: sessions and operations, destroyed with the handlers the
+  // context still holds, go back to these.
+  PacketPool packet_pool_;
+  OpPool op_pool_;
   asio::io_context context_{1};  // run by one thread
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::unordered_map<uint32_t, std::vector<Session*>> rooms_;
   std::unordered_set<Session*> sessions_;
+  std::vector<Session*> flush_queue_;
+  std::vector<Session*> flushing_;
+  const size_t read_capacity_;
+  std::unique_ptr<uint8_t[]> read_buffer_;
+  std::vector<uint8_t> scratch_;
   Counters counters_;
 };
 
@@ -87,8 +111,9 @@ class Server {
   void Run();
 
   const Config& config() const noexcept { return config_; }
-  // From the sender's worker: local delivery now, one post to each other.
-  void Broadcast(Worker& from, uint32_t room, const Packet& packet);
+  // From the sender's worker: local delivery now, one post (with one copy of
+  // the packet) to each other worker.
+  void Broadcast(Worker& from, uint32_t room, const uint8_t* data, size_t size);
   // Room member counts over all workers: join returns members after it.
   uint32_t CountJoin(std::optional<uint32_t> old_room, uint32_t room);
   void CountLeave(uint32_t room);

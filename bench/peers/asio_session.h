@@ -1,24 +1,35 @@
 // Session: one client connection of the Asio peer, speaking docs/PROTOCOL.md.
 //
-// Reads with async_read_some into its own receive buffer and frames
-// [u16 size][u16 id][payload] packets out of it (a packet may be split
-// across reads, a read may hold many). Output goes through a write queue of
-// shared immutable packets: at most one async_write is in flight, and it
-// gathers everything queued when it starts into one buffer sequence.
+// Receive: waits for readability (async_wait), then reads with non-blocking
+// read_some into its worker's 64 KiB read buffer and frames [u16 size][u16
+// id][payload] packets out of it in place. A packet split across reads is
+// the only thing kept per session (tail_), so an idle session holds no read
+// buffer. Reading stops at a read that does not fill the buffer, with no
+// read to EAGAIN: queueing the next wait re-arms the descriptor (Boost 1.74
+// makes one epoll_ctl MOD per wait, the price of this design on echo), and
+// that reports data that came in between.
+//
+// Send: replies and broadcasts are appended to the session's Output (one
+// contiguous buffer, two sides swapped between writes); at most one write
+// (a loop of async_write_some until all of it is written) is in flight. A
+// session given output during a handler is flushed once at the end of that
+// handler (Worker::FlushQueued), so all the packets of one read, and all the
+// chats of a sender's read to each member, leave in one write.
 //
 // Thread safety: confined to its worker's thread (every member is called
 // there only, asserted in debug builds); no strand or lock is needed.
-// Ownership: shared_ptr, kept alive by its pending read and write handlers;
-// the worker's room lists hold plain pointers, removed on Close().
+// Ownership: shared_ptr, kept alive by its pending wait and write handlers;
+// the worker's room lists and flush queue hold plain pointers, removed or
+// emptied before the session can go away.
 #ifndef SERVERCORE_BENCH_PEERS_ASIO_SESSION_H_
 #define SERVERCORE_BENCH_PEERS_ASIO_SESSION_H_
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <vector>
 
+#include "asio_output.h"
 #include "asio_peer.h"
 
 namespace asio_peer {
@@ -31,8 +42,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Joins room 0 and starts reading.
   void Start();
-  // Queues `packet`; it stays alive (shared) until its write completes.
-  void Send(Packet packet);
+  // Appends one whole packet to the output (a copy, or with SendShared a
+  // reference); it leaves with the next write.
+  void Send(const uint8_t* packet, size_t size);
+  void SendShared(SharedPacket* packet);
+  // Starts a write of what the output holds unless one is in flight (that
+  // one's completion starts the next). Called by Worker::FlushQueued.
+  void Flush();
   // Closes the socket (pending handlers complete with operation_aborted) and
   // leaves the room; the first reason counts, later calls do nothing.
   void Close(CloseReason reason);
@@ -51,21 +67,28 @@ class Session : public std::enable_shared_from_this<Session> {
   void set_room_slot(size_t slot) noexcept { room_slot_ = slot; }
 
  private:
-  class CountingTransferAll;
-
-  void StartRead();
-  void OnRead(const boost::system::error_code& error, size_t bytes);
-  // Frames and handles every whole packet in the receive buffer; returns the
-  // bytes consumed (stops at a protocol error, which closes the session).
-  size_t HandlePackets();
+  void WaitRead();
+  void OnReadable(const boost::system::error_code& error);
+  // One read_some into the worker's buffer after tail_; frames what it can.
+  // Returns false when the socket has nothing more now (or the session
+  // closed or stops reading).
+  bool ReadOnce();
+  // Frames and handles every whole packet of [data, data + size); returns
+  // the bytes consumed (stops at a protocol error, which starts a drain).
+  size_t HandlePackets(const uint8_t* data, size_t size);
   void HandlePacket(uint16_t id, const uint8_t* payload, size_t size);
   void HandleEcho(const uint8_t* payload, size_t size);
   void HandleJoin(const uint8_t* payload, size_t size);
   void HandleChat(const uint8_t* payload, size_t size);
   void ProtocolError(const char* why);
 
+  // Whether `size` more bytes fit under --max-pending; kicks the session
+  // (closed from a handler of its own) when they do not.
+  bool Admit(size_t size);
+  void QueueFlush();
   void StartWrite();
-  void OnWrite(const boost::system::error_code& error, size_t bytes);
+  void WriteSome();
+  void OnWriteSome(const boost::system::error_code& error, size_t bytes);
 
   Worker& worker_;
   tcp::socket socket_;
@@ -79,23 +102,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // the packets before the bad one are written, then the session closes.
   bool draining_ = false;
 
-  // Receive buffer: [0, recv_end_) holds unread bytes, a partial packet at
-  // most after each read's framing (moved to the front).
-  std::unique_ptr<uint8_t[]> recv_;
-  size_t recv_capacity_;
-  size_t recv_end_ = 0;
-  // While the packets of one read are handled, the session's own replies
-  // only queue; one gather write goes out after the last of them.
-  bool corked_ = false;
+  // The start of a packet split across reads (less than one packet).
+  std::vector<uint8_t> tail_;
 
-  // Write queue: the first in_flight_ packets are in the async_write under
-  // way (iov_ points at them); the rest wait for the next one.
-  std::deque<Packet> queue_;
-  std::vector<asio::const_buffer> iov_;
-  size_t in_flight_ = 0;
+  Output output_;
+  bool flush_queued_ = false;  // in the worker's flush queue
   bool writing_ = false;
-  size_t write_somes_ = 0;    // of the async_write under way
-  size_t pending_bytes_ = 0;  // queued and not yet written
+  size_t write_somes_ = 0;  // of the write under way
 };
 
 }  // namespace asio_peer
