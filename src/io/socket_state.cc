@@ -68,6 +68,7 @@ void SocketState::SetRecvLimit(size_t limit) {
 void SocketState::Received(std::span<const std::byte> data) {
   worker_->AssertInWorkerThread();
   if (!CanRead()) return;
+  active_ = true;
   WorkerCounters& counters = worker_->counters();
   counters.recv_syscalls.Add();
   counters.bytes_in.Add(data.size());
@@ -174,6 +175,7 @@ void SocketState::ResizeTailStorage(size_t capacity) {
 
 void SocketState::ReleaseIdleMemory() {
   worker_->AssertInWorkerThread();
+  if (std::exchange(active_, false)) return;  // busy: keep what it uses
   if (tail_size_ == 0 && tail_capacity_ > 0) ResizeTailStorage(0);
   // The write bookkeeping too, when no write is under way: the vectors are
   // made again by the next write (a few small allocations per quiet spell).
@@ -219,6 +221,7 @@ void SocketState::WriteQueued() {
     const bool more = queue_.TakeAll(sending_, &grown);
     if (grown > 0) worker_->budget().AddOverhead(grown);
     if (!more) return;  // all written
+    active_ = true;
     BuildIovecs();
     const int64_t result = worker_->backend().Write(*this);
     if (result == kInFlight) {

@@ -98,8 +98,10 @@ class SocketState {
   void RecvEnded(int64_t result) SERVERCORE_ON_WORKER;
   // Bytes of an unfinished message held (tests).
   size_t recv_tail_size() const SERVERCORE_ON_WORKER { return tail_size_; }
-  // The worker's sweep: gives back the tail's storage when it holds nothing,
-  // so a quiet session keeps no receive memory at all.
+  // The worker's sweep: a session that neither received nor wrote since the
+  // previous sweep gives back its receive tail's storage (when it holds
+  // nothing) and its write bookkeeping, so a quiet session keeps no memory
+  // beyond itself; a busy one keeps them (no allocation per sweep).
   void ReleaseIdleMemory() SERVERCORE_ON_WORKER;
 
   // --- Write (worker) ---
@@ -166,6 +168,8 @@ class SocketState {
   // (Beside fd_, where they fill what would be padding.)
   bool write_in_flight_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   bool draining_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  // Received or wrote since the last sweep (ReleaseIdleMemory).
+  bool active_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   IoWorker* worker_ = nullptr;
   SendQueue queue_;
   // The receive tail: tail_size_ bytes of an unfinished message at the
