@@ -133,6 +133,7 @@ class Server:
 
     def __init__(self, name, extra=()):
         self.name = name
+        self.echo = False  # an echo load: see stop()
         self.alloc_file = tempfile.mktemp(prefix="allocs-")
         env = dict(os.environ, ALLOC_COUNT_FILE=self.alloc_file,
                    LD_PRELOAD=str(ALLOC_LIB))
@@ -158,7 +159,12 @@ class Server:
         return cpu_seconds(self.proc.pid), read_count(self.alloc_file)
 
     def stop(self):
-        """SIGTERM; returns (writes, packets_out) from its summary line."""
+        """SIGTERM; returns (writes, messages out) from its summary line.
+
+        Messages out: the packets it wrote, for chat (one send buffer per
+        S_CHAT) the buffers it wrote; for echo, the packets it received,
+        each answered once: GameServer gathers the echoes of one read into
+        one send buffer, and its "packets out" counts buffers."""
         self.proc.send_signal(signal.SIGTERM)
         out, _ = self.proc.communicate(timeout=30)
         # The Asio peer also prints write_somes: the sendmsg calls its
@@ -166,19 +172,24 @@ class Server:
         # GameServer's "writes" counts.
         writes = (re.search(r"write_somes (\d+)", out)
                   or re.search(r"writes (\d+)", out))
-        packets = re.search(r"packets in \d+ out (\d+)", out)
+        packets = re.search(r"packets in (\d+) out (\d+)", out)
         self.tick_late = re.search(
             r"\[world summary\].*tick late p50 ([\d.]+) p99 ([\d.]+)", out)
         try:
             os.unlink(self.alloc_file)
         except OSError:
             pass
+        if not packets:
+            return (int(writes.group(1)) if writes else 0, 0)
+        packets_in, packets_out = int(packets.group(1)), int(packets.group(2))
+        echo = self.echo
         return (int(writes.group(1)) if writes else 0,
-                int(packets.group(1)) if packets else 0)
+                packets_in if echo else packets_out)
 
 
 def run_load(server_name, client_args, warmup, seconds):
     server = Server(server_name)
+    server.echo = "--mode echo" in client_args
     result = {"server": server_name}
     try:
         with tempfile.NamedTemporaryFile(suffix=".json") as js:
@@ -443,7 +454,7 @@ def plot_room_sizes(servers, args, out):
               f"set output '{out / 'room_size.png'}'\n"
               "set logscale x\nset xlabel 'sessions in room 0 (4 senders)'\n"
               "set ylabel 'delivered messages per second'\nset key left top\n"
-              "set grid\nset format y '%.0s%c'\n"
+              "set grid\nset format y '%.1s%c'\n"
               "set title 'Chat broadcast, one server thread'\n"
               f"plot {plots}\n")
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
