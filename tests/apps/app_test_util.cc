@@ -1,6 +1,7 @@
 #include "tests/apps/app_test_util.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace servercore::test {
@@ -48,6 +51,23 @@ std::optional<int> GameServer::Stop(int sig,
                                     std::chrono::milliseconds timeout) {
   process_.Signal(sig);
   return process_.Wait(timeout);
+}
+
+std::string TempPath(const std::string& name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string test = std::string(info->test_suite_name()) + "." + info->name();
+  for (char& c : test) {
+    if (c == '/') c = '_';
+  }
+  return ::testing::TempDir() + "/" + test + "." + std::to_string(::getpid()) +
+         "." + name;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 std::vector<std::byte> Bytes(std::string_view text) {

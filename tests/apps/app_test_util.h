@@ -59,6 +59,11 @@ class GameServer {
   uint16_t port_ = 0;
 };
 
+// A file name for the running test, under gtest's temporary directory,
+// ending in `name`; and a whole file's contents ("" if it cannot be read).
+std::string TempPath(const std::string& name);
+std::string ReadFile(const std::string& path);
+
 std::vector<std::byte> Bytes(std::string_view text);
 std::string Text(std::span<const std::byte> bytes);
 std::vector<std::byte> U32(uint32_t value);

@@ -22,23 +22,6 @@
 namespace servercore::test {
 namespace {
 
-std::string TempPath(const std::string& name) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string test = std::string(info->test_suite_name()) + "." + info->name();
-  for (char& c : test) {
-    if (c == '/') c = '_';
-  }
-  return ::testing::TempDir() + "/" + test + "." + std::to_string(::getpid()) +
-         "." + name;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string HostOf(const GameServer& server) {
   return "127.0.0.1:" + std::to_string(server.port());
 }
