@@ -38,6 +38,7 @@ GAME_SERVER = BUILD / "apps" / "GameServer"
 DUMMY_CLIENT = BUILD / "apps" / "DummyClient"
 ASIO_SERVER = BUILD / "bench" / "asio_game_server"
 EPOLL_FLOOR = BUILD / "bench" / "epoll_echo_server"
+URING_FLOOR = BUILD / "bench" / "uring_echo_server"
 ALLOC_LIB = BUILD / "bench" / "liballoc_count.so"
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -49,8 +50,10 @@ SERVERS = {
     # member's contiguous output.
     "asio": [str(ASIO_SERVER), "--broadcast", "shared"],
     "asio-copy": [str(ASIO_SERVER), "--broadcast", "copy"],
-    # The floor of the echo scenarios: a minimal C epoll echo server.
+    # The floors of the echo scenarios: minimal C echo servers, on epoll and
+    # on io_uring.
     "floor-epoll": [str(EPOLL_FLOOR)],
+    "floor-uring": [str(URING_FLOOR)],
     # The world's naive baseline: each receiver's snapshot encoded for it.
     "naive-uring": [str(GAME_SERVER), "--backend", "uring",
                     "--naive-snapshots"],
@@ -62,7 +65,8 @@ BASELINE = "asio"
 # Their ratio compares each backend with its naive variant.
 WORLD_SERVERS = ("gameserver-uring", "naive-uring", "gameserver-epoll",
                  "naive-epoll")
-# The floor server answers C_ECHO only.
+# The floor servers answer C_ECHO only.
+FLOOR_SERVERS = ("floor-epoll", "floor-uring")
 FLOOR_SCENARIOS = ("S1", "S2", "S5", "S6", "S6t")
 WORLD_BASELINE = {"gameserver-uring": "naive-uring",
                   "gameserver-epoll": "naive-epoll"}
@@ -330,7 +334,7 @@ def main():
             pool = ([s for s in WORLD_SERVERS if s in servers]
                     if sc.startswith("W") else
                     [s for s in servers if s not in WORLD_SERVERS[1::2] and
-                     (s != "floor-epoll" or sc in FLOOR_SCENARIOS)])
+                     (s not in FLOOR_SERVERS or sc in FLOOR_SCENARIOS)])
             order = pool[rep % len(pool):] + pool[:rep % len(pool)]
             for name in order:
                 if sc in ("S6", "S6t"):
@@ -351,7 +355,8 @@ def main():
     print("\n".join(lines))
     if not args.no_plot:
         plot_room_sizes([s for s in servers
-                         if s not in WORLD_SERVERS[1::2] and s != "floor-epoll"],
+                         if s not in WORLD_SERVERS[1::2] and
+                         s not in FLOOR_SERVERS],
                         args, out)
 
 

@@ -10,6 +10,6 @@ cd "$SERVERCORE_ROOT"
 
 SERVERCORE_PACKAGES+=(libboost-dev gnuplot-nox python3 util-linux)
 ensure_packages
-build_preset release GameServer DummyClient asio_game_server epoll_echo_server neutral_load \
-  alloc_count >/dev/null
+build_preset release GameServer DummyClient asio_game_server epoll_echo_server \
+  uring_echo_server neutral_load alloc_count >/dev/null
 exec python3 bench/scenarios.py "$@"
