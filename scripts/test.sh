@@ -9,7 +9,8 @@
 #   scripts/test.sh --quick    # release preset and examples, for the edit-test loop
 #
 # FUZZ_SECONDS (default 60) bounds each fuzzer, CHAOS_SECONDS (default 60)
-# each chaos run. Ends with one line "summary: N passed, N failed".
+# each chaos run. Ends with the name of every check that failed (CI shows
+# only the tail of a log) and one line "summary: N passed, N failed".
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$SERVERCORE_ROOT"
@@ -20,6 +21,7 @@ fuzz_seconds="${FUZZ_SECONDS:-60}"
 chaos_seconds="${CHAOS_SECONDS:-60}"
 passed=0
 failed=0
+failures=()
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
@@ -35,13 +37,22 @@ run_ctest() {
   if [ -z "$line" ]; then
     echo "error: ctest ($preset) ran no test" >&2
     failed=$((failed + 1))
+    failures+=("$preset: ran no test")
     return
   fi
   bad=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
   total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
   passed=$((passed + total - bad))
   failed=$((failed + bad))
-  [ "$status" -eq 0 ] || [ "$bad" -gt 0 ] || failed=$((failed + 1))
+  # ctest lists them after "The following tests FAILED:" as "  N - NAME (Failed)".
+  local name
+  while IFS= read -r name; do
+    failures+=("$preset: $name")
+  done < <(sed -n '/^The following tests FAILED:/,$ { s/  # GetParam() = .* (/ (/; s/^[[:space:]]*[0-9]\+ - //p }' "$log")
+  if [ "$status" -ne 0 ] && [ "$bad" -eq 0 ]; then
+    failed=$((failed + 1))
+    failures+=("$preset: ctest exited $status")
+  fi
 }
 
 # run_fuzzers: each target under tests/fuzz for FUZZ_SECONDS from an empty
@@ -63,6 +74,7 @@ run_fuzzers() {
       grep -E "^(stat::number_of_executed_units|Done)" "$log" || true
     else
       failed=$((failed + 1))
+      failures+=("fuzz: $(basename "$fuzzer")")
       tail -n 60 "$log"
     fi
     rm -rf "$corpus"
@@ -84,6 +96,7 @@ run_chaos() {
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
+    failures+=("chaos: $backend")
   fi
 }
 
@@ -97,12 +110,17 @@ run_examples() {
   if [ -z "$line" ]; then
     echo "error: scripts/examples.sh reported no result" >&2
     failed=$((failed + 1))
+    failures+=("examples: reported no result")
     return
   fi
   bad=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")
   passed=$((passed + $(sed -E 's/^examples: ([0-9]+) passed.*/\1/' <<<"$line")))
   failed=$((failed + bad))
-  [ "$status" -eq 0 ] || [ "$bad" -gt 0 ] || failed=$((failed + 1))
+  [ "$bad" -eq 0 ] || failures+=("examples: $bad failed (see above)")
+  if [ "$status" -ne 0 ] && [ "$bad" -eq 0 ]; then
+    failed=$((failed + 1))
+    failures+=("examples: exited $status")
+  fi
 }
 
 ensure_packages
@@ -116,5 +134,8 @@ if [ "$quick" -eq 0 ]; then
   run_fuzzers
 fi
 
+for name in "${failures[@]}"; do
+  echo "FAILED $name"
+done
 echo "summary: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
