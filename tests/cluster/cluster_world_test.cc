@@ -59,10 +59,7 @@ TEST_F(ClusterTest, SnapshotsListRemoteMembers) {
   constexpr uint32_t kRoom = 20;
   TestClient a = Connect(0);
   TestClient b = Connect(1);
-  ASSERT_TRUE(Join(a, kRoom).has_value());
-  ASSERT_TRUE(Join(b, kRoom).has_value());
-  ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(10)).has_value());
-  ASSERT_TRUE(JoinUntilCount(b, kRoom, 2, Seconds(10)).has_value());
+  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
   const uint64_t a_id = IdOf(a);
   const uint64_t b_id = IdOf(b);
   ASSERT_EQ(a_id >> 48, 1u);
@@ -123,10 +120,7 @@ TEST_F(ClusterTest, KilledNodesMembersGoWithinSeconds) {
   constexpr uint32_t kRoom = 50;
   TestClient a = Connect(0);
   TestClient b = Connect(1);
-  ASSERT_TRUE(Join(a, kRoom).has_value());
-  ASSERT_TRUE(Join(b, kRoom).has_value());
-  ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(10)).has_value());
-  ASSERT_TRUE(JoinUntilCount(b, kRoom, 2, Seconds(10)).has_value());
+  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
   const uint64_t a_id = IdOf(a);
   const uint64_t b_id = IdOf(b);
   ASSERT_TRUE(Move(a, 1, 1, 1));
@@ -143,9 +137,10 @@ TEST_F(ClusterTest, KilledNodesMembersGoWithinSeconds) {
     return ListsGone(s, b_id);
   })) << node(0).Output();
   // Not before the expiry: 3 s after the last presence heard, which a
-  // heartbeat sends at least every second.
+  // heartbeat sends every second (later on a loaded machine, hence the
+  // margin: the point is that nothing but the expiry counted it out).
   const auto took = std::chrono::steady_clock::now() - killed;
-  EXPECT_GE(took, milliseconds(1900)) << "gone before the expiry?";
+  EXPECT_GE(took, milliseconds(1000)) << "gone before the expiry?";
   // Its sessions leave the counts too.
   ASSERT_TRUE(JoinUntilCount(a, kRoom, 1, Seconds(5)).has_value());
   EXPECT_NE(node(0).Output().find("node 2 not heard"), std::string::npos);
@@ -157,10 +152,7 @@ TEST_F(ClusterTest, StoppedNodesMembersGoAtOnce) {
   constexpr uint32_t kRoom = 70;
   TestClient a = Connect(0);
   TestClient b = Connect(1);
-  ASSERT_TRUE(Join(a, kRoom).has_value());
-  ASSERT_TRUE(Join(b, kRoom).has_value());
-  ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(10)).has_value());
-  ASSERT_TRUE(JoinUntilCount(b, kRoom, 2, Seconds(10)).has_value());
+  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
   const uint64_t b_id = IdOf(b);
   ASSERT_TRUE(Move(a, 1, 1, 1));
   ASSERT_TRUE(Move(b, 2, 2, 1));

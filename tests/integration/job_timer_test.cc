@@ -109,21 +109,29 @@ TEST_P(JobTimerTest, RepeatingTimerKeepsItsPeriodWithoutDrift) {
       server, [] { return std::make_shared<EchoSession>(); }, Options());
   auto ticker = std::make_shared<Ticker>();
   constexpr milliseconds kPeriod(50);
+  constexpr milliseconds kRun(1025);
   const auto start = steady_clock::now();
   const TimerId id =
       ticker->DoTimerEvery(kPeriod, [t = ticker.get()] { t->Tick(); });
-  std::this_thread::sleep_until(start + milliseconds(1025));
+  std::this_thread::sleep_until(start + kRun);
   EXPECT_TRUE(JobQueue::CancelTimer(id));
   const std::vector<steady_clock::time_point> times = ticker->times();
-  EXPECT_GE(times.size(), 18u);
-  EXPECT_LE(times.size(), 22u);
-  // The k-th firing is due at start + k * period (plus the few microseconds
-  // DoTimerEvery took): never before, and the lateness does not grow.
+  // 20 periods fit in the run. A stalled machine may skip some (a timer a
+  // period or more behind moves on to its next due time), never add one.
+  EXPECT_LE(times.size(), 21u);
+  EXPECT_GE(times.size(), 10u);
+  // Due times are start + k * period (plus the few microseconds
+  // DoTimerEvery took), each used at most once, so the k-th firing is never
+  // before the k-th due time. (The exact multiples are pinned with a fake
+  // clock in TimerHeapTest; here the point is that a running Service keeps
+  // them.)
   for (size_t k = 0; k < times.size(); ++k) {
     const auto due = start + kPeriod * static_cast<int>(k + 1);
     EXPECT_GE(times[k], due) << "firing " << k;
-    EXPECT_LT(times[k], due + kLateBound) << "firing " << k;
   }
+  // And it kept firing to the end.
+  ASSERT_FALSE(times.empty());
+  EXPECT_GE(times.back(), start + kRun - kPeriod - kLateBound);
   server->Stop();
 }
 
