@@ -213,7 +213,7 @@ TEST_F(ClusterTest, BrokerLossDropsCountsAndResumes) {
 class ClusterBeforeNatsTest : public ClusterTest {
  protected:
   void SetUp() override {
-    port_ = FreePort();
+    port_ = UnusedLoopbackPort();
     ASSERT_NE(port_, 0);
     for (int i = 0; i < kNodes; ++i) {
       StartNode(i, "nats://127.0.0.1:" + std::to_string(port_));

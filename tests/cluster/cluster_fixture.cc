@@ -85,21 +85,6 @@ std::string NatsServer::Monitor(const std::string& path) const {
   return body == std::string::npos ? "" : response.substr(body + 4);
 }
 
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
 void ClusterTest::SetUp() {
   ASSERT_TRUE(nats_.Start()) << nats_.Output();
   for (int i = 0; i < kNodes; ++i) {
@@ -138,6 +123,13 @@ std::optional<std::chrono::milliseconds> ClusterTest::JoinUntilCount(
     if (!now.has_value() || elapsed > timeout) return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+void ClusterTest::JoinTogether(TestClient& a, TestClient& b, uint32_t room) {
+  ASSERT_TRUE(Join(a, room).has_value());
+  ASSERT_TRUE(Join(b, room).has_value());
+  ASSERT_TRUE(JoinUntilCount(a, room, 2, Seconds(10)).has_value());
+  ASSERT_TRUE(JoinUntilCount(b, room, 2, Seconds(10)).has_value());
 }
 
 int ClusterTest::RoomSubscribers(uint32_t room) const {

@@ -43,10 +43,6 @@ class NatsServer {
   uint16_t http_port_ = 0;
 };
 
-// A free loopback port now (bound, then closed): for a NATS that starts
-// after the nodes.
-uint16_t FreePort();
-
 class ClusterTest : public ::testing::Test {
  protected:
   static constexpr int kNodes = 3;
@@ -67,6 +63,9 @@ class ClusterTest : public ::testing::Test {
   std::optional<std::chrono::milliseconds> JoinUntilCount(
       TestClient& client, uint32_t room, uint32_t count,
       std::chrono::milliseconds timeout);
+  // `a` and `b` (on different nodes) join `room`, then join again until
+  // both count the two of them there.
+  void JoinTogether(TestClient& a, TestClient& b, uint32_t room);
   // How many of the broker's connections subscribe to room R's subject.
   int RoomSubscribers(uint32_t room) const;
   // The last value of "NAME N" in node i's output (its stats lines).

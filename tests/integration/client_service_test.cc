@@ -60,22 +60,6 @@ class CheckingSession : public PacketSession {
   std::string error_;
 };
 
-// A loopback port with nothing listening on it.
-uint16_t UnusedPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
 TEST_P(ClientServiceTest, SessionsExchangePacketsWithAnEchoServer) {
   constexpr size_t kSessions = 16;
   const auto per_session = static_cast<uint32_t>(Scaled(500, 150));
@@ -135,7 +119,7 @@ TEST_P(ClientServiceTest, SessionsExchangePacketsWithAnEchoServer) {
     // Connect errors leave the service as it was.
     const auto start = std::chrono::steady_clock::now();
     const std::error_code refused = client.Connect(
-        "127.0.0.1", UnusedPort(), std::chrono::seconds(5), nullptr);
+        "127.0.0.1", UnusedLoopbackPort(), std::chrono::seconds(5), nullptr);
     EXPECT_EQ(refused, std::errc::connection_refused) << refused.message();
     EXPECT_LT(std::chrono::steady_clock::now() - start,
               std::chrono::seconds(2));

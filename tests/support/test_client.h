@@ -24,6 +24,11 @@ struct Packet {
 std::vector<std::byte> EncodePacket(uint16_t id,
                                     std::span<const std::byte> payload);
 
+// A loopback port nothing listens on (just bound and released), for a
+// server a test starts itself or a connect meant to be refused; 0 when none
+// could be had.
+uint16_t UnusedLoopbackPort();
+
 class TestClient {
  public:
   TestClient() = default;
