@@ -21,25 +21,12 @@ build_preset release GameServer DummyClient >/dev/null
 bin=build/release/apps
 
 dir="$(mktemp -d)"
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+CLEANUP_DIR="$dir"
+trap cleanup_at_exit EXIT
 
-nats-server -a 127.0.0.1 -p -1 >"$dir/nats.log" 2>&1 &
-nats=$!
-pids+=("$nats")
-nats_port=""
-for _ in $(seq 1 200); do
-  nats_port=$(sed -n 's/.*Listening for client connections on 127.0.0.1:\([0-9]*\).*/\1/p' \
-    "$dir/nats.log")
-  [ -n "$nats_port" ] && break
-  sleep 0.05
-done
-[ -n "$nats_port" ] || { cat "$dir/nats.log" >&2; exit 1; }
+start_nats "$dir/nats.log"
+nats=$NATS_PID
+nats_port=$NATS_PORT
 echo "nats-server on 127.0.0.1:$nats_port"
 
 nodes=()
@@ -50,7 +37,7 @@ for id in 1 2 3; do
     --cluster "nats://127.0.0.1:$nats_port" --node-id "$id" \
     >"$dir/node$id.log" 2>&1 &
   nodes+=($!)
-  pids+=($!)
+  kill_at_exit $!
   port=$(listening_port "$dir/node$id.log")
   hosts+="${hosts:+,}127.0.0.1:$port"
   tail -n +1 -f "$dir/node$id.log" --pid "${nodes[-1]}" |

@@ -23,13 +23,8 @@ ensure_packages
 build_preset release GameServer DummyClient >/dev/null
 bin=build/release/apps
 dir="$(mktemp -d)"
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+CLEANUP_DIR="$dir"
+trap cleanup_at_exit EXIT
 
 ticks=$(getconf CLK_TCK)
 # cpu_seconds PID...: their user+system CPU so far, in seconds.
@@ -51,16 +46,10 @@ print(v["in_msgs"], v["out_msgs"])' "$1"
 run() {
   local name="$1" nodes="$2" nats="" http="" url="" hosts="" servers=() id port
   if [ "$nodes" -gt 1 ]; then
-    nats-server -a 127.0.0.1 -p -1 -m -1 >"$dir/nats.log" 2>&1 &
-    nats=$!
-    pids+=("$nats")
-    for _ in $(seq 1 200); do
-      grep -q "Server is ready" "$dir/nats.log" && break
-      sleep 0.05
-    done
-    port=$(sed -n 's/.*client connections on 127.0.0.1:\([0-9]*\).*/\1/p' "$dir/nats.log")
-    http=$(sed -n 's/.*http monitor on 127.0.0.1:\([0-9]*\).*/\1/p' "$dir/nats.log")
-    url="nats://127.0.0.1:$port"
+    start_nats "$dir/nats.log" -m -1
+    nats=$NATS_PID
+    http=$NATS_HTTP_PORT
+    url="nats://127.0.0.1:$NATS_PORT"
   fi
   for id in $(seq 1 "$nodes"); do
     local flags=()
@@ -69,7 +58,7 @@ run() {
     "$bin/GameServer" --host 127.0.0.1 --port 0 --threads 1 \
       --stats-interval 0 "${flags[@]}" >"$dir/node$id.log" 2>&1 &
     servers+=($!)
-    pids+=($!)
+    kill_at_exit $!
     port=$(listening_port "$dir/node$id.log")
     hosts+="${hosts:+,}127.0.0.1:$port"
   done

@@ -1,6 +1,6 @@
-# Shared by scripts/run.sh and scripts/test.sh: installs the Debian packages
-# the build needs (only those missing, quietly when none are) and configures
-# and builds a CMake preset.
+# Shared by the scripts: installs the Debian packages the build needs (only
+# those missing, quietly when none are), configures and builds a CMake
+# preset, and starts and stops the processes a run needs.
 
 SERVERCORE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVERCORE_JOBS="${SERVERCORE_JOBS:-$(nproc)}"
@@ -51,6 +51,45 @@ listening_port() {
     sleep 0.05
   done
   echo "the server did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+# kill_at_exit PID...: kills them (if still running) when the script exits,
+# however it exits; with the directory in CLEANUP_DIR, if set, removed too.
+CLEANUP_PIDS=()
+CLEANUP_DIR=""
+kill_at_exit() {
+  CLEANUP_PIDS+=("$@")
+  trap cleanup_at_exit EXIT
+}
+cleanup_at_exit() {
+  local pid
+  for pid in "${CLEANUP_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -z "$CLEANUP_DIR" ] || rm -rf "$CLEANUP_DIR"
+}
+
+# start_nats LOG [ARG...]: starts nats-server on a free loopback port (and
+# its HTTP monitor on another) with ARGs, logging to LOG, killed at exit;
+# waits (up to 10 s) until it listens and sets NATS_PID, NATS_PORT, and
+# NATS_HTTP_PORT (empty without a monitor); prints the log and fails if it
+# does not start.
+start_nats() {
+  local log="$1" _
+  shift
+  nats-server -a 127.0.0.1 -p -1 "$@" >"$log" 2>&1 &
+  NATS_PID=$!
+  kill_at_exit "$NATS_PID"
+  NATS_PORT=""
+  for _ in $(seq 1 200); do
+    if grep -q "Server is ready" "$log"; then
+      NATS_PORT=$(sed -n 's/.*client connections on 127.0.0.1:\([0-9]*\).*/\1/p' "$log")
+      NATS_HTTP_PORT=$(sed -n 's/.*http monitor on 127.0.0.1:\([0-9]*\).*/\1/p' "$log")
+      [ -n "$NATS_PORT" ] && return 0
+    fi
+    sleep 0.05
+  done
+  echo "nats-server did not start:" >&2
   cat "$log" >&2
   return 1
 }
