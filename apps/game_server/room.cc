@@ -87,8 +87,8 @@ void Room::Confirm(uint64_t session_id, uint32_t serial) {
   AnnounceOrDefer(pending);
 }
 
-// S_JOIN, the full snapshot for a world member, then what was kept back;
-// a member that was told to leave meanwhile then leaves.
+// S_JOIN, then what was kept back, and a world member's full snapshot at
+// the next tick; a member that was told to leave meanwhile then leaves.
 void Room::Announce(size_t pending_index) {
   Pending pending = std::move(pending_[pending_index]);
   pending_[pending_index] = std::move(pending_.back());
@@ -103,7 +103,7 @@ void Room::Announce(size_t pending_index) {
   if (options_.cluster != nullptr) count += options_.cluster->RemoteCount(id_);
   reply.WriteU32(id_).WriteU32(count);
   session->Send(reply.Finish());
-  if (in_world && !pending.leaving) SendFull(members_[index_.at(id)]);
+  if (in_world && !pending.leaving) WantFull(members_[index_.at(id)]);
   for (SendBufferRef& packet : pending.held) session->Send(std::move(packet));
   if (pending.close_after) {
     session->Disconnect(servercore::DisconnectReason::kProtocolError);
@@ -245,8 +245,9 @@ void Room::Move(uint64_t session_id, WorldPosition position) {
     Note(*member);
   } else {
     Entered(*member);
-    // An active member sees the world at once; a pending one on its S_JOIN.
-    if (index_.count(session_id) != 0) SendFull(*member);
+    // An active member sees the world at the next tick; a pending one at
+    // the tick after its S_JOIN.
+    if (index_.count(session_id) != 0) WantFull(*member);
   }
   member->session->JobDone();  // after what it sent the mover
 }
@@ -281,6 +282,13 @@ void Room::Note(Member& member) {
   noted_.push_back(member.id);
 }
 
+void Room::WantFull(Member& member) {
+  if (member.wants_full) return;
+  member.wants_full = true;
+  full_wanted_.push_back(member.id);
+  StartTicking();
+}
+
 void Room::StartTicking() {
   if (timer_ != 0) return;
   next_due_ = Clock::now() + options_.tick;
@@ -306,7 +314,8 @@ void Room::Tick() {
   if (next_due_ <= now) {
     next_due_ += ((now - next_due_) / options_.tick + 1) * options_.tick;
   }
-  if (noted_.empty() && gone_.empty() && remote_noted_.empty()) {
+  if (noted_.empty() && gone_.empty() && remote_noted_.empty() &&
+      full_wanted_.empty()) {
     if (world_members_ == 0) StopTicking();
     return;
   }
@@ -343,39 +352,61 @@ void Room::Tick() {
   noted_.clear();
   gone_.clear();
   remote_noted_.clear();
-  if (entities_.empty()) return;
+  if (entities_.empty() && full_wanted_.empty()) return;
   stats_.ticks.fetch_add(1, std::memory_order_relaxed);
-  if (options_.shared_snapshots) Encode(entities_, /*full=*/false);
+  // Who entered (or joined again) has the whole world first, then the
+  // tick's delta like every world member: the full snapshot already holds
+  // it, but the rule is one delta for all, movers included.
+  SendFulls();
+  if (entities_.empty()) return;
+  if (options_.shared_snapshots) Encode(entities_, /*full=*/false, parts_);
   for (const Member& member : members_) {
     if (!member.position.in_world) continue;
-    if (!options_.shared_snapshots) Encode(entities_, /*full=*/false);
-    Deliver(*member.session);
+    if (!options_.shared_snapshots) Encode(entities_, /*full=*/false, parts_);
+    Deliver(*member.session, parts_, entities_.size(), /*full=*/false);
   }
 }
 
-void Room::SendFull(const Member& to) {
-  entities_.clear();
+// One full snapshot for everyone in full_wanted_, encoded once however many
+// entered in the tick: a crowd entering together costs one list, not one
+// per member (and then the naive baseline, one per member, shows what that
+// saves).
+void Room::SendFulls() {
+  if (full_wanted_.empty()) return;
+  world_.clear();
   for (const Member& member : members_) {
     if (member.position.in_world) {
-      entities_.push_back({member.id, member.position, false});
+      world_.push_back({member.id, member.position, false});
     }
   }
   for (const Pending& pending : pending_) {
     if (pending.member.position.in_world && !pending.leaving) {
-      entities_.push_back({pending.member.id, pending.member.position, false});
+      world_.push_back({pending.member.id, pending.member.position, false});
     }
   }
   for (const auto& [id, remote] : remote_) {
-    entities_.push_back({id, remote.position, false});
+    world_.push_back({id, remote.position, false});
   }
-  Encode(entities_, /*full=*/true);
-  stats_.full_snapshots.fetch_add(parts_.size(), std::memory_order_relaxed);
-  Deliver(*to.session);
+  bool encoded = false;
+  for (uint64_t id : full_wanted_) {
+    Member* member = FindCurrent(id);
+    // Gone since, or left and joined again: that stay asks for its own.
+    if (member == nullptr || !member->wants_full) continue;
+    member->wants_full = false;
+    if (!member->position.in_world || index_.count(id) == 0) continue;
+    if (!encoded || !options_.shared_snapshots) {
+      Encode(world_, /*full=*/true, full_parts_);
+      encoded = true;
+    }
+    Deliver(*member->session, full_parts_, world_.size(), /*full=*/true);
+  }
+  full_wanted_.clear();
 }
 
-void Room::Encode(const std::vector<EntityState>& entities, bool full) {
-  parts_.clear();
-  SnapshotEncoder encoder(message_, parts_, id_, tick_, full);
+void Room::Encode(const std::vector<EntityState>& entities, bool full,
+                  std::vector<SendBufferRef>& parts) {
+  parts.clear();
+  SnapshotEncoder encoder(message_, parts, id_, tick_, full);
   for (const EntityState& entity : entities) {
     encoder.Add(entity.id, entity.position.x, entity.position.y,
                 entity.position.seq, entity.gone);
@@ -383,15 +414,19 @@ void Room::Encode(const std::vector<EntityState>& entities, bool full) {
   encoder.Finish();
 }
 
-void Room::Deliver(GameSession& to) {
+void Room::Deliver(GameSession& to, const std::vector<SendBufferRef>& parts,
+                   size_t entities, bool full) {
   size_t bytes = 0;
-  for (const SendBufferRef& part : parts_) {
+  for (const SendBufferRef& part : parts) {
     bytes += part->WriteSize();
     to.Send(part);
   }
-  stats_.snapshots.fetch_add(parts_.size(), std::memory_order_relaxed);
+  stats_.snapshots.fetch_add(parts.size(), std::memory_order_relaxed);
+  if (full) {
+    stats_.full_snapshots.fetch_add(parts.size(), std::memory_order_relaxed);
+  }
   stats_.snapshot_bytes.fetch_add(bytes, std::memory_order_relaxed);
-  stats_.entity_updates.fetch_add(entities_.size(), std::memory_order_relaxed);
+  stats_.entity_updates.fetch_add(entities, std::memory_order_relaxed);
 }
 
 }  // namespace game

@@ -15,8 +15,9 @@
 //   session as pending: what the room sends it meanwhile is kept back. The
 //   old room's Leave, once it has removed the session, and so after every
 //   packet the old room ever queued to it, pushes Confirm to the new room.
-//   Join and Confirm both in (either order), the new room sends S_JOIN, the
-//   full snapshot if the session is in the world, then what it kept back.
+//   Join and Confirm both in (either order), the new room sends S_JOIN,
+//   then what it kept back; the full snapshot of a session in the world
+//   follows at the next tick.
 //   So no packet of the old room follows the S_JOIN, and none of the new
 //   room precedes it. Join pushed again before the hand-over ends chains: a
 //   pending member told to leave finishes its S_JOIN, then confirms onwards.
@@ -26,8 +27,10 @@
 // moved, left or disconnected since the room's last tick is noted; the tick
 // job (every WorldOptions::tick, armed while the room has world members)
 // turns the notes into one S_SNAPSHOT, split at 65535 bytes by
-// SnapshotEncoder, encoded once and queued to every active world member. A
-// tick with nothing noted sends nothing. Tick numbers count periods since
+// SnapshotEncoder, encoded once and queued to every active world member.
+// Who entered the world or joined again while in it since the last tick
+// gets, before that delta, a full snapshot: one list encoded for all of
+// them. A tick with nothing noted sends nothing. Tick numbers count periods since
 // WorldOptions::epoch, so they grow across a room's lifetimes too.
 //
 // Rooms across nodes (docs/CLUSTER.md), when WorldOptions::cluster is set.
@@ -140,7 +143,8 @@ class Room final : public servercore::JobQueue {
     uint64_t id = 0;
     uint32_t serial = 0;
     WorldPosition position;
-    bool noted = false;  // in noted_ since the last tick
+    bool noted = false;       // in noted_ since the last tick
+    bool wants_full = false;  // in full_wanted_ since the last tick
   };
   // A member between its Join and the old room's Confirm.
   struct Pending {
@@ -164,7 +168,8 @@ class Room final : public servercore::JobQueue {
   void Entered(Member& member);
   void Gone(const Member& member);
   void Note(Member& member);
-  void SendFull(const Member& to);
+  void WantFull(Member& member);
+  void SendFulls();
   void Tick();
   void StartTicking();
   void StopTicking();
@@ -184,8 +189,11 @@ class Room final : public servercore::JobQueue {
     WorldPosition position;
     bool gone;
   };
-  void Encode(const std::vector<EntityState>& entities, bool full);
-  void Deliver(GameSession& to);
+  void Encode(const std::vector<EntityState>& entities, bool full,
+              std::vector<servercore::SendBufferRef>& parts);
+  void Deliver(GameSession& to,
+               const std::vector<servercore::SendBufferRef>& parts,
+               size_t entities, bool full);
 
   const uint32_t id_;
   const WorldOptions options_;
@@ -200,13 +208,18 @@ class Room final : public servercore::JobQueue {
   size_t world_members_ = 0;     // in the world, active or pending
   std::vector<uint64_t> noted_;  // entered or moved since the last tick
   std::vector<uint64_t> gone_;   // left since the last tick
-  uint64_t tick_ = 0;            // the latest tick number
+  // Entered the world, or joined again while in it, since the last tick:
+  // the tick sends them one full snapshot, built once for all of them.
+  std::vector<uint64_t> full_wanted_;
+  uint64_t tick_ = 0;  // the latest tick number
   servercore::TimerId timer_ = 0;
   std::chrono::steady_clock::time_point next_due_;
   // Reused by every snapshot: no allocation in a steady tick.
-  std::vector<EntityState> entities_;
+  std::vector<EntityState> entities_;  // the tick's delta
+  std::vector<EntityState> world_;     // a full snapshot's
   pb::S_SNAPSHOT message_;
-  std::vector<servercore::SendBufferRef> parts_;  // the packets, encoded
+  std::vector<servercore::SendBufferRef> parts_;       // the delta, encoded
+  std::vector<servercore::SendBufferRef> full_parts_;  // the full one
 
   // Other nodes' world members of this room, by session id.
   std::unordered_map<uint64_t, RemoteMember> remote_;

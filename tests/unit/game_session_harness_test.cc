@@ -168,19 +168,19 @@ TEST_F(HarnessTest, JoiningARoomTwiceCountsTheSessionOnce) {
 
 TEST_F(HarnessTest, TimersFireOnTheHarnessClock) {
   auto session = Connect();
-  // C_MOVE x=1 (field 1, fixed32 1.0f): the session enters the world and gets
-  // a full snapshot at once; the tick's delta waits for the clock.
+  // C_MOVE x=1 (field 1, fixed32 1.0f): the session enters the world; its
+  // full snapshot and the tick's delta wait for the clock.
   const Bytes move = Packet(1002, std::string_view("\x0d\x00\x00\x80\x3f", 5));
   harness_.Receive(*session, move);
   ASSERT_TRUE(harness_.RunUntilQuiet());
-  const size_t after_full = harness_.Written(*session).size();
-  EXPECT_GT(after_full, 0u);
   harness_.RunRound();
-  EXPECT_EQ(harness_.Written(*session).size(), after_full) << "no tick yet";
+  EXPECT_EQ(harness_.Written(*session).size(), 0u) << "no tick yet";
   harness_.Advance(std::chrono::seconds(60));
   ASSERT_TRUE(harness_.RunUntilQuiet());
-  EXPECT_GT(harness_.Written(*session).size(), after_full)
-      << "the tick's delta";
+  const Bytes& out = harness_.Written(*session);
+  ASSERT_GE(out.size(), 4u) << "the tick's snapshots";
+  EXPECT_EQ(out[2], std::byte{1003 & 0xff});  // S_SNAPSHOT
+  EXPECT_EQ(out[3], std::byte{1003 >> 8});
 }
 
 TEST_F(HarnessTest, StopSaysGoodbyeToTypedClients) {
