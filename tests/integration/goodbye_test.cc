@@ -218,10 +218,12 @@ TEST_P(GoodbyeTest, PeerThatDoesNotReadCannotHoldTheClose) {
   ASSERT_TRUE(client.SendPacket(kFlood, std::as_bytes(std::span(&kib, 1))));
   const auto start = Clock::now();
   ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == 0; },
-                      std::chrono::seconds(6)));
+                      std::chrono::seconds(10)));
   const auto took = Clock::now() - start;
-  // Idle timeout (0.3 s, swept within a quarter) plus the 2 s drain.
-  EXPECT_LT(took, std::chrono::milliseconds(3500));
+  // Idle timeout (0.3 s, swept within a quarter) plus the 2 s drain, with
+  // over 2.5 s of slack for a loaded machine: a drain that ran to its end
+  // rather than to its deadline never ends at all.
+  EXPECT_LT(took, std::chrono::seconds(5));
   EXPECT_EQ(Calls(DisconnectReason::kIdleTimeout), 1);
 }
 

@@ -66,9 +66,14 @@ TEST_P(JobQueueServiceTest, NestedPushRunsLaterOnAWokenWorker) {
   SERVERCORE_START_SERVER(
       server, [] { return std::make_shared<EchoSession>(); }, Options());
   // Each hand-off must wake a worker blocked in Poll (which would otherwise
-  // sleep up to 100 ms): count the slow ones.
+  // sleep up to 100 ms): count the slow ones. A missed wake-up waits out the
+  // rest of the poll, about 95 ms after the 5 ms below; a loaded machine
+  // makes a hand-off that slow only now and then. So only 90 ms or more
+  // counts, and more than a quarter of the rounds that slow means wake-ups
+  // are missed.
+  constexpr int kRounds = 20;
   int slow = 0;
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < kRounds; ++i) {
     auto a = std::make_shared<JobQueue>();
     auto b = std::make_shared<JobQueue>();
     std::atomic<bool> inside_a{false};
@@ -87,10 +92,10 @@ TEST_P(JobQueueServiceTest, NestedPushRunsLaterOnAWokenWorker) {
       inside_a.store(false);
     });
     ASSERT_TRUE(WaitFor([&] { return b_ran.load(); }));
-    if (steady_clock::now() - start >= milliseconds(50)) ++slow;
+    if (steady_clock::now() - start >= milliseconds(90)) ++slow;
     EXPECT_NE(b_thread, std::this_thread::get_id()) << "B ran on a worker";
   }
-  EXPECT_LE(slow, 2) << "hand-offs waited for the poll timeout";
+  EXPECT_LE(slow, kRounds / 4) << "hand-offs waited for the poll timeout";
   server->Stop();
 }
 
@@ -107,7 +112,8 @@ TEST_P(JobQueueServiceTest, ABusyQueueStarvesNeitherIoNorOtherQueues) {
   });
   const auto start = steady_clock::now();
   spinner.Start();  // runs here for one slice, then on the workers
-  EXPECT_LT(steady_clock::now() - start, milliseconds(500));
+  // One slice is short; a loaded machine may stretch it, but not to 2 s.
+  EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(2));
   ASSERT_TRUE(WaitFor([&] { return spinner.spins() > 1000; }));
 
   // I/O goes on while it spins.

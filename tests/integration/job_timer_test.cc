@@ -25,8 +25,11 @@ using std::chrono::steady_clock;
 
 class JobTimerTest : public BackendTest {};
 
-// Generous for a loaded machine under TSan.
-constexpr milliseconds kLateBound(200);
+// A timer is never early, and that is checked exactly. How late it fires
+// depends on the machine (a loaded, sanitized CI run may stall a worker for
+// hundreds of milliseconds), so the upper bounds here only catch a timer lost
+// or way off; TimerHeapTest pins exact timing with a fake clock.
+constexpr milliseconds kWayOff(2000);
 
 // A queue that records when its repeating timer's jobs ran.
 class Ticker : public JobQueue {
@@ -63,7 +66,7 @@ TEST_P(JobTimerTest, OneShotFiresOnceAfterItsDelay) {
   ASSERT_TRUE(WaitFor([&] { return fired.load() == 1; }));
   const auto after = std::chrono::nanoseconds(at_ns.load());
   EXPECT_GE(after, milliseconds(100)) << "fired early";
-  EXPECT_LT(after, milliseconds(100) + kLateBound) << "fired late";
+  EXPECT_LT(after, milliseconds(100) + kWayOff) << "fired way late";
   std::this_thread::sleep_for(milliseconds(200));
   EXPECT_EQ(fired.load(), 1);
   server->Stop();
@@ -91,7 +94,7 @@ TEST_P(JobTimerTest, TimerAddedOnAWorkerFiresThere) {
   EXPECT_NE(outer_thread, std::this_thread::get_id());
   EXPECT_EQ(inner_thread, outer_thread) << "not on the worker that added it";
   EXPECT_GE(ran - added, milliseconds(50));
-  EXPECT_LT(ran - added, milliseconds(50) + kLateBound);
+  EXPECT_LT(ran - added, milliseconds(50) + kWayOff);
   server->Stop();
 }
 
@@ -114,11 +117,19 @@ TEST_P(JobTimerTest, RepeatingTimerKeepsItsPeriodWithoutDrift) {
   const TimerId id =
       ticker->DoTimerEvery(kPeriod, [t = ticker.get()] { t->Tick(); });
   std::this_thread::sleep_until(start + kRun);
+  // It keeps firing to the end: a firing due in the run's last period comes,
+  // however late a loaded machine runs it.
+  EXPECT_TRUE(WaitFor([&] {
+    const std::vector<steady_clock::time_point> so_far = ticker->times();
+    return !so_far.empty() && so_far.back() >= start + kRun - kPeriod;
+  })) << "stopped firing";
   EXPECT_TRUE(JobQueue::CancelTimer(id));
+  const auto cancelled = steady_clock::now();
   const std::vector<steady_clock::time_point> times = ticker->times();
-  // 20 periods fit in the run. A stalled machine may skip some (a timer a
-  // period or more behind moves on to its next due time), never add one.
-  EXPECT_LE(times.size(), 21u);
+  // One firing per period that was due before the cancel (20 or so). A
+  // stalled machine may skip some (a timer a period or more behind moves on
+  // to its next due time), never add one.
+  EXPECT_LE(times.size(), static_cast<size_t>((cancelled - start) / kPeriod));
   EXPECT_GE(times.size(), 10u);
   // Due times are start + k * period (plus the few microseconds
   // DoTimerEvery took), each used at most once, so the k-th firing is never
@@ -129,9 +140,6 @@ TEST_P(JobTimerTest, RepeatingTimerKeepsItsPeriodWithoutDrift) {
     const auto due = start + kPeriod * static_cast<int>(k + 1);
     EXPECT_GE(times[k], due) << "firing " << k;
   }
-  // And it kept firing to the end.
-  ASSERT_FALSE(times.empty());
-  EXPECT_GE(times.back(), start + kRun - kPeriod - kLateBound);
   server->Stop();
 }
 
@@ -146,7 +154,9 @@ TEST_P(JobTimerTest, LatenessOfA20HzTimer) {
   std::this_thread::sleep_until(start + milliseconds(3010));
   JobQueue::CancelTimer(id);
   const std::vector<steady_clock::time_point> times = ticker->times();
-  ASSERT_GE(times.size(), 50u);
+  // Only printed: a loaded machine may skip periods, so just enough firings
+  // for the percentiles to mean something.
+  ASSERT_GE(times.size(), 10u);
   std::vector<double> late_ms;
   for (const steady_clock::time_point t : times) {
     // Lateness against the due time just before it (a skipped period just
@@ -178,8 +188,10 @@ TEST_P(JobTimerTest, CancelFromAnotherThreadStopsATimer) {
   std::atomic<bool> once_ran{false};
   const TimerId every =
       queue->DoTimerEvery(milliseconds(5), [&] { ticks.fetch_add(1); });
+  // Far off, so it is still pending when cancelled however slowly the three
+  // ticks come.
   const TimerId once =
-      queue->DoTimer(milliseconds(200), [&] { once_ran.store(true); });
+      queue->DoTimer(std::chrono::seconds(30), [&] { once_ran.store(true); });
   ASSERT_TRUE(WaitFor([&] { return ticks.load() >= 3; }));
   bool cancelled_every = false;
   bool cancelled_once = false;
@@ -249,8 +261,10 @@ TEST_P(JobTimerTest, TimerAddedWithNoWorkerWaitsForTheNextOne) {
   // No Service runs: both wait in the pending list.
   const auto start = steady_clock::now();
   queue->DoTimer(milliseconds(300), [&ran] { ran.store(true); });
-  const TimerId cancelled =
-      queue->DoTimer(milliseconds(300), [&] { cancelled_ran.store(true); });
+  // Far off, so it is still pending when cancelled however slowly the
+  // server starts.
+  const TimerId cancelled = queue->DoTimer(std::chrono::seconds(30),
+                                           [&] { cancelled_ran.store(true); });
   std::this_thread::sleep_for(milliseconds(50));
   SERVERCORE_START_SERVER(
       server, [] { return std::make_shared<EchoSession>(); }, Options());

@@ -65,9 +65,11 @@ SessionRef ConnectSmallWindow(TestClient& client, uint16_t port,
 
 // max_pending_bytes is never reached in these tests: only the stall timeout
 // can cut a session off.
-ServiceOptions StallOptions(ServiceOptions options) {
+ServiceOptions StallOptions(
+    ServiceOptions options,
+    std::chrono::milliseconds stall_timeout = std::chrono::milliseconds(300)) {
   options.max_pending_bytes = 512u << 20;
-  options.send_stall_timeout = std::chrono::milliseconds(300);
+  options.send_stall_timeout = stall_timeout;
   return options;
 }
 
@@ -96,7 +98,11 @@ TEST_P(StallTest, PeerThatStopsReadingIsDisconnectedAfterTheTimeout) {
 
 TEST_P(StallTest, SlowButSteadyReaderIsNotDisconnected) {
   Registry registry;
-  const ServiceOptions options = StallOptions(Options());
+  // The stall timeout is ten sip intervals: a loaded, sanitized run may
+  // stretch one sip several times over, and must not be cut for it. A reader
+  // that stopped would still be cut after one timeout.
+  const ServiceOptions options =
+      StallOptions(Options(), std::chrono::milliseconds(1000));
   SERVERCORE_START_SERVER(
       server, [&] { return std::make_shared<RecordingSession>(registry); },
       options);
@@ -104,7 +110,9 @@ TEST_P(StallTest, SlowButSteadyReaderIsNotDisconnected) {
   SessionRef session = ConnectSmallWindow(client, server->port(), registry);
   ASSERT_NE(session, nullptr);
   const std::vector<std::byte> payload(1000);
-  constexpr int kPackets = 400;  // ~400 KB, read in small sips over ~1.2 s
+  // ~1.4 MB read in 40 KB sips every 100 ms: over 3.5 s, more than three
+  // stall timeouts, with the server's writes blocked all along.
+  constexpr int kPackets = 1400;
   for (int i = 0; i < kPackets; ++i) session->Send(MakePacket(2, payload));
   SendBufferManager::Instance().ReleaseThreadChunk();
   size_t total = 0;
