@@ -40,6 +40,11 @@ inline std::chrono::milliseconds Seconds(int s) {
   return std::chrono::milliseconds(1000 * s * kSlowdown);
 }
 
+// DummyClient's --late-grace-ms for move runs that must pass: its default
+// (500 ms) is not scaled, and a sanitized GameServer on a loaded machine may
+// show a move back later than that without breaking any rule.
+inline std::string LateGraceMs() { return std::to_string(1000 * kSlowdown); }
+
 // A GameServer on 127.0.0.1, port 0, started by Start() and stopped (SIGKILL
 // and reaped) by the destructor if the test did not Stop() it.
 class GameServer {

@@ -136,10 +136,10 @@ TEST_P(DummyClientHostsTest, MoveInRoomsOnOneServerListedTwiceKeepsEveryRule) {
   StartServers(1, {"--tick-ms", "20"});
   if (IsSkipped() || HasFatalFailure()) return;
   const std::string hosts = HostOf(servers_[0]) + "," + HostOf(servers_[0]);
-  EXPECT_EQ(
-      Run(hosts, {"--sessions", "7", "--room-size", "3", "--mode", "move",
-                  "--rate", "30", "--tick-ms", "20", "--duration", "1.5"}),
-      0)
+  EXPECT_EQ(Run(hosts, {"--sessions", "7", "--room-size", "3", "--mode", "move",
+                        "--rate", "30", "--tick-ms", "20", "--duration", "1.5",
+                        "--late-grace-ms", LateGraceMs()}),
+            0)
       << Describe();
   EXPECT_NE(json_.find("\"ok\": true"), std::string::npos) << json_;
   // Rooms 3, 3 and 1: six members see two others each, every move of theirs.
@@ -162,7 +162,8 @@ TEST_P(DummyClientHostsTest, RoomsEachOnOneOfThreeServersKeepEveryRule) {
             0)
       << Describe();
   EXPECT_EQ(Run(hosts, {"--sessions", "6", "--room-size", "1", "--mode", "move",
-                        "--rate", "30", "--tick-ms", "20", "--duration", "1"}),
+                        "--rate", "30", "--tick-ms", "20", "--duration", "1",
+                        "--late-grace-ms", LateGraceMs()}),
             0)
       << Describe();
   for (const GameServer& s : servers_) {
@@ -197,8 +198,10 @@ TEST_P(DummyClientHostsTest, MovesMissingOnTheOtherServerAreCaught) {
   StartServers(2, {"--tick-ms", "20"});
   if (IsSkipped() || HasFatalFailure()) return;
   const std::string hosts = HostOf(servers_[0]) + "," + HostOf(servers_[1]);
+  // The scaled grace: it must fail for the moves lost, not for late ones.
   EXPECT_NE(Run(hosts, {"--sessions", "4", "--room-size", "2", "--mode", "move",
-                        "--rate", "20", "--tick-ms", "20", "--duration", "1"}),
+                        "--rate", "20", "--tick-ms", "20", "--duration", "1",
+                        "--late-grace-ms", LateGraceMs()}),
             0)
       << Describe();
   EXPECT_TRUE(std::regex_search(client_->Output(), std::regex("lost [1-9]")))

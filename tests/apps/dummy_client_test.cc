@@ -160,9 +160,10 @@ TEST_P(DummyClientTest, MoveInRoomsAgainstGameServerExitsZero) {
   const std::string json = TempPath("move.json");
   ChildProcess client;
   const auto status = RunDummyClient(
-      client, {"--port", std::to_string(server_.port()), "--sessions", "6",
-               "--room-size", "3", "--mode", "move", "--rate", "30",
-               "--tick-ms", "20", "--duration", "1.5", "--json", json});
+      client,
+      {"--port", std::to_string(server_.port()), "--sessions", "6",
+       "--room-size", "3", "--mode", "move", "--rate", "30", "--tick-ms", "20",
+       "--duration", "1.5", "--late-grace-ms", LateGraceMs(), "--json", json});
   ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
   EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
       << client.Output() << "\nGameServer:\n"
@@ -262,12 +263,15 @@ TEST(DummyClientFakeServerTest, FaithfulFakeServerExitsZero) {
 // ---- Against a fake GameServer that breaks one rule
 // ---------------------------
 
+// Move runs allow the scaled grace (LateGraceMs): the fake's kLate freezes
+// for longer than that, so it is still caught.
 const std::vector<std::string> kMove = {
-    "--mode", "move",      "--sessions", "2",          "--rate",
-    "50",     "--tick-ms", "20",         "--duration", "1"};
+    "--mode",    "move", "--sessions", "2", "--rate",          "50",
+    "--tick-ms", "20",   "--duration", "1", "--late-grace-ms", LateGraceMs()};
 const std::vector<std::string> kMoveInRooms = {
-    "--mode", "move", "--sessions", "4",  "--room-size", "2",
-    "--rate", "50",   "--tick-ms",  "20", "--duration",  "1"};
+    "--mode",          "move",       "--sessions", "4",  "--room-size", "2",
+    "--rate",          "50",         "--tick-ms",  "20", "--duration",  "1",
+    "--late-grace-ms", LateGraceMs()};
 const std::vector<std::string> kChatInRooms = {
     "--mode", "chat",   "--sessions", "4",          "--room-size",
     "2",      "--rate", "20",         "--duration", "1"};
@@ -340,9 +344,12 @@ INSTANTIATE_TEST_SUITE_P(
         Fault("TickBack", WorldFault::kTickBack, kMoveInRooms, "tick-back"),
         Fault("OwnSeqBack", WorldFault::kOwnSeqBack, kMove, "own-seq-back"),
         Fault("OtherSeqBack", WorldFault::kOtherSeqBack, kMove, "seq-back"),
+        // The fake freezes the moves for 5 s, past the scaled grace (at most
+        // 3 s): the run lasts past the freeze, so the moves held back are
+        // shown, late, while it still sends.
         Fault("Late", WorldFault::kLate,
               {"--mode", "move", "--sessions", "1", "--rate", "50", "--tick-ms",
-               "20", "--duration", "2.5"},
+               "20", "--duration", "6", "--late-grace-ms", LateGraceMs()},
               "late"),
         Fault("WrongRoom", WorldFault::kWrongRoom, kMoveInRooms,
               "snapshot-wrong-room"),

@@ -252,7 +252,8 @@ void FakeGameServer::World::SendSnapshot(FakeConn& to, S_SNAPSHOT& s) {
     if (Once(WorldFault::kGoneAndPresent)) {
       *s.add_entities() = Phantom(to.room, phantom_seq_, true);
     }
-    if (Once(WorldFault::kLate)) to.frozen_until_ns = NowNs() + 1'500'000'000;
+    // Longer than the late grace the tests allow a sanitized run (3 s).
+    if (Once(WorldFault::kLate)) to.frozen_until_ns = NowNs() + 5'000'000'000;
   }
   SendBuffer(to, game::pb::MakeSendBuffer(s));
 }

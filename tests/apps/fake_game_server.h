@@ -35,7 +35,7 @@ enum class WorldFault {
   kTickBack,            // a tick below the previous one
   kOwnSeqBack,          // the receiver's own entity with last_seq 0
   kOtherSeqBack,        // the phantom's last_seq going back
-  kLate,                // the receiver's moves unpublished for 1.5 s
+  kLate,                // the receiver's moves unpublished for 5 s
   kWrongRoom,           // a snapshot naming another room
   kGoneAndPresent,      // the phantom both gone and present in one snapshot
   kChatOtherRoom,       // the first S_CHAT also to a session of another room
