@@ -162,10 +162,17 @@ TEST_F(ClusterTest, StoppedNodesMembersGoAtOnce) {
   ExpectCleanStop(node(1));
   ASSERT_TRUE(ReadSnapshotUntil(
       a, Seconds(5), [&](const Snapshot& s) { return ListsGone(s, b_id); }));
+  // The cause, not the time: had node 2's members left by expiry, node 0
+  // would have said so (and flushed it) before dropping them. Read now: node
+  // 0 says it anyway 3 s after node 2's last presence, members or not.
+  const std::string when_gone = node(0).Output();
+  EXPECT_EQ(when_gone.find("node 2 not heard"), std::string::npos)
+      << "counted out by expiry, not by the stop:\n"
+      << when_gone;
   ASSERT_TRUE(JoinUntilCount(a, kRoom, 1, Seconds(5)).has_value());
+  // And not lost or way off, however loaded the machine.
   EXPECT_LT(std::chrono::steady_clock::now() - stopping,
-            milliseconds(2000 * kSlowdown))
-      << "counted out by expiry, not by the stop";
+            milliseconds(5000 * kSlowdown));
 }
 
 }  // namespace
