@@ -236,7 +236,10 @@ void SocketState::WriteQueued() {
 void SocketState::WriteDone(int64_t result) {
   worker_->AssertInWorkerThread();
   write_in_flight_ = false;
-  if (CanWrite() && CompleteWrite(result)) WriteQueued();
+  // What the kernel took is accounted for even when the session was marked
+  // closing meanwhile (by another thread, say) and its drain has not begun:
+  // the drain would otherwise write those bytes a second time.
+  if (CompleteWrite(result) && CanWrite()) WriteQueued();
 }
 
 void SocketState::BuildIovecs() {

@@ -11,6 +11,9 @@
 //    each round must be written within two seconds, whatever the
 //    interleaving (a lost wake-up leaves the buffer queued until some later
 //    Send, which never comes here).
+//  - A write that completes after another thread marked its session closing,
+//    but before the worker began the session's drain, is not written again
+//    by that drain.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
@@ -420,6 +423,112 @@ TEST_P(SendPathTest, SendRacingTheEndOfAWriteIsNeverStranded) {
               std::string(ToString(GetParam())).c_str(),
               static_cast<unsigned long long>(total_rounds),
               static_cast<long long>(kDuration.count()));
+}
+
+// --- A write completing as the session closes -----------------------------
+
+constexpr uint16_t kHoldId = 5;  // client -> server: the handler waits
+constexpr uint16_t kPokeId = 6;  // client -> server: a packet to the target
+constexpr uint16_t kMarkId = 7;  // server -> client: the packet poked
+
+// The two sessions of the test below, on one worker. The target (the first
+// session) waits in its handler on kHold until `released` passes `hold`. The
+// poker (the second) Sends one kMark packet to the target on kPoke, and
+// waits in its OnDisconnected until `released` reaches 2.
+struct CloseRace {
+  std::atomic<int> holds{0};
+  std::atomic<int> released{0};
+  std::atomic<bool> poker_closing{false};
+  std::mutex mu;
+  SessionRef target;
+};
+
+class CloseRaceSession : public PacketSession {
+ public:
+  CloseRaceSession(CloseRace* race, bool poker) : race_(race), poker_(poker) {}
+
+ protected:
+  void OnRecvPacket(uint16_t id, std::span<const std::byte>) override {
+    if (id == kHoldId) {
+      const int hold = race_->holds.fetch_add(1) + 1;
+      (void)WaitFor([&] { return race_->released.load() >= hold; });
+    } else if (id == kPokeId) {
+      SessionRef target;
+      {
+        std::lock_guard lock(race_->mu);
+        target = race_->target;
+      }
+      PacketWriter mark(kMarkId, 4);
+      mark.WriteU32(0x5EED);
+      target->Send(mark.Finish());
+    }
+  }
+  void OnDisconnected(DisconnectReason) override {
+    if (!poker_) return;
+    race_->poker_closing.store(true);
+    (void)WaitFor([&] { return race_->released.load() >= 2; });
+  }
+
+ private:
+  CloseRace* const race_;
+  const bool poker_;
+};
+
+// A write that completes after another thread marked its session closing,
+// but before the worker began that session's drain, counts as written: the
+// drain must not write it again. The worker is led into that order:
+//  1. held in the target's handler, while the poker's client sends kPoke
+//     and closes, so that the packet and the end of stream come together;
+//  2. let go, it handles kPoke (a Send to the target: its write is prepared
+//     this round), the poker's close, and finalises the poker, whose
+//     OnDisconnected holds the worker again, with the write not yet
+//     submitted (io_uring) or already done (epoll);
+//  3. meanwhile this thread closes the target (kLocal: what is queued is
+//     drained), which the worker learns of only after its next wait, which
+//     also returns the write's completion.
+// The target's client must read the kMark packet exactly once.
+TEST_P(SendPathTest, WriteCompletingAsItsSessionClosesIsNotWrittenTwice) {
+  CloseRace race;
+  std::atomic<int> made{0};
+  ServiceOptions options = Options();
+  options.worker_threads = 1;
+  SERVERCORE_START_SERVER(
+      server,
+      [&]() -> SessionRef {
+        const bool poker = made.fetch_add(1) > 0;
+        auto session = std::make_shared<CloseRaceSession>(&race, poker);
+        if (!poker) {
+          std::lock_guard lock(race.mu);
+          race.target = session;
+        }
+        return session;
+      },
+      options);
+  TestClient target;
+  ASSERT_TRUE(target.Connect(server->port()));
+  ASSERT_TRUE(target.SendPacket(kHoldId, {}));
+  ASSERT_TRUE(WaitFor([&] { return race.holds.load() == 1; }));
+  TestClient poker;
+  ASSERT_TRUE(poker.Connect(server->port()));
+  // The worker is held: the poker's session is accepted but not attached
+  // yet, its bytes and its end of stream wait in the socket together.
+  ASSERT_TRUE(poker.SendPacket(kPokeId, {}));
+  poker.Close();
+  race.released.store(1);
+  ASSERT_TRUE(WaitFor([&] { return race.poker_closing.load(); }));
+  {
+    std::lock_guard lock(race.mu);
+    race.target->Disconnect(DisconnectReason::kLocal);
+  }
+  race.released.store(2);
+  int marks = 0;
+  while (std::optional<Packet> packet = target.ReadPacket()) {
+    EXPECT_EQ(packet->id, kMarkId);
+    ++marks;
+  }
+  EXPECT_EQ(marks, 1) << "the poked packet, written once";
+  EXPECT_EQ(made.load(), 2);
+  server->Stop();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SendPathTest,

@@ -137,7 +137,14 @@ void Typed::ExpectBye(RawConn& conn, const Bytes* echo,
     stats_.notes++;
     return;
   }
-  chaos_.Fail(Kind::kTyped, what + ": " + wrong);
+  // What came, in order (room 0's chats left out), for the log.
+  std::string ids;
+  for (const ServerPacket& p : seen) {
+    ids += (ids.empty() ? "" : ",") + std::to_string(p.id) + ":" +
+           std::to_string(p.payload.size()) + "B";
+    if (p.id == kSEcho && echo != nullptr && p.payload != *echo) ids += "(!)";
+  }
+  chaos_.Fail(Kind::kTyped, what + ": " + wrong + " (got ids [" + ids + "])");
 }
 
 void Typed::Once(Case c) {
