@@ -51,6 +51,29 @@ void ConnectAndEcho(TestClient& client, uint16_t port, uint32_t tag,
   ASSERT_TRUE(client.ReadPacket().has_value());
 }
 
+// The longest time between two of the client's sends: on a machine that
+// stalled the client itself for about a timeout, a close proves nothing
+// about the server, and the test is skipped rather than failed.
+class SendGaps {
+ public:
+  void Sent() {
+    const Clock::time_point now = Clock::now();
+    if (last_ != Clock::time_point{})
+      longest_ = std::max(longest_, now - last_);
+    last_ = now;
+  }
+  bool StalledNear(milliseconds timeout) const {
+    return longest_ >= timeout * 8 / 10;
+  }
+  long long longest_ms() const {
+    return std::chrono::duration_cast<milliseconds>(longest_).count();
+  }
+
+ private:
+  Clock::time_point last_{};
+  Clock::duration longest_{};
+};
+
 TEST_P(LivenessTest, SilentSessionIsClosedAfterTheIdleTimeout) {
   SessionTracker tracker;
   SERVERCORE_START_SERVER(server, tracker.Factory(),
@@ -73,15 +96,25 @@ TEST_P(LivenessTest, SessionThatKeepsSendingPacketsStays) {
   SessionTracker tracker;
   // The idle timeout is ten send intervals: a loaded, sanitized run may
   // stretch one interval several times over, and must not be cut for it.
+  constexpr milliseconds kTimeout(1000);
   SERVERCORE_START_SERVER(server, tracker.Factory(),
-                          Timeouts(milliseconds(1000), milliseconds(1000)));
+                          Timeouts(kTimeout, kTimeout));
   TestClient client;
   ConnectAndEcho(client, server->port(), 0);
   // Three idle timeouts long, one whole packet every 100 ms.
+  SendGaps gaps;
   for (uint32_t seq = 1; seq <= 30; ++seq) {
     std::this_thread::sleep_for(milliseconds(100));
+    gaps.Sent();
     ASSERT_TRUE(client.SendPacket(1, SequencedPayload(0, seq)));
-    ASSERT_TRUE(client.ReadPacket().has_value()) << "closed at seq " << seq;
+    if (!client.ReadPacket().has_value()) {
+      if (gaps.StalledNear(kTimeout)) {
+        GTEST_SKIP() << "the client itself was stalled " << gaps.longest_ms()
+                     << " ms between two sends";
+      }
+      FAIL() << "closed at seq " << seq << ", sends at most "
+             << gaps.longest_ms() << " ms apart";
+    }
   }
   EXPECT_EQ(tracker.Sessions()[0]->disconnects(), 0);
 }
@@ -131,8 +164,9 @@ TEST_P(LivenessTest, PacketsSplitAcrossReadsWithinTheTimeoutStay) {
   SessionTracker tracker;
   // The packet timeout is ten send intervals: a loaded, sanitized run may
   // stretch one interval several times over, and must not be cut for it.
+  constexpr milliseconds kTimeout(1000);
   SERVERCORE_START_SERVER(server, tracker.Factory(),
-                          Timeouts(milliseconds(0), milliseconds(1000)));
+                          Timeouts(milliseconds(0), kTimeout));
   TestClient client;
   ConnectAndEcho(client, server->port(), 0);
   // Each send finishes one packet and begins the next: some packet is always
@@ -146,15 +180,23 @@ TEST_P(LivenessTest, PacketsSplitAcrossReadsWithinTheTimeoutStay) {
     stream.insert(stream.end(), packet.begin(), packet.end());
   }
   const size_t step = packet.size();
+  SendGaps gaps;
   for (size_t at = 0, end = step / 2; at < stream.size(); end += step) {
     end = std::min(end, stream.size());
-    ASSERT_TRUE(client.SendAll({stream.data() + at, end - at}));
+    gaps.Sent();
+    if (!client.SendAll({stream.data() + at, end - at})) break;  // below
     at = end;
     std::this_thread::sleep_for(milliseconds(100));
   }
   for (uint32_t seq = 1; seq <= kPackets; ++seq) {
-    auto echo = client.ReadPacket();
-    ASSERT_TRUE(echo.has_value()) << "closed before echo " << seq;
+    if (!client.ReadPacket().has_value()) {
+      if (gaps.StalledNear(kTimeout)) {
+        GTEST_SKIP() << "the client itself was stalled " << gaps.longest_ms()
+                     << " ms between two sends";
+      }
+      FAIL() << "closed before echo " << seq << ", sends at most "
+             << gaps.longest_ms() << " ms apart";
+    }
   }
   EXPECT_EQ(tracker.Sessions()[0]->disconnects(), 0);
 }
