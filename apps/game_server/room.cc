@@ -361,7 +361,8 @@ void Room::Tick() {
   if (entities_.empty()) return;
   if (options_.shared_snapshots) Encode(entities_, /*full=*/false, parts_);
   for (const Member& member : members_) {
-    if (!member.position.in_world) continue;
+    // Still waiting for its full snapshot (SendFulls): nothing before it.
+    if (!member.position.in_world || member.wants_full) continue;
     if (!options_.shared_snapshots) Encode(entities_, /*full=*/false, parts_);
     Deliver(*member.session, parts_, entities_.size(), /*full=*/false);
   }
@@ -372,7 +373,11 @@ void Room::Tick() {
 // per member (and then the naive baseline, one per member, shows what that
 // saves).
 void Room::SendFulls() {
-  if (full_wanted_.empty()) return;
+  // A room new on this node waits for the other nodes' state (StartSync, at
+  // most kSyncTimeout), so that the list has their members too; so does
+  // whoever entered its world meanwhile, a room-0 session above all (it
+  // came without an S_JOIN to hold back).
+  if (full_wanted_.empty() || syncing_) return;
   world_.clear();
   for (const Member& member : members_) {
     if (member.position.in_world) {
