@@ -3,7 +3,9 @@
 #include <nats/nats.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <random>
 #include <string_view>
 
 #include "cluster_wire.h"
@@ -69,8 +71,20 @@ struct ClusterLink::Callbacks {
   }
 };
 
+namespace {
+// Not zero (a Node's "none yet"), and unlike any earlier run's.
+uint64_t DrawIncarnation() {
+  std::random_device device;
+  const uint64_t drawn =
+      (uint64_t{device()} << 32) ^ device() ^
+      static_cast<uint64_t>(
+          std::chrono::system_clock::now().time_since_epoch().count());
+  return drawn == 0 ? 1 : drawn;
+}
+}  // namespace
+
 ClusterLink::ClusterLink(ClusterOptions options)
-    : options_(std::move(options)) {}
+    : options_(std::move(options)), incarnation_(DrawIncarnation()) {}
 
 ClusterLink::~ClusterLink() { Stop(); }
 
@@ -331,9 +345,10 @@ void ClusterLink::PublishPresence(bool force) {
   if (natsConnection_Status(connection_) != NATS_CONN_STATUS_CONNECTED) {
     return;  // presence is not counted as traffic lost: it is sent again
   }
-  std::string message =
-      cluster::Begin(cluster::Kind::kPresence, options_.node_id,
-                     table.size() * cluster::kPresenceEntrySize);
+  std::string message = cluster::Begin(
+      cluster::Kind::kPresence, options_.node_id,
+      cluster::kIncarnationSize + table.size() * cluster::kPresenceEntrySize);
+  cluster::Append(message, incarnation_);
   for (const auto& [room, count] : table) {
     cluster::Append(message, room);
     cluster::Append(message, count);

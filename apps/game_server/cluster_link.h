@@ -112,6 +112,7 @@ class ClusterLink {
   };
   struct Node {
     std::chrono::steady_clock::time_point last_heard;
+    uint64_t incarnation = 0;  // its presence's: a new one is a restart
     std::vector<std::pair<uint32_t, uint32_t>> table;  // room, sessions
   };
 
@@ -133,6 +134,11 @@ class ClusterLink {
   bool Connected() const;
 
   const ClusterOptions options_;
+  // Drawn at construction, sent with every presence: the others tell this
+  // run of the node from an earlier one with the same id, whose members
+  // (same ids, counted from 1 again) must leave at once, not at an expiry
+  // that a node restarted within it never reaches.
+  const uint64_t incarnation_;
   CountsFn counts_;
   __natsOptions* nats_options_ = nullptr;
   __natsConnection* connection_ = nullptr;

@@ -76,31 +76,56 @@ void ClusterLink::SetTable(Node& node,
 
 void ClusterLink::HandlePresence(uint16_t node_id, const char* data,
                                  size_t size) {
+  if (size < cluster::kIncarnationSize) return;
+  const auto incarnation = cluster::Read<uint64_t>(data);
   std::vector<std::pair<uint32_t, uint32_t>> table;
   table.reserve(size / cluster::kPresenceEntrySize);
-  for (size_t at = 0; at + cluster::kPresenceEntrySize <= size;
+  for (size_t at = cluster::kIncarnationSize;
+       at + cluster::kPresenceEntrySize <= size;
        at += cluster::kPresenceEntrySize) {
     const uint32_t count = cluster::Read<uint32_t>(data + at + 4);
     if (count != 0)
       table.emplace_back(cluster::Read<uint32_t>(data + at), count);
   }
   // A node first heard (or back after expiring): the rooms we share ask for
-  // its state, and send ours.
+  // its state, and send ours. A node heard with a new incarnation was
+  // restarted: its earlier run's members leave every room they were in
+  // first, then the same asking, also in those rooms, so that what the new
+  // run already sent there (and the drop took too) comes again.
   std::vector<std::shared_ptr<Room>> shared;
+  bool restarted = false;
   {
     servercore::MutexLock lock(mu_);
     auto [it, is_new] = nodes_.try_emplace(node_id);
-    it->second.last_heard = Clock::now();
-    if (is_new) {
-      for (const auto& entry : table) {
-        auto room = rooms_.find(entry.first);
+    Node& node = it->second;
+    node.last_heard = Clock::now();
+    restarted = !is_new && node.incarnation != incarnation;
+    node.incarnation = incarnation;
+    if (is_new || restarted) {
+      std::vector<uint32_t> ids;
+      for (const auto& entry : table) ids.push_back(entry.first);
+      if (restarted) {
+        for (const auto& entry : node.table) ids.push_back(entry.first);
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      }
+      for (uint32_t id : ids) {
+        auto room = rooms_.find(id);
         if (room == rooms_.end()) continue;
         if (auto handle = room->second.lock()) shared.push_back(handle);
       }
     }
-    SetTable(it->second, std::move(table));
+    SetTable(node, std::move(table));
   }
-  for (auto& room : shared) room->DoAsync(&Room::PublishState, true);
+  if (restarted) {
+    std::printf("cluster: node %u restarted, its earlier members leave\n",
+                unsigned{node_id});
+    std::fflush(stdout);
+  }
+  for (auto& room : shared) {
+    if (restarted) room->DoAsync(&Room::DropNode, node_id);
+    room->DoAsync(&Room::PublishState, true);
+  }
 }
 
 void ClusterLink::ExpireNodes() {

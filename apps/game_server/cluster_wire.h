@@ -8,7 +8,9 @@
 //   kState     [reply u8] then entities: all the sender's world members of
 //              the room, replacing what the receiver knew of them; reply 1
 //              asks every receiver to answer with its own kState
-//   kPresence  pairs [room u32][sessions u32]: the sender's whole table
+//   kPresence  [incarnation u64], then pairs [room u32][sessions u32]: the
+//              sender's whole table; the incarnation is drawn at each start,
+//              so a node restarted with the same id is told from its past
 //
 // An entity is 21 bytes: [session id u64][x f32][y f32][seq u32][gone u8].
 // Readers ignore a message too short for its kind and any trailing partial
@@ -39,6 +41,7 @@ enum class Kind : uint8_t {
 inline constexpr size_t kHeaderSize = 3;
 inline constexpr size_t kEntitySize = 21;
 inline constexpr size_t kPresenceEntrySize = 8;
+inline constexpr size_t kIncarnationSize = 8;
 
 struct Entity {
   uint64_t id = 0;

@@ -8,6 +8,7 @@
 //                   [--stats-interval 5] [--tick-ms 50] [--idle-timeout 60]
 //                   [--packet-timeout 10] [--naive-snapshots]
 //                   [--cluster nats://HOST:PORT --node-id N]
+//                   [--node-expiry 3]
 //
 //   GameServer                    # 0.0.0.0:7777, one worker thread per core
 //   GameServer --port 0 --threads 2 --backend epoll --stats-interval 1
@@ -69,6 +70,7 @@ struct Config {
   bool naive_snapshots = false;
   std::string cluster;  // nats://HOST:PORT, empty when standalone
   int node_id = 0;
+  double node_expiry = 3;  // seconds
 };
 
 std::chrono::milliseconds Millis(double seconds) {
@@ -133,6 +135,10 @@ std::optional<int> ParseConfig(int argc, char** argv, Config* config) {
   app.add_option("--node-id", config->node_id,
                  "this node's id in the cluster, unique, 1..65535")
       ->transform(game::InRange(1, 65535));
+  app.add_option("--node-expiry", config->node_expiry,
+                 "seconds without a word from another node before its "
+                 "members leave; at least two of its 1 s heartbeats (3)")
+      ->transform(game::InRange(2.0, 3600.0));
   if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
     return exit_code;
   }
@@ -176,7 +182,9 @@ int main(int argc, char** argv) {
     const auto node = static_cast<uint16_t>(config.node_id);
     servercore::Session::SetIdBase(uint64_t{node} << 48);
     cluster = std::make_unique<game::ClusterLink>(
-        game::ClusterOptions{.url = config.cluster, .node_id = node});
+        game::ClusterOptions{.url = config.cluster,
+                             .node_id = node,
+                             .node_expiry = Millis(config.node_expiry)});
   }
   game::RoomDirectory rooms(
       game::WorldOptions{.tick = std::chrono::milliseconds(config.tick_ms),

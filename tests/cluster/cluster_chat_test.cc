@@ -20,15 +20,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-bool WaitFor(const std::function<bool()>& done, milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  return true;
-}
-
 // "K:J" from client K, its J-th chat.
 std::vector<std::byte> ChatText(int sender, int seq) {
   return Bytes(std::to_string(sender) + ":" + std::to_string(seq));

@@ -29,6 +29,7 @@ TEST(ClusterCommandLineTest, HelpListsTheClusterFlags) {
   EXPECT_EQ(run.status, "exit 0");
   EXPECT_NE(run.output.find("--cluster"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("--node-id"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("--node-expiry"), std::string::npos) << run.output;
 }
 
 TEST(ClusterCommandLineTest, BadClusterFlagsExitTwo) {
@@ -38,7 +39,8 @@ TEST(ClusterCommandLineTest, BadClusterFlagsExitTwo) {
            {"--cluster", url},
            {"--node-id", "3"},
            {"--cluster", url, "--node-id", "0"},
-           {"--cluster", url, "--node-id", "65536"}}) {
+           {"--cluster", url, "--node-id", "65536"},
+           {"--cluster", url, "--node-id", "1", "--node-expiry", "1"}}) {
     SCOPED_TRACE(args.back());
     const Result run = RunGameServer(args);
     EXPECT_EQ(run.status, "exit 2") << run.output;

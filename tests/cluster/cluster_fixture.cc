@@ -94,14 +94,21 @@ void ClusterTest::SetUp() {
 }
 
 void ClusterTest::StartNode(int i, const std::string& url) {
-  ASSERT_TRUE(
-      node(i).Start({"--threads", "2", "--stats-interval", "1", "--cluster",
-                     url, "--node-id", std::to_string(i + 1)}))
-      << node(i).Output();
+  std::vector<std::string> flags = {
+      "--threads", "2", "--stats-interval", "1",
+      "--cluster", url, "--node-id",        std::to_string(i + 1)};
+  for (std::string& flag : NodeFlags()) flags.push_back(std::move(flag));
+  ASSERT_TRUE(node(i).Start(flags)) << node(i).Output();
+}
+
+void ClusterTest::RestartNode(int i, const std::string& url) {
+  ASSERT_FALSE(node(i).process().running());
+  nodes_[static_cast<size_t>(i)] = std::make_unique<GameServer>();
+  StartNode(i, url);
 }
 
 void ClusterTest::TearDown() {
-  for (GameServer& node : nodes_) ExpectCleanStop(node);
+  for (auto& node : nodes_) ExpectCleanStop(*node);
   nats_.Kill();
 }
 
@@ -153,6 +160,16 @@ std::optional<uint64_t> ClusterTest::LastStat(int i,
     last = std::stoull((*it)[1].str());
   }
   return last;
+}
+
+bool WaitFor(const std::function<bool()>& done,
+             std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
 }
 
 std::optional<uint32_t> JoinSkippingSnapshots(TestClient& client, uint32_t room,

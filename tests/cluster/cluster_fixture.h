@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,11 +51,22 @@ class ClusterTest : public ::testing::Test {
   void SetUp() override;
   void TearDown() override;
 
-  // Starts node `i` (0-based, node id i + 1) against `url`.
+  // Starts node `i` (0-based, node id i + 1) against `url`, with
+  // NodeFlags().
   void StartNode(int i, const std::string& url);
+  // More GameServer flags for every node (later flags win). By default the
+  // expiry of a silent node, 3 s, times the sanitizers' slowdown: a
+  // sanitized node stalled on a loaded machine must not be taken for dead.
+  virtual std::vector<std::string> NodeFlags() const {
+    return {"--node-expiry", std::to_string(3 * kSlowdown)};
+  }
   uint16_t port(int i) const { return node(i).port(); }
-  GameServer& node(int i) { return nodes_[static_cast<size_t>(i)]; }
-  const GameServer& node(int i) const { return nodes_[static_cast<size_t>(i)]; }
+  GameServer& node(int i) { return *nodes_[static_cast<size_t>(i)]; }
+  const GameServer& node(int i) const {
+    return *nodes_[static_cast<size_t>(i)];
+  }
+  // Starts node `i` again, as a new process (the old one must have exited).
+  void RestartNode(int i, const std::string& url);
   // A client connected (echo round trip) to node i.
   TestClient Connect(int i);
 
@@ -72,7 +84,9 @@ class ClusterTest : public ::testing::Test {
   std::optional<uint64_t> LastStat(int i, const std::string& name) const;
 
   NatsServer nats_;
-  std::array<GameServer, kNodes> nodes_;
+  std::array<std::unique_ptr<GameServer>, kNodes> nodes_{
+      std::make_unique<GameServer>(), std::make_unique<GameServer>(),
+      std::make_unique<GameServer>()};
 };
 
 // C_JOIN `room`, then reads its S_JOIN, skipping snapshots (a world
@@ -80,6 +94,10 @@ class ClusterTest : public ::testing::Test {
 // count it reports.
 std::optional<uint32_t> JoinSkippingSnapshots(TestClient& client, uint32_t room,
                                               bool skip_chats = false);
+
+// Polls `done` every 50 ms until it holds (true) or `timeout` passes.
+bool WaitFor(const std::function<bool()>& done,
+             std::chrono::milliseconds timeout);
 
 // Reads packets until one with `id` arrives (others are skipped) and
 // `accept` takes it; nullopt at the deadline.

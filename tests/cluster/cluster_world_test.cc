@@ -55,6 +55,16 @@ bool ListsGone(const Snapshot& s, uint64_t id) {
   return e != nullptr && e->gone;
 }
 
+// a and b, members of one room on two nodes, enter the world (at seq 1) and
+// a sees b there; *b_id is b's session id.
+void EnterAndMeet(TestClient& a, TestClient& b, uint64_t* b_id) {
+  *b_id = IdOf(b);
+  ASSERT_TRUE(Move(a, 1, 1, 1));
+  ASSERT_TRUE(Move(b, 2, 2, 1));
+  ASSERT_TRUE(ReadSnapshotUntil(
+      a, Seconds(5), [&](const Snapshot& s) { return Lists(s, *b_id, 1); }));
+}
+
 TEST_F(ClusterTest, SnapshotsListRemoteMembers) {
   constexpr uint32_t kRoom = 20;
   TestClient a = Connect(0);
@@ -122,23 +132,21 @@ TEST_F(ClusterTest, KilledNodesMembersGoWithinSeconds) {
   TestClient b = Connect(1);
   ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
   const uint64_t a_id = IdOf(a);
-  const uint64_t b_id = IdOf(b);
-  ASSERT_TRUE(Move(a, 1, 1, 1));
-  ASSERT_TRUE(Move(b, 2, 2, 1));
-  ASSERT_TRUE(ReadSnapshotUntil(
-      a, Seconds(5), [&](const Snapshot& s) { return Lists(s, b_id, 1); }));
+  uint64_t b_id = 0;
+  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
   ASSERT_TRUE(ReadSnapshotUntil(
       b, Seconds(5), [&](const Snapshot& s) { return Lists(s, a_id, 1); }));
   node(1).process().Signal(SIGKILL);
   ASSERT_TRUE(node(1).process().Wait(Seconds(5)).has_value());
   const auto killed = std::chrono::steady_clock::now();
-  // Expiry is 3 s of silence; "a few seconds" allows for a loaded machine.
+  // Expiry is 3 s of silence (times kSlowdown, NodeFlags); "a few seconds"
+  // allows for a loaded machine.
   ASSERT_TRUE(ReadSnapshotUntil(a, Seconds(6), [&](const Snapshot& s) {
     return ListsGone(s, b_id);
   })) << node(0).Output();
-  // Not before the expiry: 3 s after the last presence heard, which a
-  // heartbeat sends every second (later on a loaded machine, hence the
-  // margin: the point is that nothing but the expiry counted it out).
+  // Not before the expiry: 3 s (or more) after the last presence heard,
+  // which a heartbeat sends every second (later on a loaded machine, hence
+  // the margin: the point is that nothing but the expiry counted it out).
   const auto took = std::chrono::steady_clock::now() - killed;
   EXPECT_GE(took, milliseconds(1000)) << "gone before the expiry?";
   // Its sessions leave the counts too.
@@ -153,11 +161,8 @@ TEST_F(ClusterTest, StoppedNodesMembersGoAtOnce) {
   TestClient a = Connect(0);
   TestClient b = Connect(1);
   ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
-  const uint64_t b_id = IdOf(b);
-  ASSERT_TRUE(Move(a, 1, 1, 1));
-  ASSERT_TRUE(Move(b, 2, 2, 1));
-  ASSERT_TRUE(ReadSnapshotUntil(
-      a, Seconds(5), [&](const Snapshot& s) { return Lists(s, b_id, 1); }));
+  uint64_t b_id = 0;
+  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
   const auto stopping = std::chrono::steady_clock::now();
   ExpectCleanStop(node(1));
   ASSERT_TRUE(ReadSnapshotUntil(
@@ -173,6 +178,71 @@ TEST_F(ClusterTest, StoppedNodesMembersGoAtOnce) {
   // And not lost or way off, however loaded the machine.
   EXPECT_LT(std::chrono::steady_clock::now() - stopping,
             milliseconds(5000 * kSlowdown));
+}
+
+// Room 0's sessions arrive at accept, without an S_JOIN to hold back while
+// a room new on the node learns the other nodes' members: the full snapshot
+// of one entering the world then waits for them instead.
+TEST_F(ClusterTest, RoomZerosFirstFullSnapshotListsRemoteMembers) {
+  TestClient a = Connect(0);  // room 0 on node 1
+  ASSERT_TRUE(Move(a, 5, 6, 3));
+  auto own = ReadUntil(a, kSSnapshot, Seconds(5));
+  ASSERT_TRUE(own.has_value());
+  // Node 2, with no session yet, has heard of a (its stats say so).
+  ASSERT_TRUE(
+      WaitFor([&] { return LastStat(1, "remote members").value_or(0) >= 1; },
+              Seconds(10)))
+      << node(1).Output();
+  const uint64_t a_id = ParseSnapshot(own->payload)->entities.at(0).session_id;
+  TestClient b = Connect(1);  // node 2's first session: room 0 is new there
+  ASSERT_TRUE(Move(b, 1, 2, 1));
+  auto first = ReadUntil(b, kSSnapshot, Seconds(5));
+  ASSERT_TRUE(first.has_value());
+  auto snapshot = ParseSnapshot(first->payload);
+  ASSERT_TRUE(snapshot.has_value());
+  EXPECT_TRUE(snapshot->full);
+  EXPECT_TRUE(Lists(*snapshot, a_id, 3)) << "the remote member, at once";
+  EXPECT_EQ(snapshot->entities.size(), 2u);
+}
+
+// A node killed and started again with the same id before the others'
+// expiry: its sessions' ids count from 1 again, so the earlier run's members
+// must leave at once (the new run's presence says it is a new run), not
+// linger as ghosts that share ids with new players. An expiry of a minute,
+// so a slow restart on a loaded machine still comes well inside it.
+class ClusterRestartTest : public ClusterTest {
+ protected:
+  std::vector<std::string> NodeFlags() const override {
+    return {"--node-expiry", "60"};
+  }
+};
+
+TEST_F(ClusterRestartTest, RestartedNodesEarlierMembersGoAtOnce) {
+  constexpr uint32_t kRoom = 80;
+  TestClient a = Connect(0);
+  TestClient b = Connect(1);
+  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
+  uint64_t b_id = 0;
+  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
+  node(1).process().Signal(SIGKILL);
+  ASSERT_TRUE(node(1).process().Wait(Seconds(5)).has_value());
+  RestartNode(1, nats_.url());
+  if (HasFatalFailure()) return;
+  // Gone, and counted out, though node 2 is heard all along.
+  ASSERT_TRUE(ReadSnapshotUntil(a, Seconds(6), [&](const Snapshot& s) {
+    return ListsGone(s, b_id);
+  })) << node(0).Output();
+  ASSERT_TRUE(JoinUntilCount(a, kRoom, 1, Seconds(5)).has_value());
+  EXPECT_NE(node(0).Output().find("node 2 restarted"), std::string::npos);
+  EXPECT_EQ(node(0).Output().find("node 2 not heard"), std::string::npos)
+      << "counted out by expiry, not as a restart";
+  // The new run's members are in the room like anyone's.
+  TestClient c = Connect(1);
+  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, c, kRoom));
+  const uint64_t c_id = IdOf(c);
+  ASSERT_TRUE(Move(c, 3, 3, 4));
+  EXPECT_TRUE(ReadSnapshotUntil(
+      a, Seconds(5), [&](const Snapshot& s) { return Lists(s, c_id, 4); }));
 }
 
 }  // namespace
