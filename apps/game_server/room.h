@@ -30,8 +30,8 @@
 // SnapshotEncoder, encoded once and queued to every active world member.
 // Who entered the world or joined again while in it since the last tick
 // gets, before that delta, a full snapshot: one list encoded for all of
-// them. A tick with nothing noted sends nothing. Tick numbers count periods since
-// WorldOptions::epoch, so they grow across a room's lifetimes too.
+// them. A tick with nothing noted sends nothing. Tick numbers count periods
+// since WorldOptions::epoch, so they grow across a room's lifetimes too.
 //
 // Rooms across nodes (docs/CLUSTER.md), when WorldOptions::cluster is set.
 // Chat publishes the S_CHAT once; a tick publishes its own members' changes
