@@ -352,7 +352,9 @@ void Room::Tick() {
   noted_.clear();
   gone_.clear();
   remote_noted_.clear();
-  if (entities_.empty() && full_wanted_.empty()) return;
+  // Fulls wait while the room syncs (SendFulls): with no delta either, the
+  // tick sends nothing and is not counted.
+  if (entities_.empty() && (full_wanted_.empty() || syncing_)) return;
   stats_.ticks.fetch_add(1, std::memory_order_relaxed);
   // Who entered (or joined again) has the whole world first, then the
   // tick's delta like every world member: the full snapshot already holds

@@ -161,7 +161,11 @@ class ProvidedBuffers {
     const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
     SERVERCORE_CHECK(id < shape_.count, "io_uring: buffer id %u", id);
     std::byte* data = base_ + id * shape_.size + consumed_[id];
-    *done = !shape_.incremental || (flags & kCqeBufMore) == 0;
+    // An incremental buffer is retired only by bytes written into it. Kernels
+    // before the fix for liburing issue 1553 leave IORING_CQE_F_BUF_MORE off
+    // a completion of no bytes (end of stream, an error) although the buffer
+    // stays at the ring's head: giving it back would put it there twice.
+    *done = !shape_.incremental || (length > 0 && (flags & kCqeBufMore) == 0);
     consumed_[id] = *done ? 0 : consumed_[id] + length;
     return data;
   }
