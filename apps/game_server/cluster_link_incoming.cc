@@ -2,6 +2,7 @@
 // becomes a job of that room; the other nodes' presence, its expiry, and
 // what the rooms and the stats line read of it.
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <span>
 #include <string>
@@ -87,6 +88,21 @@ void ClusterLink::HandlePresence(uint16_t node_id, const char* data,
     if (count != 0)
       table.emplace_back(cluster::Read<uint32_t>(data + at), count);
   }
+  // One entry per room, as a node sends it. Another node's bytes are not
+  // trusted: a room listed twice would be counted in twice and taken out
+  // entry by entry, and SetTable must find every room it takes out.
+  std::sort(table.begin(), table.end());
+  size_t kept = 0;
+  for (size_t i = 0; i < table.size(); ++i) {
+    if (kept != 0 && table[kept - 1].first == table[i].first) {
+      uint32_t& sum = table[kept - 1].second;
+      sum = sum > UINT32_MAX - table[i].second ? UINT32_MAX
+                                               : sum + table[i].second;
+    } else {
+      table[kept++] = table[i];
+    }
+  }
+  table.resize(kept);
   // A node first heard (or back after expiring): the rooms we share ask for
   // its state, and send ours. A node heard with a new incarnation was
   // restarted: its earlier run's members leave every room they were in
@@ -162,7 +178,9 @@ void ClusterLink::ExpireNodes() {
 uint32_t ClusterLink::RemoteCount(uint32_t room) const {
   servercore::MutexLock lock(mu_);
   auto it = remote_counts_.find(room);
-  return it == remote_counts_.end() ? 0 : it->second;
+  return it == remote_counts_.end() ? 0
+                                    : static_cast<uint32_t>(std::min<uint64_t>(
+                                          it->second, UINT32_MAX));
 }
 
 std::vector<uint16_t> ClusterLink::NodesIn(uint32_t room) const {
@@ -186,7 +204,10 @@ std::vector<std::pair<uint32_t, uint32_t>> ClusterLink::RemoteRooms(
     servercore::MutexLock lock(mu_);
     for (const auto& [room, weak] : rooms_) {
       auto it = remote_counts_.find(room);
-      if (it != remote_counts_.end()) out.emplace_back(room, it->second);
+      if (it != remote_counts_.end()) {
+        out.emplace_back(room, static_cast<uint32_t>(
+                                   std::min<uint64_t>(it->second, UINT32_MAX)));
+      }
     }
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {

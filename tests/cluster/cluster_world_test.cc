@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/apps/app_fixture.h"
@@ -243,6 +245,52 @@ TEST_F(ClusterRestartTest, RestartedNodesEarlierMembersGoAtOnce) {
   ASSERT_TRUE(Move(c, 3, 3, 4));
   EXPECT_TRUE(ReadSnapshotUntil(
       a, Seconds(5), [&](const Snapshot& s) { return Lists(s, c_id, 4); }));
+}
+
+// Presence as a node sends it (cluster_wire.h): [kind 4][node u16]
+// [incarnation u64] then [room u32][sessions u32] pairs, little-endian.
+std::string Presence(uint16_t node, uint64_t incarnation,
+                     const std::vector<std::pair<uint32_t, uint32_t>>& table) {
+  std::string out(1, '\x04');
+  auto append = [&](const auto value) {
+    char bytes[sizeof(value)];
+    std::memcpy(bytes, &value, sizeof(value));
+    out.append(bytes, sizeof(value));
+  };
+  append(node);
+  append(incarnation);
+  for (const auto& [room, count] : table) {
+    append(room);
+    append(count);
+  }
+  return out;
+}
+
+// Another node's presence is not trusted to be well formed: a room listed
+// twice in it, or counts that add up past 32 bits across nodes, neither
+// crash a node nor leave its counts wrong.
+TEST_F(ClusterTest, MalformedPresenceLeavesNodesRunning) {
+  constexpr uint32_t kRoom = 95;
+  TestClient a = Connect(0);
+  ASSERT_TRUE(Join(a, kRoom).has_value());
+  ASSERT_TRUE(PublishRaw(
+      nats_.port(),
+      {
+          {"sc.node.9",
+           Presence(9, 1, {{kRoom, 1}, {kRoom, 0xFFFFFFFF}, {kRoom, 1}})},
+          {"sc.node.9", Presence(9, 1, {})},
+          {"sc.node.10", Presence(10, 1, {{kRoom, 0xFFFFFFFF}})},
+          {"sc.node.11", Presence(11, 1, {{kRoom, 1}})},
+          {"sc.node.12", Presence(12, 1, {{kRoom, 1}})},
+          {"sc.node.12", Presence(12, 1, {})},
+          {"sc.node.10", Presence(10, 1, {})},
+      }));
+  // Of all that, node 11's one session is left (until it expires).
+  EXPECT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(2)).has_value());
+  for (int i = 0; i < kNodes; ++i) {
+    EXPECT_TRUE(node(i).process().running()) << node(i).Output();
+    TestClient alive = Connect(i);
+  }
 }
 
 }  // namespace
