@@ -107,8 +107,13 @@ void ClusterLink::HandlePresence(uint16_t node_id, const char* data,
   // its state, and send ours. A node heard with a new incarnation was
   // restarted: its earlier run's members leave every room they were in
   // first, then the same asking, also in those rooms, so that what the new
-  // run already sent there (and the drop took too) comes again.
+  // run already sent there (and the drop took too) comes again. A node
+  // heard again that no longer lists a room has no members there: whatever
+  // this node still shows of them goes (their leave may have been lost,
+  // dropped while the broker was away, and no state of theirs will ever
+  // come for a room they no longer have).
   std::vector<std::shared_ptr<Room>> shared;
+  std::vector<std::shared_ptr<Room>> left;
   bool restarted = false;
   {
     servercore::MutexLock lock(mu_);
@@ -117,18 +122,30 @@ void ClusterLink::HandlePresence(uint16_t node_id, const char* data,
     node.last_heard = Clock::now();
     restarted = !is_new && node.incarnation != incarnation;
     node.incarnation = incarnation;
+    // Rooms to ask (and, restarted, to drop from), and rooms to drop from.
+    std::vector<uint32_t> ids;
+    std::vector<uint32_t> left_ids;
     if (is_new || restarted) {
-      std::vector<uint32_t> ids;
       for (const auto& entry : table) ids.push_back(entry.first);
       if (restarted) {
         for (const auto& entry : node.table) ids.push_back(entry.first);
         std::sort(ids.begin(), ids.end());
         ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
       }
-      for (uint32_t id : ids) {
+    } else {
+      // Both tables sorted by room, one entry each.
+      auto next = table.begin();
+      for (const auto& [id, count] : node.table) {
+        while (next != table.end() && next->first < id) ++next;
+        if (next == table.end() || next->first != id) left_ids.push_back(id);
+      }
+    }
+    for (auto [ids_of, out] :
+         {std::pair{&ids, &shared}, std::pair{&left_ids, &left}}) {
+      for (uint32_t id : *ids_of) {
         auto room = rooms_.find(id);
         if (room == rooms_.end()) continue;
-        if (auto handle = room->second.lock()) shared.push_back(handle);
+        if (auto handle = room->second.lock()) out->push_back(handle);
       }
     }
     SetTable(node, std::move(table));
@@ -142,6 +159,7 @@ void ClusterLink::HandlePresence(uint16_t node_id, const char* data,
     if (restarted) room->DoAsync(&Room::DropNode, node_id);
     room->DoAsync(&Room::PublishState, true);
   }
+  for (auto& room : left) room->DoAsync(&Room::DropNode, node_id);
 }
 
 void ClusterLink::ExpireNodes() {

@@ -247,6 +247,56 @@ TEST_F(ClusterRestartTest, RestartedNodesEarlierMembersGoAtOnce) {
       a, Seconds(5), [&](const Snapshot& s) { return Lists(s, c_id, 4); }));
 }
 
+// A broker outage shorter than the expiry, during which a remote member
+// leaves and its node drops the room: the leave, published while the broker
+// was away, is lost, and no state of that node will ever come for a room it
+// no longer has. Its presence, which no longer lists the room, says the
+// member is gone. An expiry of a minute, so only that can say it.
+class ClusterShortOutageTest : public ClusterTest {
+ protected:
+  std::vector<std::string> NodeFlags() const override {
+    return {"--node-expiry", "60"};
+  }
+};
+
+TEST_F(ClusterShortOutageTest, LeaveLostInAnOutageStillGoes) {
+  constexpr uint32_t kRoom = 90;
+  TestClient a = Connect(0);
+  TestClient b = Connect(1);
+  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
+  uint64_t b_id = 0;
+  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
+  const uint16_t nats_port = nats_.port();
+  nats_.Kill();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return node(0).Output().find("DISCONNECTED") != std::string::npos &&
+               node(1).Output().find("DISCONNECTED") != std::string::npos;
+      },
+      Seconds(5)));
+  // b leaves: its S_JOIN in the next room comes once the old room has let
+  // it go, and published (into the void) that it left; node 2 then has no
+  // room kRoom.
+  ASSERT_TRUE(JoinSkippingSnapshots(b, kRoom + 1, /*skip_chats=*/true));
+  ASSERT_TRUE(nats_.Start(nats_port)) << nats_.Output();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return LastStat(0, "reconnects").value_or(0) >= 1 &&
+               LastStat(1, "reconnects").value_or(0) >= 1;
+      },
+      Seconds(10)))
+      << node(0).Output();
+  EXPECT_TRUE(ReadSnapshotUntil(a, Seconds(5), [&](const Snapshot& s) {
+    return ListsGone(s, b_id);
+  })) << node(0).Output();
+  // And a's next full snapshot does not list it.
+  ASSERT_TRUE(JoinSkippingSnapshots(a, kRoom));
+  auto full = ReadSnapshotUntil(a, Seconds(5),
+                                [](const Snapshot& s) { return s.full; });
+  ASSERT_TRUE(full.has_value());
+  EXPECT_EQ(full->Find(b_id), nullptr) << "a ghost of a member long gone";
+}
+
 // Presence as a node sends it (cluster_wire.h): [kind 4][node u16]
 // [incarnation u64] then [room u32][sessions u32] pairs, little-endian.
 std::string Presence(uint16_t node, uint64_t incarnation,
