@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <cstring>
+#include <limits>
 #include <string>
 #include <thread>
 #include <utility>
@@ -341,6 +342,60 @@ TEST_F(ClusterTest, MalformedPresenceLeavesNodesRunning) {
     EXPECT_TRUE(node(i).process().running()) << node(i).Output();
     TestClient alive = Connect(i);
   }
+}
+
+// A kDelta from `node` (cluster_wire.h): [kind 2][node u16], then entities
+// [id u64][x f32][y f32][seq u32][gone u8].
+struct WireEntity {
+  uint64_t id;
+  float x;
+  float y;
+  uint32_t seq;
+};
+std::string Delta(uint16_t node, const std::vector<WireEntity>& entities) {
+  std::string out(1, '\x02');
+  auto append = [&](const auto value) {
+    char bytes[sizeof(value)];
+    std::memcpy(bytes, &value, sizeof(value));
+    out.append(bytes, sizeof(value));
+  };
+  append(node);
+  for (const WireEntity& e : entities) {
+    append(e.id);
+    append(e.x);
+    append(e.y);
+    append(e.seq);
+    append(uint8_t{0});
+  }
+  return out;
+}
+
+// A broken node's positions that no C_MOVE could set do not reach clients:
+// its other members do.
+TEST_F(ClusterTest, RemotePositionsOutsideTheWorldAreIgnored) {
+  constexpr uint32_t kRoom = 97;
+  TestClient a = Connect(0);
+  ASSERT_TRUE(Join(a, kRoom).has_value());
+  ASSERT_TRUE(Move(a, 1, 1, 1));
+  ASSERT_TRUE(ReadUntil(a, kSSnapshot, Seconds(5)).has_value());
+  // Node 1 subscribes to the room's subject once it has it.
+  ASSERT_TRUE(WaitFor([&] { return RoomSubscribers(kRoom) == 1; }, Seconds(5)));
+  constexpr uint64_t kNode = 9;
+  const uint64_t good = (kNode << 48) | 1;
+  const uint64_t nan = (kNode << 48) | 2;
+  const uint64_t far = (kNode << 48) | 3;
+  ASSERT_TRUE(
+      PublishRaw(nats_.port(),
+                 {{"sc.room." + std::to_string(kRoom),
+                   Delta(static_cast<uint16_t>(kNode),
+                         {{good, 5, 5, 1},
+                          {nan, std::numeric_limits<float>::quiet_NaN(), 0, 1},
+                          {far, 0, 20000, 1}})}}));
+  auto seen = ReadSnapshotUntil(
+      a, Seconds(5), [&](const Snapshot& s) { return Lists(s, good, 1); });
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->Find(nan), nullptr);
+  EXPECT_EQ(seen->Find(far), nullptr);
 }
 
 }  // namespace
