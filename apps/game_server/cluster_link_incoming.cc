@@ -189,6 +189,18 @@ void ClusterLink::ExpireNodes() {
     for (auto& room : rooms) room->DoAsync(&Room::DropNode, node);
   }
   std::fflush(stdout);
+  // A dead node heard again since the erase above (its presence, on the
+  // delivery thread, found it new) may have had its state applied, and
+  // asked for, before these drops reached the rooms, which then took that
+  // state away too: ask for it again, after the drops.
+  bool back = false;
+  {
+    servercore::MutexLock lock(mu_);
+    for (uint16_t node : dead) back = back || nodes_.count(node) != 0;
+  }
+  if (back) {
+    for (auto& room : rooms) room->DoAsync(&Room::PublishState, true);
+  }
 }
 
 // --- Reading ---------------------------------------------------------------
