@@ -113,7 +113,8 @@ class ClusterLink {
   struct Node {
     std::chrono::steady_clock::time_point last_heard;
     uint64_t incarnation = 0;  // its presence's: a new one is a restart
-    std::vector<std::pair<uint32_t, uint32_t>> table;  // room, sessions
+    // room, sessions: sorted by room, one entry each, counts not 0
+    std::vector<std::pair<uint32_t, uint32_t>> table;
   };
 
   // cnats' callbacks (cluster_link.cc).
@@ -158,7 +159,9 @@ class ClusterLink {
   std::unordered_map<uint32_t, std::weak_ptr<Room>> rooms_
       SERVERCORE_GUARDED_BY(mu_);
   std::unordered_map<uint16_t, Node> nodes_ SERVERCORE_GUARDED_BY(mu_);
-  std::unordered_map<uint32_t, uint32_t> remote_counts_
+  // Sums of u32 counts over at most 65535 nodes: a u64 never wraps (a wrap
+  // to 0 would erase a room SetTable still has to take counts out of).
+  std::unordered_map<uint32_t, uint64_t> remote_counts_
       SERVERCORE_GUARDED_BY(mu_);
   uint64_t remote_members_ SERVERCORE_GUARDED_BY(mu_) = 0;
 

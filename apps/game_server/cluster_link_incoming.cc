@@ -2,6 +2,7 @@
 // becomes a job of that room; the other nodes' presence, its expiry, and
 // what the rooms and the stats line read of it.
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <span>
 #include <string>
@@ -87,12 +88,32 @@ void ClusterLink::HandlePresence(uint16_t node_id, const char* data,
     if (count != 0)
       table.emplace_back(cluster::Read<uint32_t>(data + at), count);
   }
+  // One entry per room, as a node sends it. Another node's bytes are not
+  // trusted: a room listed twice would be counted in twice and taken out
+  // entry by entry, and SetTable must find every room it takes out.
+  std::sort(table.begin(), table.end());
+  size_t kept = 0;
+  for (size_t i = 0; i < table.size(); ++i) {
+    if (kept != 0 && table[kept - 1].first == table[i].first) {
+      uint32_t& sum = table[kept - 1].second;
+      sum = sum > UINT32_MAX - table[i].second ? UINT32_MAX
+                                               : sum + table[i].second;
+    } else {
+      table[kept++] = table[i];
+    }
+  }
+  table.resize(kept);
   // A node first heard (or back after expiring): the rooms we share ask for
   // its state, and send ours. A node heard with a new incarnation was
   // restarted: its earlier run's members leave every room they were in
   // first, then the same asking, also in those rooms, so that what the new
-  // run already sent there (and the drop took too) comes again.
+  // run already sent there (and the drop took too) comes again. A node
+  // heard again that no longer lists a room has no members there: whatever
+  // this node still shows of them goes (their leave may have been lost,
+  // dropped while the broker was away, and no state of theirs will ever
+  // come for a room they no longer have).
   std::vector<std::shared_ptr<Room>> shared;
+  std::vector<std::shared_ptr<Room>> left;
   bool restarted = false;
   {
     servercore::MutexLock lock(mu_);
@@ -101,18 +122,30 @@ void ClusterLink::HandlePresence(uint16_t node_id, const char* data,
     node.last_heard = Clock::now();
     restarted = !is_new && node.incarnation != incarnation;
     node.incarnation = incarnation;
+    // Rooms to ask (and, restarted, to drop from), and rooms to drop from.
+    std::vector<uint32_t> ids;
+    std::vector<uint32_t> left_ids;
     if (is_new || restarted) {
-      std::vector<uint32_t> ids;
       for (const auto& entry : table) ids.push_back(entry.first);
       if (restarted) {
         for (const auto& entry : node.table) ids.push_back(entry.first);
         std::sort(ids.begin(), ids.end());
         ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
       }
-      for (uint32_t id : ids) {
+    } else {
+      // Both tables sorted by room, one entry each.
+      auto next = table.begin();
+      for (const auto& [id, count] : node.table) {
+        while (next != table.end() && next->first < id) ++next;
+        if (next == table.end() || next->first != id) left_ids.push_back(id);
+      }
+    }
+    for (auto [ids_of, out] :
+         {std::pair{&ids, &shared}, std::pair{&left_ids, &left}}) {
+      for (uint32_t id : *ids_of) {
         auto room = rooms_.find(id);
         if (room == rooms_.end()) continue;
-        if (auto handle = room->second.lock()) shared.push_back(handle);
+        if (auto handle = room->second.lock()) out->push_back(handle);
       }
     }
     SetTable(node, std::move(table));
@@ -126,6 +159,7 @@ void ClusterLink::HandlePresence(uint16_t node_id, const char* data,
     if (restarted) room->DoAsync(&Room::DropNode, node_id);
     room->DoAsync(&Room::PublishState, true);
   }
+  for (auto& room : left) room->DoAsync(&Room::DropNode, node_id);
 }
 
 void ClusterLink::ExpireNodes() {
@@ -155,6 +189,18 @@ void ClusterLink::ExpireNodes() {
     for (auto& room : rooms) room->DoAsync(&Room::DropNode, node);
   }
   std::fflush(stdout);
+  // A dead node heard again since the erase above (its presence, on the
+  // delivery thread, found it new) may have had its state applied, and
+  // asked for, before these drops reached the rooms, which then took that
+  // state away too: ask for it again, after the drops.
+  bool back = false;
+  {
+    servercore::MutexLock lock(mu_);
+    for (uint16_t node : dead) back = back || nodes_.count(node) != 0;
+  }
+  if (back) {
+    for (auto& room : rooms) room->DoAsync(&Room::PublishState, true);
+  }
 }
 
 // --- Reading ---------------------------------------------------------------
@@ -162,7 +208,9 @@ void ClusterLink::ExpireNodes() {
 uint32_t ClusterLink::RemoteCount(uint32_t room) const {
   servercore::MutexLock lock(mu_);
   auto it = remote_counts_.find(room);
-  return it == remote_counts_.end() ? 0 : it->second;
+  return it == remote_counts_.end() ? 0
+                                    : static_cast<uint32_t>(std::min<uint64_t>(
+                                          it->second, UINT32_MAX));
 }
 
 std::vector<uint16_t> ClusterLink::NodesIn(uint32_t room) const {
@@ -186,7 +234,10 @@ std::vector<std::pair<uint32_t, uint32_t>> ClusterLink::RemoteRooms(
     servercore::MutexLock lock(mu_);
     for (const auto& [room, weak] : rooms_) {
       auto it = remote_counts_.find(room);
-      if (it != remote_counts_.end()) out.emplace_back(room, it->second);
+      if (it != remote_counts_.end()) {
+        out.emplace_back(room, static_cast<uint32_t>(
+                                   std::min<uint64_t>(it->second, UINT32_MAX)));
+      }
     }
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {

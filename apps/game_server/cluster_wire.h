@@ -13,8 +13,10 @@
 //              so a node restarted with the same id is told from its past
 //
 // An entity is 21 bytes: [session id u64][x f32][y f32][seq u32][gone u8].
-// Readers ignore a message too short for its kind and any trailing partial
-// entity: a node never trusts another's bytes to be well formed.
+// Readers ignore a message too short for its kind, any trailing partial
+// entity and an entity at a position no C_MOVE could set, and add up a room
+// listed twice in a presence: a node never trusts another's bytes to be
+// well formed.
 //
 // Thread safety: functions only, no state.
 #ifndef SERVERCORE_APPS_GAME_SERVER_CLUSTER_WIRE_H_

@@ -99,9 +99,10 @@ void Room::Announce(size_t pending_index) {
   const bool in_world = pending.member.position.in_world;
   if (!pending.leaving) AddActive(std::move(pending.member));
   PacketWriter reply(kSJoin, kJoinReplyPayloadSize);
-  uint32_t count = MemberCount(pending);
+  uint64_t count = MemberCount(pending);
   if (options_.cluster != nullptr) count += options_.cluster->RemoteCount(id_);
-  reply.WriteU32(id_).WriteU32(count);
+  reply.WriteU32(id_).WriteU32(
+      static_cast<uint32_t>(std::min<uint64_t>(count, UINT32_MAX)));
   session->Send(reply.Finish());
   if (in_world && !pending.leaving) WantFull(members_[index_.at(id)]);
   for (SendBufferRef& packet : pending.held) session->Send(std::move(packet));

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -160,6 +161,38 @@ std::optional<uint64_t> ClusterTest::LastStat(int i,
     last = std::stoull((*it)[1].str());
   }
   return last;
+}
+
+bool PublishRaw(
+    uint16_t port,
+    const std::vector<std::pair<std::string, std::string>>& messages) {
+  const int fd = ConnectTo(port);
+  if (fd < 0) return false;
+  timeval timeout{.tv_sec = 5, .tv_usec = 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  std::string out = "CONNECT {\"verbose\":false,\"pedantic\":false}\r\n";
+  for (const auto& [subject, data] : messages) {
+    out += "PUB " + subject + " " + std::to_string(data.size()) + "\r\n";
+    out += data;
+    out += "\r\n";
+  }
+  out += "PING\r\n";
+  bool ok = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(out.size());
+  // INFO first, then PONG (or -ERR).
+  std::string in;
+  char buf[4096];
+  while (ok && in.find("PONG\r\n") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      ok = false;
+    } else {
+      in.append(buf, static_cast<size_t>(n));
+      if (in.find("-ERR") != std::string::npos) ok = false;
+    }
+  }
+  ::close(fd);
+  return ok;
 }
 
 bool WaitFor(const std::function<bool()>& done,

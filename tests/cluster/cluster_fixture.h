@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/apps/app_test_util.h"
@@ -94,6 +95,14 @@ class ClusterTest : public ::testing::Test {
 // count it reports.
 std::optional<uint32_t> JoinSkippingSnapshots(TestClient& client, uint32_t room,
                                               bool skip_chats = false);
+
+// Publishes each (subject, bytes), in order, on a connection of its own to
+// the broker on 127.0.0.1:`port`, as a broken or hostile peer could: raw
+// NATS protocol, no client library. True once the broker has them all (its
+// PONG to a PING after them); delivery to the nodes follows.
+bool PublishRaw(
+    uint16_t port,
+    const std::vector<std::pair<std::string, std::string>>& messages);
 
 // Polls `done` every 50 ms until it holds (true) or `timeout` passes.
 bool WaitFor(const std::function<bool()>& done,

@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstring>
+#include <limits>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/apps/app_fixture.h"
@@ -243,6 +246,156 @@ TEST_F(ClusterRestartTest, RestartedNodesEarlierMembersGoAtOnce) {
   ASSERT_TRUE(Move(c, 3, 3, 4));
   EXPECT_TRUE(ReadSnapshotUntil(
       a, Seconds(5), [&](const Snapshot& s) { return Lists(s, c_id, 4); }));
+}
+
+// A broker outage shorter than the expiry, during which a remote member
+// leaves and its node drops the room: the leave, published while the broker
+// was away, is lost, and no state of that node will ever come for a room it
+// no longer has. Its presence, which no longer lists the room, says the
+// member is gone. An expiry of a minute, so only that can say it.
+class ClusterShortOutageTest : public ClusterTest {
+ protected:
+  std::vector<std::string> NodeFlags() const override {
+    return {"--node-expiry", "60"};
+  }
+};
+
+TEST_F(ClusterShortOutageTest, LeaveLostInAnOutageStillGoes) {
+  constexpr uint32_t kRoom = 90;
+  TestClient a = Connect(0);
+  TestClient b = Connect(1);
+  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
+  uint64_t b_id = 0;
+  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
+  const uint16_t nats_port = nats_.port();
+  nats_.Kill();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return node(0).Output().find("DISCONNECTED") != std::string::npos &&
+               node(1).Output().find("DISCONNECTED") != std::string::npos;
+      },
+      Seconds(5)));
+  // b leaves: its S_JOIN in the next room comes once the old room has let
+  // it go, and published (into the void) that it left; node 2 then has no
+  // room kRoom.
+  ASSERT_TRUE(JoinSkippingSnapshots(b, kRoom + 1, /*skip_chats=*/true));
+  ASSERT_TRUE(nats_.Start(nats_port)) << nats_.Output();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return LastStat(0, "reconnects").value_or(0) >= 1 &&
+               LastStat(1, "reconnects").value_or(0) >= 1;
+      },
+      Seconds(10)))
+      << node(0).Output();
+  EXPECT_TRUE(ReadSnapshotUntil(a, Seconds(5), [&](const Snapshot& s) {
+    return ListsGone(s, b_id);
+  })) << node(0).Output();
+  // And a's next full snapshot does not list it.
+  ASSERT_TRUE(JoinSkippingSnapshots(a, kRoom));
+  auto full = ReadSnapshotUntil(a, Seconds(5),
+                                [](const Snapshot& s) { return s.full; });
+  ASSERT_TRUE(full.has_value());
+  EXPECT_EQ(full->Find(b_id), nullptr) << "a ghost of a member long gone";
+}
+
+// Presence as a node sends it (cluster_wire.h): [kind 4][node u16]
+// [incarnation u64] then [room u32][sessions u32] pairs, little-endian.
+std::string Presence(uint16_t node, uint64_t incarnation,
+                     const std::vector<std::pair<uint32_t, uint32_t>>& table) {
+  std::string out(1, '\x04');
+  auto append = [&](const auto value) {
+    char bytes[sizeof(value)];
+    std::memcpy(bytes, &value, sizeof(value));
+    out.append(bytes, sizeof(value));
+  };
+  append(node);
+  append(incarnation);
+  for (const auto& [room, count] : table) {
+    append(room);
+    append(count);
+  }
+  return out;
+}
+
+// Another node's presence is not trusted to be well formed: a room listed
+// twice in it, or counts that add up past 32 bits across nodes, neither
+// crash a node nor leave its counts wrong.
+TEST_F(ClusterTest, MalformedPresenceLeavesNodesRunning) {
+  constexpr uint32_t kRoom = 95;
+  TestClient a = Connect(0);
+  ASSERT_TRUE(Join(a, kRoom).has_value());
+  ASSERT_TRUE(PublishRaw(
+      nats_.port(),
+      {
+          {"sc.node.9",
+           Presence(9, 1, {{kRoom, 1}, {kRoom, 0xFFFFFFFF}, {kRoom, 1}})},
+          {"sc.node.9", Presence(9, 1, {})},
+          {"sc.node.10", Presence(10, 1, {{kRoom, 0xFFFFFFFF}})},
+          {"sc.node.11", Presence(11, 1, {{kRoom, 1}})},
+          {"sc.node.12", Presence(12, 1, {{kRoom, 1}})},
+          {"sc.node.12", Presence(12, 1, {})},
+          {"sc.node.10", Presence(10, 1, {})},
+      }));
+  // Of all that, node 11's one session is left (until it expires).
+  EXPECT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(2)).has_value());
+  for (int i = 0; i < kNodes; ++i) {
+    EXPECT_TRUE(node(i).process().running()) << node(i).Output();
+    TestClient alive = Connect(i);
+  }
+}
+
+// A kDelta from `node` (cluster_wire.h): [kind 2][node u16], then entities
+// [id u64][x f32][y f32][seq u32][gone u8].
+struct WireEntity {
+  uint64_t id;
+  float x;
+  float y;
+  uint32_t seq;
+};
+std::string Delta(uint16_t node, const std::vector<WireEntity>& entities) {
+  std::string out(1, '\x02');
+  auto append = [&](const auto value) {
+    char bytes[sizeof(value)];
+    std::memcpy(bytes, &value, sizeof(value));
+    out.append(bytes, sizeof(value));
+  };
+  append(node);
+  for (const WireEntity& e : entities) {
+    append(e.id);
+    append(e.x);
+    append(e.y);
+    append(e.seq);
+    append(uint8_t{0});
+  }
+  return out;
+}
+
+// A broken node's positions that no C_MOVE could set do not reach clients:
+// its other members do.
+TEST_F(ClusterTest, RemotePositionsOutsideTheWorldAreIgnored) {
+  constexpr uint32_t kRoom = 97;
+  TestClient a = Connect(0);
+  ASSERT_TRUE(Join(a, kRoom).has_value());
+  ASSERT_TRUE(Move(a, 1, 1, 1));
+  ASSERT_TRUE(ReadUntil(a, kSSnapshot, Seconds(5)).has_value());
+  // Node 1 subscribes to the room's subject once it has it.
+  ASSERT_TRUE(WaitFor([&] { return RoomSubscribers(kRoom) == 1; }, Seconds(5)));
+  constexpr uint64_t kNode = 9;
+  const uint64_t good = (kNode << 48) | 1;
+  const uint64_t nan = (kNode << 48) | 2;
+  const uint64_t far = (kNode << 48) | 3;
+  ASSERT_TRUE(
+      PublishRaw(nats_.port(),
+                 {{"sc.room." + std::to_string(kRoom),
+                   Delta(static_cast<uint16_t>(kNode),
+                         {{good, 5, 5, 1},
+                          {nan, std::numeric_limits<float>::quiet_NaN(), 0, 1},
+                          {far, 0, 20000, 1}})}}));
+  auto seen = ReadSnapshotUntil(
+      a, Seconds(5), [&](const Snapshot& s) { return Lists(s, good, 1); });
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->Find(nan), nullptr);
+  EXPECT_EQ(seen->Find(far), nullptr);
 }
 
 }  // namespace
