@@ -4,6 +4,7 @@
 #ifndef SERVERCORE_APPS_COMMON_PROTOCOL_H_
 #define SERVERCORE_APPS_COMMON_PROTOCOL_H_
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -25,6 +26,13 @@ inline constexpr uint16_t kFirstTypedId = 1000;
 inline constexpr size_t kJoinPayloadSize = 4;       // uint32 room id
 inline constexpr size_t kJoinReplyPayloadSize = 8;  // room id, members
 inline constexpr size_t kChatSenderSize = 8;        // uint64 session id
+
+// A world coordinate (C_MOVE's x and y, and so every position a snapshot
+// carries) is finite and within +-kMaxCoordinate.
+inline constexpr float kMaxCoordinate = 10000.0F;
+inline bool ValidCoordinate(float v) {
+  return std::isfinite(v) && std::fabs(v) <= kMaxCoordinate;
+}
 
 }  // namespace game
 

@@ -3,10 +3,10 @@
 // what it keeps of the others' world members.
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <string>
 #include <vector>
 
+#include "../common/protocol.h"
 #include "cluster_link.h"
 #include "cluster_wire.h"
 #include "game_session.h"
@@ -20,11 +20,6 @@ namespace {
 // How long a new room waits for the other nodes' state before it announces
 // its joiners anyway (a node that left meanwhile never answers).
 constexpr std::chrono::milliseconds kSyncTimeout{200};
-
-// What C_MOVE accepts (typed_handlers.cc).
-bool ValidPosition(float v) {
-  return std::isfinite(v) && std::fabs(v) <= 10000.0F;
-}
 }  // namespace
 
 void Room::StartSync() {
@@ -147,7 +142,7 @@ void Room::RemoteWorld(std::string message) {
     }
     // Only positions a C_MOVE could set (docs/PROTOCOL.md "The world"): a
     // broken node's others are not passed on to the clients.
-    if (!ValidPosition(e.x) || !ValidPosition(e.y)) continue;
+    if (!ValidCoordinate(e.x) || !ValidCoordinate(e.y)) continue;
     SetRemote(e.id, WorldPosition{.x = e.x, .y = e.y, .seq = e.seq});
     if (kind == cluster::Kind::kState) present.push_back(e.id);
   }

@@ -3,21 +3,15 @@
 // per C_* message; the generated game.packets.h declares them, so a message
 // without a handler here fails to link.
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 
+#include "../common/protocol.h"
 #include "game.packets.h"
 #include "game_session.h"
 
 namespace game::pb {
 
 namespace {
-
-constexpr float kMaxCoordinate = 10000.0F;  // docs/PROTOCOL.md "The world"
-
-bool ValidCoordinate(float v) {
-  return std::isfinite(v) && std::fabs(v) <= kMaxCoordinate;
-}
 
 uint64_t UnixTimeMicros() {
   const auto now = std::chrono::system_clock::now().time_since_epoch();
