@@ -59,7 +59,8 @@ struct LoadConfig {
   double late_grace_ms = 500;  // move: allowed beyond two ticks
   double remote_grace_ms = 0;  // move: and more for a mover on another node
   double keepalive = 10;       // seconds of silence before a C_PING
-  int first_room = 1;          // with rooms: the first room id used
+  double drain_ms = 5000;  // after the load: wait this long for what is owed
+  int first_room = 1;      // with rooms: the first room id used
   double idle = 0;  // seconds connected and silent but for C_PING, after load
   std::string json;
 };

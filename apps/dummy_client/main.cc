@@ -8,7 +8,7 @@
 //                    [--rate R | --depth 1] [--duration 10] [--warmup 0]
 //                    [--senders N] [--threads 1] [--tick-ms 50]
 //                    [--late-grace-ms 500] [--remote-grace-ms 0]
-//                    [--keepalive 10] [--idle 0]
+//                    [--keepalive 10] [--idle 0] [--drain-ms 5000]
 //                    [--json FILE]
 //
 //   DummyClient --port 7777 --sessions 100 --mode echo --payload 64 --depth 16
@@ -161,6 +161,11 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
   app.add_option("--keepalive", config->keepalive,
                  "seconds without sending after which a session sends C_PING "
                  "(10)")
+      ->transform(game::Above(0));
+  app.add_option("--drain-ms", config->drain_ms,
+                 "ms to wait after the load for packets still owed before "
+                 "they count as lost; a move's wait is at least two ticks, "
+                 "the late grace and a second (5000)")
       ->transform(game::Above(0));
   app.add_option("--idle", config->idle,
                  "seconds to stay connected after the load, sending only "
@@ -426,7 +431,7 @@ int main(int argc, char** argv) {
     const auto drain_end =
         Clock::now() +
         std::max(
-            Seconds(5),
+            Seconds(config.drain_ms / 1e3),
             Seconds((2 * config.tick_ms + config.late_grace_ms) / 1e3 + 1));
     while (CountLost(config, sessions, senders_count) > 0 &&
            Clock::now() < drain_end) {

@@ -42,7 +42,7 @@ TEST(AppCommandLineTest, DummyClientHelpListsEveryFlag) {
        {"--host", "--port", "--sessions", "--mode", "--room-size", "--payload",
         "--rate", "--depth", "--duration", "--warmup", "--senders", "--threads",
         "--tick-ms", "--late-grace-ms", "--keepalive", "--json", "--hosts",
-        "--remote-grace-ms"}) {
+        "--remote-grace-ms", "--drain-ms"}) {
     EXPECT_NE(run.output.find(flag), std::string::npos)
         << flag << " missing in\n"
         << run.output;
@@ -103,6 +103,9 @@ TEST(AppCommandLineTest, BadValuesNameTheFlagAndItsRange) {
       {DUMMY_CLIENT_PATH,
        {"--remote-grace-ms", "-1"},
        "DummyClient: --remote-grace-ms: -1 not in [0 - inf)"},
+      {DUMMY_CLIENT_PATH,
+       {"--drain-ms", "0"},
+       "DummyClient: --drain-ms: 0 not in (0 - inf)"},
   };
   for (const BadFlag& c : cases) {
     SCOPED_TRACE(c.args[0]);

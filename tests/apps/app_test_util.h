@@ -45,6 +45,10 @@ inline std::chrono::milliseconds Seconds(int s) {
 // show a move back later than that without breaking any rule.
 inline std::string LateGraceMs() { return std::to_string(1000 * kSlowdown); }
 
+// DummyClient's --drain-ms for runs that must fail because packets never
+// come: its default 5 s wait for them would only make the test slower.
+inline std::string ShortDrainMs() { return std::to_string(1000 * kSlowdown); }
+
 // A GameServer on 127.0.0.1, port 0, started by Start() and stopped (SIGKILL
 // and reaped) by the destructor if the test did not Stop() it.
 class GameServer {

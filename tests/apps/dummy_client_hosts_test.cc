@@ -179,7 +179,8 @@ TEST_P(DummyClientHostsTest, ChatMissingOnTheOtherServerIsCaught) {
   if (IsSkipped() || HasFatalFailure()) return;
   const std::string hosts = HostOf(servers_[0]) + "," + HostOf(servers_[1]);
   EXPECT_NE(Run(hosts, {"--sessions", "4", "--room-size", "2", "--mode", "chat",
-                        "--rate", "20", "--duration", "1"}),
+                        "--rate", "20", "--duration", "1", "--drain-ms",
+                        ShortDrainMs()}),
             0)
       << Describe();
   EXPECT_TRUE(std::regex_search(client_->Output(), std::regex("lost [1-9]")))
@@ -201,7 +202,8 @@ TEST_P(DummyClientHostsTest, MovesMissingOnTheOtherServerAreCaught) {
   // The scaled grace: it must fail for the moves lost, not for late ones.
   EXPECT_NE(Run(hosts, {"--sessions", "4", "--room-size", "2", "--mode", "move",
                         "--rate", "20", "--tick-ms", "20", "--duration", "1",
-                        "--late-grace-ms", LateGraceMs()}),
+                        "--late-grace-ms", LateGraceMs(), "--drain-ms",
+                        ShortDrainMs()}),
             0)
       << Describe();
   EXPECT_TRUE(std::regex_search(client_->Output(), std::regex("lost [1-9]")))

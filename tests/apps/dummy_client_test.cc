@@ -213,7 +213,8 @@ TEST_P(DummyClientFaultTest, ExitsNonZero) {
   // Two packets in flight, so a reply can overtake another.
   const auto status = RunDummyClient(
       client, {"--port", std::to_string(fake.port()), "--sessions", "1",
-               "--mode", "echo", "--depth", "2", "--duration", "1"});
+               "--mode", "echo", "--depth", "2", "--duration", "1",
+               "--drain-ms", ShortDrainMs()});
   ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
   ASSERT_TRUE(WIFEXITED(*status))
       << "DummyClient crashed: " << ChildProcess::DescribeStatus(*status)
@@ -255,7 +256,8 @@ TEST(DummyClientFakeServerTest, FaithfulFakeServerExitsZero) {
   ChildProcess client;
   const auto status = RunDummyClient(
       client, {"--port", std::to_string(fake.port()), "--sessions", "1",
-               "--mode", "echo", "--depth", "2", "--duration", "1"});
+               "--mode", "echo", "--depth", "2", "--duration", "1",
+               "--drain-ms", ShortDrainMs()});
   ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
   EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0") << client.Output();
 }
