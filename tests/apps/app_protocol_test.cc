@@ -311,6 +311,21 @@ TEST_P(AppProtocolTest, SessionIdsAreDistinctForTheServerLifetime) {
   }
 }
 
+// docs/PROTOCOL.md "Cluster": a standalone node has node id 0, so its session
+// ids are 1, 2, ...: n counts from 1, one per accepted connection. (Only
+// distinctness was pinned; an outside client may well check the values.)
+TEST_P(AppProtocolTest, StandaloneSessionIdsCountFromOne) {
+  START_SERVER();
+  std::vector<TestClient> clients(3);
+  for (size_t i = 0; i < clients.size(); ++i) {
+    ASSERT_TRUE(ConnectReady(clients[i], server_.port()));
+    ASSERT_TRUE(Join(clients[i], 200 + static_cast<uint32_t>(i)).has_value());
+    const auto id = ChatForId(clients[i], Bytes("me"));
+    ASSERT_TRUE(id.has_value());
+    EXPECT_EQ(*id, i + 1) << "session " << i;
+  }
+}
+
 // A client may close its sending side once it has said everything
 // (shutdown(SHUT_WR), as `nc -N` does) and still read the answers to what it
 // sent (its session is settled, ConnectReady's echo came back, so they are
