@@ -39,6 +39,12 @@ size_t PacketSession::OnRecv(std::span<const std::byte> data) {
                   unsigned{LoadU16(data.data() + result.consumed)},
                   framer_.max_packet());
     ProtocolError(why);
+  } else if (IsConnected() && !stopped_) {
+    // What is left is the start of one packet: its header says which.
+    const std::span<const std::byte> begun = data.subspan(result.consumed);
+    if (begun.size() >= kPacketHeaderSize) {
+      OnBegunPacket(LoadU16(begun.data()), LoadU16(begun.data() + 2));
+    }
   }
   if (result.packets > 0) OnReadComplete();
   return stopped_ ? data.size() : result.consumed;

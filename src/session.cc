@@ -20,8 +20,9 @@ namespace {
 std::atomic<uint64_t> g_next_session_id{1};
 std::atomic<uint64_t> g_session_id_base{0};
 
-// A session closed with kLocal or kProtocolError, or saying goodbye, writes
-// what it had queued for at most this long; while the service stops, less.
+// A session closed with kLocal, kProtocolError or kPeerClosed, or saying
+// goodbye, writes what it had queued for at most this long; while the
+// service stops, less.
 constexpr auto kDrainTimeout = std::chrono::seconds(2);
 constexpr auto kStopDrainTimeout = std::chrono::seconds(1);
 
@@ -156,8 +157,12 @@ void Session::StartClosing(const IoKey&, bool stopping) {
   internal::IoWorker& worker = s.worker();
   worker.AssertInWorkerThread();
   const DisconnectReason reason = reason_.load(std::memory_order_acquire);
+  // A peer that closed may have closed only its sending side (shutdown
+  // SHUT_WR, as `nc -N` does) and still read: the replies to what it sent
+  // before are queued, and go out as they would have without the close.
   bool drain = !stopping && (reason == DisconnectReason::kLocal ||
-                             reason == DisconnectReason::kProtocolError);
+                             reason == DisconnectReason::kProtocolError ||
+                             reason == DisconnectReason::kPeerClosed);
   if (MaySayGoodbye(reason)) {
     if (SendBufferRef last = OnClosing(reason)) {
       SERVERCORE_CHECK(last->IsClosed(),

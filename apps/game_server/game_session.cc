@@ -182,6 +182,10 @@ void GameSession::OnBadHeader(uint16_t, uint16_t id) {
   if (id >= kFirstTypedId) sent_typed_ = true;
 }
 
+void GameSession::OnBegunPacket(uint16_t, uint16_t id) {
+  if (id >= kFirstTypedId) sent_typed_ = true;
+}
+
 void GameSession::OnProtocolError(std::string_view) {
   FlushEchoes();  // the replies to the packets before the bad one
   if (Settled() || room_ == nullptr) {

@@ -74,6 +74,9 @@ class GameSession final : public servercore::PacketSession {
   void OnProtocolError(std::string_view why) override;
   // A bad header still says which packet it was: id >= 1000 earns S_BYE.
   void OnBadHeader(uint16_t size, uint16_t id) override;
+  // So does the header of a packet begun and not finished (the client sent
+  // that header, whether or not the rest ever comes).
+  void OnBegunPacket(uint16_t size, uint16_t id) override;
   void OnReadComplete() override { FlushEchoes(); }
   // S_BYE to a client that sent a packet of id 1000 or more (goodbye.h).
   servercore::SendBufferRef OnClosing(

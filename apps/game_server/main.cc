@@ -28,6 +28,7 @@
 // then closes every session and exits 0.
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -73,8 +74,12 @@ struct Config {
   double node_expiry = 3;  // seconds
 };
 
+// The nearest whole milliseconds, and at least one for any time above 0:
+// a timeout under half a millisecond must not become 0, which means never.
 std::chrono::milliseconds Millis(double seconds) {
-  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  if (seconds <= 0) return std::chrono::milliseconds(0);
+  return std::chrono::milliseconds(
+      std::max<int64_t>(1, std::llround(seconds * 1000)));
 }
 
 // Reads the command line into *config; the code to exit with instead of

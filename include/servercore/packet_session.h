@@ -65,6 +65,15 @@ class PacketSession : public Session {
     (void)id;
   }
 
+  // Worker thread: the four header bytes of a packet whose rest has not
+  // arrived yet (it may never come: the packet timeout). Called once more for
+  // the same header when it is offered again with more of the packet. The
+  // default does nothing.
+  virtual void OnBegunPacket(uint16_t size, uint16_t id) {
+    (void)size;
+    (void)id;
+  }
+
  private:
   size_t OnRecv(std::span<const std::byte> data) final;
   size_t MinRecvBufferSize() const noexcept final;

@@ -24,9 +24,10 @@
 // chunks with a few small buffers.
 //
 // Closing: Disconnect(reason) from any thread, idempotent, first reason wins.
-// For kLocal and kProtocolError, output queued before the call is still
-// written (for up to two seconds) before the socket is shut down: a reply,
-// or a goodbye, is not lost to the close. For other reasons it is dropped.
+// For kLocal, kProtocolError and kPeerClosed (a peer that closed only its
+// sending side still reads), output queued before the call is still written
+// (for up to two seconds) before the socket is shut down: a reply, or a
+// goodbye, is not lost to the close. For other reasons it is dropped.
 //
 // Goodbye: when the server closes a session for a reason of its own
 // (kProtocolError, kIdleTimeout, kPacketTimeout, kServiceStopped, or the
@@ -111,10 +112,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // `stopping`: the service is stopping, and it is closed now).
   [[nodiscard]] bool Attach(const internal::IoKey&, bool stopping);
   // Begins closing on the worker: runs OnClosing where it applies; for
-  // kLocal and kProtocolError, or when OnClosing gave a last packet, the
-  // output queued is written first (for a shorter time when `stopping`:
-  // the service is stopping, and then only a last packet starts a drain);
-  // otherwise all I/O on the socket is ended at once.
+  // kLocal, kProtocolError and kPeerClosed, or when OnClosing gave a last
+  // packet, the output queued is written first (for a shorter time when
+  // `stopping`: the service is stopping, and then only a last packet starts
+  // a drain); otherwise all I/O on the socket is ended at once.
   void StartClosing(const internal::IoKey&, bool stopping);
   // The hooks, for the socket state: bytes received, bytes written.
   size_t Deliver(const internal::IoKey&, std::span<const std::byte> data);

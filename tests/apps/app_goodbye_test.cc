@@ -9,7 +9,9 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/apps/app_fixture.h"
@@ -142,6 +144,33 @@ TEST_P(GoodbyeAppTest, PacketTimeoutGetsByeReason3) {
   Ping(client);
   ASSERT_TRUE(client.SendAll(RawHeader(100, kCEcho)));  // 4 of 100 bytes
   ExpectBye(client, 3);
+}
+
+// The typed packet that earns the goodbye may be the very one that timed
+// out: its header carried the id, and "valid or not" counts. Guards a bug:
+// a client whose only typed packet was the unfinished one was closed without
+// S_BYE (the id of a begun packet was never noted). A begun C_ECHO earns
+// none.
+TEST_P(GoodbyeAppTest, PacketTimeoutOfTheFirstTypedPacketGetsByeReason3) {
+  START_SERVER("--idle-timeout", "0", "--packet-timeout", "1");
+  TestClient ping, move, split, echo;
+  for (TestClient* client : {&ping, &move, &split, &echo}) {
+    ASSERT_TRUE(ConnectReady(*client, server_.port()));
+  }
+  ASSERT_TRUE(ping.SendAll(RawHeader(100, kCPing)));  // 4 of 100 bytes
+  auto header = RawHeader(100, kCMove);
+  header.push_back(std::byte{0x0D});  // and the first byte of the payload
+  ASSERT_TRUE(move.SendAll(header));
+  // The header itself in two reads.
+  const auto halves = RawHeader(100, kCMove);
+  ASSERT_TRUE(split.SendAll(std::span(halves).first(2)));
+  std::this_thread::sleep_for(milliseconds(100));
+  ASSERT_TRUE(split.SendAll(std::span(halves).subspan(2)));
+  ASSERT_TRUE(echo.SendAll(RawHeader(100, kCEcho)));
+  ExpectBye(ping, 3);
+  ExpectBye(move, 3);
+  ExpectBye(split, 3);
+  ExpectNoBye(echo);
 }
 
 TEST_P(GoodbyeAppTest, ServerStoppingGetsByeReason4) {

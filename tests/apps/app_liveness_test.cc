@@ -89,6 +89,19 @@ TEST_P(LivenessAppTest, HalfSentPacketIsClosed) {
   EXPECT_TRUE(SummarySays(server_, "half-sent 2,")) << server_.Output();
 }
 
+// The timeouts take fractions of a second (docs/PROTOCOL.md), and only 0
+// means never. Guards a bug: GameServer truncated the seconds to whole
+// milliseconds, so --idle-timeout 0.0004 became 0, never, and a silent
+// session stayed forever. (--packet-timeout goes through the same
+// conversion.)
+TEST_P(LivenessAppTest, TimeoutUnderAMillisecondIsNotNever) {
+  START_SERVER("--idle-timeout", "0.0004", "--packet-timeout", "0");
+  TestClient silent;
+  ASSERT_TRUE(silent.Connect(server_.port()));
+  EXPECT_TRUE(silent.WaitForClose(Seconds(5)))
+      << "a 0.4 ms idle timeout never closed a silent session";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, LivenessAppTest,
                          ::testing::ValuesIn(AllBackends()),
                          [](const auto& tp) { return tp.param; });

@@ -2,6 +2,8 @@
 // echo, join, chat, and framing (splits and coalescing). Raw sockets only
 // (tests/support/test_client), as an outside client written from the
 // contract would be.
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
 #include <set>
@@ -308,6 +310,47 @@ TEST_P(AppProtocolTest, SessionIdsAreDistinctForTheServerLifetime) {
     auto id = ChatForId(c, Bytes("me"));
     ASSERT_TRUE(id.has_value());
     EXPECT_TRUE(ids.insert(*id).second) << "id " << *id << " reused";
+  }
+}
+
+// docs/PROTOCOL.md "Cluster": a standalone node has node id 0, so its session
+// ids are 1, 2, ...: n counts from 1, one per accepted connection. (Only
+// distinctness was pinned; an outside client may well check the values.)
+TEST_P(AppProtocolTest, StandaloneSessionIdsCountFromOne) {
+  START_SERVER();
+  std::vector<TestClient> clients(3);
+  for (size_t i = 0; i < clients.size(); ++i) {
+    ASSERT_TRUE(ConnectReady(clients[i], server_.port()));
+    ASSERT_TRUE(Join(clients[i], 200 + static_cast<uint32_t>(i)).has_value());
+    const auto id = ChatForId(clients[i], Bytes("me"));
+    ASSERT_TRUE(id.has_value());
+    EXPECT_EQ(*id, i + 1) << "session " << i;
+  }
+}
+
+// A client may close its sending side once it has said everything
+// (shutdown(SHUT_WR), as `nc -N` does) and still read the answers to what it
+// sent (its session is settled, ConnectReady's echo came back, so they are
+// queued before the end of its stream is read). Guards a bug
+// seen with --backend uring only: the end of the stream came in the same
+// batch of completions as the packets, and closed the session (kPeerClosed
+// dropped the queue) before its replies went out, so the client got nothing.
+TEST_P(AppProtocolTest, RepliesReachAClientThatClosedItsSendingSide) {
+  START_SERVER();
+  for (int round = 0; round < 20; ++round) {
+    TestClient client;
+    ASSERT_TRUE(ConnectReady(client, server_.port()));
+    std::vector<std::byte> last = EncodePacket(kCEcho, Bytes("last words"));
+    Append(last, EncodePacket(kCPing, ProtoVarint(1, 7)));
+    ASSERT_TRUE(client.SendAll(last));
+    ASSERT_EQ(::shutdown(client.fd(), SHUT_WR), 0);
+    auto echo = client.ReadPacket(Seconds(10));
+    ASSERT_TRUE(echo.has_value()) << "no S_ECHO in round " << round;
+    EXPECT_EQ(echo->id, kSEcho);
+    auto pong = client.ReadPacket(Seconds(10));
+    ASSERT_TRUE(pong.has_value()) << "no S_PONG in round " << round;
+    EXPECT_EQ(pong->id, kSPong);
+    EXPECT_TRUE(client.WaitForClose(Seconds(10)));
   }
 }
 

@@ -111,7 +111,15 @@ void Model(Client& c, size_t max_packet) {
       if (seen && U16(p + 2) >= kCPing) c.typed = true;
       return;
     }
-    if (c.sent.size() - c.parsed < size) return;
+    if (c.sent.size() - c.parsed < size) {
+      // A packet begun counts by its id too, once its four header bytes are
+      // in: the server frames them as soon as they are (its receive tail
+      // holds a shorter start until they are).
+      if (c.sent.size() - c.parsed >= 4 && U16(p + 2) >= kCPing) {
+        c.typed = true;
+      }
+      return;
+    }
     c.parsed += size;
     Apply(c, U16(p + 2), {p + 4, size - 4});
   }

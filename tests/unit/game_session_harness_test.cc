@@ -200,6 +200,34 @@ TEST_F(HarnessTest, StopSaysGoodbyeToTypedClients) {
   EXPECT_EQ(harness_.Closed(DisconnectReason::kServiceStopped), 2u);
 }
 
+// docs/PROTOCOL.md "Goodbye": a header carrying an id of 1000 or more
+// counts, valid or not, and so also when the rest of its packet never came.
+// Guards a bug: only whole packets and headers that broke the framing
+// counted, so a client whose one typed packet was still incomplete (the
+// very case of a packet timeout) was closed without S_BYE.
+TEST_F(HarnessTest, BegunTypedPacketEarnsAGoodbye) {
+  auto begun = Connect();
+  auto split = Connect();
+  auto plain = Connect();
+  const Bytes move = Packet(1002, "0123456789");  // C_MOVE, 14 bytes
+  harness_.Receive(*begun, std::span(move).first(5));
+  // The header itself split: the first two bytes, then the next two.
+  harness_.Receive(*split, std::span(move).first(2));
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  harness_.Receive(*split, std::span(move).subspan(2, 2));
+  const Bytes echo = Packet(1, "0123456789");
+  harness_.Receive(*plain, std::span(echo).first(5));
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  harness_.Stop();
+  for (const auto& session : {begun, split}) {
+    const Bytes& out = harness_.Written(*session);
+    ASSERT_GE(out.size(), 4u) << "no S_BYE for session " << session->id();
+    EXPECT_EQ(out[2], std::byte{1005 & 0xff});  // S_BYE
+    EXPECT_EQ(out[3], std::byte{1005 >> 8});
+  }
+  EXPECT_TRUE(harness_.Written(*plain).empty());
+}
+
 TEST(GameSessionDriverTest, Seeds) {
   const auto seeds = game::fuzz::SeedConversations();
   ASSERT_FALSE(seeds.empty());
