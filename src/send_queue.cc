@@ -4,7 +4,8 @@
 
 namespace servercore::internal {
 
-SendQueue::PushResult SendQueue::Push(SendBufferRef& buffer, size_t* grown) {
+SendQueue::PushResult SendQueue::Push(SendBufferRef& buffer, size_t* grown,
+                                      bool last) {
   *grown = 0;
   const size_t size = buffer->WriteSize();
   SpinLockGuard lock(mu_);
@@ -25,6 +26,7 @@ SendQueue::PushResult SendQueue::Push(SendBufferRef& buffer, size_t* grown) {
   const size_t capacity = queued_.capacity();
   queued_.push_back(std::move(buffer));
   *grown = (queued_.capacity() - capacity) * sizeof(SendBufferRef);
+  closed_ = last;  // false here unless this is the last
   return std::exchange(flush_requested_, true) ? PushResult::kQueued
                                                : PushResult::kQueuedFirst;
 }

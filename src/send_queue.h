@@ -16,9 +16,9 @@
 // the chunk memory charged to queued buffers (ChunkPinTracker) past
 // max(limit, 2 MiB), is refused (kOverLimit): the session is a slow receiver.
 //
-// Thread safety: Push, pending_bytes and Close from any thread; TakeAll and
-// Wrote on the session's worker only. Ownership: holds a SendBufferRef to
-// every queued buffer until TakeAll hands it over.
+// Thread safety: Push, PushLast, pending_bytes and Close from any thread;
+// TakeAll, Finished and Settle on the session's worker only. Ownership:
+// holds a SendBufferRef to every queued buffer until TakeAll hands it over.
 #ifndef SERVERCORE_SRC_SEND_QUEUE_H_
 #define SERVERCORE_SRC_SEND_QUEUE_H_
 
@@ -51,7 +51,15 @@ class SendQueue {
   // Any thread. Moves from `buffer` only when it is queued. `*grown` is set
   // to the bytes the queue's own storage grew by (0 unless it reallocated),
   // for the memory budget.
-  PushResult Push(SendBufferRef& buffer, size_t* grown);
+  PushResult Push(SendBufferRef& buffer, size_t* grown) {
+    return Push(buffer, grown, /*last=*/false);
+  }
+  // Any thread: Push `buffer` as the last one (a goodbye): once it is
+  // queued, every later Push is refused (kClosed) as after Close, while what
+  // is queued, `buffer` at the end, is still taken and written.
+  PushResult PushLast(SendBufferRef& buffer, size_t* grown) {
+    return Push(buffer, grown, /*last=*/true);
+  }
   // Any thread: bytes queued or being written, not yet taken by the kernel.
   size_t pending_bytes() const noexcept {
     return pending_bytes_.load(std::memory_order_relaxed);
@@ -76,11 +84,13 @@ class SendQueue {
   // Worker thread: frees the queue's storage if nothing is queued (a quiet
   // session keeps none). Returns the bytes freed (see Push's `grown`).
   size_t ReleaseIdle();
-  // Any thread, once: drops everything queued; every later Push is refused.
+  // Any thread: drops everything queued; every later Push is refused.
   // Returns the bytes of storage that freed (see Push's `grown`).
   size_t Close();
 
  private:
+  PushResult Push(SendBufferRef& buffer, size_t* grown, bool last);
+
   // The chunk-memory budget: never below 2 MiB (64 default chunks), so a
   // small max_pending_bytes does not make every receiver of a busy room,
   // whose queue spans a few chunks, look slow.
@@ -97,6 +107,7 @@ class SendQueue {
   // True from the Push that found the queue drained until TakeAll finds it
   // drained again: while set, Push does not wake the worker.
   bool flush_requested_ SERVERCORE_GUARDED_BY(mu_) = false;
+  // Set by Close, and by PushLast once its buffer is queued.
   bool closed_ SERVERCORE_GUARDED_BY(mu_) = false;
   ChunkPinTracker tail_pins_ SERVERCORE_GUARDED_BY(mu_);
 

@@ -167,11 +167,13 @@ void Session::StartClosing(const IoKey&, bool stopping) {
     if (SendBufferRef last = OnClosing(reason)) {
       SERVERCORE_CHECK(last->IsClosed(),
                        "Session::OnClosing must return a closed SendBuffer");
-      // Behind what is queued; the drain below writes it (no flush request
+      // Behind what is queued, and last: a Send from another thread that
+      // found the session still open is refused from here on, not written
+      // after the goodbye. The drain below writes it (no flush request
       // needed). Refused only past max_pending_bytes: then it is dropped.
       using Result = internal::SendQueue::PushResult;
       size_t grown = 0;
-      const Result result = s.queue().Push(last, &grown);
+      const Result result = s.queue().PushLast(last, &grown);
       if (grown > 0) worker.budget().AddOverhead(grown);
       drain |= result == Result::kQueuedFirst || result == Result::kQueued;
     }
