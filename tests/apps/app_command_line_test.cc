@@ -1,7 +1,10 @@
 // docs/PROTOCOL.md "Command line", checked on the real programs: --help
-// lists every flag and exits 0; a bad value exits 2 with an error naming the
-// flag and the values it takes, before any socket is opened.
+// lists every flag (GameServer's with the contract's defaults) and exits 0;
+// a bad value exits 2 with an error naming the flag and the values it takes,
+// before any socket is opened.
+#include <cctype>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/apps/app_fixture.h"
@@ -26,12 +29,56 @@ Result RunProgram(const char* path, const std::vector<std::string>& args) {
 TEST(AppCommandLineTest, GameServerHelpListsEveryFlag) {
   const Result run = RunProgram(GAME_SERVER_PATH, {"--help"});
   EXPECT_EQ(run.status, "exit 0") << run.output;
-  for (const char* flag : {"--host", "--port", "--threads", "--backend",
-                           "--max-packet", "--max-pending", "--max-memory",
-                           "--max-sessions", "--stats-interval"}) {
+  for (const char* flag :
+       {"--host", "--port", "--threads", "--backend", "--max-packet",
+        "--max-pending", "--max-memory", "--max-sessions", "--stats-interval",
+        "--tick-ms", "--idle-timeout", "--packet-timeout", "--cluster",
+        "--node-id"}) {
     EXPECT_NE(run.output.find(flag), std::string::npos)
         << flag << " missing in\n"
         << run.output;
+  }
+}
+
+// The help entry of `flag`: from the line that names it up to the next
+// line that names a flag (CLI11 puts a long one's description on a line of
+// its own); "" if no line names it.
+std::string HelpEntry(const std::string& help, const std::string& flag) {
+  size_t start = help.find("\n  " + flag + " ");
+  if (start == std::string::npos) start = help.find("\n  " + flag + "\n");
+  if (start == std::string::npos) return "";
+  ++start;
+  size_t end = help.find("\n  -", start);
+  return help.substr(start, end == std::string::npos ? end : end - start);
+}
+
+// The defaults docs/PROTOCOL.md "Command line" gives GameServer, each shown
+// in its flag's entry as "(DEFAULT" (the number whole: "(50, i.e. 20 Hz)"
+// shows 50, "(500)" would not). Their effect is checked where it is cheap:
+// AppProtocolTest.EchoOfDefaultMaxPacket and BadInputTest's
+// SizeOverDefaultMaxPacket (4096 and 4097 bytes),
+// WorldTest.DefaultTickIsFiftyMilliseconds.
+TEST(AppCommandLineTest, GameServerHelpShowsTheContractDefaults) {
+  const Result run = RunProgram(GAME_SERVER_PATH, {"--help"});
+  EXPECT_EQ(run.status, "exit 0") << run.output;
+  const std::vector<std::pair<std::string, std::string>> defaults = {
+      {"--host", "0.0.0.0"},        {"--port", "7777"},
+      {"--backend", "auto"},        {"--max-packet", "4096"},
+      {"--max-pending", "4194304"}, {"--max-memory", "1073741824"},
+      {"--tick-ms", "50"},          {"--idle-timeout", "60"},
+      {"--packet-timeout", "10"},
+  };
+  for (const auto& [flag, value] : defaults) {
+    const std::string entry = HelpEntry(run.output, flag);
+    const size_t at = entry.find("(" + value);
+    const size_t after = at + 1 + value.size();
+    const bool shown =
+        at != std::string::npos &&
+        (after == entry.size() ||
+         !(std::isdigit(static_cast<unsigned char>(entry[after])) ||
+           entry[after] == '.'));
+    EXPECT_TRUE(shown) << flag << ": default " << value << " not in\n"
+                       << (entry.empty() ? run.output : entry);
   }
 }
 
@@ -63,6 +110,12 @@ TEST(AppCommandLineTest, BadValuesNameTheFlagAndItsRange) {
       {GAME_SERVER_PATH,
        {"--max-packet=3"},
        "GameServer: --max-packet: 3 not in [4 - 65535]"},
+      // With --host and --port after it, a GameServer that took the value
+      // listens on loopback, port 0, not on 7777 everywhere, for the 10 s
+      // until the test gives up on it.
+      {GAME_SERVER_PATH,
+       {"--max-packet", "65536", "--host", "127.0.0.1", "--port", "0"},
+       "GameServer: --max-packet: 65536 not in [4 - 65535]"},
       {GAME_SERVER_PATH,
        {"--backend", "kqueue"},
        "GameServer: --backend: kqueue not in {auto,uring,epoll,io_uring}"},

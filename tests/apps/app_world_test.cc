@@ -1,10 +1,10 @@
 // docs/PROTOCOL.md "The world" checked from the outside against the real
 // GameServer: entering with the first C_MOVE, a full snapshot first on
 // entering and after each S_JOIN, deltas of what changed (gone entities
-// included) once per tick and nothing when nothing changed, the two-tick
-// bound, movers that leave mid-tick, rooms of 1,000 world members, and
-// snapshots split past 65535 bytes. S_SNAPSHOT is decoded by hand
-// (ParseSnapshot), as a client written from the contract could.
+// included) once per tick and nothing when nothing changed, the default
+// tick of 50 ms, the two-tick bound, movers that leave mid-tick, rooms of 1,000
+// world members, and snapshots split past 65535 bytes. S_SNAPSHOT is decoded by
+// hand (ParseSnapshot), as a client written from the contract could.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <chrono>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -150,6 +151,57 @@ TEST_P(WorldTest, FirstMoveEntersWithAFullSnapshotAndOthersSeeTheDelta) {
   ASSERT_TRUE(b.ReadUntil([&](const Player& p) { return p.Sees(a.id, 2); }));
   // A client that never sent C_MOVE sees no packet of id 1000 or more.
   ExpectNothingPending(watcher.client, "not in the world");
+}
+
+// Without --tick-ms a room ticks every 50 ms (docs/PROTOCOL.md "Command
+// line" and "Ticks"). `tick` counts the room's ticks, quiet ones included,
+// so between two deltas it grows by the time between them over 50 ms. The
+// server stamps each delta at some moment between the move's send and the
+// delta's arrival: that bounds the time between the two stamps, and each
+// tick number is that time's floor, hence the one tick of slack either way.
+// Half a second apart: about 10 ticks, where 25 or 100 ms would give 20 or
+// 5. The sleep is the interval measured, not a wait for the server.
+TEST_P(WorldTest, DefaultTickIsFiftyMilliseconds) {
+  START_SERVER();
+  Player a;
+  ASSERT_TRUE(a.Enter(server_.port(), 2101, 21));
+  // Sends C_MOVE `seq`, then reads to the delta that carries it; its tick,
+  // and when the move was sent and the delta came.
+  struct Stamped {
+    uint64_t tick = 0;
+    Clock::time_point sent, received;
+  };
+  const auto move = [&](uint32_t seq) -> std::optional<Stamped> {
+    Stamped out;
+    out.sent = Clock::now();
+    if (!a.Move(0, static_cast<float>(seq), seq)) return std::nullopt;
+    for (;;) {
+      auto snapshot = a.NextSnapshot();
+      if (!snapshot) return std::nullopt;
+      if (!snapshot->full && a.Sees(a.id, seq)) {
+        out.tick = snapshot->tick;
+        out.received = Clock::now();
+        return out;
+      }
+    }
+  };
+  const auto first = move(1);
+  ASSERT_TRUE(first.has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto second = move(2);
+  ASSERT_TRUE(second.has_value());
+  const auto ms = [](Clock::duration d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+  };
+  const double shortest = ms(second->sent - first->received);
+  const double longest = ms(second->received - first->sent);
+  const double ticks = static_cast<double>(second->tick - first->tick);
+  EXPECT_GE(ticks, shortest / 50 - 1)
+      << "ticks slower than every 50 ms: " << ticks << " in " << shortest
+      << " to " << longest << " ms";
+  EXPECT_LE(ticks, longest / 50 + 1)
+      << "ticks faster than every 50 ms: " << ticks << " in " << shortest
+      << " to " << longest << " ms";
 }
 
 TEST_P(WorldTest, DeltasCarryOnlyChangesAndQuietTicksSendNothing) {
