@@ -105,6 +105,37 @@ TEST_P(DummyClientTest, ChatAgainstGameServerExitsZero) {
   std::remove(json.c_str());
 }
 
+// A client must accept any packet up to 65535 bytes (docs/PROTOCOL.md
+// "Framing"): --payload 65523, DummyClient's largest, is a C_CHAT of 65527
+// bytes (GameServer takes it with --max-packet 65535), so every S_CHAT it
+// receives is 65535 bytes, the largest packet there is.
+TEST_P(DummyClientTest, ChatOfTheLargestSChatExitsZero) {
+  START_SERVER("--max-packet", "65535");
+  const std::string json = TempPath("largest_chat.json");
+  ChildProcess client;
+  const auto status = RunDummyClient(
+      client, {"--port", std::to_string(server_.port()), "--sessions", "3",
+               "--mode", "chat", "--rate", "20", "--payload", "65523",
+               "--duration", "1", "--json", json});
+  ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
+  EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
+      << client.Output() << "\nGameServer:\n"
+      << server_.Output();
+  ExpectOkJson(json, "chat");
+  // Every packet it got was such an S_CHAT (room 0, no join, no ping).
+  const std::string out = ReadFile(json);
+  std::smatch packets, bytes;
+  ASSERT_TRUE(std::regex_search(out, packets,
+                                std::regex("\"packets_received\": (\\d+)")))
+      << out;
+  ASSERT_TRUE(
+      std::regex_search(out, bytes, std::regex("\"bytes_received\": (\\d+)")))
+      << out;
+  EXPECT_GT(std::stoull(packets[1]), 0u) << out;
+  EXPECT_EQ(std::stoull(bytes[1]), 65535 * std::stoull(packets[1])) << out;
+  std::remove(json.c_str());
+}
+
 // Rooms of 3 (the last one of 1), only some sending, and receivers that keep
 // themselves alive with C_PING for longer than a short --idle-timeout (2 s:
 // a loaded machine can stall the client for a good part of a second).
