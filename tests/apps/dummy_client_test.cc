@@ -73,36 +73,43 @@ void ExpectOkJson(const std::string& path, const std::string& mode) {
   }
 }
 
-TEST_P(DummyClientTest, EchoAgainstGameServerExitsZero) {
-  START_SERVER();
-  const std::string json = TempPath("echo.json");
+// Runs DummyClient against `server` with `args`, then --port and --json, and
+// expects exit 0 and a clean summary (ExpectOkJson) in `mode`; the summary,
+// and DummyClient's output in *output when asked. "" when it hung.
+std::string RunClean(const GameServer& server, const std::string& mode,
+                     std::vector<std::string> args,
+                     std::string* output = nullptr) {
+  const std::string json = TempPath(mode + ".json");
+  args.insert(args.end(),
+              {"--port", std::to_string(server.port()), "--json", json});
   ChildProcess client;
-  const auto status =
-      RunDummyClient(client, {"--port", std::to_string(server_.port()),
-                              "--sessions", "4", "--mode", "echo", "--depth",
-                              "4", "--duration", "1", "--json", json});
-  ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
+  const auto status = RunDummyClient(client, args);
+  if (output != nullptr) *output = client.Output();
+  if (!status.has_value()) {
+    ADD_FAILURE() << "DummyClient hung:\n" << client.Output();
+    return "";
+  }
   EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
       << client.Output() << "\nGameServer:\n"
-      << server_.Output();
-  ExpectOkJson(json, "echo");
+      << server.Output();
+  ExpectOkJson(json, mode);
+  std::string summary = ReadFile(json);
   std::remove(json.c_str());
+  return summary;
+}
+
+TEST_P(DummyClientTest, EchoAgainstGameServerExitsZero) {
+  START_SERVER();
+  RunClean(
+      server_, "echo",
+      {"--sessions", "4", "--mode", "echo", "--depth", "4", "--duration", "1"});
 }
 
 TEST_P(DummyClientTest, ChatAgainstGameServerExitsZero) {
   START_SERVER();
-  const std::string json = TempPath("chat.json");
-  ChildProcess client;
-  const auto status = RunDummyClient(
-      client, {"--port", std::to_string(server_.port()), "--sessions", "5",
-               "--mode", "chat", "--rate", "100", "--payload", "200",
-               "--duration", "1", "--json", json});
-  ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
-  EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
-      << client.Output() << "\nGameServer:\n"
-      << server_.Output();
-  ExpectOkJson(json, "chat");
-  std::remove(json.c_str());
+  RunClean(server_, "chat",
+           {"--sessions", "5", "--mode", "chat", "--rate", "100", "--payload",
+            "200", "--duration", "1"});
 }
 
 // A client must accept any packet up to 65535 bytes (docs/PROTOCOL.md
@@ -111,19 +118,11 @@ TEST_P(DummyClientTest, ChatAgainstGameServerExitsZero) {
 // receives is 65535 bytes, the largest packet there is.
 TEST_P(DummyClientTest, ChatOfTheLargestSChatExitsZero) {
   START_SERVER("--max-packet", "65535");
-  const std::string json = TempPath("largest_chat.json");
-  ChildProcess client;
-  const auto status = RunDummyClient(
-      client, {"--port", std::to_string(server_.port()), "--sessions", "3",
-               "--mode", "chat", "--rate", "20", "--payload", "65523",
-               "--duration", "1", "--json", json});
-  ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
-  EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
-      << client.Output() << "\nGameServer:\n"
-      << server_.Output();
-  ExpectOkJson(json, "chat");
+  const std::string out =
+      RunClean(server_, "chat",
+               {"--sessions", "3", "--mode", "chat", "--rate", "20",
+                "--payload", "65523", "--duration", "1"});
   // Every packet it got was such an S_CHAT (room 0, no join, no ping).
-  const std::string out = ReadFile(json);
   std::smatch packets, bytes;
   ASSERT_TRUE(std::regex_search(out, packets,
                                 std::regex("\"packets_received\": (\\d+)")))
@@ -133,7 +132,6 @@ TEST_P(DummyClientTest, ChatOfTheLargestSChatExitsZero) {
       << out;
   EXPECT_GT(std::stoull(packets[1]), 0u) << out;
   EXPECT_EQ(std::stoull(bytes[1]), 65535 * std::stoull(packets[1])) << out;
-  std::remove(json.c_str());
 }
 
 // Rooms of 3 (the last one of 1), only some sending, and receivers that keep
@@ -141,21 +139,14 @@ TEST_P(DummyClientTest, ChatOfTheLargestSChatExitsZero) {
 // a loaded machine can stall the client for a good part of a second).
 TEST_P(DummyClientTest, ChatInRoomsAgainstGameServerExitsZero) {
   START_SERVER("--idle-timeout", "2");
-  const std::string json = TempPath("rooms.json");
-  ChildProcess client;
-  const auto status = RunDummyClient(
-      client, {"--port", std::to_string(server_.port()), "--sessions", "7",
-               "--room-size", "3", "--senders", "4", "--mode", "chat", "--rate",
-               "50", "--keepalive", "0.2", "--duration", "3", "--json", json});
-  ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
-  EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
-      << client.Output() << "\nGameServer:\n"
-      << server_.Output();
-  ExpectOkJson(json, "chat");
-  EXPECT_NE(ReadFile(json).find("\"room_size\": 3"), std::string::npos);
-  EXPECT_TRUE(std::regex_search(client.Output(), std::regex("pongs [1-9]")))
-      << client.Output();
-  std::remove(json.c_str());
+  std::string output;
+  const std::string out = RunClean(
+      server_, "chat",
+      {"--sessions", "7", "--room-size", "3", "--senders", "4", "--mode",
+       "chat", "--rate", "50", "--keepalive", "0.2", "--duration", "3"},
+      &output);
+  EXPECT_NE(out.find("\"room_size\": 3"), std::string::npos) << out;
+  EXPECT_TRUE(std::regex_search(output, std::regex("pongs [1-9]"))) << output;
 }
 
 // Regression (found by scripts/chaos.sh): a session's C_JOIN leaves room 0,
@@ -188,19 +179,11 @@ TEST_P(DummyClientTest, RoomZeroChatsBeforeTheJoinAreNoError) {
 // The world: moves in two rooms, every snapshot checked, at a 20 ms tick.
 TEST_P(DummyClientTest, MoveInRoomsAgainstGameServerExitsZero) {
   START_SERVER("--tick-ms", "20");
-  const std::string json = TempPath("move.json");
-  ChildProcess client;
-  const auto status = RunDummyClient(
-      client,
-      {"--port", std::to_string(server_.port()), "--sessions", "6",
-       "--room-size", "3", "--mode", "move", "--rate", "30", "--tick-ms", "20",
-       "--duration", "1.5", "--late-grace-ms", LateGraceMs(), "--json", json});
-  ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
-  EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
-      << client.Output() << "\nGameServer:\n"
-      << server_.Output();
-  ExpectOkJson(json, "move");
-  const std::string out = ReadFile(json);
+  const std::string out =
+      RunClean(server_, "move",
+               {"--sessions", "6", "--room-size", "3", "--mode", "move",
+                "--rate", "30", "--tick-ms", "20", "--duration", "1.5",
+                "--late-grace-ms", LateGraceMs()});
   EXPECT_NE(out.find("\"measures\": \"move_to_snapshot\""), std::string::npos)
       << out;
   std::smatch m;
@@ -208,7 +191,6 @@ TEST_P(DummyClientTest, MoveInRoomsAgainstGameServerExitsZero) {
       std::regex_search(out, m, std::regex("\"full_snapshots\": (\\d+)")))
       << out;
   EXPECT_EQ(std::stoull(m[1]), 6u) << "one on entering the world each";
-  std::remove(json.c_str());
 }
 
 TEST_P(DummyClientTest, ClosedLoopChatWithFewSendersExitsZero) {

@@ -156,29 +156,15 @@ TEST_F(ClusterTest, BrokerLossDropsCountsAndResumes) {
     ASSERT_TRUE(chat.has_value()) << j;
     ASSERT_EQ(chat->seq, j);
   }
-  const uint16_t nats_port = nats_.port();
-  nats_.Kill();
   // Both nodes notice (their stats lines say so) and keep serving.
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return node(0).Output().find("DISCONNECTED") != std::string::npos &&
-               node(2).Output().find("DISCONNECTED") != std::string::npos;
-      },
-      Seconds(5)));
+  ASSERT_NO_FATAL_FAILURE(KillBroker(0, 2));
   send_until(200);
   TestClient fresh;
   ASSERT_TRUE(ConnectReady(fresh, port(0))) << "node 1 serves without NATS";
   // Past the expiry, the remote node sees only its own member. (Had any
   // chat of the outage reached it, this join would fail on it.)
   ASSERT_TRUE(JoinUntilCount(remote, kRoom, 1, Seconds(10)).has_value());
-  ASSERT_TRUE(nats_.Start(nats_port)) << nats_.Output();
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return LastStat(0, "reconnects").value_or(0) >= 1 &&
-               LastStat(2, "reconnects").value_or(0) >= 1;
-      },
-      Seconds(10)))
-      << node(0).Output();
+  ASSERT_NO_FATAL_FAILURE(RestartBroker(0, 2));
   ASSERT_TRUE(JoinUntilCount(remote, kRoom, 3, Seconds(10)).has_value());
   send_until(300);
   // The local member got everything, in order.

@@ -163,6 +163,29 @@ std::optional<uint64_t> ClusterTest::LastStat(int i,
   return last;
 }
 
+void ClusterTest::KillBroker(int a, int b) {
+  killed_broker_port_ = nats_.port();
+  nats_.Kill();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return node(a).Output().find("DISCONNECTED") != std::string::npos &&
+               node(b).Output().find("DISCONNECTED") != std::string::npos;
+      },
+      Seconds(5)))
+      << node(a).Output();
+}
+
+void ClusterTest::RestartBroker(int a, int b) {
+  ASSERT_TRUE(nats_.Start(killed_broker_port_)) << nats_.Output();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return LastStat(a, "reconnects").value_or(0) >= 1 &&
+               LastStat(b, "reconnects").value_or(0) >= 1;
+      },
+      Seconds(10)))
+      << node(a).Output();
+}
+
 bool PublishRaw(
     uint16_t port,
     const std::vector<std::pair<std::string, std::string>>& messages) {

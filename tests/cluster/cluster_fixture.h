@@ -83,8 +83,15 @@ class ClusterTest : public ::testing::Test {
   int RoomSubscribers(uint32_t room) const;
   // The last value of "NAME N" in node i's output (its stats lines).
   std::optional<uint64_t> LastStat(int i, const std::string& name) const;
+  // Kills nats-server, then waits (up to 5 s) until nodes `a` and `b` say
+  // they lost it (DISCONNECTED in their stats lines).
+  void KillBroker(int a, int b);
+  // Starts nats-server again where it was, then waits (up to 10 s) until
+  // nodes `a` and `b` count a reconnect.
+  void RestartBroker(int a, int b);
 
   NatsServer nats_;
+  uint16_t killed_broker_port_ = 0;  // KillBroker's, for RestartBroker
   std::array<std::unique_ptr<GameServer>, kNodes> nodes_{
       std::make_unique<GameServer>(), std::make_unique<GameServer>(),
       std::make_unique<GameServer>()};
