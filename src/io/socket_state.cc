@@ -1,5 +1,10 @@
 #include "io/socket_state.h"
 
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -320,24 +325,65 @@ std::optional<DisconnectReason> SocketState::Overdue(
 
 // --- Closing ---------------------------------------------------------------
 
+namespace {
+
+// What the peer sent since the session stopped reading (after a bad packet,
+// say), thrown away. A socket closed with unread input is reset rather than
+// closed in order, and a reset throws away whatever of a drain's output (the
+// replies and the goodbye the peer was meant to get) is still unsent; so the
+// drain lingers until the peer has acknowledged it all (Lingers), keeping
+// the socket open meanwhile, and then its input goes before the close.
+// Bounded: a peer that keeps sending is reset after all.
+void DiscardUnreadInput(int fd) {
+  for (int i = 0; i < 16; ++i) {
+    // MSG_TRUNC on TCP: drop the bytes without copying them (tcp(7)).
+    if (::recv(fd, nullptr, 1 << 20, MSG_DONTWAIT | MSG_TRUNC) <= 0) return;
+  }
+}
+
+}  // namespace
+
 bool SocketState::StartDrain(Clock::time_point deadline) {
   worker_->AssertInWorkerThread();
   draining_ = true;
   drain_deadline_ = deadline;
   if (!write_in_flight_) WriteQueued();
-  if (!write_in_flight_) draining_ = false;  // nothing was left
+  if (!write_in_flight_ && !Lingers()) draining_ = false;
   return draining_;
 }
 
 bool SocketState::KeepDraining(Clock::time_point now) {
   worker_->AssertInWorkerThread();
-  if (draining_ && write_in_flight_ && now < drain_deadline_) return true;
-  draining_ = false;  // drained, or out of time
+  if (draining_ && now < drain_deadline_ && (write_in_flight_ || Lingers())) {
+    return true;
+  }
+  draining_ = false;  // written and acknowledged, or out of time
   return false;
 }
 
+bool SocketState::Lingers() {
+  if (!std::exchange(drained_, true)) {
+    // No more events: a shut-down socket would report itself writable, or
+    // hung up, every round. The worker asks here each round instead.
+    worker_->backend().Detach(*this);
+    ::shutdown(fd_, SHUT_WR);
+  }
+  // Reset by the peer (or not TCP): nothing to wait for.
+  tcp_info info{};
+  socklen_t size = sizeof(info);
+  if (::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &info, &size) != 0 ||
+      info.tcpi_state == TCP_CLOSE) {
+    return false;
+  }
+  int unacknowledged = 0;
+  return ::ioctl(fd_, SIOCOUTQ, &unacknowledged) == 0 && unacknowledged > 0;
+}
+
 void SocketState::Close() {
-  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  if (fd_ >= 0) {
+    if (drained_) DiscardUnreadInput(fd_);
+    ::close(std::exchange(fd_, -1));
+  }
   // The buffers queued and the queue's own storage go now, not when the
   // application lets go of its last SessionRef; and before the session
   // leaves the budget's list: while listed, a closing session's unsent

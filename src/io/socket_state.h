@@ -130,11 +130,13 @@ class SocketState {
       SERVERCORE_ON_WORKER;
 
   // --- Closing (worker) ---
-  // Keeps writing what was queued until `deadline`; true if anything is
-  // left to write (else there is nothing to drain).
+  // Keeps writing what was queued until `deadline`, then shuts down the
+  // sending side and waits, until then too, for the peer to acknowledge it
+  // all (Lingers): true if the drain goes on (else it is over already).
   bool StartDrain(Clock::time_point deadline) SERVERCORE_ON_WORKER;
-  // While draining: true if the drain goes on (a write in flight and time
-  // left); otherwise ends it and returns false.
+  // While draining: true if the drain goes on (a write in flight, or the
+  // peer yet to acknowledge, and time left); otherwise ends it and returns
+  // false.
   bool KeepDraining(Clock::time_point now) SERVERCORE_ON_WORKER;
   bool draining() const SERVERCORE_ON_WORKER { return draining_; }
   // Closes the descriptor and drops every buffer queued or being written.
@@ -162,12 +164,19 @@ class SocketState {
   void BuildIovecs() SERVERCORE_ON_WORKER;
   // Accounts for a finished write; false when the session can write no more.
   bool CompleteWrite(int64_t result) SERVERCORE_ON_WORKER;
+  // All written: shuts down the sending side once (the end of the stream
+  // follows what was written) and says whether the peer has yet to
+  // acknowledge any of it.
+  bool Lingers() SERVERCORE_ON_WORKER;
 
   Session& owner_;
   int fd_ = -1;
   // (Beside fd_, where they fill what would be padding.)
   bool write_in_flight_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   bool draining_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  // A drain handed the kernel all it had to write and shut down the sending
+  // side: Close lets the peer read it (DiscardUnreadInput).
+  bool drained_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   // Received or wrote since the last sweep (ReleaseIdleMemory).
   bool active_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   IoWorker* worker_ = nullptr;

@@ -109,6 +109,36 @@ TEST_P(GoodbyeAppTest, ProtocolErrorGetsByeReason1) {
   ExpectBye(client, 1);
 }
 
+// A client slow to read that sent more after its bad packet: the server
+// stops reading at the bad packet, so those bytes stay unread, and a socket
+// closed with unread input is reset, which throws away whatever the client
+// has not read yet of the replies and the goodbye. The server must throw
+// that input away itself and close in order: every echo, then S_BYE.
+TEST_P(GoodbyeAppTest, ByeReachesASlowReaderThatSentMoreAfterItsError) {
+  START_SERVER();
+  TestClient client;
+  client.SetReceiveBuffer(4096);
+  ASSERT_TRUE(ConnectReady(client, server_.port()));
+  Ping(client);
+  // About 24 KiB of replies: more than the client's buffer takes, all of it
+  // within the server's socket buffer, so the drain ends unread.
+  constexpr size_t kEchoes = 12;
+  const std::vector<std::byte> payload(2000, std::byte{0x5a});
+  for (size_t i = 0; i < kEchoes; ++i) {
+    ASSERT_TRUE(client.SendPacket(kCEcho, payload));
+  }
+  ASSERT_TRUE(client.SendPacket(kSEcho, Bytes("not from a client")));
+  // After the server has read the bad packet and stopped reading.
+  std::this_thread::sleep_for(milliseconds(300));
+  ASSERT_TRUE(client.SendPacket(kCEcho, Bytes("never read")));
+  std::this_thread::sleep_for(milliseconds(300));
+  const std::vector<Packet> packets = ReadToEnd(client);
+  ASSERT_EQ(packets.size(), kEchoes + 1)
+      << "the connection was reset before the client read it all";
+  for (size_t i = 0; i < kEchoes; ++i) EXPECT_EQ(packets[i].id, kSEcho) << i;
+  EXPECT_EQ(packets.back().id, kSBye);
+}
+
 // An id of 1000 or more counts even when it is itself the protocol error.
 TEST_P(GoodbyeAppTest, InvalidTypedIdCountsAndGetsBye) {
   START_SERVER();
