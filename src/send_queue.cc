@@ -26,7 +26,7 @@ SendQueue::PushResult SendQueue::Push(SendBufferRef& buffer, size_t* grown,
   const size_t capacity = queued_.capacity();
   queued_.push_back(std::move(buffer));
   *grown = (queued_.capacity() - capacity) * sizeof(SendBufferRef);
-  closed_ = last;  // false here unless this is the last
+  if (last) closed_ = true;
   return std::exchange(flush_requested_, true) ? PushResult::kQueued
                                                : PushResult::kQueuedFirst;
 }

@@ -40,7 +40,7 @@ class SendQueue {
     kQueuedFirst,  // queued; the queue was drained: wake the worker
     kQueued,       // queued behind others; the worker is already asked
     kOverLimit,    // refused: the session is a slow receiver
-    kClosed,       // refused: the session is finalised
+    kClosed,       // refused: closed, or the last buffer is queued
   };
 
   // Before first use.

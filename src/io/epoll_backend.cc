@@ -66,6 +66,13 @@ class EpollBackend final : public IoBackend {
             socket.write_in_flight() ? uint32_t{EPOLLOUT} : 0, &socket);
   }
 
+  // A shut-down socket is always writable, and hung up once the peer closes
+  // too: level-triggered, either would wake every round.
+  void Unwatch(SocketState& socket) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket.fd(), nullptr);
+  }
+
   void Detach(SocketState& socket) override {
     worker_.AssertInWorkerThread();
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket.fd(), nullptr);

@@ -46,6 +46,11 @@ class IoBackend {
   virtual int64_t Write(SocketState& socket) SERVERCORE_ON_WORKER = 0;
   // Stops receiving on a closing socket that is still draining its output.
   virtual void StopRecv(SocketState& socket) SERVERCORE_ON_WORKER = 0;
+  // A drained socket that lingers (SocketState::Lingers): no more readiness
+  // events for it, though its operations in flight still complete. Unlike
+  // Detach it never shuts the socket down for reading: new data on a socket
+  // shut down both ways is answered with a reset.
+  virtual void Unwatch(SocketState& socket) SERVERCORE_ON_WORKER = 0;
   // Ends all I/O on the socket (without closing it): operations in flight
   // complete soon, then socket.ops_in_flight is 0 and no event names the
   // socket again.

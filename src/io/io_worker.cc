@@ -25,6 +25,10 @@ thread_local IoWorker* t_current_worker = nullptr;
 
 // The longest Poll waits, so timers (accept back-off) are checked.
 constexpr int kMaxPollMs = 100;
+// How often lingering sessions ask the kernel whether their peer has
+// acknowledged their last output (SocketState::Lingers): each asks with two
+// system calls, so not every round.
+constexpr auto kLingerAsk = std::chrono::milliseconds(20);
 // A stopping worker waits at most this long for in-flight I/O to complete.
 constexpr auto kStopDeadline = std::chrono::seconds(5);
 // A stopping worker runs the global job queue at most this long.
@@ -316,6 +320,10 @@ int IoWorker::PollTimeoutMs() const {
   // one from ours is seen here).
   if (!flush_list_.empty() || !GlobalJobQueue::Instance().empty()) return 0;
   int timeout = stopping_ ? 10 : kMaxPollMs;
+  // Sessions closing may linger: they are asked every kLingerAsk.
+  if (!closing_.empty()) {
+    timeout = std::min(timeout, static_cast<int>(kLingerAsk.count()));
+  }
   const auto resume_at = listener_ ? listener_->ResumeAt() : std::nullopt;
   const auto due = timer_slot_ ? timer_slot_->NextDue() : std::nullopt;
   if (!resume_at && !due) return timeout;  // no clock read
@@ -465,10 +473,12 @@ void IoWorker::FinalizeClosed() {
   // Swapped out first: OnDisconnected hooks may close more sessions, which
   // land in closing_ for the next round.
   finalizing_.swap(closing_);
+  const bool ask = now_ >= next_linger_ask_;
+  if (ask) next_linger_ask_ = now_ + kLingerAsk;
   for (SessionRef& session : finalizing_) {
     SocketState& socket = session->socket(IoKey{});
     if (socket.draining()) {
-      if (socket.KeepDraining(now_)) {
+      if (socket.KeepDraining(now_, ask)) {
         closing_.push_back(std::move(session));
         continue;
       }

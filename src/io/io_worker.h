@@ -200,6 +200,9 @@ class IoWorker {
   std::vector<SessionRef> closing_ SERVERCORE_GUARDED_BY(kWorkerThread);
   // closing_, swapped out each round.
   std::vector<SessionRef> finalizing_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  // When FinalizeClosed next asks lingering sessions about their peers.
+  std::chrono::steady_clock::time_point next_linger_ask_
+      SERVERCORE_GUARDED_BY(kWorkerThread){};
   // After Shutdown: start no more operations.
   bool backend_down_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   // Once ListenOn has reached us.

@@ -333,7 +333,8 @@ namespace {
 // replies and the goodbye the peer was meant to get) is still unsent; so the
 // drain lingers until the peer has acknowledged it all (Lingers), keeping
 // the socket open meanwhile, and then its input goes before the close.
-// Bounded: a peer that keeps sending is reset after all.
+// Bounded: a peer that keeps sending is reset after all. TCP only (elsewhere
+// MSG_TRUNC without a buffer fails, and the close is as it always was).
 void DiscardUnreadInput(int fd) {
   for (int i = 0; i < 16; ++i) {
     // MSG_TRUNC on TCP: drop the bytes without copying them (tcp(7)).
@@ -348,40 +349,52 @@ bool SocketState::StartDrain(Clock::time_point deadline) {
   draining_ = true;
   drain_deadline_ = deadline;
   if (!write_in_flight_) WriteQueued();
-  if (!write_in_flight_ && !Lingers()) draining_ = false;
+  if (!write_in_flight_ && !Lingers(/*ask=*/true)) draining_ = false;
   return draining_;
 }
 
-bool SocketState::KeepDraining(Clock::time_point now) {
+bool SocketState::KeepDraining(Clock::time_point now, bool ask) {
   worker_->AssertInWorkerThread();
-  if (draining_ && now < drain_deadline_ && (write_in_flight_ || Lingers())) {
+  if (draining_ && now < drain_deadline_ &&
+      (write_in_flight_ || Lingers(ask))) {
     return true;
   }
   draining_ = false;  // written and acknowledged, or out of time
   return false;
 }
 
-bool SocketState::Lingers() {
-  if (!std::exchange(drained_, true)) {
-    // No more events: a shut-down socket would report itself writable, or
-    // hung up, every round. The worker asks here each round instead.
-    worker_->backend().Detach(*this);
-    ::shutdown(fd_, SHUT_WR);
+bool SocketState::Lingers(bool ask) {
+  if (linger_ == Linger::kNone) {
+    linger_ = Linger::kWaiting;
+    // No more events (the worker asks the kernel instead), and the end of
+    // the stream after what was written. Not shut down for reading: on a
+    // socket shut down both ways, new data is answered with a reset.
+    worker_->backend().Unwatch(*this);
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+    ask = true;
   }
-  // Reset by the peer (or not TCP): nothing to wait for.
+  if (linger_ == Linger::kAcknowledged) return false;
+  if (!ask) return true;
+  // Reset by the peer (or not TCP): nothing to wait for, nor to keep.
   tcp_info info{};
   socklen_t size = sizeof(info);
-  if (::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &info, &size) != 0 ||
+  if (fd_ < 0 || ::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &info, &size) != 0 ||
       info.tcpi_state == TCP_CLOSE) {
     return false;
   }
+  // Written but not yet acknowledged, the end of the stream included.
   int unacknowledged = 0;
-  return ::ioctl(fd_, SIOCOUTQ, &unacknowledged) == 0 && unacknowledged > 0;
+  if (::ioctl(fd_, SIOCOUTQ, &unacknowledged) != 0) return false;
+  if (unacknowledged > 0) return true;
+  linger_ = Linger::kAcknowledged;
+  return false;
 }
 
 void SocketState::Close() {
   if (fd_ >= 0) {
-    if (drained_) DiscardUnreadInput(fd_);
+    // Out of time, the close is as it always was: a peer that does not read
+    // is not left a socket full of output to hold in the kernel.
+    if (linger_ == Linger::kAcknowledged) DiscardUnreadInput(fd_);
     ::close(std::exchange(fd_, -1));
   }
   // The buffers queued and the queue's own storage go now, not when the

@@ -136,8 +136,9 @@ class SocketState {
   bool StartDrain(Clock::time_point deadline) SERVERCORE_ON_WORKER;
   // While draining: true if the drain goes on (a write in flight, or the
   // peer yet to acknowledge, and time left); otherwise ends it and returns
-  // false.
-  bool KeepDraining(Clock::time_point now) SERVERCORE_ON_WORKER;
+  // false. Whether the peer acknowledged is asked of the kernel only when
+  // `ask` (the worker asks every kLingerAsk, not every round).
+  bool KeepDraining(Clock::time_point now, bool ask) SERVERCORE_ON_WORKER;
   bool draining() const SERVERCORE_ON_WORKER { return draining_; }
   // Closes the descriptor and drops every buffer queued or being written.
   void Close() SERVERCORE_ON_WORKER;
@@ -166,17 +167,20 @@ class SocketState {
   bool CompleteWrite(int64_t result) SERVERCORE_ON_WORKER;
   // All written: shuts down the sending side once (the end of the stream
   // follows what was written) and says whether the peer has yet to
-  // acknowledge any of it.
-  bool Lingers() SERVERCORE_ON_WORKER;
+  // acknowledge any of it, asking the kernel when `ask` (else: still
+  // waiting, unless it was acknowledged already).
+  bool Lingers(bool ask) SERVERCORE_ON_WORKER;
+
+  // A drain's linger: none yet, waiting for the peer, acknowledged.
+  enum class Linger : uint8_t { kNone, kWaiting, kAcknowledged };
 
   Session& owner_;
   int fd_ = -1;
   // (Beside fd_, where they fill what would be padding.)
   bool write_in_flight_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   bool draining_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
-  // A drain handed the kernel all it had to write and shut down the sending
-  // side: Close lets the peer read it (DiscardUnreadInput).
-  bool drained_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  // Acknowledged: Close lets the peer read it all (DiscardUnreadInput).
+  Linger linger_ SERVERCORE_GUARDED_BY(kWorkerThread) = Linger::kNone;
   // Received or wrote since the last sweep (ReleaseIdleMemory).
   bool active_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   IoWorker* worker_ = nullptr;

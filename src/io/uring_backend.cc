@@ -297,6 +297,9 @@ class UringBackend final : public IoBackend {
     io_uring_sqe_set_data64(sqe, kOpIgnore);
   }
 
+  // Nothing to stop: StopRecv cancelled the receive, and no poll is armed.
+  void Unwatch(SocketState&) override SERVERCORE_ON_WORKER {}
+
   void Detach(SocketState& socket) override SERVERCORE_ON_WORKER {
     worker_.AssertInWorkerThread();
     if (socket.ops_in_flight == 0) return;

@@ -112,31 +112,59 @@ TEST_P(GoodbyeAppTest, ProtocolErrorGetsByeReason1) {
 // A client slow to read that sent more after its bad packet: the server
 // stops reading at the bad packet, so those bytes stay unread, and a socket
 // closed with unread input is reset, which throws away whatever the client
-// has not read yet of the replies and the goodbye. The server must throw
-// that input away itself and close in order: every echo, then S_BYE.
+// has not read yet of the replies and the goodbye. The server must keep the
+// connection until the client has it all, and close it in order: every
+// echo, then S_BYE when the client spoke typed packets, then the end.
+constexpr size_t kSlowEchoes = 12;
+
+// About 24 KiB of echoes (more than the client's buffer takes, all of it
+// within the server's socket buffer, so the server has written it all while
+// the client has not read it), then the bad packet (later: the close finds
+// nothing left to write), and more once the server stopped reading; read
+// after that. Every packet the client then gets.
+std::vector<Packet> SlowReaderSendsAfterItsError(TestClient& client) {
+  const std::vector<std::byte> payload(2000, std::byte{0x5a});
+  for (size_t i = 0; i < kSlowEchoes; ++i) {
+    EXPECT_TRUE(client.SendPacket(kCEcho, payload));
+  }
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_TRUE(client.SendPacket(kSEcho, Bytes("not from a client")));
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_TRUE(client.SendPacket(kCEcho, Bytes("never read")));
+  std::this_thread::sleep_for(milliseconds(300));
+  return ReadToEnd(client);
+}
+
 TEST_P(GoodbyeAppTest, ByeReachesASlowReaderThatSentMoreAfterItsError) {
   START_SERVER();
   TestClient client;
   client.SetReceiveBuffer(4096);
   ASSERT_TRUE(ConnectReady(client, server_.port()));
   Ping(client);
-  // About 24 KiB of replies: more than the client's buffer takes, all of it
-  // within the server's socket buffer, so the drain ends unread.
-  constexpr size_t kEchoes = 12;
-  const std::vector<std::byte> payload(2000, std::byte{0x5a});
-  for (size_t i = 0; i < kEchoes; ++i) {
-    ASSERT_TRUE(client.SendPacket(kCEcho, payload));
-  }
-  ASSERT_TRUE(client.SendPacket(kSEcho, Bytes("not from a client")));
-  // After the server has read the bad packet and stopped reading.
-  std::this_thread::sleep_for(milliseconds(300));
-  ASSERT_TRUE(client.SendPacket(kCEcho, Bytes("never read")));
-  std::this_thread::sleep_for(milliseconds(300));
-  const std::vector<Packet> packets = ReadToEnd(client);
-  ASSERT_EQ(packets.size(), kEchoes + 1)
+  const std::vector<Packet> packets = SlowReaderSendsAfterItsError(client);
+  ASSERT_EQ(packets.size(), kSlowEchoes + 1)
       << "the connection was reset before the client read it all";
-  for (size_t i = 0; i < kEchoes; ++i) EXPECT_EQ(packets[i].id, kSEcho) << i;
+  for (size_t i = 0; i < kSlowEchoes; ++i) {
+    EXPECT_EQ(packets[i].id, kSEcho) << i;
+  }
   EXPECT_EQ(packets.back().id, kSBye);
+  EXPECT_TRUE(client.WaitForClose(Seconds(5)));
+}
+
+// The same without typed packets, so without S_BYE: the replies were all
+// written before the close began, and the connection must not be shut down
+// for reading while the client still sends (on such a socket new data is
+// answered with a reset).
+TEST_P(GoodbyeAppTest, RepliesReachASlowReaderThatSentMoreAfterItsError) {
+  START_SERVER();
+  TestClient client;
+  client.SetReceiveBuffer(4096);
+  ASSERT_TRUE(ConnectReady(client, server_.port()));
+  const std::vector<Packet> packets = SlowReaderSendsAfterItsError(client);
+  ASSERT_EQ(packets.size(), kSlowEchoes)
+      << "the connection was reset before the client read it all";
+  for (const Packet& p : packets) EXPECT_EQ(p.id, kSEcho);
+  EXPECT_TRUE(client.WaitForClose(Seconds(5)));
 }
 
 // An id of 1000 or more counts even when it is itself the protocol error.
