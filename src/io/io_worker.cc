@@ -423,6 +423,9 @@ void IoWorker::SweepSessions() {
   for (const SessionRef& session : sessions_) {
     SocketState& socket = session->socket(IoKey{});
     socket.ReleaseIdleMemory();
+    // One that is closing (draining, lingering) was disconnected already:
+    // its timeout would only be logged again.
+    if (!session->IsConnected()) continue;
     if (const std::optional<DisconnectReason> why =
             socket.Overdue(now_, options)) {
       const std::string_view what =

@@ -60,6 +60,35 @@ TEST_P(LivenessAppTest, IdleSessionIsClosedOthersStay) {
   EXPECT_TRUE(SummarySays(server_, "half-sent 0,")) << server_.Output();
 }
 
+// Docs/PROTOCOL.md "Logs": each disconnection on one line. A session timed
+// out with a goodbye it does not read stays closing for up to two seconds
+// (the drain lingers until the client acknowledges it), across more than
+// one of the worker's once-a-second sweeps: it is not logged again.
+TEST_P(LivenessAppTest, TimeoutOfALingeringSessionIsLoggedOnce) {
+  START_SERVER("--idle-timeout", "1", "--packet-timeout", "0");
+  TestClient client;
+  client.SetReceiveBuffer(4096);
+  ASSERT_TRUE(ConnectReady(client, server_.port()));
+  ASSERT_TRUE(client.SendPacket(kCPing, ProtoVarint(1, 1)));  // S_BYE due
+  // Unread echoes: the client's window closes with the goodbye unsent.
+  const std::vector<std::byte> payload(2000, std::byte{1});
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(client.SendPacket(kCEcho, payload));
+  }
+  // The idle timeout (1 s), then the whole linger (2 s) and more sweeps.
+  std::this_thread::sleep_for(milliseconds(3500));
+  ASSERT_TRUE(server_.Stop(SIGTERM, Seconds(10)).has_value());
+  server_.process().WaitForOutputEnd(Seconds(10));
+  const std::string out = server_.Output();
+  size_t lines = 0;
+  for (size_t at = out.find("idle timeout; disconnecting");
+       at != std::string::npos;
+       at = out.find("idle timeout; disconnecting", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << out;
+}
+
 TEST_P(LivenessAppTest, HalfSentPacketIsClosed) {
   START_SERVER("--idle-timeout", "0", "--packet-timeout", "1");
   TestClient silent;
