@@ -9,7 +9,9 @@
 #   scripts/test.sh --quick    # release preset and examples, for the edit-test loop
 #
 # FUZZ_SECONDS (default 60) bounds each fuzzer, CHAOS_SECONDS (default 60)
-# each chaos run. Ends with the name of every check that failed (CI shows
+# each chaos run, SERVERCORE_TEST_JOBS (default three per core) how many
+# tests ctest runs at once: most of them wait on sockets and timers, not
+# on a core. Ends with the name of every check that failed (CI shows
 # only the tail of a log) and one line "summary: N passed, N failed".
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -19,6 +21,7 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 fuzz_seconds="${FUZZ_SECONDS:-60}"
 chaos_seconds="${CHAOS_SECONDS:-60}"
+test_jobs="${SERVERCORE_TEST_JOBS:-$((3 * $(nproc)))}"
 passed=0
 failed=0
 failures=()
@@ -31,7 +34,7 @@ run_ctest() {
   echo "== $preset: build =="
   build_preset "$preset"
   echo "== $preset: test =="
-  ctest --preset "$preset" -j "$SERVERCORE_JOBS" 2>&1 | tee "$log" || status=$?
+  ctest --preset "$preset" -j "$test_jobs" 2>&1 | tee "$log" || status=$?
   local line total bad
   line=$(grep -E "tests passed, [0-9]+ tests? failed out of" "$log" | tail -n 1 || true)
   if [ -z "$line" ]; then
@@ -57,27 +60,36 @@ run_ctest() {
 
 # run_fuzzers: each target under tests/fuzz for FUZZ_SECONDS from an empty
 # corpus, plus its seeds in tests/fuzz/corpus/TARGET when it has some; a
-# crash, leak or timeout is a failure.
+# crash, leak or timeout is a failure. libFuzzer runs on one core, so the
+# targets run side by side: each still gets a core for FUZZ_SECONDS on 2.
 run_fuzzers() {
   echo "== fuzz: build =="
   build_preset fuzz
-  local fuzzer corpus seeds
+  local fuzzer corpus seeds i names=() pids=() logs=() corpora=()
   for fuzzer in build/fuzz/tests/fuzz/*_fuzz; do
     [ -x "$fuzzer" ] || continue
     corpus="$(mktemp -d)"
     seeds="tests/fuzz/corpus/$(basename "$fuzzer")"
     [ -d "$seeds" ] || seeds=""
     echo "== fuzz: $(basename "$fuzzer") for ${fuzz_seconds}s =="
-    if "$fuzzer" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
-         -print_final_stats=1 "$corpus" ${seeds:+"$seeds"} >"$log" 2>&1; then
+    names+=("$(basename "$fuzzer")")
+    logs+=("$(mktemp)")
+    corpora+=("$corpus")
+    "$fuzzer" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 "$corpus" ${seeds:+"$seeds"} >"${logs[-1]}" 2>&1 &
+    pids+=("$!")
+  done
+  for i in "${!pids[@]}"; do
+    echo "== fuzz: ${names[$i]} =="
+    if wait "${pids[$i]}"; then
       passed=$((passed + 1))
-      grep -E "^(stat::number_of_executed_units|Done)" "$log" || true
+      grep -E "^(stat::number_of_executed_units|Done)" "${logs[$i]}" || true
     else
       failed=$((failed + 1))
-      failures+=("fuzz: $(basename "$fuzzer")")
-      tail -n 60 "$log"
+      failures+=("fuzz: ${names[$i]}")
+      tail -n 60 "${logs[$i]}"
     fi
-    rm -rf "$corpus"
+    rm -rf "${corpora[$i]}" "${logs[$i]}"
   done
 }
 

@@ -20,12 +20,17 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// The client's session id: its own S_CHAT says it (nobody else may chat in
-// its room meanwhile; others' packets are skipped).
+// The client's session id: its own S_CHAT says it. The text is new each
+// call, so a chat of another member (who may have asked just before, on
+// another node, and whose S_CHAT comes through the broker late) is skipped.
 uint64_t IdOf(TestClient& client) {
-  const auto text = Bytes("whoami");
-  EXPECT_TRUE(client.SendPacket(kCChat, text));
-  auto chat = ReadUntil(client, kSChat, Seconds(10));
+  static int asked = 0;
+  const std::string text = "whoami " + std::to_string(++asked);
+  EXPECT_TRUE(client.SendPacket(kCChat, Bytes(text)));
+  auto chat = ReadUntil(client, kSChat, Seconds(10), [&](const Packet& p) {
+    return p.payload.size() == 8 + text.size() &&
+           std::memcmp(p.payload.data() + 8, text.data(), text.size()) == 0;
+  });
   EXPECT_TRUE(chat.has_value());
   return chat ? ReadU64(chat->payload, 0) : 0;
 }
