@@ -43,9 +43,14 @@ struct ClusterLink::Callbacks {
       cluster::Kind kind;
       uint16_t node;
       if (cluster::ReadHeader({data, size}, &kind, &node) &&
-          kind == cluster::Kind::kPresence && node != link->node_id()) {
-        link->HandlePresence(node, data + cluster::kHeaderSize,
-                             size - cluster::kHeaderSize);
+          kind == cluster::Kind::kPresence) {
+        // NoEcho: a presence with this node's id is another process's.
+        if (node != link->node_id()) {
+          link->HandlePresence(node, data + cluster::kHeaderSize,
+                               size - cluster::kHeaderSize);
+        } else {
+          link->SameIdHeard();
+        }
       }
     }
     natsMsg_Destroy(msg);

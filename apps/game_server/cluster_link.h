@@ -127,6 +127,8 @@ class ClusterLink {
   void ExpireNodes();
   void Resync();
   void HandlePresence(uint16_t node, const char* data, size_t size);
+  // A presence with this node's own id came: logs that another node has it.
+  void SameIdHeard();
   void HandleRoom(uint32_t room, const char* data, size_t size);
   std::shared_ptr<Room> FindRoom(uint32_t room) const;
   // Sets this node's table, adjusting remote_counts_ (mu_ held).
@@ -164,6 +166,10 @@ class ClusterLink {
   std::unordered_map<uint32_t, uint64_t> remote_counts_
       SERVERCORE_GUARDED_BY(mu_);
   uint64_t remote_members_ SERVERCORE_GUARDED_BY(mu_) = 0;
+
+  // cnats' delivery thread's alone (one for all subscriptions).
+  static constexpr std::chrono::seconds kSameIdLogPeriod{10};
+  std::chrono::steady_clock::time_point same_id_logged_;
 
   // thread_'s alone.
   std::unordered_map<uint32_t, __natsSubscription*> subscriptions_;

@@ -162,6 +162,24 @@ void ClusterLink::HandlePresence(uint16_t node_id, const char* data,
   for (auto& room : left) room->DoAsync(&Room::DropNode, node_id);
 }
 
+void ClusterLink::SameIdHeard() {
+  // The two nodes ignore each other's messages, each taking them for its
+  // own, and the others see one node restarted at every presence. Said
+  // once at first, then every kSameIdLogPeriod while it goes on.
+  const Clock::time_point now = Clock::now();
+  if (same_id_logged_ != Clock::time_point{} &&
+      now - same_id_logged_ < kSameIdLogPeriod) {
+    return;
+  }
+  same_id_logged_ = now;
+  std::printf(
+      "cluster: another node runs with node id %u: node ids must be unique "
+      "(both nodes' session ids collide, and the others see this node "
+      "restart again and again)\n",
+      unsigned{options_.node_id});
+  std::fflush(stdout);
+}
+
 void ClusterLink::ExpireNodes() {
   const Clock::time_point now = Clock::now();
   std::vector<uint16_t> dead;
@@ -216,13 +234,12 @@ uint32_t ClusterLink::RemoteCount(uint32_t room) const {
 std::vector<uint16_t> ClusterLink::NodesIn(uint32_t room) const {
   std::vector<uint16_t> out;
   servercore::MutexLock lock(mu_);
+  // Every room asks every state_refresh: a table is sorted by room.
   for (const auto& [id, node] : nodes_) {
-    for (const auto& entry : node.table) {
-      if (entry.first == room) {
-        out.push_back(id);
-        break;
-      }
-    }
+    auto it = std::lower_bound(
+        node.table.begin(), node.table.end(), room,
+        [](const auto& entry, uint32_t r) { return entry.first < r; });
+    if (it != node.table.end() && it->first == room) out.push_back(id);
   }
   return out;
 }

@@ -29,6 +29,7 @@ Room::Room(uint32_t id, const WorldOptions& options, WorldStats& stats)
 Room::~Room() {
   if (timer_ != 0) CancelTimer(timer_);
   if (sync_timer_ != 0) CancelTimer(sync_timer_);
+  if (refresh_timer_ != 0) CancelTimer(refresh_timer_);
 }
 
 // --- Membership -----------------------------------------------------------
@@ -257,6 +258,7 @@ void Room::Move(uint64_t session_id, WorldPosition position) {
 
 void Room::Entered(Member& member) {
   ++world_members_;
+  empty_states_left_ = kEmptyStates;  // its leave may yet be lost
   stats_.members.fetch_add(1, std::memory_order_relaxed);
   Note(member);
   StartTicking();

@@ -79,6 +79,9 @@ struct WorldOptions {
   // this node's id.
   ClusterLink* cluster = nullptr;
   uint16_t node_id = 0;
+  // How often a room of a cluster publishes its whole world state again
+  // while other nodes have sessions in it (Room::Refresh).
+  std::chrono::milliseconds state_refresh{2000};
 };
 
 // A session's place in the world, as its worker last saw it.
@@ -134,7 +137,7 @@ class Room final : public servercore::JobQueue {
   // The room's first job on a node of a cluster: publishes its (empty)
   // state asking for the others', and until the nodes that have sessions
   // here have answered (or kSyncTimeout passed) keeps its S_JOINs back, so
-  // the full snapshot after one lists the remote members too.
+  // the full snapshot after one lists the remote members too. Arms Refresh.
   void StartSync();
 
  private:
@@ -180,9 +183,16 @@ class Room final : public servercore::JobQueue {
     bool noted = false;  // in remote_noted_ since the last tick
   };
   bool IsLocal(uint64_t session_id) const noexcept;
-  void SetRemote(uint64_t id, const WorldPosition& position);
+  void SetRemote(uint64_t id, const WorldPosition& position, bool only_changes);
   void EraseRemote(uint64_t id);
   void PublishLocalDelta(size_t count);
+  // Every WorldOptions::state_refresh: repairs what messages lost between
+  // the nodes left wrong (cluster drops are counted, never resent). This
+  // room's state goes out again, replacing what the others hold of its
+  // members (a lost leave, a lost entry); remote members of a node whose
+  // presence has not listed this room for a whole period, silent here
+  // meanwhile, go (a node that left, or one never heard of).
+  void Refresh();
   // One entity of a snapshot.
   struct EntityState {
     uint64_t id;
@@ -230,6 +240,14 @@ class Room final : public servercore::JobQueue {
   std::vector<std::pair<uint64_t, uint32_t>> deferred_announces_;
   servercore::TimerId sync_timer_ = 0;
   std::vector<uint64_t> remote_noted_;  // entered or moved since the last tick
+  // Refresh: its timer; how many more empty states to send (a few after
+  // the world here empties, as drops come in bursts); and since when each
+  // node with members in remote_ has been found unlisted here.
+  static constexpr uint8_t kEmptyStates = 3;
+  servercore::TimerId refresh_timer_ = 0;
+  uint8_t empty_states_left_ = 0;
+  std::unordered_map<uint16_t, std::chrono::steady_clock::time_point>
+      unlisted_since_;
 };
 
 }  // namespace game

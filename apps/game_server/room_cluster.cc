@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../common/protocol.h"
@@ -15,6 +16,7 @@
 namespace game {
 
 using servercore::SendBufferRef;
+using Clock = std::chrono::steady_clock;
 
 namespace {
 // How long a new room waits for the other nodes' state before it announces
@@ -30,6 +32,47 @@ void Room::StartSync() {
     sync_timer_ = DoTimer(kSyncTimeout, &Room::EndSync);
   }
   PublishState(/*want_reply=*/true);
+  refresh_timer_ = DoTimerEvery(options_.state_refresh, [this] { Refresh(); });
+}
+
+void Room::Refresh() {
+  // A room released here whose last jobs still run: the presence says so
+  // already, and its state would be older than a newer room's.
+  if (members_.empty() && pending_.empty()) return;
+  const Clock::time_point now = Clock::now();
+  const std::vector<uint16_t> listed = options_.cluster->NodesIn(id_);
+  auto listed_has = [&](uint16_t node) {
+    return std::find(listed.begin(), listed.end(), node) != listed.end();
+  };
+  // Unlisted for a whole period and silent here since: a node's first delta
+  // in a room may come before its presence lists the room, never a period
+  // before, and a node that comes back sends here again (RemoteWorld).
+  std::vector<uint16_t> nodes;
+  for (const auto& [id, remote] : remote_) {
+    const uint16_t node = cluster::NodeOf(id);
+    if (!listed_has(node)) nodes.push_back(node);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  std::unordered_map<uint16_t, Clock::time_point> unlisted;
+  for (uint16_t node : nodes) {
+    auto before = unlisted_since_.find(node);
+    if (before == unlisted_since_.end()) {
+      unlisted.emplace(node, now);
+    } else if (now - before->second < options_.state_refresh) {
+      unlisted.emplace(node, before->second);
+    } else {
+      DropNode(node);
+    }
+  }
+  unlisted_since_ = std::move(unlisted);
+  if (listed.empty()) return;  // nobody else to tell
+  if (world_members_ == 0) {
+    // Told a few times, as drops come in bursts; then nothing more to say.
+    if (empty_states_left_ == 0) return;
+    --empty_states_left_;
+  }
+  PublishState(/*want_reply=*/false);
 }
 
 void Room::AnnounceOrDefer(size_t pending_index) {
@@ -102,10 +145,18 @@ void Room::RemoteChat(SendBufferRef packet) {
   }
 }
 
-// Noted only while some member here is in the world to see it; otherwise a
-// full snapshot shows it on entering.
-void Room::SetRemote(uint64_t id, const WorldPosition& position) {
-  RemoteMember& remote = remote_[id];
+// Noted only while some member here is in the world to see it (otherwise a
+// full snapshot shows it on entering). From a state, only when it changed:
+// a state repeated by Refresh sends the clients nothing new (a delta is a
+// move, noted like a local one even when it repeats a position).
+void Room::SetRemote(uint64_t id, const WorldPosition& position,
+                     bool only_changes) {
+  auto [it, added] = remote_.try_emplace(id);
+  RemoteMember& remote = it->second;
+  if (only_changes && !added && remote.position.x == position.x &&
+      remote.position.y == position.y && remote.position.seq == position.seq) {
+    return;
+  }
   remote.position = position;
   remote.position.in_world = true;
   if (world_members_ != 0 && !remote.noted) {
@@ -131,6 +182,7 @@ void Room::RemoteWorld(std::string message) {
     want_reply = message[at] != 0;
     ++at;
   }
+  unlisted_since_.erase(node);    // Refresh: it is here
   std::vector<uint64_t> present;  // kState: the node's members now
   for (; at + cluster::kEntitySize <= message.size();
        at += cluster::kEntitySize) {
@@ -143,7 +195,8 @@ void Room::RemoteWorld(std::string message) {
     // Only positions a C_MOVE could set (docs/PROTOCOL.md "The world"): a
     // broken node's others are not passed on to the clients.
     if (!ValidCoordinate(e.x) || !ValidCoordinate(e.y)) continue;
-    SetRemote(e.id, WorldPosition{.x = e.x, .y = e.y, .seq = e.seq});
+    SetRemote(e.id, WorldPosition{.x = e.x, .y = e.y, .seq = e.seq},
+              /*only_changes=*/kind == cluster::Kind::kState);
     if (kind == cluster::Kind::kState) present.push_back(e.id);
   }
   if (kind != cluster::Kind::kState) return;

@@ -128,6 +128,30 @@ TEST_F(ClusterTest, SubscribesOnlyWhileItHasMembers) {
   EXPECT_EQ(RoomSubscribers(kRoom + 1), 1);
 }
 
+// Node ids must be unique (docs/PROTOCOL.md "Cluster"). Two nodes that share
+// one cannot hear each other (each takes the other's messages for its own),
+// so each says so in its output, once.
+TEST_F(ClusterTest, NodesSharingAnIdSaySo) {
+  GameServer twin;
+  ASSERT_TRUE(twin.Start(
+      {"--cluster", nats_.url(), "--node-id", "1", "--stats-interval", "1"}))
+      << twin.Output();
+  const std::string said = "another node runs with node id 1";
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return node(0).Output().find(said) != std::string::npos &&
+               twin.Output().find(said) != std::string::npos;
+      },
+      Seconds(5)))
+      << node(0).Output() << twin.Output();
+  // Heartbeats go on, the line does not (once per 10 s: not scaled for the
+  // sanitizers, as the line's own period is not).
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const std::string out = node(0).Output();
+  EXPECT_EQ(out.find(said), out.rfind(said)) << out;
+  ExpectCleanStop(twin);
+}
+
 // The broker dies for longer than the node expiry and comes back on its
 // port. Local chat never stops; cross-node chat sent meanwhile is dropped
 // and counted, never delivered late, twice or out of order; then it flows

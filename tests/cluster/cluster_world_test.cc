@@ -388,5 +388,59 @@ TEST_F(ClusterTest, RemotePositionsOutsideTheWorldAreIgnored) {
   EXPECT_EQ(seen->Find(far), nullptr);
 }
 
+// Messages between nodes that were dropped (a full outgoing queue, a slow
+// consumer at the broker's end) are counted and never sent again: what they
+// leave wrong, each room's periodic state repairs (Room::Refresh). A member
+// node 2 does not have, as if its leave had been lost, goes from node 1's
+// snapshots; so does one of node 9, which never said it had sessions here.
+TEST_F(ClusterTest, MembersWhoseLeaveWasLostGoWithinSeconds) {
+  constexpr uint32_t kRoom = 98;
+  TestClient a = Connect(0);
+  TestClient b = Connect(1);
+  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
+  uint64_t b_id = 0;
+  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
+  const uint64_t ghost = (uint64_t{2} << 48) | 999;
+  const uint64_t stranger = (uint64_t{9} << 48) | 1;
+  const std::string subject = "sc.room." + std::to_string(kRoom);
+  ASSERT_TRUE(
+      PublishRaw(nats_.port(), {{subject, Delta(2, {{ghost, 3, 3, 1}})},
+                                {subject, Delta(9, {{stranger, 4, 4, 1}})}}));
+  // Each comes and goes (a refresh may undo the ghost in the tick it came,
+  // and then the clients see only its `gone`); b stays.
+  bool ghost_gone = false;
+  bool stranger_gone = false;
+  bool b_gone = false;
+  ASSERT_TRUE(ReadSnapshotUntil(a, Seconds(10),
+                                [&](const Snapshot& s) {
+                                  ghost_gone =
+                                      ghost_gone || ListsGone(s, ghost);
+                                  stranger_gone =
+                                      stranger_gone || ListsGone(s, stranger);
+                                  b_gone = b_gone || ListsGone(s, b_id);
+                                  return ghost_gone && stranger_gone;
+                                }))
+      << "ghost gone " << ghost_gone << ", stranger gone " << stranger_gone;
+  EXPECT_FALSE(b_gone);
+}
+
+// That periodic state repeats what the others know already: a room where
+// nobody moves sends its clients nothing, however many times it comes.
+TEST_F(ClusterTest, RepeatedStatesSendAQuietRoomNothing) {
+  constexpr uint32_t kRoom = 99;
+  TestClient a = Connect(0);
+  TestClient b = Connect(1);
+  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
+  uint64_t b_id = 0;
+  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
+  for (TestClient* client : {&a, &b}) {
+    while (ReadUntil(*client, kSSnapshot, milliseconds(500)).has_value()) {
+    }
+  }
+  // Two refreshes of each node at least (WorldOptions::state_refresh).
+  EXPECT_FALSE(ReadUntil(a, kSSnapshot, Seconds(5)).has_value());
+  EXPECT_FALSE(ReadUntil(b, kSSnapshot, milliseconds(100)).has_value());
+}
+
 }  // namespace
 }  // namespace servercore::test
