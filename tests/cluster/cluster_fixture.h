@@ -79,6 +79,10 @@ class ClusterTest : public ::testing::Test {
   // `a` and `b` (on different nodes) join `room`, then join again until
   // both count the two of them there.
   void JoinTogether(TestClient& a, TestClient& b, uint32_t room);
+  // Connects a to node 1 and b to node 2, joins them together in `room`,
+  // and both enter the world until a sees b there; *b_id is b's session
+  // id. (With the world tests, in cluster_world_test.cc.)
+  void MeetInRoom(uint32_t room, TestClient& a, TestClient& b, uint64_t* b_id);
   // How many of the broker's connections subscribe to room R's subject.
   int RoomSubscribers(uint32_t room) const;
   // The last value of "NAME N" in node i's output (its stats lines).

@@ -73,6 +73,18 @@ void EnterAndMeet(TestClient& a, TestClient& b, uint64_t* b_id) {
       a, Seconds(5), [&](const Snapshot& s) { return Lists(s, *b_id, 1); }));
 }
 
+}  // namespace
+
+void ClusterTest::MeetInRoom(uint32_t room, TestClient& a, TestClient& b,
+                             uint64_t* b_id) {
+  a = Connect(0);
+  b = Connect(1);
+  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, room));
+  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, b_id));
+}
+
+namespace {
+
 TEST_F(ClusterTest, SnapshotsListRemoteMembers) {
   constexpr uint32_t kRoom = 20;
   TestClient a = Connect(0);
@@ -166,11 +178,10 @@ TEST_F(ClusterTest, KilledNodesMembersGoWithinSeconds) {
 // before the 3 s expiry of a node that went silent.
 TEST_F(ClusterTest, StoppedNodesMembersGoAtOnce) {
   constexpr uint32_t kRoom = 70;
-  TestClient a = Connect(0);
-  TestClient b = Connect(1);
-  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
+  TestClient a;
+  TestClient b;
   uint64_t b_id = 0;
-  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
+  ASSERT_NO_FATAL_FAILURE(MeetInRoom(kRoom, a, b, &b_id));
   const auto stopping = std::chrono::steady_clock::now();
   ExpectCleanStop(node(1));
   ASSERT_TRUE(ReadSnapshotUntil(
@@ -231,11 +242,10 @@ using ClusterRestartTest = ClusterLongExpiryTest;
 
 TEST_F(ClusterRestartTest, RestartedNodesEarlierMembersGoAtOnce) {
   constexpr uint32_t kRoom = 80;
-  TestClient a = Connect(0);
-  TestClient b = Connect(1);
-  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
+  TestClient a;
+  TestClient b;
   uint64_t b_id = 0;
-  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
+  ASSERT_NO_FATAL_FAILURE(MeetInRoom(kRoom, a, b, &b_id));
   node(1).process().Signal(SIGKILL);
   ASSERT_TRUE(node(1).process().Wait(Seconds(5)).has_value());
   RestartNode(1, nats_.url());
@@ -266,11 +276,10 @@ using ClusterShortOutageTest = ClusterLongExpiryTest;
 
 TEST_F(ClusterShortOutageTest, LeaveLostInAnOutageStillGoes) {
   constexpr uint32_t kRoom = 90;
-  TestClient a = Connect(0);
-  TestClient b = Connect(1);
-  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
+  TestClient a;
+  TestClient b;
   uint64_t b_id = 0;
-  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
+  ASSERT_NO_FATAL_FAILURE(MeetInRoom(kRoom, a, b, &b_id));
   ASSERT_NO_FATAL_FAILURE(KillBroker(0, 1));
   // b leaves: its S_JOIN in the next room comes once the old room has let
   // it go, and published (into the void) that it left; node 2 then has no
@@ -395,11 +404,10 @@ TEST_F(ClusterTest, RemotePositionsOutsideTheWorldAreIgnored) {
 // snapshots; so does one of node 9, which never said it had sessions here.
 TEST_F(ClusterTest, MembersWhoseLeaveWasLostGoWithinSeconds) {
   constexpr uint32_t kRoom = 98;
-  TestClient a = Connect(0);
-  TestClient b = Connect(1);
-  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
+  TestClient a;
+  TestClient b;
   uint64_t b_id = 0;
-  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
+  ASSERT_NO_FATAL_FAILURE(MeetInRoom(kRoom, a, b, &b_id));
   const uint64_t ghost = (uint64_t{2} << 48) | 999;
   const uint64_t stranger = (uint64_t{9} << 48) | 1;
   const std::string subject = "sc.room." + std::to_string(kRoom);
@@ -428,11 +436,10 @@ TEST_F(ClusterTest, MembersWhoseLeaveWasLostGoWithinSeconds) {
 // nobody moves sends its clients nothing, however many times it comes.
 TEST_F(ClusterTest, RepeatedStatesSendAQuietRoomNothing) {
   constexpr uint32_t kRoom = 99;
-  TestClient a = Connect(0);
-  TestClient b = Connect(1);
-  ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
+  TestClient a;
+  TestClient b;
   uint64_t b_id = 0;
-  ASSERT_NO_FATAL_FAILURE(EnterAndMeet(a, b, &b_id));
+  ASSERT_NO_FATAL_FAILURE(MeetInRoom(kRoom, a, b, &b_id));
   for (TestClient* client : {&a, &b}) {
     while (ReadUntil(*client, kSSnapshot, milliseconds(500)).has_value()) {
     }
