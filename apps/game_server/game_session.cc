@@ -195,6 +195,12 @@ void GameSession::OnProtocolError(std::string_view) {
   }
 }
 
+bool GameSession::OnPeerClosed() {
+  if (Settled() || room_ == nullptr) return true;
+  ToRoom(&Room::Relay, id(), SendBufferRef(), RelayAfter::kPeerClosed);
+  return false;
+}
+
 std::shared_ptr<GameSession> GameSession::Self() {
   return std::static_pointer_cast<GameSession>(shared_from_this());
 }

@@ -78,6 +78,9 @@ class GameSession final : public servercore::PacketSession {
   // that header, whether or not the rest ever comes).
   void OnBegunPacket(uint16_t size, uint16_t id) override;
   void OnReadComplete() override { FlushEchoes(); }
+  // A client that closed its sending side still reads: what its room owes
+  // it (an S_JOIN, its own S_CHAT) goes out before the close.
+  bool OnPeerClosed() override;
   // S_BYE to a client that sent a packet of id 1000 or more (goodbye.h).
   servercore::SendBufferRef OnClosing(
       servercore::DisconnectReason reason) override {

@@ -107,9 +107,7 @@ void Room::Announce(size_t pending_index) {
   session->Send(reply.Finish());
   if (in_world && !pending.leaving) WantFull(members_[index_.at(id)]);
   for (SendBufferRef& packet : pending.held) session->Send(std::move(packet));
-  if (pending.close_after) {
-    session->Disconnect(servercore::DisconnectReason::kProtocolError);
-  }
+  CloseAfter(*session, pending.close_after);
   session->Announced(serial);
   if (pending.leaving) {
     if (in_world) Gone(pending.member);
@@ -219,18 +217,32 @@ void Room::Relay(uint64_t session_id, SendBufferRef packet, RelayAfter after) {
   if (it != index_.end()) {
     GameSession& session = *members_[it->second].session;
     if (packet) session.Send(std::move(packet));
-    if (after == RelayAfter::kProtocolError) {
-      session.Disconnect(servercore::DisconnectReason::kProtocolError);
-    }
+    CloseAfter(session, after);
     session.JobDone();
     return;
   }
   for (Pending& pending : pending_) {
     if (pending.member.id != session_id || pending.leaving) continue;
     if (packet) pending.held.push_back(std::move(packet));
-    if (after == RelayAfter::kProtocolError) pending.close_after = true;
+    // The first close stands (a protocol error, then the end of the
+    // stream: the client is told about its error).
+    if (pending.close_after == RelayAfter::kNothing)
+      pending.close_after = after;
     pending.member.session->JobDone();
     return;
+  }
+}
+
+void Room::CloseAfter(GameSession& session, RelayAfter after) {
+  switch (after) {
+    case RelayAfter::kNothing:
+      break;
+    case RelayAfter::kProtocolError:
+      session.Disconnect(servercore::DisconnectReason::kProtocolError);
+      break;
+    case RelayAfter::kPeerClosed:
+      session.Disconnect(servercore::DisconnectReason::kPeerClosed);
+      break;
   }
 }
 

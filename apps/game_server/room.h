@@ -96,6 +96,7 @@ struct WorldPosition {
 enum class RelayAfter : uint8_t {
   kNothing,
   kProtocolError,  // close the session (its protocol error, deferred)
+  kPeerClosed,     // close the session (its peer's end of stream, deferred)
 };
 
 enum class JoinKind : uint8_t {
@@ -153,8 +154,9 @@ class Room final : public servercore::JobQueue {
   struct Pending {
     Member member;
     std::vector<servercore::SendBufferRef> held;  // sent once announced
-    bool leaving = false;      // a Leave came first: announce, then go on
-    bool close_after = false;  // a deferred protocol error, after `held`
+    bool leaving = false;  // a Leave came first: announce, then go on
+    // A deferred close (kProtocolError, kPeerClosed), after `held`.
+    RelayAfter close_after = RelayAfter::kNothing;
     std::shared_ptr<Room> next;
     uint32_t next_serial = 0;
   };
@@ -167,6 +169,8 @@ class Room final : public servercore::JobQueue {
   void RemoveActive(size_t index);
   void Announce(size_t pending_index);
   void AnnounceOrDefer(size_t pending_index);
+  // A Relay's close, once what came before it is sent.
+  static void CloseAfter(GameSession& session, RelayAfter after);
   void EndSync();
   void Entered(Member& member);
   void Gone(const Member& member);

@@ -29,6 +29,17 @@
 // (for up to two seconds) before the socket is shut down: a reply, or a
 // goodbye, is not lost to the close. For other reasons it is dropped.
 //
+// End of stream: when the peer's stream ends between two messages, the
+// library asks OnPeerClosed. By default the session closes as kPeerClosed
+// (what is queued still goes out, as above). An application whose replies
+// are made elsewhere, later (a room's jobs), may keep it open to send them:
+// the library then reads no more, and the application calls
+// Disconnect(kPeerClosed) once it has sent what it owes. If it has not two
+// seconds later, the library does. Meanwhile the session can still close
+// for the other reasons (a reset, noticed at once on epoll and within a
+// second on io_uring; a stalled write; the service stopping), and a Send
+// after that returns false.
+//
 // Goodbye: when the server closes a session for a reason of its own
 // (kProtocolError, kIdleTimeout, kPacketTimeout, kServiceStopped, or the
 // application's kLocal), OnClosing runs first, on the worker, and may return
@@ -119,6 +130,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void StartClosing(const internal::IoKey&, bool stopping);
   // The hooks, for the socket state: bytes received, bytes written.
   size_t Deliver(const internal::IoKey&, std::span<const std::byte> data);
+  // The peer's stream ended between two messages: true to close now.
+  bool PeerClosed(const internal::IoKey&) { return OnPeerClosed(); }
   size_t MessageSize(const internal::IoKey&,
                      std::span<const std::byte> begun) const noexcept {
     return BegunMessageSize(begun);
@@ -145,6 +158,11 @@ class Session : public std::enable_shared_from_this<Session> {
   virtual size_t OnRecv(std::span<const std::byte> data) { return data.size(); }
   // Worker thread. The kernel took `bytes` more bytes of queued output.
   virtual void OnSend(size_t bytes) { (void)bytes; }
+  // Worker thread, at most once: the peer ended its stream with no message
+  // begun (see "End of stream" above). True closes the session as
+  // kPeerClosed; false keeps it open for sending, reading no more, until
+  // the application calls Disconnect (at most two seconds).
+  virtual bool OnPeerClosed() { return true; }
   // Worker thread, at most once: the server is closing the session for a
   // reason of its own (see "Goodbye" above; IsConnected is already false).
   // Return a closed buffer to be the last packet the peer receives, or null.

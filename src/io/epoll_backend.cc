@@ -66,6 +66,11 @@ class EpollBackend final : public IoBackend {
             socket.write_in_flight() ? uint32_t{EPOLLOUT} : 0, &socket);
   }
 
+  // EPOLLHUP and EPOLLERR come whatever the interest (Dispatch: HungUp).
+  void ReadEnded(SocketState& socket) override SERVERCORE_ON_WORKER {
+    StopRecv(socket);
+  }
+
   // A shut-down socket is always writable, and hung up once the peer closes
   // too: level-triggered, either would wake every round.
   void Unwatch(SocketState& socket) override SERVERCORE_ON_WORKER {
@@ -131,8 +136,8 @@ class EpollBackend final : public IoBackend {
  private:
   static constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP;
 
-  // A draining socket no longer reads.
-  static uint32_t ReadEvents(const SocketState& socket) {
+  // A draining socket no longer reads, nor one whose peer's stream ended.
+  static uint32_t ReadEvents(const SocketState& socket) SERVERCORE_ON_WORKER {
     return socket.CanRead() ? kReadEvents : 0;
   }
   // Connections taken per readiness event, so one busy listener cannot starve
@@ -182,6 +187,10 @@ class EpollBackend final : public IoBackend {
       } else {
         socket.RecvEnded(n == 0 ? 0 : -errno);
       }
+    } else if ((events & (EPOLLHUP | EPOLLERR)) != 0) {
+      // Reported whatever the interest, and level-triggered: a session that
+      // stays to send after the peer's end of stream must not spin on it.
+      socket.HungUp(/*reported=*/true);
     }
   }
 

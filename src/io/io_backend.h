@@ -46,6 +46,11 @@ class IoBackend {
   virtual int64_t Write(SocketState& socket) SERVERCORE_ON_WORKER = 0;
   // Stops receiving on a closing socket that is still draining its output.
   virtual void StopRecv(SocketState& socket) SERVERCORE_ON_WORKER = 0;
+  // The peer's stream ended and the session stays open to send
+  // (SocketState::read_ended): no more receiving. A backend that learns of
+  // a hang-up or an error on the socket meanwhile reports it
+  // (SocketState::HungUp); the worker's sweep asks the others.
+  virtual void ReadEnded(SocketState& socket) SERVERCORE_ON_WORKER = 0;
   // A drained socket that lingers (SocketState::Lingers): no more readiness
   // events for it, though its operations in flight still complete. Unlike
   // Detach it never shuts the socket down for reading: new data on a socket

@@ -426,8 +426,17 @@ void IoWorker::SweepSessions() {
     // One that is closing (draining, lingering) was disconnected already:
     // its timeout would only be logged again.
     if (!session->IsConnected()) continue;
+    // Open only to send what it owes since its peer's stream ended: no
+    // receive is armed to notice a reset (io_uring's polls cannot wait for
+    // one on a half-closed socket), so ask.
+    if (socket.read_ended && socket.HungUp(/*reported=*/false)) continue;
     if (const std::optional<DisconnectReason> why =
             socket.Overdue(now_, options)) {
+      // The peer's own close, finished for it: not the server's doing.
+      if (*why == DisconnectReason::kPeerClosed) {
+        session->Disconnect(*why);
+        continue;
+      }
       const std::string_view what =
           *why == DisconnectReason::kSlowReceiver
               ? "no output taken within the send stall timeout"

@@ -138,10 +138,41 @@ void SocketState::RecvEnded(int64_t result) {
   if (!CanRead()) return;
   if (result == 0) {
     worker_->counters().recv_syscalls.Add();
+    // A message cut short can never be finished: only between two may the
+    // session stay to send what it owes.
+    if (tail_size_ == 0 && !owner_.PeerClosed(IoKey{})) {
+      if (!owner_.IsConnected()) return;  // the hook closed it after all
+      read_ended = true;
+      last_progress_ = worker_->now();  // Overdue: kOwedRepliesTime from here
+      worker_->backend().ReadEnded(*this);
+      return;
+    }
     owner_.Disconnect(DisconnectReason::kPeerClosed);
   } else if (!IsRetry(result)) {
     owner_.Disconnect(ReasonForErrno(static_cast<int>(-result)));
   }
+}
+
+bool SocketState::HungUp(bool reported) {
+  worker_->AssertInWorkerThread();
+  // (A test harness's sessions have no descriptor.)
+  if (!read_ended || !owner_.IsConnected() || fd_ < 0) return false;
+  int error = 0;
+  socklen_t size = sizeof(error);
+  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &size) != 0) {
+    error = errno;
+  }
+  if (error == 0) {
+    tcp_info info{};
+    socklen_t info_size = sizeof(info);
+    const bool closed =
+        ::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &info, &info_size) == 0 &&
+        info.tcpi_state == TCP_CLOSE;
+    if (!closed && !reported) return false;
+    error = ECONNRESET;  // gone, with no error left to say how
+  }
+  owner_.Disconnect(ReasonForErrno(error));
+  return true;
 }
 
 void SocketState::AppendTail(std::span<const std::byte> bytes, size_t want) {
@@ -308,6 +339,11 @@ bool SocketState::CompleteWrite(int64_t result) {
 std::optional<DisconnectReason> SocketState::Overdue(
     Clock::time_point now, const ServiceOptions& options) const {
   using std::chrono::milliseconds;
+  // Kept open after the peer's stream ended, for what the application owes
+  // it: that has had its time.
+  if (read_ended && now - last_progress_ > kOwedRepliesTime) {
+    return DisconnectReason::kPeerClosed;
+  }
   if (options.idle_timeout > milliseconds::zero() &&
       now - last_progress_ > options.idle_timeout) {
     return DisconnectReason::kIdleTimeout;

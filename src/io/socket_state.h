@@ -80,8 +80,10 @@ class SocketState {
   SendQueue& queue() noexcept { return queue_; }
   const SendQueue& queue() const noexcept { return queue_; }
 
-  // Open: receiving, and writing.
-  bool CanRead() const noexcept { return owner_.IsConnected(); }
+  // Open and receiving: not closing, and the peer's stream has not ended.
+  bool CanRead() const SERVERCORE_ON_WORKER {
+    return owner_.IsConnected() && !read_ended;
+  }
   // Open, or closing while it writes what was queued before the close.
   bool CanWrite() const SERVERCORE_ON_WORKER {
     return owner_.IsConnected() || draining_;
@@ -94,8 +96,15 @@ class SocketState {
   // the rest straight from `data`; what is left unconsumed becomes the tail.
   void Received(std::span<const std::byte> data) SERVERCORE_ON_WORKER;
   // A receive ended without data: 0 at end of stream, or -errno (a retry
-  // code is ignored).
+  // code is ignored). At the end of a stream with no message begun the
+  // session may stay open to send (Session::OnPeerClosed): then the backend
+  // is told to stop receiving, and CanRead is false from here on.
   void RecvEnded(int64_t result) SERVERCORE_ON_WORKER;
+  // For a session open but no longer reading (read_ended), which nothing
+  // else watches for a reset: closes it when the socket is in error or
+  // closed, or at once when `reported` (the backend saw it hung up). True
+  // when it closed it.
+  bool HungUp(bool reported) SERVERCORE_ON_WORKER;
   // Bytes of an unfinished message held (tests).
   size_t recv_tail_size() const SERVERCORE_ON_WORKER { return tail_size_; }
   // The worker's sweep: a session that neither received nor wrote since the
@@ -123,8 +132,12 @@ class SocketState {
   void StartLiveness(Clock::time_point now) SERVERCORE_ON_WORKER {
     last_progress_ = now;
   }
+  // How long a session stays open after its peer's stream ended, for the
+  // application to send what it owes (Session::OnPeerClosed).
+  static constexpr std::chrono::seconds kOwedRepliesTime{2};
   // Why the session must be closed at `now` under `options` (idle, a packet
-  // begun too long ago, a write the peer stopped taking), if it must.
+  // begun too long ago, a write the peer stopped taking, the owed replies'
+  // time over), if it must.
   std::optional<DisconnectReason> Overdue(Clock::time_point now,
                                           const ServiceOptions& options) const
       SERVERCORE_ON_WORKER;
@@ -151,6 +164,10 @@ class SocketState {
   bool recv_armed SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   bool attached SERVERCORE_GUARDED_BY(kWorkerThread) = false;  // listed
   bool in_close_list SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  // The peer's stream ended and the session stays open to send (RecvEnded):
+  // CanRead is false, and nothing is to be read again. Overdue closes it
+  // kOwedRepliesTime later if the application has not.
+  bool read_ended SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   size_t worker_index SERVERCORE_GUARDED_BY(kWorkerThread) = 0;  // position
 
  private:

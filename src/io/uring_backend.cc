@@ -297,6 +297,13 @@ class UringBackend final : public IoBackend {
     io_uring_sqe_set_data64(sqe, kOpIgnore);
   }
 
+  // The receive ended with the stream (no F_MORE). No poll can wait for a
+  // reset here: io_uring always reports POLLRDHUP, which the peer's FIN
+  // has set already; IoWorker::SweepSessions asks the socket instead.
+  void ReadEnded(SocketState& socket) override SERVERCORE_ON_WORKER {
+    StopRecv(socket);
+  }
+
   // Nothing to stop: StopRecv cancelled the receive, and no poll is armed.
   void Unwatch(SocketState&) override SERVERCORE_ON_WORKER {}
 

@@ -6,6 +6,7 @@
 // that closes first get none.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <optional>
@@ -107,6 +108,25 @@ TEST_P(GoodbyeAppTest, ProtocolErrorGetsByeReason1) {
   Ping(client);
   ASSERT_TRUE(client.SendPacket(kSEcho, Bytes("not from a client")));
   ExpectBye(client, 1);
+}
+
+// A client that joins a room, sends a bad packet and closes its sending
+// side, all at once: the room's S_JOIN may still be owed when the end of its
+// stream is read, yet the protocol error, which came first, is what it is
+// told (the end of the stream does not replace it).
+TEST_P(GoodbyeAppTest, ErrorBeforeTheEndOfTheStreamGetsByeReason1) {
+  START_SERVER();
+  for (uint32_t round = 1; round <= 10; ++round) {
+    TestClient client;
+    ASSERT_TRUE(ConnectReady(client, server_.port()));
+    std::vector<std::byte> bytes = EncodePacket(kCPing, ProtoVarint(1, 1));
+    Append(bytes, EncodePacket(kCJoin, U32(round)));
+    Append(bytes, EncodePacket(kSEcho, Bytes("not from a client")));
+    ASSERT_TRUE(client.SendAll(bytes));
+    ASSERT_EQ(::shutdown(client.fd(), SHUT_WR), 0);
+    SCOPED_TRACE(round);
+    ASSERT_NO_FATAL_FAILURE(ExpectBye(client, 1));
+  }
 }
 
 // A client slow to read that sent more after its bad packet: the server

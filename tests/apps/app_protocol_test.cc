@@ -354,6 +354,30 @@ TEST_P(AppProtocolTest, RepliesReachAClientThatClosedItsSendingSide) {
   }
 }
 
+// Replies a room still owes such a client reach it too: the S_JOIN of the
+// room it asked for last and its own S_CHAT there come from the rooms' jobs,
+// which may run after the end of its stream was read (GameSession keeps the
+// session open for them: Session::OnPeerClosed).
+TEST_P(AppProtocolTest, RoomRepliesReachAClientThatClosedItsSendingSide) {
+  START_SERVER();
+  for (uint32_t round = 1; round <= 20; ++round) {
+    TestClient client;
+    ASSERT_TRUE(ConnectReady(client, server_.port()));
+    std::vector<std::byte> last = EncodePacket(kCJoin, U32(round));
+    Append(last, EncodePacket(kCChat, Bytes("bye")));
+    ASSERT_TRUE(client.SendAll(last));
+    ASSERT_EQ(::shutdown(client.fd(), SHUT_WR), 0);
+    auto join = client.ReadPacket(Seconds(10));
+    ASSERT_TRUE(join.has_value()) << "no S_JOIN in round " << round;
+    ASSERT_EQ(join->id, kSJoin);
+    EXPECT_EQ(ReadU32(join->payload, 0), round);
+    auto chat = client.ReadPacket(Seconds(10));
+    ASSERT_TRUE(chat.has_value()) << "no S_CHAT in round " << round;
+    EXPECT_EQ(chat->id, kSChat);
+    EXPECT_TRUE(client.WaitForClose(Seconds(10)));
+  }
+}
+
 TEST_P(AppProtocolTest, ChatOfSizeOverMaxPacketIsDelivered) {
   // An S_CHAT is 8 bytes longer than its C_CHAT, so it can exceed
   // --max-packet; clients must accept it.

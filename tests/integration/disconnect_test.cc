@@ -4,6 +4,7 @@
 // closed exactly once with a sensible reason, the others must get everything,
 // and every send-buffer chunk must come back.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <mutex>
@@ -442,6 +443,137 @@ TEST_P(DisconnectTest, StopWithWritesBlockedOnFullSockets) {
   EXPECT_EQ(after.bytes_pinned, before.bytes_pinned);
   EXPECT_EQ(after.dedicated_live, before.dedicated_live);
 }
+
+// The end of a peer's stream, kept open (Session::OnPeerClosed false): an
+// application whose replies are made later, elsewhere, sends them before the
+// close. The session records what happened; the test plays the application.
+class StaysAfterEndOfStream : public PacketSession {
+ public:
+  StaysAfterEndOfStream() : PacketSession(4096) {}
+  std::atomic<int> packets{0};
+  std::atomic<bool> peer_closed{false};
+  std::atomic<bool> disconnected{false};
+  std::atomic<DisconnectReason> reason{DisconnectReason::kCount};
+
+ protected:
+  void OnRecvPacket(uint16_t, std::span<const std::byte>) override {
+    packets.fetch_add(1);
+  }
+  bool OnPeerClosed() override {
+    peer_closed.store(true);
+    return false;
+  }
+  void OnDisconnected(DisconnectReason why) override {
+    reason.store(why);
+    disconnected.store(true);
+  }
+};
+
+class EndOfStreamTest : public BackendTest {
+ protected:
+  Service::SessionFactory Factory() {
+    return [this] {
+      auto session = std::make_shared<StaysAfterEndOfStream>();
+      std::lock_guard lock(mu_);
+      sessions_.push_back(session);
+      return session;
+    };
+  }
+  // Connects, sends one packet (and unless `finish` the start of another),
+  // closes its sending side; the server's session once it has the packet.
+  std::shared_ptr<StaysAfterEndOfStream> ConnectAndEnd(TestClient& client,
+                                                       uint16_t port,
+                                                       bool finish = true) {
+    if (!client.Connect(port) || !client.SendPacket(kDataId, {})) return {};
+    // Three bytes of a 16-byte packet's header.
+    const std::vector<std::byte> begun = {std::byte{16}, std::byte{0},
+                                          std::byte{kDataId}};
+    if (!finish && !client.SendAll(begun)) return {};
+    if (::shutdown(client.fd(), SHUT_WR) != 0) return {};
+    std::shared_ptr<StaysAfterEndOfStream> session;
+    WaitFor([&] {
+      std::lock_guard lock(mu_);
+      if (!sessions_.empty() && sessions_.back()->packets.load() == 1) {
+        session = sessions_.back();
+      }
+      return session != nullptr;
+    });
+    return session;
+  }
+
+  std::mutex mu_;
+  std::vector<std::shared_ptr<StaysAfterEndOfStream>> sessions_;
+};
+
+// It stays open, reading no more; what it sends then reaches the client,
+// and the close it asks for follows.
+TEST_P(EndOfStreamTest, RepliesSentAfterThePeersEndOfStreamArrive) {
+  SERVERCORE_START_SERVER(server, Factory(), Options());
+  TestClient client;
+  auto session = ConnectAndEnd(client, server->port());
+  ASSERT_NE(session, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return session->peer_closed.load(); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(session->IsConnected());
+  EXPECT_FALSE(session->disconnected.load());
+  const std::string late = "owed";
+  ASSERT_TRUE(
+      session->Send(MakePacket(kDataId, std::as_bytes(std::span(late)))));
+  session->Disconnect(DisconnectReason::kPeerClosed);
+  auto reply = client.ReadPacket();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->id, kDataId);
+  EXPECT_EQ(reply->payload.size(), late.size());
+  EXPECT_TRUE(client.WaitForClose());
+  ASSERT_TRUE(WaitFor([&] { return session->disconnected.load(); }));
+  EXPECT_EQ(session->reason.load(), DisconnectReason::kPeerClosed);
+}
+
+// Nothing reads it any more, yet a reset is noticed: the session closes
+// without waiting for the application (epoll reports the hang-up whatever
+// the interest; with io_uring the worker's sweep asks the socket).
+TEST_P(EndOfStreamTest, AResetAfterTheEndOfStreamClosesIt) {
+  SERVERCORE_START_SERVER(server, Factory(), Options());
+  TestClient client;
+  auto session = ConnectAndEnd(client, server->port());
+  ASSERT_NE(session, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return session->peer_closed.load(); }));
+  client.Reset();
+  ASSERT_TRUE(WaitFor([&] { return session->disconnected.load(); },
+                      std::chrono::seconds(5)));
+  EXPECT_EQ(session->reason.load(), DisconnectReason::kReset);
+}
+
+// An application that keeps it and never closes it: the library does, as
+// the peer asked, once the owed replies have had their time.
+TEST_P(EndOfStreamTest, KeptTooLongItIsClosedForTheApplication) {
+  SERVERCORE_START_SERVER(server, Factory(), Options());
+  TestClient client;
+  auto session = ConnectAndEnd(client, server->port());
+  ASSERT_NE(session, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return session->peer_closed.load(); }));
+  const auto kept = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitFor([&] { return session->disconnected.load(); }));
+  EXPECT_GE(std::chrono::steady_clock::now() - kept, std::chrono::seconds(1));
+  EXPECT_EQ(session->reason.load(), DisconnectReason::kPeerClosed);
+  EXPECT_TRUE(client.WaitForClose());
+}
+
+// A stream that ends inside a message cannot be answered: closed at once.
+TEST_P(EndOfStreamTest, AnEndInsideAMessageClosesAtOnce) {
+  SERVERCORE_START_SERVER(server, Factory(), Options());
+  TestClient client;
+  auto session = ConnectAndEnd(client, server->port(), /*finish=*/false);
+  ASSERT_NE(session, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return session->disconnected.load(); }));
+  EXPECT_FALSE(session->peer_closed.load());
+  EXPECT_EQ(session->reason.load(), DisconnectReason::kPeerClosed);
+  EXPECT_TRUE(client.WaitForClose());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EndOfStreamTest,
+                         ::testing::Values(Backend::kEpoll, Backend::kUring),
+                         BackendName);
 
 INSTANTIATE_TEST_SUITE_P(Backends, DisconnectTest,
                          ::testing::Values(Backend::kEpoll, Backend::kUring),
