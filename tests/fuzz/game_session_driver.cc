@@ -99,12 +99,26 @@ void Conversation::Control(Client& c, size_t slot, unsigned what) {
       harness_.RunRound();
       break;
     case 1:
+      // Past the time a session is kept for what it owes after its peer's
+      // end of stream (2 s): one still open may be closed before its rooms
+      // answered, and then only a prefix is owed.
+      for (auto& other : clients_) {
+        if (other->session->IsConnected()) {
+          other->replies_at_close = SIZE_MAX;
+          other->chats_at_close = SIZE_MAX;
+        }
+      }
       harness_.Advance(kTick);
       harness_.RunRound();
       break;
     case 2:
-      if (c.session->IsConnected()) {
+      // (Still connected after its end of stream while its rooms answer.)
+      if (c.session->IsConnected() && !c.closed_by_peer) {
         c.closed_by_peer = true;
+        if (!c.error && c.parsed == c.sent.size()) {
+          c.replies_at_close = c.replies.size();
+          c.chats_at_close = c.chats.size();
+        }
         harness_.PeerClose(*c.session);
       }
       break;
@@ -205,7 +219,21 @@ void Conversation::CheckRunning() {
       Fail("client %llu: a protocol error, and still connected",
            static_cast<unsigned long long>(c.id()));
     }
-    if (c.closed_by_peer) continue;  // what it got is a prefix: checked
+    if (c.closed_by_peer) {
+      // What it got is a prefix (checked); between two packets, all it was
+      // owed, and no goodbye (it closed first).
+      if (c.replies_at_close != SIZE_MAX &&
+          (r.replies != c.replies_at_close || r.own_chats != c.chats_at_close ||
+           r.bye)) {
+        Fail(
+            "client %llu, closed by its peer: %zu of %zu replies, %zu of %zu "
+            "own chats%s",
+            static_cast<unsigned long long>(c.id()), r.replies,
+            c.replies_at_close, r.own_chats, c.chats_at_close,
+            r.bye ? ", and an S_BYE" : "");
+      }
+      continue;
+    }
     if (!c.error && !c.connected_at_end) {
       Fail("client %llu: closed, with no error of its own",
            static_cast<unsigned long long>(c.id()));

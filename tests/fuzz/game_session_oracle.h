@@ -86,6 +86,11 @@ struct Client {
   bool error = false;
   bool typed = false;  // a packet with id >= 1000 (valid or not)
   bool closed_by_peer = false;
+  // Closed by its peer between two packets, with no error: the replies and
+  // own chats it was owed then, every one of which it must get (the end of
+  // its stream loses none: Session::OnPeerClosed). SIZE_MAX otherwise.
+  size_t replies_at_close = SIZE_MAX;
+  size_t chats_at_close = SIZE_MAX;
   bool connected_at_end = false;
   uint32_t room = 0;
   uint32_t next_seq = 0;
