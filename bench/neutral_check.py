@@ -9,8 +9,10 @@ and prints the ratios each tool gives side by side. When the two disagree,
 the runner is favouring someone.
 
     python3 bench/neutral_check.py [--repeat 3] [--seconds 5]
-        [--servers gameserver-uring,gameserver-epoll,asio]
+        [--servers gameserver-uring,gameserver-epoll,asio,floor-epoll]
         [--shapes S1,S4s,S5]
+
+The floor servers (bench/scenarios.py's floor-*) run the echo shapes only.
 
 Runs are interleaved (every server once per repetition, the order rotating),
 and the figures are medians: delivered messages per second and server CPU
@@ -84,7 +86,11 @@ def main():
     results = {}  # (shape, tool, server) -> [(rate, cpu)]
     for rep in range(a.repeat):
         for shape in shapes:
-            order = servers[rep % len(servers):] + servers[:rep % len(servers)]
+            # The floors answer C_ECHO only.
+            echo = "echo" in SHAPES[shape][0]
+            pool = [s for s in servers
+                    if echo or s not in runner.FLOOR_SERVERS]
+            order = pool[rep % len(pool):] + pool[:rep % len(pool)]
             for name in order:
                 for tool, fn, args in (("dummy", run_dummy, SHAPES[shape][0]),
                                        ("neutral", run_neutral,
@@ -101,6 +107,8 @@ def main():
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for shape in shapes:
         for name in servers:
+            if (shape, "dummy", name) not in results:
+                continue
             cells = [shape, name]
             for tool in ("dummy", "neutral"):
                 rs = results[(shape, tool, name)]

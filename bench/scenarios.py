@@ -54,6 +54,9 @@ SERVERS = {
     # on io_uring.
     "floor-epoll": [str(EPOLL_FLOOR)],
     "floor-uring": [str(URING_FLOOR)],
+    # The epoll floor with no user-space copy at all (replies written from
+    # the read buffer): the lower bound of S5 for any server on sockets.
+    "floor-epoll-inplace": [str(EPOLL_FLOOR), "--in-place"],
     # The world's naive baseline: each receiver's snapshot encoded for it.
     "naive-uring": [str(GAME_SERVER), "--backend", "uring",
                     "--naive-snapshots"],
@@ -66,7 +69,7 @@ BASELINE = "asio"
 WORLD_SERVERS = ("gameserver-uring", "naive-uring", "gameserver-epoll",
                  "naive-epoll")
 # The floor servers answer C_ECHO only.
-FLOOR_SERVERS = ("floor-epoll", "floor-uring")
+FLOOR_SERVERS = ("floor-epoll", "floor-uring", "floor-epoll-inplace")
 FLOOR_SCENARIOS = ("S1", "S2", "S5", "S6", "S6t")
 WORLD_BASELINE = {"gameserver-uring": "naive-uring",
                   "gameserver-epoll": "naive-epoll"}
@@ -382,12 +385,15 @@ def report(runs, scenarios, servers, args):
             lines.append("")
             continue
         lines += ["| server | delivered msg/s | ratio | MB/s | server CPU "
-                  "us/msg | ratio | server CPU % | client CPU % | allocs/msg "
-                  "| writes/msg | p99 us | all ok |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "us/msg | ratio | vs floor-epoll | server CPU % | client "
+                  "CPU % | allocs/msg | writes/msg | p99 us | all ok |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                  "---:|---|"]
         base = runs.get((sc, BASELINE), [])
         base_rate = median_of(base, "delivered_per_s")
         base_cpu = median_of(base, "server_cpu_us_per_msg")
+        floor = runs.get((sc, "floor-epoll"), [])
+        floor_cpu = median_of(floor, "server_cpu_us_per_msg") if floor else 0
         for name in servers:
             rs = runs.get((sc, name), [])
             if not rs:
@@ -397,7 +403,9 @@ def report(runs, scenarios, servers, args):
             lines.append(
                 f"| {name} | {rate:,.0f} | {rate / base_rate:.2f} | "
                 f"{median_of(rs, 'mb_per_s'):.1f} | {cpu:.3f} | "
-                f"{cpu / base_cpu:.2f} | {median_of(rs, 'server_cpu_pct'):.0f} "
+                f"{cpu / base_cpu:.2f} | "
+                f"{f'{cpu / floor_cpu:.2f}' if floor_cpu else ''} | "
+                f"{median_of(rs, 'server_cpu_pct'):.0f} "
                 f"| {median_of(rs, 'client_cpu_pct'):.0f} | "
                 f"{median_of(rs, 'allocs_per_msg'):.3f} | "
                 f"{median_of(rs, 'writes_per_msg'):.3f} | "

@@ -9,6 +9,15 @@
  *
  *   epoll_echo_server --port 0     # prints "listening on HOST:PORT"
  *
+ * With --in-place it copies nothing in user space: when nothing waits to
+ * go out and a read holds only C_ECHO packets, it turns each into its
+ * S_ECHO where it lies (the id) and writes the read buffer itself; only
+ * what the kernel does not take is copied out. That is not a server
+ * anyone would write (the reply must be the request with another id, and
+ * the buffer is held until written), but it bounds from below what any
+ * server that reads and writes the bytes through the socket can spend on
+ * 4 KiB echoes (bench/scenarios.py's floor-epoll-inplace).
+ *
  * Takes GameServer's flags so the scenario runner can start it alike
  * (--host and --port are used, the rest ignored). On SIGTERM or SIGINT it
  * prints one "[summary]" line with the counts the runner reads (packets in
@@ -39,6 +48,7 @@ struct conn {
 };
 
 static unsigned long long packets_in, packets_out, writes;
+static int in_place;
 static int stop_pipe[2];
 
 /* Any thread may take the signal (an LD_PRELOADed library's thread, say):
@@ -74,6 +84,40 @@ static int flush_out(struct conn* c) {
   }
   c->out_len = c->out_sent = 0;
   return 0;
+}
+
+/* --in-place: with nothing waiting to go out, turns the whole packets read
+ * so far into their replies where they lie and writes them from there.
+ * Returns how many bytes were framed, or 0 when the read holds a packet
+ * other than C_ECHO or a bad size (the copying path then handles it). */
+static size_t echo_in_place(struct conn* c) {
+  size_t at = 0;
+  while (c->in_len - at >= 4) {
+    const unsigned size = c->in[at] | (unsigned)c->in[at + 1] << 8;
+    const unsigned id = c->in[at + 2] | (unsigned)c->in[at + 3] << 8;
+    if (size < 4 || id != kEcho) return 0;
+    if (c->in_len - at < size) break;
+    at += size;
+  }
+  size_t done = 0;
+  for (size_t p = 0; p < at; p += (c->in[p] | (unsigned)c->in[p + 1] << 8)) {
+    c->in[p + 2] = kEchoReply;
+    ++packets_in;
+    ++packets_out;
+  }
+  while (done < at) {
+    ssize_t n = write(c->fd, c->in + done, at - done);
+    ++writes;
+    if (n < 0) {
+      if (errno != EAGAIN) done = at; /* the next read sees the error */
+      break;
+    }
+    done += (size_t)n;
+  }
+  if (done < at) out_append(c, c->in + done, at - done);
+  memmove(c->in, c->in + at, c->in_len - at);
+  c->in_len -= at;
+  return at;
 }
 
 /* Frames the packets read so far and appends an S_ECHO for each C_ECHO;
@@ -115,6 +159,14 @@ static void on_readable(int ep, struct conn* c) {
   }
   c->in_len += (size_t)n;
   const int waiting = c->out_len > 0; /* EPOLLOUT already armed */
+  if (in_place && !waiting && echo_in_place(c) > 0) {
+    /* What is left is at most an unfinished packet. */
+    if (c->out_len > 0) {
+      struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+      epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+    }
+    return;
+  }
   if (handle_input(c) < 0) {
     close_conn(ep, c);
     return;
@@ -142,9 +194,14 @@ static void on_writable(int ep, struct conn* c) {
 int main(int argc, char** argv) {
   const char* host = "0.0.0.0";
   int port = 7777;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--host") == 0) host = argv[i + 1];
-    if (strcmp(argv[i], "--port") == 0) port = atoi(argv[i + 1]);
+  for (int i = 1; i < argc; ++i) {
+    if (strcmp(argv[i], "--in-place") == 0) {
+      in_place = 1;
+    } else if (i + 1 < argc) {
+      if (strcmp(argv[i], "--host") == 0) host = argv[i + 1];
+      if (strcmp(argv[i], "--port") == 0) port = atoi(argv[i + 1]);
+      ++i;
+    }
   }
   if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
   struct sigaction sa = {.sa_handler = on_stop_signal};
