@@ -11,8 +11,9 @@
 # FUZZ_SECONDS (default 60) bounds each fuzzer, CHAOS_SECONDS (default 60)
 # each chaos run, SERVERCORE_TEST_JOBS (default three per core) how many
 # tests ctest runs at once: most of them wait on sockets and timers, not
-# on a core. Ends with the name of every check that failed (CI shows
-# only the tail of a log) and one line "summary: N passed, N failed".
+# on a core. Each stage's heading says when it started; the end lists the
+# stages' times, the name of every check that failed (CI shows only the
+# tail of a log) and one line "summary: N passed, N failed".
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$SERVERCORE_ROOT"
@@ -27,13 +28,34 @@ failed=0
 failures=()
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+stages=()      # "NAME START_SECONDS", in order
+SECONDS=0
+
+# stage NAME: prints the heading of a stage and notes when it started.
+stage() {
+  stages+=("$1 $SECONDS")
+  printf '== %s == (at %d:%02d)\n' "$1" $((SECONDS / 60)) $((SECONDS % 60))
+}
+
+# stage_times: how long each stage took, for the end of the log.
+stage_times() {
+  local i name start next
+  for i in "${!stages[@]}"; do
+    name="${stages[$i]% *}"
+    start="${stages[$i]##* }"
+    next=$SECONDS
+    [ $((i + 1)) -lt ${#stages[@]} ] && next="${stages[$((i + 1))]##* }"
+    printf 'time: %-40s %4d s\n' "$name" $((next - start))
+  done
+  printf 'time: %-40s %4d s\n' "total" "$SECONDS"
+}
 
 # run_ctest PRESET: build it, run its tests, add up what ctest reports.
 run_ctest() {
   local preset="$1" status=0
-  echo "== $preset: build =="
+  stage "$preset: build"
   build_preset "$preset"
-  echo "== $preset: test =="
+  stage "$preset: test"
   ctest --preset "$preset" -j "$test_jobs" 2>&1 | tee "$log" || status=$?
   local line total bad
   line=$(grep -E "tests passed, [0-9]+ tests? failed out of" "$log" | tail -n 1 || true)
@@ -63,9 +85,10 @@ run_ctest() {
 # crash, leak or timeout is a failure. libFuzzer runs on one core, so the
 # targets run side by side: each still gets a core for FUZZ_SECONDS on 2.
 run_fuzzers() {
-  echo "== fuzz: build =="
+  stage "fuzz: build"
   build_preset fuzz
   local fuzzer corpus seeds i names=() pids=() logs=() corpora=()
+  stage "fuzz: run, side by side"
   for fuzzer in build/fuzz/tests/fuzz/*_fuzz; do
     [ -x "$fuzzer" ] || continue
     corpus="$(mktemp -d)"
@@ -98,7 +121,7 @@ run_fuzzers() {
 # one check, passed or failed; io_uring refused by the kernel is a skip.
 run_chaos() {
   local backend="$1" status=0
-  echo "== chaos: asan, $backend, ${chaos_seconds}s =="
+  stage "chaos: asan, $backend, ${chaos_seconds}s"
   CHAOS_PRESET=asan CHAOS_BACKEND="$backend" CHAOS_SECONDS="$chaos_seconds" \
     scripts/chaos.sh 2>&1 | tee "$log" || status=$?
   if grep -q "^chaos: SKIP$" "$log"; then
@@ -116,7 +139,7 @@ run_chaos() {
 # runs examples/ from it (scripts/examples.sh); adds up the checks it reports.
 run_examples() {
   local status=0 line bad
-  echo "== examples: the installed package =="
+  stage "examples: the installed package"
   scripts/examples.sh "$SERVERCORE_ROOT" 2>&1 | tee "$log" || status=$?
   line=$(grep -E "^examples: [0-9]+ passed, [0-9]+ failed$" "$log" | tail -n 1 || true)
   if [ -z "$line" ]; then
@@ -135,6 +158,7 @@ run_examples() {
   fi
 }
 
+stage "packages"
 ensure_packages
 run_ctest release
 run_examples
@@ -146,6 +170,7 @@ if [ "$quick" -eq 0 ]; then
   run_fuzzers
 fi
 
+stage_times
 for name in "${failures[@]}"; do
   echo "FAILED $name"
 done
