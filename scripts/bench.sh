@@ -2,7 +2,7 @@
 # The end-to-end benchmark (issue: performance against a Boost.Asio peer):
 # builds the release preset with the Asio peer and the allocation counter,
 # then runs bench/scenarios.py, which prints the table and writes
-# docs/bench/{results.md,results.json,room_size.png}. About 30 minutes with
+# docs/bench/{results.md,results.json,room_size.png}. About 35 minutes with
 # the defaults; `scripts/bench.sh --quick` takes about 3.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
