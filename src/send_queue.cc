@@ -50,6 +50,25 @@ bool SendQueue::TakeAll(std::vector<SendBufferRef>& sending, size_t* grown) {
   return true;
 }
 
+bool SendQueue::Claim(size_t size) {
+  SpinLockGuard lock(mu_);
+  // No flush requested: TakeAll found nothing queued and nothing left to
+  // write, and no Push came since.
+  if (closed_ || flush_requested_ || size > max_pending_bytes_) return false;
+  pending_bytes_.fetch_add(size, std::memory_order_relaxed);
+  flush_requested_ = true;  // Pushes from here on only queue
+  return true;
+}
+
+bool SendQueue::EndClaim(size_t written, bool rest_kept) {
+  pending_bytes_.fetch_sub(written, std::memory_order_relaxed);
+  unpushed_next_ = rest_kept;
+  SpinLockGuard lock(mu_);
+  if (rest_kept || !queued_.empty()) return true;  // the flag stays set
+  flush_requested_ = false;
+  return false;
+}
+
 size_t SendQueue::ReleaseIdle() {
   SpinLockGuard lock(mu_);
   if (!queued_.empty() || queued_.capacity() == 0) return 0;

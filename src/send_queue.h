@@ -8,23 +8,29 @@
 //
 // Wake-ups: only the Push that finds the queue drained is told to wake the
 // worker (kQueuedFirst); later Pushes ride along in the same write. The flag
-// that says so is cleared by TakeAll, under the same lock, when it finds
-// nothing queued and nothing left to write: a Push that comes after that
-// clear wakes the worker again, so no buffer can be stranded.
+// that says so is cleared by TakeAll (or EndClaim), under the same lock,
+// when it finds nothing queued and nothing left to write: a Push that comes
+// after that clear wakes the worker again, so no buffer can be stranded.
 //
 // Backpressure: a Push that would take the unsent bytes past the limit, or
 // the chunk memory charged to queued buffers (ChunkPinTracker) past
 // max(limit, 2 MiB), is refused (kOverLimit): the session is a slow receiver.
 //
+// Writing at once (Session::SendNow): the worker may Claim a drained queue,
+// write bytes of its own straight to the socket, and EndClaim; Pushes that
+// come meanwhile queue behind them, as behind a write in flight.
+//
 // Thread safety: Push, PushLast, pending_bytes and Close from any thread;
-// TakeAll, Finished and Settle on the session's worker only. Ownership:
-// holds a SendBufferRef to every queued buffer until TakeAll hands it over.
+// TakeAll, Finished, Settle, Claim and EndClaim on the session's worker only.
+// Ownership: holds a SendBufferRef to every queued buffer until TakeAll hands
+// it over.
 #ifndef SERVERCORE_SRC_SEND_QUEUE_H_
 #define SERVERCORE_SRC_SEND_QUEUE_H_
 
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "chunk_pin_tracker.h"
@@ -72,8 +78,10 @@ class SendQueue {
   bool TakeAll(std::vector<SendBufferRef>& sending, size_t* grown);
   // Worker thread: the kernel took `bytes` more bytes; `done` is a buffer it
   // finished (called once per finished buffer, in queue order, before the
-  // bytes are settled with Settle).
+  // bytes are settled with Settle). The rest of a claim, which was never
+  // pushed, is the first to finish after it: the trackers skip it.
   void Finished(const SendBuffer& done) noexcept {
+    if (std::exchange(unpushed_next_, false)) return;
     released_charge_ += head_pins_.Charge(done);
   }
   void Settle(size_t bytes) noexcept {
@@ -81,6 +89,19 @@ class SendQueue {
     pinned_charge_.fetch_sub(released_charge_, std::memory_order_relaxed);
     released_charge_ = 0;
   }
+  // Worker thread: claims an idle queue for `size` bytes the worker writes
+  // itself, outside the queue (Session::SendNow). True when nothing is
+  // queued or being written, the queue is open and `size` is within the
+  // limit: then `size` counts as pending, and until EndClaim a Push queues
+  // without waking the worker (kQueued), so whatever another thread sends
+  // meanwhile goes out after these bytes. False changes nothing.
+  bool Claim(size_t size);
+  // Worker thread: ends a claim, of whose bytes the kernel took `written`.
+  // `rest_kept`: the worker kept the rest, in a buffer of its own, to write
+  // before anything queued (its Finished is then skipped). True when the worker
+  // must be asked to flush: for that rest, or for what was pushed during the
+  // claim; false when the queue is drained again (the next Push wakes it).
+  bool EndClaim(size_t written, bool rest_kept);
   // Worker thread: frees the queue's storage if nothing is queued (a quiet
   // session keeps none). Returns the bytes freed (see Push's `grown`).
   size_t ReleaseIdle();
@@ -104,11 +125,15 @@ class SendQueue {
 
   SpinLock mu_;  // one Push per Send: see spin_lock.h
   std::vector<SendBufferRef> queued_ SERVERCORE_GUARDED_BY(mu_);
-  // True from the Push that found the queue drained until TakeAll finds it
-  // drained again: while set, Push does not wake the worker.
+  // True from the Push that found the queue drained (or a Claim) until
+  // TakeAll (or EndClaim) finds it drained again: while set, Push does not
+  // wake the worker.
   bool flush_requested_ SERVERCORE_GUARDED_BY(mu_) = false;
   // Set by Close, and by PushLast once its buffer is queued.
   bool closed_ SERVERCORE_GUARDED_BY(mu_) = false;
+  // Worker side (here, where it fills padding): the next buffer to finish
+  // is a claim's rest (EndClaim).
+  bool unpushed_next_ = false;
   ChunkPinTracker tail_pins_ SERVERCORE_GUARDED_BY(mu_);
 
   // Worker side.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <new>
 #include <utility>
 
@@ -12,6 +13,7 @@
 #include "log_limiter.h"
 #include "memory_budget.h"
 #include "servercore/check.h"
+#include "servercore/send_buffer_manager.h"
 #include "servercore/service.h"
 
 namespace servercore {
@@ -85,6 +87,42 @@ bool Session::Send(SendBufferRef buffer) {
   if (!IsConnected()) [[unlikely]] {
     return false;
   }
+  return Enqueue(std::move(buffer));
+}
+
+bool Session::SendNow(std::span<const iovec> parts) {
+  if (!IsConnected()) return false;
+  size_t size = 0;
+  for (const iovec& part : parts) {
+    size += part.iov_len;
+    // One send buffer must be able to hold any of it.
+    SERVERCORE_CHECK(size >= part.iov_len && size <= UINT32_MAX,
+                     "Session::SendNow: more than 4 GiB at once");
+  }
+  SocketState& s = socket();
+  internal::IoWorker& worker = s.worker();
+  worker.budget().ShedFor(size);  // as Send: the rest may need a buffer
+  if (!IsConnected()) [[unlikely]] {
+    return false;
+  }
+  if (worker.InWorkerThread()) {
+    worker.AssertInWorkerThread();
+    if (s.WriteNow(parts, size)) return true;
+  }
+  SendBufferRef copy =
+      SendBufferManager::Instance().Open(static_cast<uint32_t>(size));
+  std::byte* at = copy->Buffer();
+  for (const iovec& part : parts) {
+    if (part.iov_len == 0) continue;
+    std::memcpy(at, part.iov_base, part.iov_len);
+    at += part.iov_len;
+  }
+  copy->Close(static_cast<uint32_t>(size));
+  return Enqueue(std::move(copy));
+}
+
+bool Session::Enqueue(SendBufferRef buffer) {
+  internal::MemoryBudget& budget = socket().worker().budget();
   size_t grown = 0;
   const internal::SendQueue::PushResult result =
       socket().queue().Push(buffer, &grown);

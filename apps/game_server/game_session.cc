@@ -1,5 +1,8 @@
 #include "game_session.h"
 
+#include <sys/uio.h>
+
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -88,46 +91,91 @@ namespace {
 // delivery being handled, which stay valid until its OnReadComplete. One
 // session's delivery at a time runs on a thread, and it ends flushed.
 struct EchoBatch {
-  // At most this much per buffer: far below a send-buffer chunk, so a batch
-  // never costs a dedicated allocation.
-  static constexpr size_t kMaxBytes = 8 * 1024;
+  // At most this many replies in a batch: two iovecs each when written from
+  // where they were received, far within IOV_MAX.
+  static constexpr size_t kMaxReplies = 256;
+  // Replies whose payloads average at least this many bytes are written
+  // from the receive memory (Session::SendNow), each header from headers,
+  // when the session has nothing pending; smaller ones are copied, since
+  // for them one copy costs less than the kernel's work per iovec.
+  static constexpr size_t kMinDirectPayload = 1024;
+  // A copy goes in buffers of at most this much (unless one reply is
+  // larger): far below a send-buffer chunk, so a batch never costs a
+  // dedicated allocation.
+  static constexpr size_t kMaxCopyBytes = 8 * 1024;
   std::vector<std::span<const std::byte>> payloads;
   size_t bytes = 0;  // the replies' size, headers included
+  // For the direct write.
+  std::vector<std::array<std::byte, kPacketHeaderSize>> headers;
+  std::vector<iovec> iovecs;
 };
 thread_local EchoBatch t_echoes;
 
 }  // namespace
 
 void GameSession::HandleEcho(std::span<const std::byte> payload) {
-  const size_t size = kPacketHeaderSize + payload.size();
-  if (!Settled() || size > EchoBatch::kMaxBytes) {
+  if (!Settled()) {
     FlushEchoes();
     Reply(MakePacket(kSEcho, payload));
     return;
   }
-  if (t_echoes.bytes + size > EchoBatch::kMaxBytes) FlushEchoes();
+  if (t_echoes.payloads.size() == EchoBatch::kMaxReplies) FlushEchoes();
   t_echoes.payloads.push_back(payload);
-  t_echoes.bytes += size;
+  t_echoes.bytes += kPacketHeaderSize + payload.size();
 }
 
 void GameSession::FlushEchoes() {
   EchoBatch& batch = t_echoes;
   if (batch.payloads.empty()) return;
-  SendBufferRef buffer = servercore::SendBufferManager::Instance().Open(
-      static_cast<uint32_t>(batch.bytes));
-  std::byte* at = buffer->Buffer();
-  for (const std::span<const std::byte> payload : batch.payloads) {
-    const size_t size = kPacketHeaderSize + payload.size();
-    servercore::WritePacketHeader(at, static_cast<uint16_t>(size), kSEcho);
-    if (!payload.empty()) {
-      std::memcpy(at + kPacketHeaderSize, payload.data(), payload.size());
+  const size_t count = batch.payloads.size();
+  // Direct only when nothing is pending: otherwise SendNow would copy the
+  // whole batch into one buffer, larger than a chunk.
+  if (batch.bytes >=
+          count * (kPacketHeaderSize + EchoBatch::kMinDirectPayload) &&
+      PendingSendBytes() == 0) {
+    batch.headers.resize(count);
+    batch.iovecs.resize(2 * count);
+    for (size_t i = 0; i < count; ++i) {
+      const std::span<const std::byte> payload = batch.payloads[i];
+      servercore::WritePacketHeader(
+          batch.headers[i].data(),
+          static_cast<uint16_t>(kPacketHeaderSize + payload.size()), kSEcho);
+      batch.iovecs[2 * i] = {batch.headers[i].data(), kPacketHeaderSize};
+      // sendmsg only reads it.
+      batch.iovecs[2 * i + 1] = {const_cast<std::byte*>(payload.data()),
+                                 payload.size()};
     }
-    at += size;
+    SendNow(batch.iovecs);  // gathered only while settled
+  } else {
+    // As many replies per buffer as fit kMaxCopyBytes, at least one.
+    size_t next = 0;
+    while (next < count) {
+      size_t end = next;
+      size_t bytes = 0;
+      do {
+        bytes += kPacketHeaderSize + batch.payloads[end].size();
+        ++end;
+      } while (end < count &&
+               bytes + kPacketHeaderSize + batch.payloads[end].size() <=
+                   EchoBatch::kMaxCopyBytes);
+      SendBufferRef buffer = servercore::SendBufferManager::Instance().Open(
+          static_cast<uint32_t>(bytes));
+      std::byte* at = buffer->Buffer();
+      for (; next < end; ++next) {
+        const std::span<const std::byte> payload = batch.payloads[next];
+        const size_t size = kPacketHeaderSize + payload.size();
+        servercore::WritePacketHeader(at, static_cast<uint16_t>(size), kSEcho);
+        if (!payload.empty()) {
+          std::memcpy(at + kPacketHeaderSize, payload.data(), payload.size());
+        }
+        at += size;
+      }
+      buffer->Close(static_cast<uint32_t>(bytes));
+      Send(std::move(buffer));  // gathered only while settled
+    }
   }
-  buffer->Close(static_cast<uint32_t>(batch.bytes));
   batch.payloads.clear();
   batch.bytes = 0;
-  Send(std::move(buffer));  // gathered only while settled
 }
 
 void GameSession::HandleJoin(std::span<const std::byte> payload) {

@@ -17,10 +17,12 @@
 // atomic loads.
 //
 // Echoes are gathered. While settled, the C_ECHO packets of one delivery (one
-// read's worth) are answered with one buffer holding all their S_ECHO
-// replies, sent when the delivery ends or before the session does anything
-// else, so the order of replies is unchanged: one buffer and one queue entry
-// instead of one per packet, as a hand-written echo server does.
+// read's worth) are answered together when the delivery ends or before the
+// session does anything else, so the order of replies is unchanged. Small
+// ones are copied into one buffer (one queue entry instead of one per
+// packet, as a hand-written echo server does); large ones (1 KiB and up on
+// average) go out with Session::SendNow, their payloads written from where
+// they were received, so the usual 4 KiB echo is never copied in user space.
 //
 // Thread safety: as PacketSession; the room fields are set in OnCreated on
 // the accepting thread before the session reaches its worker (the hand-over

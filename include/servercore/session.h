@@ -11,6 +11,12 @@
 // the wire in the order Send was called (per calling thread; across threads,
 // in the order the queue lock was taken), none lost, none twice.
 //
+// SendNow(parts) sends bytes the caller holds, without copying them when the
+// session's worker calls it with nothing queued or being written: they go
+// out at once in one gather write, as muduo's TcpConnection::send does when
+// its output buffer is empty, and only what the kernel did not take is
+// copied and written next. Elsewhere it copies them and queues the copy.
+//
 // Buffer contract: the session holds a SendBufferRef to every queued buffer
 // until the kernel has taken its last byte (or the session is closed), so a
 // caller may drop its own reference right after Send.
@@ -62,6 +68,8 @@
 #ifndef SERVERCORE_SESSION_H_
 #define SERVERCORE_SESSION_H_
 
+#include <sys/uio.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -100,6 +108,20 @@ class Session : public std::enable_shared_from_this<Session> {
   // Any thread. Queues a closed buffer; false when the session is closing or
   // closed, or was just disconnected as a slow receiver.
   bool Send(SendBufferRef buffer);
+  // Any thread. Sends the bytes of `parts`, in order, as Send would send one
+  // buffer holding them, but copies them only when it must: called on the
+  // session's worker (in one of its hooks, say OnRecv) with nothing queued
+  // or being written, it writes them at once with one gather write from
+  // where they lie, and copies into a send buffer only what the kernel did
+  // not take, to be written next, before anything sent meanwhile. Anywhere
+  // else, or with output pending, they are copied and queued. The bytes
+  // need to stay valid only during the call. Meant for large payloads sent
+  // from memory the application holds anyway (an echo's payload where it
+  // was received): for many small parts, one copy costs less than the
+  // kernel's work per part. Bytes written at once are not reported to
+  // OnSend. Returns what Send would; not while this thread has a SendBuffer
+  // open.
+  bool SendNow(std::span<const iovec> parts);
   // Any thread. Starts closing the session; the first reason is the one
   // reported.
   void Disconnect(DisconnectReason reason);
@@ -156,7 +178,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // many were consumed (the rest is offered again, with more, next time).
   // Consuming nothing while the receive buffer is full is a protocol error.
   virtual size_t OnRecv(std::span<const std::byte> data) { return data.size(); }
-  // Worker thread. The kernel took `bytes` more bytes of queued output.
+  // Worker thread. The kernel took `bytes` more bytes of queued output. Not
+  // called for what SendNow wrote at once (only for a rest it queued): an
+  // application pacing its output by OnSend should use Send.
   virtual void OnSend(size_t bytes) { (void)bytes; }
   // Worker thread, at most once: the peer ended its stream with no message
   // begun (see "End of stream" above). True closes the session as
@@ -198,6 +222,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Open -> closing with `reason`, without telling the worker; false when
   // the session was no longer open.
   bool MarkClosing(DisconnectReason reason) noexcept;
+  // Send, once the memory budget has been seen to.
+  bool Enqueue(SendBufferRef buffer);
   internal::SocketState& socket() noexcept;
   const internal::SocketState& socket() const noexcept;
 

@@ -18,6 +18,7 @@
 #include "io/io_worker.h"
 #include "log_limiter.h"
 #include "memory_budget.h"
+#include "servercore/send_buffer_manager.h"
 #include "servercore/session.h"
 
 namespace servercore::internal {
@@ -276,6 +277,71 @@ void SocketState::WriteDone(int64_t result) {
   // closing meanwhile (by another thread, say) and its drain has not begun:
   // the drain would otherwise write those bytes a second time.
   if (CompleteWrite(result) && CanWrite()) WriteQueued();
+}
+
+bool SocketState::WriteNow(std::span<const iovec> parts, size_t size) {
+  worker_->AssertInWorkerThread();
+  if (fd_ < 0 || parts.size() > kIovMax || !queue_.Claim(size)) return false;
+  // Nothing is queued or being written, and until EndClaim whatever another
+  // thread sends only queues: these bytes go out first.
+  SERVERCORE_DCHECK(!write_in_flight_ && sending_done_ == sending_.size(),
+                    "session %llu: a claimed queue with a write unfinished",
+                    static_cast<unsigned long long>(owner_.id()));
+  active_ = true;
+  msghdr message{};
+  // sendmsg only reads the iovecs.
+  message.msg_iov = const_cast<iovec*>(parts.data());
+  message.msg_iovlen = parts.size();
+  const ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+  // A full socket buffer, or an error: all of it is kept, and the worker's
+  // own write meets the error again and closes the session for it.
+  const size_t written = n > 0 ? static_cast<size_t>(n) : 0;
+  WorkerCounters& counters = worker_->counters();
+  counters.write_syscalls.Add();
+  counters.iovecs_written.Add(parts.size());
+  counters.bytes_out.Add(written);
+  const bool rest = written < size;
+  if (rest) {
+    if (written > 0) counters.partial_writes.Add();
+    KeepUnwritten(parts, written, size - written);
+  } else {
+    counters.packets_out.Add();  // as for a buffer the worker wrote
+  }
+  if (queue_.EndClaim(written, rest)) {
+    worker_->RequestFlush(owner_.shared_from_this());
+  }
+  return true;
+}
+
+void SocketState::KeepUnwritten(std::span<const iovec> parts, size_t skip,
+                                size_t rest) {
+  SendBufferRef buffer =
+      SendBufferManager::Instance().Open(static_cast<uint32_t>(rest));
+  std::byte* at = buffer->Buffer();
+  for (const iovec& part : parts) {
+    size_t length = part.iov_len;
+    if (skip >= length) {
+      skip -= length;
+      continue;
+    }
+    length -= skip;
+    std::memcpy(at, static_cast<const std::byte*>(part.iov_base) + skip,
+                length);
+    at += length;
+    skip = 0;
+  }
+  buffer->Close(static_cast<uint32_t>(rest));
+  // The claim says every buffer of sending_ is finished (and released):
+  // the rest is the only one left, and the next write starts with it.
+  const size_t capacity = sending_.capacity();
+  sending_.clear();
+  sending_.push_back(std::move(buffer));
+  if (sending_.capacity() != capacity) {
+    worker_->budget().AddOverhead((sending_.capacity() - capacity) *
+                                  sizeof(SendBufferRef));
+  }
+  sending_done_ = 0;
+  sending_offset_ = 0;
 }
 
 void SocketState::BuildIovecs() {

@@ -22,6 +22,12 @@
 //   completion -> WriteDone -> CompleteWrite (buffers released, OnSend)
 //     -> WriteQueued again if more was queued meanwhile
 //
+// and the shortcut, on the worker only:
+//
+//   Session::SendNow -> WriteNow -> queue().Claim (nothing pending)
+//     -> sendmsg from the caller's memory -> KeepUnwritten (the rest, copied,
+//     first in sending_) -> queue().EndClaim --more--> IoWorker::RequestFlush
+//
 // Buffer contract with the backend: write_message() and the iovecs it points
 // to stay valid and unchanged from IoBackend::Write until WriteDone is called
 // for that write; so do the bytes (the SendBufferRefs in sending_ keep them).
@@ -119,6 +125,13 @@ class SocketState {
   void WriteQueued() SERVERCORE_ON_WORKER;
   // The write the backend reported in flight completed: bytes or -errno.
   void WriteDone(int64_t result) SERVERCORE_ON_WORKER;
+  // Session::SendNow: when the socket has a descriptor and nothing is
+  // queued or being written (SendQueue::Claim), writes the `size` bytes of
+  // `parts` with one sendmsg from where they lie; what the kernel does not
+  // take is copied into a send buffer that is written next, before anything
+  // queued meanwhile. False, with nothing done, otherwise: the caller queues
+  // a copy instead.
+  bool WriteNow(std::span<const iovec> parts, size_t size) SERVERCORE_ON_WORKER;
   // The gather write for IoBackend::Write.
   msghdr& write_message() SERVERCORE_ON_WORKER { return msg_; }
   bool write_in_flight() const SERVERCORE_ON_WORKER { return write_in_flight_; }
@@ -180,6 +193,10 @@ class SocketState {
   // Closes the session: an unfinished message that cannot fit the limit.
   void TooLarge() SERVERCORE_ON_WORKER;
   void BuildIovecs() SERVERCORE_ON_WORKER;
+  // WriteNow's rest: the bytes of `parts` after the first `skip`, copied into
+  // a buffer that becomes the first of sending_.
+  void KeepUnwritten(std::span<const iovec> parts, size_t skip,
+                     size_t rest) SERVERCORE_ON_WORKER;
   // Accounts for a finished write; false when the session can write no more.
   bool CompleteWrite(int64_t result) SERVERCORE_ON_WORKER;
   // All written: shuts down the sending side once (the end of the stream
