@@ -215,18 +215,31 @@ class SendNowSession : public Session {
 
 class SendNowTest : public BackendTest {};
 
+// Makes SendNowSessions of `body`-byte frames reporting to `observed`.
+Service::SessionFactory SendNowSessions(Observed& observed, size_t body) {
+  return [&observed, body] {
+    return std::make_shared<SendNowSession>(&observed, body);
+  };
+}
+
 bool Request(TestClient& client, char what) {
   const std::byte byte{static_cast<unsigned char>(what)};
   return client.SendAll(std::span(&byte, 1));
+}
+
+// Sends request `what` and waits for the handler to have made its
+// `calls`-th SendNow.
+bool RequestAndWait(TestClient& client, char what, const Observed& observed,
+                    int calls) {
+  return Request(client, what) &&
+         WaitFor([&] { return observed.calls.load() == calls; });
 }
 
 // With nothing pending, on the worker: one sendmsg carrying the header and
 // the three parts, the whole frame taken before SendNow returns.
 TEST_P(SendNowTest, WithNothingPendingWritesAtOnceInOneGatherWrite) {
   Observed observed;
-  SERVERCORE_START_SERVER(
-      server, [&] { return std::make_shared<SendNowSession>(&observed, 4096); },
-      Options());
+  SERVERCORE_START_SERVER(server, SendNowSessions(observed, 4096), Options());
   TestClient client;
   ASSERT_TRUE(client.Connect(server->port()));
   FrameReader reader;
@@ -255,19 +268,16 @@ TEST_P(SendNowTest, WithNothingPendingWritesAtOnceInOneGatherWrite) {
 // after it and written after it.
 TEST_P(SendNowTest, BehindQueuedOutputIsCopiedAndWrittenAfterIt) {
   Observed observed;
-  SERVERCORE_START_SERVER(
-      server, [&] { return std::make_shared<SendNowSession>(&observed, 4096); },
-      Options());
+  SERVERCORE_START_SERVER(server, SendNowSessions(observed, 4096), Options());
   TestClient client;
   ASSERT_TRUE(client.Connect(server->port()));
-  ASSERT_TRUE(Request(client, 'q'));
+  ASSERT_TRUE(RequestAndWait(client, 'q', observed, 1));
   FrameReader reader;
   ASSERT_TRUE(reader.ReadUntil(client.fd(), [&](const FrameReader& r) {
     return r.frames(0) == 1 && r.frames(1) == 1 && r.idle();
   })) << reader.error;
   EXPECT_EQ(reader.sources, (std::vector<uint32_t>{1, 0}))
       << "the SendNow frame overtook the queued one";
-  ASSERT_TRUE(WaitFor([&] { return observed.calls.load() == 1; }));
   EXPECT_EQ(observed.pending_after.load(), kFrameHeader * 2 + 100 + 4096)
       << "both frames pending, neither written, when the handler went on";
   EXPECT_EQ(observed.refused.load(), 0);
@@ -283,15 +293,11 @@ TEST_P(SendNowTest, PartialWriteKeepsTheRestAndWritesItFirst) {
   ServiceOptions options = Options();
   options.max_pending_bytes = 64 << 20;
   options.worker_threads = 1;
-  SERVERCORE_START_SERVER(
-      server,
-      [&] { return std::make_shared<SendNowSession>(&observed, kBody); },
-      options);
+  SERVERCORE_START_SERVER(server, SendNowSessions(observed, kBody), options);
   TestClient client;
   client.SetReceiveBuffer(64 * 1024);
   ASSERT_TRUE(client.Connect(server->port()));
-  ASSERT_TRUE(Request(client, 'n'));
-  ASSERT_TRUE(WaitFor([&] { return observed.calls.load() == 1; }));
+  ASSERT_TRUE(RequestAndWait(client, 'n', observed, 1));
   const size_t pending = observed.pending_after.load();
   EXPECT_GT(pending, 0u) << "8 MiB cannot all fit a fresh socket";
   EXPECT_LT(pending, kFrameHeader + kBody) << "the kernel took none of it";
@@ -307,13 +313,10 @@ TEST_P(SendNowTest, PartialWriteKeepsTheRestAndWritesItFirst) {
 // A closed session refuses, as Send does.
 TEST_P(SendNowTest, OnAClosedSessionIsRefused) {
   Observed observed;
-  SERVERCORE_START_SERVER(
-      server, [&] { return std::make_shared<SendNowSession>(&observed, 64); },
-      Options());
+  SERVERCORE_START_SERVER(server, SendNowSessions(observed, 64), Options());
   TestClient client;
   ASSERT_TRUE(client.Connect(server->port()));
-  ASSERT_TRUE(Request(client, 'c'));
-  ASSERT_TRUE(WaitFor([&] { return observed.calls.load() == 1; }));
+  ASSERT_TRUE(RequestAndWait(client, 'c', observed, 1));
   EXPECT_EQ(observed.refused.load(), 1);
   EXPECT_TRUE(client.WaitForClose());
 }
@@ -360,32 +363,43 @@ class KeptSession : public Session {
   uint32_t now_ = 0;
 };
 
-// SendNow from a thread that is not the session's worker copies and queues:
-// the frame arrives whole.
-TEST_P(SendNowTest, FromAnotherThreadIsCopiedAndQueued) {
+// The one KeptSession of a test, for the test's thread.
+struct KeptSessions {
   std::atomic<int> refused{0};
   std::mutex mu;
   SessionRef session;
-  SERVERCORE_START_SERVER(
-      server,
-      [&] {
-        auto made = std::make_shared<KeptSession>(&refused);
-        std::lock_guard lock(mu);
-        session = made;
-        return made;
-      },
-      Options());
+
+  Service::SessionFactory Factory() {
+    return [this] {
+      auto made = std::make_shared<KeptSession>(&refused);
+      std::lock_guard lock(mu);
+      session = made;
+      return made;
+    };
+  }
+  // The session, once connected; null if it never was.
+  SessionRef WaitConnected() {
+    SessionRef connected;
+    (void)WaitFor([&] {
+      std::lock_guard lock(mu);
+      if (session != nullptr && session->IsConnected()) connected = session;
+      return connected != nullptr;
+    });
+    return connected;
+  }
+};
+
+// SendNow from a thread that is not the session's worker copies and queues:
+// the frame arrives whole.
+TEST_P(SendNowTest, FromAnotherThreadIsCopiedAndQueued) {
+  KeptSessions kept;
+  SERVERCORE_START_SERVER(server, kept.Factory(), Options());
   TestClient client;
   ASSERT_TRUE(client.Connect(server->port()));
-  ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard lock(mu);
-    return session != nullptr && session->IsConnected();
-  }));
+  const SessionRef session = kept.WaitConnected();
+  ASSERT_NE(session, nullptr);
   std::vector<std::byte> frame = Frame(1, 0, 20000);
-  {
-    std::lock_guard lock(mu);
-    EXPECT_TRUE(session->SendNow(Parts(frame, 4)));
-  }
+  EXPECT_TRUE(session->SendNow(Parts(frame, 4)));
   frame.assign(frame.size(), std::byte{0xEE});
   FrameReader reader;
   ASSERT_TRUE(reader.ReadUntil(client.fd(), [&](const FrameReader& r) {
@@ -402,32 +416,15 @@ TEST_P(SendNowTest, RacingSendsFromAnotherThreadStayBehindEveryFrame) {
   // a busy machine may take the time limit, with fewer.
   const size_t kRounds = Scaled(40, 12);
   constexpr auto kTimeLimit = std::chrono::seconds(3);
-  std::atomic<int> refused{0};
-  std::mutex mu;
-  SessionRef session;
+  KeptSessions kept;
   ServiceOptions options = Options();
   options.max_pending_bytes = 256 << 20;
-  SERVERCORE_START_SERVER(
-      server,
-      [&] {
-        auto made = std::make_shared<KeptSession>(&refused);
-        std::lock_guard lock(mu);
-        session = made;
-        return made;
-      },
-      options);
+  SERVERCORE_START_SERVER(server, kept.Factory(), options);
   TestClient client;
   client.SetReceiveBuffer(128 * 1024);
   ASSERT_TRUE(client.Connect(server->port()));
-  ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard lock(mu);
-    return session != nullptr && session->IsConnected();
-  }));
-  SessionRef target;
-  {
-    std::lock_guard lock(mu);
-    target = session;
-  }
+  const SessionRef target = kept.WaitConnected();
+  ASSERT_NE(target, nullptr);
 
   std::atomic<bool> stop{false};
   std::atomic<uint32_t> sent{0};
@@ -471,7 +468,7 @@ TEST_P(SendNowTest, RacingSendsFromAnotherThreadStayBehindEveryFrame) {
       << reader.error << ": " << reader.frames(0) << "/" << requests
       << " direct frames, " << reader.frames(1) << "/" << sent.load()
       << " sent";
-  EXPECT_EQ(refused.load(), 0);
+  EXPECT_EQ(kept.refused.load(), 0);
   EXPECT_GT(sent.load(), 0u);
   EXPECT_TRUE(WaitFor([&] { return target->PendingSendBytes() == 0; }))
       << target->PendingSendBytes() << " bytes still counted as pending";
