@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <new>
 #include <utility>
 
@@ -13,7 +12,6 @@
 #include "log_limiter.h"
 #include "memory_budget.h"
 #include "servercore/check.h"
-#include "servercore/send_buffer_manager.h"
 #include "servercore/service.h"
 
 namespace servercore {
@@ -109,16 +107,7 @@ bool Session::SendNow(std::span<const iovec> parts) {
     worker.AssertInWorkerThread();
     if (s.WriteNow(parts, size)) return true;
   }
-  SendBufferRef copy =
-      SendBufferManager::Instance().Open(static_cast<uint32_t>(size));
-  std::byte* at = copy->Buffer();
-  for (const iovec& part : parts) {
-    if (part.iov_len == 0) continue;
-    std::memcpy(at, part.iov_base, part.iov_len);
-    at += part.iov_len;
-  }
-  copy->Close(static_cast<uint32_t>(size));
-  return Enqueue(std::move(copy));
+  return Enqueue(internal::CopyParts(parts, 0, size));
 }
 
 bool Session::Enqueue(SendBufferRef buffer) {

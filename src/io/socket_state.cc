@@ -313,10 +313,10 @@ bool SocketState::WriteNow(std::span<const iovec> parts, size_t size) {
   return true;
 }
 
-void SocketState::KeepUnwritten(std::span<const iovec> parts, size_t skip,
-                                size_t rest) {
+SendBufferRef CopyParts(std::span<const iovec> parts, size_t skip,
+                        size_t size) {
   SendBufferRef buffer =
-      SendBufferManager::Instance().Open(static_cast<uint32_t>(rest));
+      SendBufferManager::Instance().Open(static_cast<uint32_t>(size));
   std::byte* at = buffer->Buffer();
   for (const iovec& part : parts) {
     size_t length = part.iov_len;
@@ -330,7 +330,13 @@ void SocketState::KeepUnwritten(std::span<const iovec> parts, size_t skip,
     at += length;
     skip = 0;
   }
-  buffer->Close(static_cast<uint32_t>(rest));
+  buffer->Close(static_cast<uint32_t>(size));
+  return buffer;
+}
+
+void SocketState::KeepUnwritten(std::span<const iovec> parts, size_t skip,
+                                size_t rest) {
+  SendBufferRef buffer = CopyParts(parts, skip, rest);
   // The claim says every buffer of sending_ is finished (and released):
   // the rest is the only one left, and the next write starts with it.
   const size_t capacity = sending_.capacity();

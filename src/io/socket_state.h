@@ -62,6 +62,10 @@ namespace servercore::internal {
 
 class IoWorker;
 
+// The bytes of `parts` after the first `skip`, `size` of them, copied into a
+// closed send buffer (Session::SendNow's copy, and its rest).
+SendBufferRef CopyParts(std::span<const iovec> parts, size_t skip, size_t size);
+
 class SocketState {
  public:
   using Clock = std::chrono::steady_clock;
