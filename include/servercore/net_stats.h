@@ -24,6 +24,8 @@ struct NetStats {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   uint64_t recv_syscalls = 0;   // reads / recv completions with data or EOF
+                                // (io_uring: a read cut over provided buffers,
+                                // in several completions, counts once)
   uint64_t write_syscalls = 0;  // gather writes completed
   uint64_t iovecs_written = 0;  // iovecs those writes carried
   uint64_t partial_writes = 0;  // writes that took less than offered

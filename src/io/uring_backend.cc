@@ -31,13 +31,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <utility>
 #include <vector>
 
+#include "io/buffer_target.h"
 #include "io/io_backend.h"
 #include "io/io_worker.h"
 #include "io/socket_state.h"
@@ -69,17 +72,22 @@ constexpr uint16_t kPbufRingIncremental = 2;  // IOU_PBUF_RING_INC
 constexpr unsigned kCqeBufMore = 1U << 4;     // IORING_CQE_F_BUF_MORE
 
 // The provided buffers: their group id, and the two shapes. Incremental:
-// 32 buffers of 64 KiB (2 MiB per worker), each shared by many reads.
-// Otherwise every read takes a whole buffer, so many small ones, enough for
-// a round in which a thousand sockets each had something to say.
+// 32 buffers of 64 KiB (2 MiB per worker), each shared by many reads, of
+// which the kernel holds at least 4 (256 KiB; see BufferTarget). Otherwise
+// every read takes a whole buffer, so many small ones, enough for a round in
+// which a thousand sockets each had something to say, all held.
 constexpr uint16_t kBufferGroup = 0;
 struct BufferShape {
   unsigned count;
   size_t size;
   bool incremental;
+  unsigned least_held;
 };
-constexpr BufferShape kIncrementalBuffers{32, 64 * 1024, true};
-constexpr BufferShape kWholeBuffers{1024, 4 * 1024, false};
+constexpr BufferShape kIncrementalBuffers{32, 64 * 1024, true, 4};
+constexpr BufferShape kWholeBuffers{1024, 4 * 1024, false, 1024};
+
+// At most this many receive completions are handed on as one read.
+constexpr size_t kMaxPieces = 8;
 
 constexpr size_t kPage = 4096;
 size_t RoundUpToPage(size_t bytes) {
@@ -154,6 +162,14 @@ class ProvidedBuffers {
 
   bool incremental() const noexcept { return shape_.incremental; }
 
+  // Where the bytes of a completion with `flags` (IORING_CQE_F_BUFFER set)
+  // begin: what Take returns, without taking them.
+  const std::byte* Peek(unsigned flags) const {
+    const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
+    SERVERCORE_CHECK(id < shape_.count, "io_uring: buffer id %u", id);
+    return base_ + id * shape_.size + consumed_[id];
+  }
+
   // The bytes a completion with `flags` (IORING_CQE_F_BUFFER set) and
   // `length` received; `*done` is set when the kernel is finished with the
   // buffer, which must then be given back after the bytes are used.
@@ -169,20 +185,55 @@ class ProvidedBuffers {
     consumed_[id] = *done ? 0 : consumed_[id] + length;
     return data;
   }
-  // Hands buffer `flags >> IORING_CQE_BUFFER_SHIFT` back to the kernel
-  // (visible to it at the next Publish).
+  // Takes buffer `flags >> IORING_CQE_BUFFER_SHIFT` back from the kernel,
+  // once its bytes are used. Publish decides when it goes back.
   void Give(unsigned flags) {
     const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
-    io_uring_buf_ring_add(ring_, base_ + id * shape_.size,
-                          static_cast<unsigned>(shape_.size),
-                          static_cast<unsigned short>(id),
-                          io_uring_buf_ring_mask(shape_.count), unpublished_);
-    ++unpublished_;
+    SERVERCORE_CHECK(!free_[id], "io_uring: buffer %u given back twice", id);
+    free_[id] = true;
+    --with_kernel_;
+    target_.Given();
   }
+
+  // A receive found no buffer (-ENOBUFS).
+  void RanDry() {
+    target_.RanDry();
+    ran_dry_ = true;
+  }
+
+  // Ends a round: hands buffers back to the kernel until it holds as many
+  // as the target (BufferTarget) says, in order of id, round and round the
+  // first target's worth. The kernel fills them in the order given, so a read
+  // cut off at one buffer's end goes on at the start of the next one in
+  // memory, and OnRecvRun joins the pieces again.
+  //
+  // So a buffer still with the kernel when its turn comes (the target has
+  // just changed) is waited for, never long: the kernel uses them up in the
+  // same order. Except after the kernel ran dry, when every buffer it had
+  // has come back, unless one never will (a lost completion): then it is
+  // passed over, since waiting would starve every socket of this worker.
   void Publish() {
-    if (unpublished_ == 0) return;
-    io_uring_buf_ring_advance(ring_, unpublished_);
-    unpublished_ = 0;
+    target_.EndRound();
+    const bool ran_dry = std::exchange(ran_dry_, false);
+    const unsigned target = target_.value();
+    int added = 0;
+    for (unsigned passed = 0; with_kernel_ < target && passed < target;) {
+      if (next_ >= target) next_ = 0;
+      const unsigned id = next_++;
+      if (!free_[id]) {
+        if (!ran_dry) break;
+        ++passed;
+        continue;
+      }
+      free_[id] = false;
+      io_uring_buf_ring_add(ring_, base_ + id * shape_.size,
+                            static_cast<unsigned>(shape_.size),
+                            static_cast<unsigned short>(id),
+                            io_uring_buf_ring_mask(shape_.count), added);
+      ++added;
+      ++with_kernel_;
+    }
+    if (added > 0) io_uring_buf_ring_advance(ring_, added);
   }
 
  private:
@@ -217,9 +268,10 @@ class ProvidedBuffers {
       return r;
     }
     consumed_.assign(shape.count, 0);
-    for (unsigned id = 0; id < shape.count; ++id) {
-      Give(id << IORING_CQE_BUFFER_SHIFT);
-    }
+    free_.assign(shape.count, true);
+    next_ = 0;
+    with_kernel_ = 0;
+    target_ = BufferTarget(shape.least_held, shape.count);
     Publish();
     return 0;
   }
@@ -239,12 +291,22 @@ class ProvidedBuffers {
   size_t ring_bytes_ = 0;
   size_t buffer_bytes_ = 0;
   std::vector<size_t> consumed_;  // incremental: bytes used of each buffer
-  int unpublished_ = 0;
+  std::vector<bool> free_;        // per buffer: not with the kernel
+  unsigned next_ = 0;             // the buffer to give the kernel next
+  unsigned with_kernel_ = 0;      // published and not given back
+  BufferTarget target_{1, 1};     // how many the kernel should hold
+  bool ran_dry_ = false;          // this round
 };
 
 }  // namespace
 
 class UringBackend final : public IoBackend {
+  struct Completion {
+    uint64_t user_data;
+    int res;
+    unsigned flags;
+  };
+
  public:
   UringBackend(IoWorker& worker, int wake_fd)
       : worker_(worker), wake_fd_(wake_fd) {}
@@ -364,8 +426,13 @@ class UringBackend final : public IoBackend {
       }
       if (seen == 0) break;
       io_uring_cq_advance(&ring_, seen);
-      for (unsigned i = 0; i < seen; ++i) {
-        Dispatch(batch_[i].user_data, batch_[i].res, batch_[i].flags);
+      for (unsigned i = 0; i < seen;) {
+        if ((batch_[i].user_data & kOpMask) == kOpRecv) {
+          i += OnRecvRun(std::span(batch_).first(seen).subspan(i));
+        } else {
+          Dispatch(batch_[i].user_data, batch_[i].res, batch_[i].flags);
+          ++i;
+        }
       }
       buffers_.Publish();
       if (seen < batch_.size()) break;
@@ -410,6 +477,54 @@ class UringBackend final : public IoBackend {
     ++socket.ops_in_flight;
   }
 
+  // Handles the receive completion at the front of `run`, with those after
+  // it that continue the same read, and returns how many it handled.
+  //
+  // A read that fills the kernel's current buffer goes on into the next one,
+  // in a completion of its own. Publish gives buffers back in order of id,
+  // so that next one usually lies right after in memory: then the pieces are
+  // handed on as the one read they were, and a session answers them in one
+  // write instead of one per piece (S5, 4 KiB echoes: 0.19 writes per echo
+  // without this, 0.13 with it, 0.125 on epoll).
+  unsigned OnRecvRun(std::span<const Completion> run) SERVERCORE_ON_WORKER {
+    const Completion& first = run[0];
+    auto& socket = *reinterpret_cast<SocketState*>(first.user_data & ~kOpMask);
+    const auto bytes = [](const Completion& c) {
+      return c.res > 0 && (c.flags & IORING_CQE_F_BUFFER) != 0
+                 ? static_cast<size_t>(c.res)
+                 : 0;
+    };
+    size_t length = bytes(first);
+    const std::byte* data = length > 0 ? buffers_.Peek(first.flags) : nullptr;
+    size_t count = 1;
+    while (count < std::min(run.size(), kMaxPieces) &&
+           (run[count - 1].flags & IORING_CQE_F_MORE) != 0 &&
+           run[count].user_data == first.user_data && bytes(run[count]) > 0 &&
+           buffers_.Peek(run[count].flags) == data + length) {
+      length += bytes(run[count]);
+      ++count;
+    }
+    if (count == 1) {
+      OnRecv(socket, first.res, first.flags);
+      return 1;
+    }
+    // Only the last piece can have ended the receive.
+    if ((run[count - 1].flags & IORING_CQE_F_MORE) == 0) {
+      socket.recv_armed = false;
+      --socket.ops_in_flight;
+    }
+    std::array<bool, kMaxPieces> done{};
+    for (size_t i = 0; i < count; ++i) {
+      buffers_.Take(run[i].flags, bytes(run[i]), &done[i]);
+    }
+    socket.Received(std::span(data, length));
+    for (size_t i = 0; i < count; ++i) {
+      if (done[i]) buffers_.Give(run[i].flags);
+    }
+    if (!socket.recv_armed && socket.CanRead()) ArmRecv(socket);
+    return static_cast<unsigned>(count);
+  }
+
   void OnRecv(SocketState& socket, int res,
               unsigned flags) SERVERCORE_ON_WORKER {
     if ((flags & IORING_CQE_F_MORE) == 0) {  // the recv has ended
@@ -430,6 +545,7 @@ class UringBackend final : public IoBackend {
       // The ring ran dry: armed again below, it finds the buffers this
       // round gives back.
       worker_.counters().recv_buffer_waits.Add();
+      buffers_.RanDry();
     } else if (res == -EINVAL && multishot_recv_) {
       multishot_recv_ = false;  // kernel before 6.0: one recv at a time
     } else {
@@ -462,9 +578,6 @@ class UringBackend final : public IoBackend {
     const uint64_t op = user_data & kOpMask;
     auto* socket = reinterpret_cast<SocketState*>(user_data & ~kOpMask);
     switch (op) {
-      case kOpRecv:
-        OnRecv(*socket, res, flags);
-        break;
       case kOpWrite:
         --socket->ops_in_flight;
         socket->WriteDone(res);
@@ -491,12 +604,6 @@ class UringBackend final : public IoBackend {
     }
     if (accepting_ && !accept_armed_) ArmAccept();
   }
-
-  struct Completion {
-    uint64_t user_data;
-    int res;
-    unsigned flags;
-  };
 
   IoWorker& worker_;
   const int wake_fd_;

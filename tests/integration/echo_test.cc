@@ -1,9 +1,11 @@
 // Echo over loopback on both backends: packets split at random bytes, many
 // packets per read, many sessions at once.
 #include <gtest/gtest.h>
+#include <sys/utsname.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -146,6 +148,79 @@ TEST_P(EchoTest, ReceivesThatFindTheBufferRingEmptyAreArmedAgain) {
     EXPECT_GT(server->GetStats().recv_buffer_waits, 0u)
         << "8 MiB waiting did not run the buffer ring dry";
   }
+  server->Stop();
+}
+
+// Whether this kernel is release major.minor or later.
+bool KernelAtLeast(int major, int minor) {
+  utsname name{};
+  int have_major = 0;
+  int have_minor = 0;
+  if (::uname(&name) != 0 ||
+      std::sscanf(name.release, "%d.%d", &have_major, &have_minor) != 2) {
+    return false;
+  }
+  return have_major > major || (have_major == major && have_minor >= minor);
+}
+
+// Consumes every byte and records the largest read it was handed; a read
+// that begins with kStall holds the worker for 300 ms first.
+class ReadSizeSession : public Session {
+ public:
+  static constexpr std::byte kStall{0xEE};
+  explicit ReadSizeSession(std::atomic<size_t>* largest) : largest_(largest) {}
+
+ protected:
+  size_t OnRecv(std::span<const std::byte> data) override {
+    if (data.front() == kStall) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    size_t seen = largest_->load();
+    while (data.size() > seen &&
+           !largest_->compare_exchange_weak(seen, data.size())) {
+    }
+    return data.size();
+  }
+
+ private:
+  std::atomic<size_t>* largest_;
+};
+
+// Bytes that waited while the worker was busy reach the session in reads
+// as large as the backend makes them: on epoll its 64 KiB read buffer full;
+// on io_uring more than one 64 KiB provided buffer, because the pieces a
+// read the kernel cut at buffers' ends are handed on whole (so a session
+// answers them with one write, not one per piece). Kernels before 6.12 have
+// no incrementally used buffers: there the pieces are whole 4 KiB buffers.
+TEST_P(EchoTest, BytesThatWaitedArriveInLargeReads) {
+  ServiceOptions options = Options();
+  options.worker_threads = 1;
+  std::atomic<size_t> largest{0};
+  SERVERCORE_START_SERVER(
+      server,
+      [&largest] { return std::make_shared<ReadSizeSession>(&largest); },
+      options);
+  TestClient staller;
+  TestClient bulk;
+  ASSERT_TRUE(staller.Connect(server->port()));
+  ASSERT_TRUE(bulk.Connect(server->port()));
+  // A first few MiB let the kernel grow the socket's receive window.
+  const std::vector<std::byte> chunk(1 << 20, std::byte{1});
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(bulk.SendAll(chunk));
+  ASSERT_TRUE(WaitFor([&] { return server->GetStats().bytes_in == 8u << 20; }));
+  largest = 0;
+  const std::byte stall[] = {ReadSizeSession::kStall};
+  ASSERT_TRUE(staller.SendAll(stall));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // it holds
+  std::thread writer([&] { EXPECT_TRUE(bulk.SendAll(chunk)); });
+  writer.join();
+  ASSERT_TRUE(
+      WaitFor([&] { return server->GetStats().bytes_in == (9u << 20) + 1; }));
+  if (GetParam() == Backend::kEpoll) {
+    EXPECT_EQ(largest.load(), 64u * 1024);
+  } else if (KernelAtLeast(6, 12)) {
+    EXPECT_GT(largest.load(), 64u * 1024);
+  }  // else whole 4 KiB buffers: how many join depends on the kernel
   server->Stop();
 }
 
