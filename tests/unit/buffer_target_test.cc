@@ -13,6 +13,14 @@ void Rounds(BufferTarget& target, unsigned rounds, unsigned given) {
   }
 }
 
+// Runs `rounds` rounds in each of which the kernel ran dry.
+void DryRounds(BufferTarget& target, int rounds) {
+  for (int r = 0; r < rounds; ++r) {
+    target.RanDry();
+    target.EndRound();
+  }
+}
+
 TEST(BufferTargetTest, StartsAtTheLeast) {
   EXPECT_EQ(BufferTarget(4, 32).value(), 4u);
 }
@@ -33,10 +41,7 @@ TEST(BufferTargetTest, DoublesAfterARoundThatRanDryUpToTheMost) {
 
 TEST(BufferTargetTest, HalvesAfterQuietRoundsDownToTheLeast) {
   BufferTarget target(4, 32);
-  for (int i = 0; i < 3; ++i) {
-    target.RanDry();
-    target.EndRound();
-  }
+  DryRounds(target, 3);
   ASSERT_EQ(target.value(), 32u);
   Rounds(target, BufferTarget::kRoundsToShrink - 1, 8);
   EXPECT_EQ(target.value(), 32u) << "not before the look";
@@ -50,10 +55,7 @@ TEST(BufferTargetTest, HalvesAfterQuietRoundsDownToTheLeast) {
 
 TEST(BufferTargetTest, OneBusyRoundKeepsItsSize) {
   BufferTarget target(4, 32);
-  for (int i = 0; i < 2; ++i) {
-    target.RanDry();
-    target.EndRound();
-  }
+  DryRounds(target, 2);
   ASSERT_EQ(target.value(), 16u);
   Rounds(target, 100, 1);
   Rounds(target, 1, 5);  // more than a quarter, once
@@ -65,12 +67,10 @@ TEST(BufferTargetTest, OneBusyRoundKeepsItsSize) {
 
 TEST(BufferTargetTest, RunningDryStartsTheLookAgain) {
   BufferTarget target(4, 32);
-  target.RanDry();
-  target.EndRound();
+  DryRounds(target, 1);
   ASSERT_EQ(target.value(), 8u);
   Rounds(target, BufferTarget::kRoundsToShrink - 1, 0);
-  target.RanDry();
-  target.EndRound();
+  DryRounds(target, 1);
   EXPECT_EQ(target.value(), 16u);
   Rounds(target, BufferTarget::kRoundsToShrink - 1, 0);
   EXPECT_EQ(target.value(), 16u);
