@@ -11,7 +11,8 @@
 //   BufferTarget target(/*least=*/4, /*most=*/32);
 //   target.Given();     // a buffer came back from the kernel, used up
 //   target.RanDry();    // a receive found none (-ENOBUFS)
-//   target.EndRound();  // once per batch of completions: adjusts value()
+//   target.EndRound();  // once per batch of completions: adjusts value(),
+//                       // and says whether the kernel ran dry in it
 //
 // The target doubles (up to `most`) after a round in which the kernel ran
 // dry, and halves (down to `least`) after kRoundsToShrink rounds in none of
@@ -38,17 +39,20 @@ class BufferTarget {
   void Given() noexcept { ++given_this_round_; }
   void RanDry() noexcept { ran_dry_ = true; }
 
-  void EndRound() noexcept {
+  bool EndRound() noexcept {
     peak_given_ = std::max(peak_given_, given_this_round_);
     given_this_round_ = 0;
     if (ran_dry_) {
       ran_dry_ = false;
       value_ = std::min(most_, value_ * 2);
       StartLooking();
-    } else if (++rounds_ == kRoundsToShrink) {
+      return true;
+    }
+    if (++rounds_ == kRoundsToShrink) {
       if (peak_given_ * 4 <= value_) value_ = std::max(least_, value_ / 2);
       StartLooking();
     }
+    return false;
   }
 
  private:

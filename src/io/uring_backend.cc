@@ -37,7 +37,6 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
-#include <utility>
 #include <vector>
 
 #include "io/buffer_target.h"
@@ -196,10 +195,7 @@ class ProvidedBuffers {
   }
 
   // A receive found no buffer (-ENOBUFS).
-  void RanDry() {
-    target_.RanDry();
-    ran_dry_ = true;
-  }
+  void RanDry() { target_.RanDry(); }
 
   // Ends a round: hands buffers back to the kernel until it holds as many
   // as the target (BufferTarget) says, in order of id, round and round the
@@ -213,8 +209,7 @@ class ProvidedBuffers {
   // has come back, unless one never will (a lost completion): then it is
   // passed over, since waiting would starve every socket of this worker.
   void Publish() {
-    target_.EndRound();
-    const bool ran_dry = std::exchange(ran_dry_, false);
+    const bool ran_dry = target_.EndRound();
     const unsigned target = target_.value();
     int added = 0;
     for (unsigned passed = 0; with_kernel_ < target && passed < target;) {
@@ -295,7 +290,6 @@ class ProvidedBuffers {
   unsigned next_ = 0;             // the buffer to give the kernel next
   unsigned with_kernel_ = 0;      // published and not given back
   BufferTarget target_{1, 1};     // how many the kernel should hold
-  bool ran_dry_ = false;          // this round
 };
 
 }  // namespace

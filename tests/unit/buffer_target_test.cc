@@ -29,8 +29,9 @@ TEST(BufferTargetTest, DoublesAfterARoundThatRanDryUpToTheMost) {
   BufferTarget target(4, 32);
   target.RanDry();
   EXPECT_EQ(target.value(), 4u) << "changes only at the round's end";
-  target.EndRound();
+  EXPECT_TRUE(target.EndRound()) << "says the round ran dry";
   EXPECT_EQ(target.value(), 8u);
+  EXPECT_FALSE(target.EndRound()) << "once";
   for (int i = 0; i < 5; ++i) {
     target.RanDry();
     target.RanDry();  // once a round, however often
