@@ -38,22 +38,19 @@ class PingPongSession : public PacketSession {
 };
 
 TEST_P(AllocTest, EchoLoopTakesNoHeapAllocationPerMessage) {
+  constexpr int kSessions = 16;
   g_round_trips = 0;
   SERVERCORE_START_SERVER(
       server, [] { return std::make_shared<EchoSession>(); }, Options());
   ClientService client(Options(),
                        [] { return std::make_shared<PingPongSession>(); });
   ASSERT_FALSE(client.Start());
-  for (int i = 0; i < 16; ++i) {
+  for (int i = 0; i < kSessions; ++i) {
     ASSERT_FALSE(
         client.Connect("127.0.0.1", server->port(), std::chrono::seconds(5)));
   }
-  // Warm-up: queues, iovec arrays and chunk pools reach their working size,
-  // and each session has had a packet split between two reads (its receive
-  // tail is allocated then, once: on io_uring that happens only where the
-  // kernel's read wraps around the provided buffers, every 256 KiB or so).
-  // So the warm-up lasts until 200 ms pass without an allocation, or 10 s;
-  // anything that allocates per message fails below either way.
+  // Warm-up: queues, iovec arrays and chunk pools reach their working size.
+  // It lasts until 200 ms pass without an allocation (or 10 s).
   ASSERT_TRUE(WaitFor([] { return g_round_trips.load() > 50'000; },
                       std::chrono::seconds(30)));
   for (int i = 0; i < 50; ++i) {
@@ -63,17 +60,24 @@ TEST_P(AllocTest, EchoLoopTakesNoHeapAllocationPerMessage) {
   }
   const uint64_t trips_before = g_round_trips.load();
   const uint64_t allocs_before = AllocationCount();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   const uint64_t allocs = AllocationCount() - allocs_before;
   const uint64_t trips = g_round_trips.load() - trips_before;
   client.Stop();
   server->Stop();
-  ASSERT_GT(trips, 1000u);
   // Each round trip is two messages on the server (in, out) and two on the
-  // client. Allow a handful of allocations for one-off growth, none per
-  // message.
-  EXPECT_LE(allocs, 8u) << allocs << " allocations in " << trips
-                        << " round trips";
+  // client: anything per message or per read makes tens of thousands here.
+  ASSERT_GT(trips, 10'000u);
+  // What may still come once: a session's receive tail is allocated at its
+  // first packet split between two reads. On io_uring that happens only
+  // where the kernel's read wraps around the held provided buffers (every
+  // 256 KiB or so of the worker's traffic, one session at a time), so on a
+  // slow machine some sessions meet their first split only after a quiet
+  // warm-up (CI under ASan saw 16 in one window). Allow one per session on
+  // each side, and a handful for one-off growth.
+  constexpr uint64_t kOnce = 2 * kSessions + 8;
+  EXPECT_LE(allocs, kOnce) << allocs << " allocations in " << trips
+                           << " round trips";
   RecordProperty("round_trips", static_cast<int>(trips));
   RecordProperty("allocations", static_cast<int>(allocs));
 }
