@@ -1,11 +1,19 @@
 #include "io/io_backend.h"
 
+#include <cerrno>
 #include <cstdlib>
 #include <optional>
 
+#include "io/socket_state.h"
 #include "servercore/log.h"
 
 namespace servercore::internal {
+
+int64_t IoBackend::WriteNow(SocketState& socket, const msghdr& message) {
+  const ssize_t n =
+      ::sendmsg(socket.fd(), &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+  return n >= 0 ? n : -errno;
+}
 
 Backend ChooseBackend(Backend requested) {
   if (requested != Backend::kAuto) return requested;

@@ -13,6 +13,8 @@
 #ifndef SERVERCORE_SRC_IO_IO_BACKEND_H_
 #define SERVERCORE_SRC_IO_IO_BACKEND_H_
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -44,6 +46,14 @@ class IoBackend {
   // get the result. Called only with no write in flight; the message and
   // its iovecs stay unchanged until then.
   virtual int64_t Write(SocketState& socket) SERVERCORE_ON_WORKER = 0;
+  // Writes `message` at once, never waiting (SocketState::WriteNow, for
+  // Session::SendNow, with nothing queued and no write in flight): bytes
+  // written, or -errno (-EAGAIN: the socket buffer is full). Both kernels'
+  // backends make the same non-blocking sendmsg, this one; the test
+  // harness's fake backend takes the bytes as its Write does, so that
+  // fuzzers and harness tests reach this path too.
+  virtual int64_t WriteNow(SocketState& socket,
+                           const msghdr& message) SERVERCORE_ON_WORKER;
   // Stops receiving on a closing socket that is still draining its output.
   virtual void StopRecv(SocketState& socket) SERVERCORE_ON_WORKER = 0;
   // The peer's stream ended and the session stays open to send

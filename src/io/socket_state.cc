@@ -281,7 +281,7 @@ void SocketState::WriteDone(int64_t result) {
 
 bool SocketState::WriteNow(std::span<const iovec> parts, size_t size) {
   worker_->AssertInWorkerThread();
-  if (fd_ < 0 || parts.size() > kIovMax || !queue_.Claim(size)) return false;
+  if (parts.size() > kIovMax || !queue_.Claim(size)) return false;
   // Nothing is queued or being written, and until EndClaim whatever another
   // thread sends only queues: these bytes go out first.
   SERVERCORE_DCHECK(!write_in_flight_ && sending_done_ == sending_.size(),
@@ -292,7 +292,7 @@ bool SocketState::WriteNow(std::span<const iovec> parts, size_t size) {
   // sendmsg only reads the iovecs.
   message.msg_iov = const_cast<iovec*>(parts.data());
   message.msg_iovlen = parts.size();
-  const ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+  const int64_t n = worker_->backend().WriteNow(*this, message);
   // A full socket buffer, or an error: all of it is kept, and the worker's
   // own write meets the error again and closes the session for it.
   const size_t written = n > 0 ? static_cast<size_t>(n) : 0;

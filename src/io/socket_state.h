@@ -129,12 +129,12 @@ class SocketState {
   void WriteQueued() SERVERCORE_ON_WORKER;
   // The write the backend reported in flight completed: bytes or -errno.
   void WriteDone(int64_t result) SERVERCORE_ON_WORKER;
-  // Session::SendNow: when the socket has a descriptor and nothing is
-  // queued or being written (SendQueue::Claim), writes the `size` bytes of
-  // `parts` with one sendmsg from where they lie; what the kernel does not
-  // take is copied into a send buffer that is written next, before anything
-  // queued meanwhile. False, with nothing done, otherwise: the caller queues
-  // a copy instead.
+  // Session::SendNow: when nothing is queued or being written
+  // (SendQueue::Claim: the queue is open), writes the `size` bytes of
+  // `parts` with one sendmsg from where they lie (IoBackend::WriteNow); what
+  // the kernel does not take is copied into a send buffer that is written next,
+  // before anything queued meanwhile. False, with nothing done, otherwise: the
+  // caller queues a copy instead.
   bool WriteNow(std::span<const iovec> parts, size_t size) SERVERCORE_ON_WORKER;
   // The gather write for IoBackend::Write.
   msghdr& write_message() SERVERCORE_ON_WORKER { return msg_; }

@@ -18,15 +18,19 @@ using internal::IoKey;
 using internal::SocketState;
 
 // A backend with no kernel under it: reads are the harness's Receive calls;
-// a write takes the gather write's bytes (up to max_write_) into the
-// session's byte string at once, so nothing is ever in flight.
+// a write, the worker's or Session::SendNow's, takes the gather write's
+// bytes (up to max_write_) into the session's byte string at once, so
+// nothing is ever in flight.
 class SessionHarness::FakeBackend final : public internal::IoBackend {
  public:
   void Attach(SocketState& socket) override SERVERCORE_ON_WORKER {
     reading_[&socket] = true;
   }
   int64_t Write(SocketState& socket) override SERVERCORE_ON_WORKER {
-    const msghdr& message = socket.write_message();
+    return WriteNow(socket, socket.write_message());
+  }
+  int64_t WriteNow(SocketState& socket,
+                   const msghdr& message) override SERVERCORE_ON_WORKER {
     std::vector<std::byte>& out = written_[socket.owner().id()];
     size_t left = max_write_ == 0 ? SIZE_MAX : max_write_;
     int64_t total = 0;

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "game.pb.h"
 #include "game_session.h"
@@ -21,6 +22,20 @@ using servercore::testing::SessionHarness;
 constexpr size_t kMaxSlots = 4;
 constexpr size_t kMaxClients = 16;  // reconnects included
 constexpr auto kTick = std::chrono::seconds(60);
+
+// An echo's length byte from here on asks for a large payload (1 KiB and
+// more on average is what GameServer writes from the receive memory with
+// Session::SendNow): (byte - 239) * 512 bytes, made from a one-byte seed so
+// a short input says it.
+constexpr unsigned kLargeEcho = 240;
+
+Bytes Pattern(size_t size, unsigned seed) {
+  Bytes bytes(size);
+  for (size_t i = 0; i < size; ++i) {
+    bytes[i] = static_cast<std::byte>(seed + i * 131 + (i >> 8));
+  }
+  return bytes;
+}
 
 Bytes MakePacket(uint16_t id, std::span<const std::byte> payload) {
   Bytes packet;
@@ -161,10 +176,19 @@ void Conversation::Run(std::span<const std::byte> ops) {
       }
       const auto n = take(1);
       if (n.empty()) break;
-      const auto bytes = take(Byte(n.data(), 0));
-      if (bytes.size() != Byte(n.data(), 0)) break;
-      packet = kind == 0 ? Bytes(bytes.begin(), bytes.end())
-                         : MakePacket(static_cast<uint16_t>(id), bytes);
+      const unsigned length = Byte(n.data(), 0);
+      Bytes body;
+      if (kind == 1 && length >= kLargeEcho) {
+        const auto seed = take(1);
+        if (seed.empty()) break;
+        body = Pattern((length - kLargeEcho + 1) * 512, Byte(seed.data(), 0));
+      } else {
+        const auto bytes = take(length);
+        if (bytes.size() != length) break;
+        body.assign(bytes.begin(), bytes.end());
+      }
+      packet = kind == 0 ? std::move(body)
+                         : MakePacket(static_cast<uint16_t>(id), body);
     } else if (kind == 2) {
       const auto r = take(1);
       if (r.empty()) break;
@@ -323,6 +347,14 @@ class Script {
   Script& Echo(unsigned slot, std::string_view data) {
     return Op(1, slot, data);
   }
+  // A C_ECHO of `kilobytes` KiB (1..8) of pattern: written at once with
+  // Session::SendNow when nothing else is pending.
+  Script& LargeEcho(unsigned slot, unsigned kilobytes, unsigned seed) {
+    Head(1, slot);
+    Put(bytes_, kLargeEcho - 1 + 2 * kilobytes, 1);
+    Put(bytes_, seed, 1);
+    return *this;
+  }
   Script& Join(unsigned slot, unsigned room) {
     Head(2, slot);
     Put(bytes_, room, 1);
@@ -436,6 +468,21 @@ std::vector<Bytes> SeedConversations() {
                       .Round()
                       .Reconnect(1)
                       .Ping(1)
+                      .Done());
+  // Large echoes, written at once from the receive memory, into a socket
+  // that takes 100 bytes a write (the rest kept and written next, before
+  // what comes after), read 200 bytes at a time (payloads from the receive
+  // tail), with chats and pings of other clients between them.
+  seeds.push_back(Script(2, 100, 0, 200)
+                      .LargeEcho(0, 2, 1)
+                      .LargeEcho(0, 1, 2)
+                      .Chat(1, "between")
+                      .Round()
+                      .LargeEcho(1, 3, 3)
+                      .Echo(1, "small")
+                      .Ping(0)
+                      .LargeEcho(0, 3, 4)
+                      .Round()
                       .Done());
   return seeds;
 }

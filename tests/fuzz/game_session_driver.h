@@ -15,7 +15,9 @@
 //   [3] the largest read: 0 a whole operation's bytes at once, else b bytes
 //   then, per operation, one byte: kind = b % 8, slot = (b / 8) % clients
 //   0 raw     n=byte, n bytes              sent as they are
-//   1 echo    n=byte, n bytes              C_ECHO with that payload
+//   1 echo    n=byte, n bytes              C_ECHO with that payload; for
+//             n >= 240, s=byte instead: a payload of (n - 239) * 512 bytes
+//             (512..8192, GameServer's direct write) made from s
 //   2 join    r=byte (255: then u32 LE)    C_JOIN r % 4 (or the u32)
 //   3 chat    n=byte, n bytes              C_CHAT
 //   4 move    i16 x, i16 y (LE)            C_MOVE x/3, y/3, seq counting up

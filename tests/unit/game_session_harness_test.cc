@@ -113,6 +113,29 @@ TEST_F(HarnessTest, ByteByByteReadsAndThreeByteWrites) {
   EXPECT_EQ(harness_.Written(*b), Packet(6, payload));
 }
 
+// Echoes of 1 KiB and more go out with Session::SendNow, written during the
+// delivery itself (the harness's fake backend takes SendNow's bytes as the
+// kernel would): the first 100 bytes are written before any worker round,
+// the rest is kept and written next, and what the session sends after it
+// (a small echo, copied and queued) follows it.
+TEST_F(HarnessTest, LargeEchoIsWrittenAtOnceAndItsRestBeforeWhatFollows) {
+  auto session = Connect();
+  harness_.SetMaxWrite(100);
+  const std::string large(3000, 'x');
+  Bytes in = Packet(1, large);
+  const Bytes small = Packet(1, "after");
+  EXPECT_EQ(harness_.Receive(*session, in), in.size());
+  // Written during the delivery: a queued reply would wait for a round.
+  EXPECT_EQ(harness_.Written(*session).size(), 100u);
+  EXPECT_EQ(harness_.Receive(*session, small), small.size());
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  Bytes want = Packet(2, large);
+  const Bytes small_reply = Packet(2, "after");
+  want.insert(want.end(), small_reply.begin(), small_reply.end());
+  EXPECT_EQ(harness_.Written(*session), want);
+  EXPECT_TRUE(session->IsConnected());
+}
+
 TEST_F(HarnessTest, AProtocolErrorClosesOnlyThatSession) {
   auto bad = Connect();
   auto good = Connect();
