@@ -49,9 +49,10 @@ class IoBackend {
   // Writes `message` at once, never waiting (SocketState::WriteNow, for
   // Session::SendNow, with nothing queued and no write in flight): bytes
   // written, or -errno (-EAGAIN: the socket buffer is full). Both kernels'
-  // backends make the same non-blocking sendmsg, this one; the test
-  // harness's fake backend takes the bytes as its Write does, so that
-  // fuzzers and harness tests reach this path too.
+  // backends make the same non-blocking sendmsg on socket.fd(), this one; a
+  // backend whose fd() is not a socket overrides it, as the test harness's
+  // fake does (it takes the bytes as its Write does), so that fuzzers and
+  // harness tests reach this path too.
   virtual int64_t WriteNow(SocketState& socket,
                            const msghdr& message) SERVERCORE_ON_WORKER;
   // Stops receiving on a closing socket that is still draining its output.

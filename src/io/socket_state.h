@@ -25,7 +25,8 @@
 // and the shortcut, on the worker only:
 //
 //   Session::SendNow -> WriteNow -> queue().Claim (nothing pending)
-//     -> sendmsg from the caller's memory -> KeepUnwritten (the rest, copied,
+//     -> IoBackend::WriteNow (one sendmsg from the caller's memory)
+//     -> KeepUnwritten (the rest, copied,
 //     first in sending_) -> queue().EndClaim --more--> IoWorker::RequestFlush
 //
 // Buffer contract with the backend: write_message() and the iovecs it points

@@ -1,6 +1,7 @@
 #include "testing/session_harness.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <unordered_map>
 #include <utility>
@@ -20,29 +21,24 @@ using internal::SocketState;
 // A backend with no kernel under it: reads are the harness's Receive calls;
 // a write, the worker's or Session::SendNow's, takes the gather write's
 // bytes (up to max_write_) into the session's byte string at once, so
-// nothing is ever in flight.
+// nothing is ever in flight; SendNow's every other time, if told to, takes
+// none (-EAGAIN).
 class SessionHarness::FakeBackend final : public internal::IoBackend {
  public:
   void Attach(SocketState& socket) override SERVERCORE_ON_WORKER {
     reading_[&socket] = true;
   }
   int64_t Write(SocketState& socket) override SERVERCORE_ON_WORKER {
-    return WriteNow(socket, socket.write_message());
+    return Take(socket, socket.write_message());
   }
   int64_t WriteNow(SocketState& socket,
                    const msghdr& message) override SERVERCORE_ON_WORKER {
-    std::vector<std::byte>& out = written_[socket.owner().id()];
-    size_t left = max_write_ == 0 ? SIZE_MAX : max_write_;
-    int64_t total = 0;
-    for (size_t i = 0; i < message.msg_iovlen && left > 0; ++i) {
-      const iovec& v = message.msg_iov[i];
-      const size_t n = std::min(v.iov_len, left);
-      const auto* bytes = static_cast<const std::byte*>(v.iov_base);
-      out.insert(out.end(), bytes, bytes + n);
-      left -= n;
-      total += static_cast<int64_t>(n);
+    if (refuse_every_other_) {
+      const bool refuse = refuse_next_;
+      refuse_next_ = !refuse;
+      if (refuse) return -EAGAIN;
     }
-    return total;
+    return Take(socket, message);
   }
   void StopRecv(SocketState& socket) override { reading_[&socket] = false; }
   void ReadEnded(SocketState& socket) override { reading_[&socket] = false; }
@@ -64,11 +60,33 @@ class SessionHarness::FakeBackend final : public internal::IoBackend {
     return written_[session_id];
   }
   void SetMaxWrite(size_t bytes) noexcept { max_write_ = bytes; }
+  void SetRefuseEveryOtherWriteNow(bool on) noexcept {
+    refuse_every_other_ = on;
+    refuse_next_ = true;
+  }
 
  private:
+  // The bytes of `message`, up to max_write_, into the session's string.
+  int64_t Take(SocketState& socket, const msghdr& message) {
+    std::vector<std::byte>& out = written_[socket.owner().id()];
+    size_t left = max_write_ == 0 ? SIZE_MAX : max_write_;
+    int64_t total = 0;
+    for (size_t i = 0; i < message.msg_iovlen && left > 0; ++i) {
+      const iovec& v = message.msg_iov[i];
+      const size_t n = std::min(v.iov_len, left);
+      const auto* bytes = static_cast<const std::byte*>(v.iov_base);
+      out.insert(out.end(), bytes, bytes + n);
+      left -= n;
+      total += static_cast<int64_t>(n);
+    }
+    return total;
+  }
+
   std::unordered_map<const SocketState*, bool> reading_;
   std::unordered_map<uint64_t, std::vector<std::byte>> written_;
   size_t max_write_ = 0;
+  bool refuse_every_other_ = false;
+  bool refuse_next_ = true;  // with refuse_every_other_: flips each WriteNow
 };
 
 // The service's side: options, the memory budget, the one worker, and a
@@ -113,6 +131,10 @@ SessionHarness::~SessionHarness() { Stop(); }
 
 void SessionHarness::SetMaxWrite(size_t bytes) noexcept {
   backend_->SetMaxWrite(bytes);
+}
+
+void SessionHarness::SetRefuseEveryOtherWriteNow(bool on) noexcept {
+  backend_->SetRefuseEveryOtherWriteNow(on);
 }
 
 void SessionHarness::Add(SessionRef session) {

@@ -23,9 +23,10 @@
 // so a test moves time on without sleeping, and a fuzzer's run does not
 // depend on how fast it runs (for periods longer than the run itself).
 //
-// It costs real sessions nothing: the worker's loop is the same round either
-// way, and the harness is a library of its own (servercore_testing) that
-// only tests and fuzzers link.
+// It costs real sessions next to nothing: the worker's loop is the same
+// round either way, Session::SendNow's write is the one virtual call
+// (IoBackend::WriteNow) the harness needs, and the harness is a library of
+// its own (servercore_testing) that only tests and fuzzers link.
 //
 // Thread safety: one thread, the one that made the harness, which is the
 // worker's thread until Stop (at most one harness per thread at a time).
@@ -59,6 +60,10 @@ class SessionHarness {
   // The most the fake socket takes per write (0: all it is offered). A
   // small value turns each flush into a run of partial writes.
   void SetMaxWrite(size_t bytes) noexcept;
+  // With `on`, every other write made at once for Session::SendNow takes
+  // nothing (-EAGAIN, as a full socket buffer), starting with the next:
+  // all of it is then copied and written by the worker.
+  void SetRefuseEveryOtherWriteNow(bool on) noexcept;
 
   // A session arrives, as if accepted: it is opened here (OnCreated runs)
   // and reaches the worker at the next round (OnConnected).

@@ -66,7 +66,8 @@ class Conversation {
         rooms_(WorldOptions{.tick = kTick}),
         harness_(servercore::ServiceOptions{
             .recv_buffer_size = std::max<size_t>(16 * 1024, 2 * max_packet_)}) {
-    harness_.SetMaxWrite(Byte(setup.data(), 1));
+    harness_.SetMaxWrite(Byte(setup.data(), 1) & 0x7f);
+    harness_.SetRefuseEveryOtherWriteNow((Byte(setup.data(), 1) & 0x80) != 0);
     for (size_t i = 0; i < slots_; ++i) slot_.push_back(Connect());
   }
 
@@ -483,6 +484,16 @@ std::vector<Bytes> SeedConversations() {
                       .Ping(0)
                       .LargeEcho(0, 3, 4)
                       .Round()
+                      .Done());
+  // The same where every other direct write takes nothing, the others all.
+  seeds.push_back(Script(2, 0x80, 0, 0)
+                      .LargeEcho(0, 2, 5)
+                      .Round()
+                      .LargeEcho(0, 1, 6)
+                      .Chat(1, "between")
+                      .LargeEcho(1, 3, 7)
+                      .Round()
+                      .LargeEcho(1, 2, 8)
                       .Done());
   return seeds;
 }

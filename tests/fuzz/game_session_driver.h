@@ -10,7 +10,9 @@
 //
 // Input: four bytes of set-up, then operations until the input ends.
 //   [0] clients: 1 + b % 4 (slots 0..n-1)
-//   [1] the fake socket's largest write: 0 all at once, else b bytes
+//   [1] the fake socket's largest write, b % 128: 0 all at once, else that
+//       many bytes; with b >= 128 it also refuses every other write made at
+//       once for Session::SendNow (-EAGAIN)
 //   [2] --max-packet: b % 3 picks 4096, 64 or 65535
 //   [3] the largest read: 0 a whole operation's bytes at once, else b bytes
 //   then, per operation, one byte: kind = b % 8, slot = (b / 8) % clients

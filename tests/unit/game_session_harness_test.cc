@@ -136,6 +136,27 @@ TEST_F(HarnessTest, LargeEchoIsWrittenAtOnceAndItsRestBeforeWhatFollows) {
   EXPECT_TRUE(session->IsConnected());
 }
 
+// A direct write the socket refuses (-EAGAIN) keeps all of it, copied, for
+// the worker to write; the next large echo is written at once again.
+TEST_F(HarnessTest, RefusedDirectWriteIsKeptWholeAndWrittenNext) {
+  auto session = Connect();
+  harness_.SetRefuseEveryOtherWriteNow(true);
+  const std::string first(2000, 'a');
+  const std::string second(1500, 'b');
+  const Bytes in = Packet(1, first);
+  EXPECT_EQ(harness_.Receive(*session, in), in.size());
+  EXPECT_TRUE(harness_.Written(*session).empty());
+  ASSERT_TRUE(harness_.RunUntilQuiet());
+  Bytes want = Packet(2, first);
+  EXPECT_EQ(harness_.Written(*session), want);
+  const Bytes again = Packet(1, second);
+  EXPECT_EQ(harness_.Receive(*session, again), again.size());
+  const Bytes second_reply = Packet(2, second);
+  want.insert(want.end(), second_reply.begin(), second_reply.end());
+  EXPECT_EQ(harness_.Written(*session), want);  // before any round
+  EXPECT_TRUE(session->IsConnected());
+}
+
 TEST_F(HarnessTest, AProtocolErrorClosesOnlyThatSession) {
   auto bad = Connect();
   auto good = Connect();
