@@ -30,7 +30,20 @@ void GameSession::OnCreated() {
   ToRoom(&Room::Join, Self(), join_serial_, position_, JoinKind::kInitial);
 }
 
-void GameSession::OnDisconnected(servercore::DisconnectReason) {
+servercore::SendBufferRef GameSession::OnClosing(
+    servercore::DisconnectReason reason) {
+  // Now, not at OnDisconnected: the socket's last I/O may complete up to two
+  // seconds later, while what is queued drains and the client acknowledges
+  // it, and a member the server has closed is no longer in the room (S_JOIN
+  // counts, snapshots). Its room's later sends are refused from here on
+  // anyway (IsConnected is false), and no packet of it is handled again.
+  LeaveRoom();
+  return sent_typed_ ? MakeGoodbye(reason) : nullptr;
+}
+
+void GameSession::OnDisconnected(servercore::DisconnectReason) { LeaveRoom(); }
+
+void GameSession::LeaveRoom() {
   if (room_ == nullptr) return;
   ToRoom(&Room::Leave, id(), join_serial_, std::shared_ptr<Room>(),
          uint32_t{0});

@@ -27,7 +27,7 @@
 // Thread safety: as PacketSession; the room fields are set in OnCreated on
 // the accepting thread before the session reaches its worker (the hand-over
 // orders it), and touched only on the session's worker thread after that
-// (its packets and its OnDisconnected run there).
+// (its packets, OnClosing and OnDisconnected run there).
 #ifndef SERVERCORE_APPS_GAME_SERVER_GAME_SESSION_H_
 #define SERVERCORE_APPS_GAME_SERVER_GAME_SESSION_H_
 
@@ -83,11 +83,10 @@ class GameSession final : public servercore::PacketSession {
   // A client that closed its sending side still reads: what its room owes
   // it (an S_JOIN, its own S_CHAT) goes out before the close.
   bool OnPeerClosed() override;
-  // S_BYE to a client that sent a packet of id 1000 or more (goodbye.h).
+  // The server closes the session: it leaves its room now, and says why to
+  // a client that sent a packet of id 1000 or more (goodbye.h).
   servercore::SendBufferRef OnClosing(
-      servercore::DisconnectReason reason) override {
-    return sent_typed_ ? MakeGoodbye(reason) : nullptr;
-  }
+      servercore::DisconnectReason reason) override;
 
  private:
   void HandleEcho(std::span<const std::byte> payload);
@@ -97,6 +96,8 @@ class GameSession final : public servercore::PacketSession {
   void HandleChat(std::span<const std::byte> payload);
   void HandleTyped(uint16_t id, std::span<const std::byte> payload);
   void RejectId(uint16_t id);
+  // Out of its room for good (a job to the room); nothing once it is.
+  void LeaveRoom();
   bool Settled() const noexcept;
   std::shared_ptr<GameSession> Self();
   // Pushes a job for this session to its room, and counts it.
@@ -107,7 +108,7 @@ class GameSession final : public servercore::PacketSession {
   }
 
   RoomDirectory& rooms_;
-  std::shared_ptr<Room> room_;  // null once disconnected
+  std::shared_ptr<Room> room_;  // null once closing
   uint32_t room_id_ = 0;
   uint32_t join_serial_ = 0;  // names this session's stays in rooms
   WorldPosition position_;

@@ -142,6 +142,44 @@ TEST_P(AppProtocolTest, JoinRoomZeroCountsDefaultMembers) {
   EXPECT_EQ(Join(late, 0), 4u) << "a new session starts in room 0";
 }
 
+// "Members now in that room": a session the server closed is out of its
+// room by the time its client reads the end of the stream, even though the
+// server's side of the connection lingers after that (until the client's
+// system has acknowledged the last bytes) and the client keeps its socket
+// open. It once stayed counted until the socket's last I/O completed,
+// tens of milliseconds later.
+TEST_P(AppProtocolTest, SessionClosedByTheServerNoLongerCountsInJoin) {
+  START_SERVER("--idle-timeout", "2");
+  TestClient a, c;
+  ASSERT_TRUE(ConnectReady(a, server_.port()));
+  ASSERT_TRUE(ConnectReady(c, server_.port()));
+  EXPECT_EQ(Join(a, 7), 1u);
+  for (int round = 0; round < 3; ++round) {
+    TestClient kicked;
+    ASSERT_TRUE(ConnectReady(kicked, server_.port()));
+    EXPECT_EQ(Join(kicked, 7), 2u) << "round " << round;
+    ASSERT_TRUE(kicked.SendPacket(kSEcho, {}));  // not accepted: closed
+    ASSERT_TRUE(kicked.WaitForClose()) << "round " << round;
+    EXPECT_EQ(Join(c, 7), 2u) << "round " << round << ": a and c only";
+    EXPECT_EQ(Join(c, 8), 1u) << "round " << round;
+  }
+  // Closed for being idle, a typed client (so told why): the same.
+  TestClient idle;
+  ASSERT_TRUE(ConnectReady(idle, server_.port()));
+  EXPECT_EQ(Join(idle, 7), 2u);
+  ASSERT_TRUE(idle.SendPacket(kCPing, {}));
+  bool closed = false;
+  for (int i = 0; i < 100 && !closed; ++i) {
+    for (TestClient* busy : {&a, &c}) {  // not idle themselves
+      ASSERT_TRUE(busy->SendPacket(kCEcho, {}));
+      ASSERT_TRUE(busy->ReadPacket().has_value());
+    }
+    closed = idle.WaitForClose(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(closed) << "the idle session was not closed";
+  EXPECT_EQ(Join(a, 7), 1u) << "the idle session left when it was closed";
+}
+
 // S_JOIN is the first packet from the new room: no chat broadcast in that
 // room can overtake it, even while a member on the other worker chats without
 // pause. (A client written from docs/PROTOCOL.md reads the reply to its C_JOIN
