@@ -31,9 +31,16 @@ void Listener::Stop() {
 }
 
 void Listener::OnError(int error) {
+  if (state_ == State::kStopped) return;
   // Anything else (a connection reset before it was taken, say) concerns
-  // that one connection: the accept stays armed.
-  if (!IsResourceError(error) || state_ == State::kStopped) return;
+  // that one connection: the accept stays armed. One line each, as the
+  // limiter allows.
+  if (!IsResourceError(error)) {
+    LogLimited(LogKind::kAcceptError,
+               "worker %zu: accept: %s (that connection only)", worker_index_,
+               std::strerror(error));
+    return;
+  }
   const Clock::time_point now = Clock::now();
   episode_error_ = error;
   if (episode_failures_++ == 0) {

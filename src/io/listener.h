@@ -14,7 +14,8 @@
 // accept that succeeds, with how long it lasted and how many accepts failed
 // (and one a minute in between, while it lasts): a retry costs one failed
 // accept, so retrying often keeps recovery quick, but logging each retry
-// would flood the log.
+// would flood the log. Any other failure concerns one connection (reset
+// before it was taken, say): one line each, within the log's limit.
 //
 //   kIdle --Start--> kAccepting --resource error--> kBackingOff
 //                      ^   ^                            |

@@ -7,7 +7,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <string>
 #include <thread>
 
 #include "io/worker_thread.h"
@@ -94,11 +97,21 @@ TEST(ListenerTest, OtherErrorsKeepAccepting) {
   Listener listener(backend, NewFd(), 0);
   listener.Start();
   // A connection reset or aborted before it was taken concerns only it.
+  // Each is still an accept failure: one line each (well within the log's
+  // limit of 20 a second).
+  ::testing::internal::CaptureStderr();
   for (const int error : {ECONNABORTED, EPROTO, EPERM, EINTR}) {
     listener.OnError(error);
   }
+  const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(backend.pauses, 0);
   EXPECT_FALSE(listener.ResumeAt().has_value());
+  for (const int error : {ECONNABORTED, EPROTO, EPERM, EINTR}) {
+    EXPECT_NE(log.find(std::string("accept: ") + std::strerror(error)),
+              std::string::npos)
+        << log;
+  }
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 4) << log;
 }
 
 TEST(ListenerTest, ErrorsWhilePausedExtendTheBackoffWithoutPausingTwice) {
