@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string_view>
@@ -128,12 +129,20 @@ std::string ClusterLink::Start(CountsFn counts) {
     return std::string("NATS options: ") + natsStatus_GetText(s);
   }
   nats_options_ = opts;
-  s = natsConnection_Connect(&connection_, opts);
+  if (std::string error = Open(); !error.empty()) {
+    Stop();
+    return error;
+  }
+  running_.store(true, std::memory_order_release);
+  thread_ = std::thread([this] { Run(); });
+  return {};
+}
+
+std::string ClusterLink::Open() {
+  natsStatus s = natsConnection_Connect(&connection_, nats_options_);
   if (s == NATS_OK) {
     connected_.store(true, std::memory_order_release);
   } else if (s != NATS_NOT_YET_CONNECTED) {
-    natsOptions_Destroy(opts);
-    nats_options_ = nullptr;
     return std::string("NATS connect: ") + natsStatus_GetText(s);
   }
   // Every node's presence. Subscribed before the first connect succeeds,
@@ -142,12 +151,56 @@ std::string ClusterLink::Start(CountsFn counts) {
   s = natsConnection_Subscribe(&presence_sub_, connection_, nodes.c_str(),
                                &Callbacks::Message, this);
   if (s != NATS_OK) {
-    Stop();
     return std::string("NATS subscribe: ") + natsStatus_GetText(s);
   }
-  running_.store(true, std::memory_order_release);
-  thread_ = std::thread([this] { Run(); });
   return {};
+}
+
+void ClusterLink::ReopenIfClosed() {
+  // Null after a reopen that failed; cnats says closed then too.
+  const natsConnStatus status = natsConnection_Status(connection_);
+  if (status == NATS_CONN_STATUS_CONNECTED) reopens_ = 0;  // logs again
+  if (status != NATS_CONN_STATUS_CLOSED) return;
+  const Clock::time_point now = Clock::now();
+  if (now < next_reopen_) return;
+  next_reopen_ = now + kReopenWait;
+  connected_.store(false, std::memory_order_release);
+  for (auto& [room, sub] : subscriptions_) natsSubscription_Destroy(sub);
+  subscriptions_.clear();
+  if (presence_sub_ != nullptr) natsSubscription_Destroy(presence_sub_);
+  presence_sub_ = nullptr;
+  if (connection_ != nullptr) natsConnection_Destroy(connection_);
+  connection_ = nullptr;
+  if (reopens_++ == 0) {
+    std::fprintf(stderr,
+                 "cluster: the connection to NATS closed by itself; opening "
+                 "a new one every %lld ms until one stays up\n",
+                 static_cast<long long>(kReopenWait.count()));
+  }
+  // May block for cnats' connect timeout (2 s) against a broker that
+  // accepts and never answers; nothing is published meanwhile anyway.
+  const std::string error = Open();
+  if (!error.empty() && reopens_ == 1) {
+    std::fprintf(stderr, "cluster: %s\n", error.c_str());
+  }
+  // The rooms here, subscribed again (sent once connected, as at start);
+  // after a failed Open, at the next try. A subscription still queued
+  // finds its room subscribed and is skipped; so is a removal's.
+  std::vector<uint32_t> rooms;
+  {
+    servercore::MutexLock lock(mu_);
+    for (const auto& [room, handle] : rooms_) rooms.push_back(room);
+  }
+  for (const uint32_t room : rooms) {
+    natsSubscription* sub = nullptr;
+    if (natsConnection_Subscribe(&sub, connection_, RoomSubject(room).c_str(),
+                                 &Callbacks::Message, this) == NATS_OK) {
+      subscriptions_[room] = sub;
+    }
+  }
+  // Connected at once: no callback comes, so resynchronize here (presence
+  // and every room's state, as after a reconnect).
+  if (connected_.load(std::memory_order_acquire)) Resync();
 }
 
 void ClusterLink::Stop() {
@@ -266,6 +319,7 @@ void ClusterLink::Run() {
       queued_bytes_ = 0;
       resync = std::exchange(resync_, false);
     }
+    if (!last) ReopenIfClosed();
     Drain(batch);
     if (last) {
       // Stopping: what the rooms published as their sessions closed (the

@@ -121,6 +121,14 @@ class ClusterLink {
   struct Callbacks;
   friend struct Callbacks;
 
+  // Connects (or, NATS not answering, leaves cnats trying in the
+  // background) and subscribes to the nodes' presence: empty, or why not.
+  std::string Open();
+  // thread_: cnats 3.4 closes a connection whose first connect timed out
+  // (a broker that accepted the TCP connection and never answered, say
+  // stopped) and never tries again; a closed connection is replaced, at
+  // most every kReopenWait, its room subscriptions made again.
+  void ReopenIfClosed();
   void Run();
   void Drain(std::deque<Outgoing>& batch);
   void PublishPresence(bool force);
@@ -172,6 +180,9 @@ class ClusterLink {
   std::chrono::steady_clock::time_point same_id_logged_;
 
   // thread_'s alone.
+  static constexpr std::chrono::milliseconds kReopenWait{1000};
+  std::chrono::steady_clock::time_point next_reopen_;
+  uint64_t reopens_ = 0;  // since the connection was last up
   std::unordered_map<uint32_t, __natsSubscription*> subscriptions_;
   std::vector<std::pair<uint32_t, uint32_t>> published_table_;
   std::chrono::steady_clock::time_point last_presence_;

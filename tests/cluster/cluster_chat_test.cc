@@ -3,13 +3,18 @@
 // counts the whole cluster within a second; a node subscribes to a room only
 // while it has members there; broker loss drops (and counts) cross-node
 // traffic without duplicating or reordering it, and play resumes; a node
-// starts before NATS does.
+// starts before NATS does, or while it does not answer.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <map>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/apps/app_fixture.h"
@@ -236,6 +241,65 @@ TEST_F(ClusterBeforeNatsTest, NodesStartFirstAndJoinWhenNatsComes) {
   ASSERT_TRUE(nats_.Start(port_)) << nats_.Output();
   ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(10)).has_value());
   ASSERT_TRUE(JoinUntilCount(b, kRoom, 2, Seconds(10)).has_value());
+  ASSERT_TRUE(a.SendPacket(kCChat, ChatText(0, 0)));
+  auto chat = ReadChat(b, Seconds(10));
+  ASSERT_TRUE(chat.has_value());
+  EXPECT_EQ(chat->seq, 0);
+  EXPECT_EQ(chat->sender_id >> 48, 1u);
+}
+
+// A broker that accepts connections and never answers when the nodes start
+// (a nats-server stopped with SIGSTOP, another service on its port): their
+// first connect times out. cnats closed such a connection for good, and
+// the nodes never joined; now they do once a real broker answers there.
+class ClusterSilentBrokerTest : public ClusterTest {
+ protected:
+  static constexpr int kStarted = 2;  // each start waits out a timeout
+
+  void SetUp() override {
+    silent_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(silent_, 0);
+    const int one = 1;
+    ::setsockopt(silent_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    ASSERT_EQ(::bind(silent_, reinterpret_cast<sockaddr*>(&address), length),
+              0);
+    ASSERT_EQ(::listen(silent_, 64), 0);  // the kernel accepts; we never do
+    ASSERT_EQ(
+        ::getsockname(silent_, reinterpret_cast<sockaddr*>(&address), &length),
+        0);
+    port_ = ntohs(address.sin_port);
+    for (int i = 0; i < kStarted; ++i) {
+      StartNode(i, "nats://127.0.0.1:" + std::to_string(port_));
+      if (HasFatalFailure()) return;
+    }
+  }
+  void TearDown() override {
+    if (silent_ >= 0) ::close(silent_);
+    ClusterTest::TearDown();
+  }
+  int silent_ = -1;
+  uint16_t port_ = 0;
+};
+
+TEST_F(ClusterSilentBrokerTest, NodesJoinOnceTheBrokerAnswers) {
+  constexpr uint32_t kRoom = 61;
+  TestClient a = Connect(0);
+  TestClient b = Connect(1);
+  ASSERT_TRUE(Join(a, kRoom).has_value());
+  ASSERT_TRUE(Join(b, kRoom).has_value());
+  EXPECT_EQ(Join(a, kRoom), 1u) << "standalone meanwhile";
+  // Past the first connects' timeouts (2 s), and a retry or two.
+  std::this_thread::sleep_for(milliseconds(2500));
+  ::close(std::exchange(silent_, -1));  // what it held is reset
+  ASSERT_TRUE(nats_.Start(port_)) << nats_.Output();
+  ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(15)).has_value())
+      << node(0).Output();
+  ASSERT_TRUE(JoinUntilCount(b, kRoom, 2, Seconds(15)).has_value())
+      << node(1).Output();
   ASSERT_TRUE(a.SendPacket(kCChat, ChatText(0, 0)));
   auto chat = ReadChat(b, Seconds(10));
   ASSERT_TRUE(chat.has_value());
