@@ -53,7 +53,68 @@ CLI::Validator Number(const std::string& range, Accept accept) {
       range);
 }
 
+// Why `url` is not one NATS server's URL (NatsUrls), or "".
+std::string NatsUrlError(std::string_view url) {
+  std::string_view rest = url;
+  if (const size_t scheme = rest.find("://"); scheme != rest.npos) {
+    const std::string_view name = rest.substr(0, scheme);
+    if (name != "nats" && name != "tls") {
+      return "scheme " + std::string(name) + ":// (nats:// or tls://)";
+    }
+    rest.remove_prefix(scheme + 3);
+  }
+  if (const size_t at = rest.rfind('@'); at != rest.npos) {
+    rest.remove_prefix(at + 1);
+  }
+  std::string_view host = rest;
+  std::optional<std::string_view> port;
+  if (rest.starts_with('[')) {
+    const size_t close = rest.find(']');
+    if (close == rest.npos) return "no ] after the IPv6 address";
+    host = rest.substr(1, close - 1);
+    rest.remove_prefix(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return "what follows ] is not :PORT";
+      port = rest.substr(1);
+    }
+  } else if (const size_t colon = rest.find(':'); colon != rest.npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (host.empty()) return "no host";
+  for (const char c : host) {
+    if (c == '/' || c == '[' || c == ']' || c == ' ' || c == '\t') {
+      return "host " + std::string(host) + " is not a host";
+    }
+  }
+  if (port) {
+    const std::optional<int> number = ReadNumber<int>(*port);
+    if (!number || *number < 1 || *number > 65535) {
+      return "port " + std::string(*port) + " not in [1 - 65535]";
+    }
+  }
+  return {};
+}
+
 }  // namespace
+
+CLI::Validator NatsUrls() {
+  return CLI::Validator(
+      [](std::string& text) {
+        if (text.empty()) return std::string("no NATS server given");
+        std::string_view rest = text;
+        for (;;) {
+          const size_t comma = rest.find(',');
+          const std::string_view url = rest.substr(0, comma);
+          if (std::string why = NatsUrlError(url); !why.empty()) {
+            return std::string(url) + ": " + why;
+          }
+          if (comma == rest.npos) return std::string();
+          rest.remove_prefix(comma + 1);
+        }
+      },
+      "nats://HOST:PORT");
+}
 
 template <typename T>
 CLI::Validator InRange(T min, T max) {

@@ -136,7 +136,8 @@ std::optional<int> ParseConfig(int argc, char** argv, Config* config) {
                "design, kept to benchmark against)");
   app.add_option("--cluster", config->cluster,
                  "NATS server of the cluster this node joins, "
-                 "nats://HOST:PORT (none: standalone)");
+                 "nats://HOST:PORT (none: standalone)")
+      ->check(game::NatsUrls());
   app.add_option("--node-id", config->node_id,
                  "this node's id in the cluster, unique, 1..65535")
       ->transform(game::InRange(1, 65535));

@@ -40,7 +40,10 @@ TEST(ClusterCommandLineTest, BadClusterFlagsExitTwo) {
            {"--node-id", "3"},
            {"--cluster", url, "--node-id", "0"},
            {"--cluster", url, "--node-id", "65536"},
-           {"--cluster", url, "--node-id", "1", "--node-expiry", "1"}}) {
+           {"--cluster", url, "--node-id", "1", "--node-expiry", "1"},
+           {"--cluster", "", "--node-id", "1"},
+           {"--cluster", "nats://127.0.0.1:99999", "--node-id", "1"},
+           {"--cluster", "nats://", "--node-id", "1"}}) {
     SCOPED_TRACE(args.back());
     const Result run = RunGameServer(args);
     EXPECT_EQ(run.status, "exit 2") << run.output;

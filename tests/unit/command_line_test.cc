@@ -22,6 +22,7 @@ struct Program {
   double seconds = 5;
   double timeout = 1;
   std::string mode = "echo";
+  std::string cluster;
   std::string error;  // what the parse printed to stderr
   std::string help;   // and to stdout
 
@@ -33,6 +34,7 @@ struct Program {
     app.add_option("--seconds", seconds)->transform(AtLeast(0));
     app.add_option("--timeout", timeout)->transform(Above(0.5));
     app.add_option("--mode", mode)->check(CLI::IsMember({"echo", "chat"}));
+    app.add_option("--cluster", cluster)->check(NatsUrls());
     args.insert(args.begin(), "Prog");
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
@@ -150,6 +152,32 @@ TEST(CommandLineTest, HelpExitsZeroAndShowsTheRanges) {
     EXPECT_NE(p.help.find("--seconds FLOAT:[0 - inf)"), std::string::npos)
         << p.help;
     EXPECT_NE(p.help.find("{echo,chat}"), std::string::npos) << p.help;
+  }
+}
+
+// What the NATS C client connects to, kept as given; what it would take
+// for a server and never reach (no host, a port out of range, another
+// scheme) exits 2 before the program starts.
+TEST(CommandLineTest, ClusterTakesNatsUrls) {
+  for (const char* url :
+       {"nats://127.0.0.1:4222", "nats://127.0.0.1", "127.0.0.1:4222",
+        "localhost", "tls://broker.example:4443",
+        "nats://user:secret@10.0.0.1:4222", "nats://[::1]:4222", "[::1]",
+        "nats://a:1,nats://b:2", "nats://127.0.0.1:65535"}) {
+    SCOPED_TRACE(url);
+    Program p;
+    EXPECT_EQ(p.Parse({"--cluster", url}), std::nullopt) << p.error;
+    EXPECT_EQ(p.cluster, url);
+  }
+  for (const char* url :
+       {"", "nats://", "nats://:4222", "nats://127.0.0.1:", "nats://h:0",
+        "nats://h:99999", "nats://h:abc", "nats://h:-1", "http://h:4222",
+        "nats://h/path", "nats://[::1", "nats://[::1]x", "nats://a:1,",
+        "nats://a:1,,nats://b:2"}) {
+    SCOPED_TRACE(url);
+    Program p;
+    EXPECT_EQ(p.Parse({"--cluster", url}), 2);
+    EXPECT_NE(p.error.find("--cluster"), std::string::npos) << p.error;
   }
 }
 
