@@ -18,14 +18,14 @@ TimerId JobQueue::AddTimer(std::chrono::milliseconds delay, Job job) {
       std::chrono::nanoseconds(0), std::move(job), nullptr);
 }
 
-TimerId JobQueue::AddRepeatingTimer(std::chrono::milliseconds period,
+TimerId JobQueue::AddRepeatingTimer(std::chrono::steady_clock::time_point first,
+                                    std::chrono::milliseconds period,
                                     std::shared_ptr<Job> callable) {
   SERVERCORE_CHECK(period.count() > 0, "a repeating timer needs a period");
   SERVERCORE_CHECK(!weak_from_this().expired(),
                    "a JobQueue must be owned by a std::shared_ptr");
   return internal::TimerRegistry::Instance().Add(
-      weak_from_this(), std::chrono::steady_clock::now() + period, period,
-      Job(), std::move(callable));
+      weak_from_this(), first, period, Job(), std::move(callable));
 }
 
 bool JobQueue::CancelTimer(TimerId id) {

@@ -194,6 +194,7 @@ int main(int argc, char** argv) {
   }
   game::RoomDirectory rooms(
       game::WorldOptions{.tick = std::chrono::milliseconds(config.tick_ms),
+                         .epoch = game::WallClockEpoch(),
                          .shared_snapshots = !config.naive_snapshots,
                          .cluster = cluster.get(),
                          .node_id = static_cast<uint16_t>(config.node_id)});

@@ -20,6 +20,12 @@ namespace {
 constexpr size_t kNotFound = static_cast<size_t>(-1);
 }  // namespace
 
+std::chrono::steady_clock::time_point WallClockEpoch() {
+  const auto steady = Clock::now();
+  const auto wall = std::chrono::system_clock::now().time_since_epoch();
+  return steady - std::chrono::duration_cast<Clock::duration>(wall);
+}
+
 Room::Room(uint32_t id, const WorldOptions& options, WorldStats& stats)
     : id_(id),
       options_(options),
@@ -28,6 +34,7 @@ Room::Room(uint32_t id, const WorldOptions& options, WorldStats& stats)
 
 Room::~Room() {
   if (timer_ != 0) CancelTimer(timer_);
+  if (publish_timer_ != 0) CancelTimer(publish_timer_);
   if (sync_timer_ != 0) CancelTimer(sync_timer_);
   if (refresh_timer_ != 0) CancelTimer(refresh_timer_);
 }
@@ -292,9 +299,14 @@ void Room::Gone(const Member& member) {
 }
 
 void Room::Note(Member& member) {
-  if (member.noted) return;
-  member.noted = true;
-  noted_.push_back(member.id);
+  if (!member.noted) {
+    member.noted = true;
+    noted_.push_back(member.id);
+  }
+  if (options_.cluster != nullptr && !member.unpublished) {
+    member.unpublished = true;
+    unpublished_.push_back(member.id);
+  }
 }
 
 void Room::WantFull(Member& member) {
@@ -304,15 +316,48 @@ void Room::WantFull(Member& member) {
   StartTicking();
 }
 
+std::chrono::milliseconds Room::SnapshotDelay() const {
+  // Time for the others' moves, published on the grid point, to cross the
+  // broker first: far more than a loopback or LAN hop, a small part of a
+  // tick. Standalone, nothing to wait for.
+  if (options_.cluster == nullptr) return std::chrono::milliseconds(0);
+  return std::min(options_.tick / 4, std::chrono::milliseconds(10));
+}
+
 void Room::StartTicking() {
   if (timer_ != 0) return;
-  next_due_ = Clock::now() + options_.tick;
-  timer_ = DoTimerEvery(options_.tick, [this] { Tick(); });
+  // The next grid point (WorldOptions::epoch), not a period from now: every
+  // node's room ticks together.
+  const Clock::time_point now = Clock::now();
+  const Clock::time_point grid =
+      options_.epoch +
+      ((now - options_.epoch) / options_.tick + 1) * options_.tick;
+  next_due_ = grid + SnapshotDelay();
+  timer_ = DoTimerEvery(next_due_, options_.tick, [this] { Tick(); });
+  if (options_.cluster != nullptr) {
+    publish_timer_ =
+        DoTimerEvery(grid, options_.tick, [this] { PublishTick(); });
+  }
 }
 
 void Room::StopTicking() {
   CancelTimer(timer_);
   timer_ = 0;
+  if (publish_timer_ != 0) CancelTimer(publish_timer_);
+  publish_timer_ = 0;
+}
+
+void Room::PublishTick() {
+  if (unpublished_.empty()) return;
+  published_.clear();
+  for (uint64_t id : unpublished_) {
+    Member* member = FindCurrent(id);
+    if (member == nullptr || !member->unpublished) continue;
+    member->unpublished = false;
+    published_.push_back({id, member->position, false});
+  }
+  unpublished_.clear();
+  PublishLocalDelta();
 }
 
 uint64_t Room::TickNumber(Clock::time_point now) const {
@@ -342,9 +387,9 @@ void Room::Tick() {
     member->noted = false;
     entities_.push_back({id, member->position, false});
   }
-  // This node's moves go to the others once (its leaves went already, in
-  // Gone); theirs, received since the last tick, join the snapshot here.
-  PublishLocalDelta(entities_.size());
+  // This node's moves went to the others on the grid point, a little
+  // before (PublishTick; its leaves at once, in Gone); theirs, received
+  // since the last tick, that one's included, join the snapshot here.
   // A member that left and came back within the tick is simply present.
   std::sort(gone_.begin(), gone_.end());
   gone_.erase(std::unique(gone_.begin(), gone_.end()), gone_.end());

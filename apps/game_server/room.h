@@ -38,8 +38,12 @@
 // once (kDelta) before snapshotting; RemoteChat queues one buffer built by
 // the link to every member; RemoteWorld keeps the other nodes' world members
 // of this room (remote_), whose changes join the next local tick's snapshot
-// and whose members the full snapshots list. S_JOIN counts add the other
-// nodes' sessions as their presence says (ClusterLink::RemoteCount).
+// and whose members the full snapshots list. Every node ticks on the same
+// wall-clock grid: it publishes its moves at each grid point and snapshots
+// a little later (SnapshotDelay, at most 10 ms), so a move reaches the
+// other nodes' members in the same tick as this node's, not one later. S_JOIN
+// counts add the other nodes' sessions as their presence says
+// (ClusterLink::RemoteCount).
 //
 // Thread safety: the jobs run on whichever thread executes the queue, one at
 // a time; call them only through DoAsync. members() and id() from any thread.
@@ -69,7 +73,10 @@ class GameSession;
 
 struct WorldOptions {
   std::chrono::milliseconds tick{50};
-  // Tick numbers count periods from here.
+  // Tick numbers count periods from here, and a room's ticks fall on the
+  // grid epoch + k * tick (on a cluster, each snapshot a little after its
+  // grid point: Room::SnapshotDelay). GameServer puts every node's epoch at
+  // the Unix epoch (WallClockEpoch), so the nodes' ticks coincide.
   std::chrono::steady_clock::time_point epoch =
       std::chrono::steady_clock::now();
   // False only to measure the naive design: each receiver's snapshot encoded
@@ -83,6 +90,12 @@ struct WorldOptions {
   // while other nodes have sessions in it (Room::Refresh).
   std::chrono::milliseconds state_refresh{2000};
 };
+
+// The steady_clock time at which the wall clock read the Unix epoch, as
+// the clocks stand now: for WorldOptions::epoch, a grid of ticks (and tick
+// numbers, Unix time / tick) that every node whose clock is synchronized
+// shares.
+std::chrono::steady_clock::time_point WallClockEpoch();
 
 // A session's place in the world, as its worker last saw it.
 struct WorldPosition {
@@ -147,8 +160,9 @@ class Room final : public servercore::JobQueue {
     uint64_t id = 0;
     uint32_t serial = 0;
     WorldPosition position;
-    bool noted = false;       // in noted_ since the last tick
-    bool wants_full = false;  // in full_wanted_ since the last tick
+    bool noted = false;        // in noted_ since the last tick
+    bool wants_full = false;   // in full_wanted_ since the last tick
+    bool unpublished = false;  // in unpublished_ since the last publish
   };
   // A member between its Join and the old room's Confirm.
   struct Pending {
@@ -178,6 +192,11 @@ class Room final : public servercore::JobQueue {
   void WantFull(Member& member);
   void SendFulls();
   void Tick();
+  // On a cluster: this node's moves since the last grid point, to the other
+  // nodes (kDelta), on the grid itself, SnapshotDelay before the snapshots
+  // of every node's tick, which then include them.
+  void PublishTick();
+  std::chrono::milliseconds SnapshotDelay() const;
   void StartTicking();
   void StopTicking();
   uint64_t TickNumber(std::chrono::steady_clock::time_point now) const;
@@ -189,7 +208,7 @@ class Room final : public servercore::JobQueue {
   bool IsLocal(uint64_t session_id) const noexcept;
   void SetRemote(uint64_t id, const WorldPosition& position, bool only_changes);
   void EraseRemote(uint64_t id);
-  void PublishLocalDelta(size_t count);
+  void PublishLocalDelta();
   // Every WorldOptions::state_refresh: repairs what messages lost between
   // the nodes left wrong (cluster drops are counted, never resent). This
   // room's state goes out again, replacing what the others hold of its
@@ -227,10 +246,13 @@ class Room final : public servercore::JobQueue {
   std::vector<uint64_t> full_wanted_;
   uint64_t tick_ = 0;  // the latest tick number
   servercore::TimerId timer_ = 0;
+  servercore::TimerId publish_timer_ = 0;  // on a cluster, with timer_
+  std::vector<uint64_t> unpublished_;  // entered or moved since the last one
   std::chrono::steady_clock::time_point next_due_;
   // Reused by every snapshot: no allocation in a steady tick.
-  std::vector<EntityState> entities_;  // the tick's delta
-  std::vector<EntityState> world_;     // a full snapshot's
+  std::vector<EntityState> entities_;   // the tick's delta
+  std::vector<EntityState> published_;  // PublishTick's
+  std::vector<EntityState> world_;      // a full snapshot's
   pb::S_SNAPSHOT message_;
   std::vector<servercore::SendBufferRef> parts_;       // the delta, encoded
   std::vector<servercore::SendBufferRef> full_parts_;  // the full one

@@ -103,12 +103,12 @@ bool Room::IsLocal(uint64_t session_id) const noexcept {
   return cluster::NodeOf(session_id) == options_.node_id;
 }
 
-void Room::PublishLocalDelta(size_t count) {
-  if (options_.cluster == nullptr || count == 0) return;
-  std::string message = cluster::Begin(cluster::Kind::kDelta, options_.node_id,
-                                       count * cluster::kEntitySize);
-  for (size_t i = 0; i < count; ++i) {
-    const EntityState& e = entities_[i];
+void Room::PublishLocalDelta() {
+  if (options_.cluster == nullptr || published_.empty()) return;
+  std::string message =
+      cluster::Begin(cluster::Kind::kDelta, options_.node_id,
+                     published_.size() * cluster::kEntitySize);
+  for (const EntityState& e : published_) {
     cluster::AppendEntity(message, {.id = e.id,
                                     .x = e.position.x,
                                     .y = e.position.y,

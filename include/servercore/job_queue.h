@@ -175,7 +175,18 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   template <typename F>
   requires std::is_invocable_v < std::decay_t<F>
   & > TimerId DoTimerEvery(std::chrono::milliseconds period, F&& callable) {
-    return AddRepeatingTimer(period,
+    return AddRepeatingTimer(std::chrono::steady_clock::now() + period, period,
+                             std::make_shared<Job>(std::forward<F>(callable)));
+  }
+
+  // Any thread: the same, the first at `first` (a steady_clock time; one
+  // already past fires at once), then every `period` after it: a timer on a
+  // grid that other queues, or other processes on the same clock, share.
+  template <typename F>
+  requires std::is_invocable_v < std::decay_t<F>
+  & > TimerId DoTimerEvery(std::chrono::steady_clock::time_point first,
+                           std::chrono::milliseconds period, F&& callable) {
+    return AddRepeatingTimer(first, period,
                              std::make_shared<Job>(std::forward<F>(callable)));
   }
 
@@ -207,7 +218,8 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   bool Enqueue(Job job);
   void StartExecutor();
   TimerId AddTimer(std::chrono::milliseconds delay, Job job);
-  TimerId AddRepeatingTimer(std::chrono::milliseconds period,
+  TimerId AddRepeatingTimer(std::chrono::steady_clock::time_point first,
+                            std::chrono::milliseconds period,
                             std::shared_ptr<Job> callable);
   void Execute() noexcept;
 

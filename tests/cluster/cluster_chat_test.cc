@@ -4,11 +4,8 @@
 // while it has members there; broker loss drops (and counts) cross-node
 // traffic without duplicating or reordering it, and play resumes; a node
 // starts before NATS does, or while it does not answer.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <map>
@@ -257,21 +254,8 @@ class ClusterSilentBrokerTest : public ClusterTest {
   static constexpr int kStarted = 2;  // each start waits out a timeout
 
   void SetUp() override {
-    silent_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    silent_ = ListenOnLoopback(&port_);  // the kernel accepts; we never do
     ASSERT_GE(silent_, 0);
-    const int one = 1;
-    ::setsockopt(silent_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    ASSERT_EQ(::bind(silent_, reinterpret_cast<sockaddr*>(&address), length),
-              0);
-    ASSERT_EQ(::listen(silent_, 64), 0);  // the kernel accepts; we never do
-    ASSERT_EQ(
-        ::getsockname(silent_, reinterpret_cast<sockaddr*>(&address), &length),
-        0);
-    port_ = ntohs(address.sin_port);
     for (int i = 0; i < kStarted; ++i) {
       StartNode(i, "nats://127.0.0.1:" + std::to_string(port_));
       if (HasFatalFailure()) return;

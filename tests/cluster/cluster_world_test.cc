@@ -146,6 +146,42 @@ TEST_F(ClusterTest, SnapshotsListRemoteMembers) {
       c, Seconds(5), [&](const Snapshot& s) { return ListsGone(s, a_id); }));
 }
 
+// Every node ticks on the wall clock's grid, its tick numbers the grid's,
+// publishes its moves on the grid point and snapshots a little after it
+// (docs/CLUSTER.md, "World"): a move made mid-tick on one node reaches the
+// members on another node in the same tick as the mover itself, not one
+// later. (A node ticking at its own phase gave them up to a tick more.)
+TEST_F(ClusterTest, RemoteMembersSeeAMoveInTheTickItsMoverDoes) {
+  constexpr uint32_t kRoom = 23;
+  constexpr int kMoves = 10;
+  constexpr auto kTick = milliseconds(50);  // GameServer's default
+  TestClient a, b;
+  uint64_t b_id = 0;
+  ASSERT_NO_FATAL_FAILURE(MeetInRoom(kRoom, a, b, &b_id));
+  const uint64_t a_id = IdOf(a);
+  int same = 0;
+  for (uint32_t seq = 2; seq < 2 + kMoves; ++seq) {
+    // Mid-tick on the wall clock: the node has half a tick to take the move
+    // before the grid point that publishes it.
+    const auto wall = std::chrono::system_clock::now().time_since_epoch();
+    const auto into = std::chrono::duration_cast<milliseconds>(wall) % kTick;
+    std::this_thread::sleep_for((kTick + kTick / 2 - into) % kTick);
+    ASSERT_TRUE(Move(a, 5, static_cast<float>(seq), seq));
+    auto own = ReadSnapshotUntil(
+        a, Seconds(5), [&](const Snapshot& s) { return Lists(s, a_id, seq); });
+    auto remote = ReadSnapshotUntil(
+        b, Seconds(5), [&](const Snapshot& s) { return Lists(s, a_id, seq); });
+    ASSERT_TRUE(own.has_value() && remote.has_value()) << "move " << seq;
+    // Never earlier; a tick later only when the delta came late.
+    ASSERT_GE(remote->tick, own->tick) << "move " << seq;
+    EXPECT_LE(remote->tick, own->tick + 1) << "move " << seq;
+    if (remote->tick == own->tick) ++same;
+  }
+  // Under a sanitizer on a loaded machine the broker hop can outlast the
+  // snapshot's delay (10 ms) now and then.
+  EXPECT_GE(same, kSlowdown > 1 ? 1 : kMoves - 2);
+}
+
 TEST_F(ClusterTest, KilledNodesMembersGoWithinSeconds) {
   constexpr uint32_t kRoom = 50;
   TestClient a = Connect(0);

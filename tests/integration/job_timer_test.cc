@@ -1,6 +1,7 @@
 // JobQueue timers with a running Service (2 workers, both backends): a
 // one-shot fires once and not early, from an application thread or a worker;
-// a repeating timer keeps its period without drift; CancelTimer from another
+// a repeating timer keeps its period without drift, from the first due time
+// it was given; CancelTimer from another
 // thread stops it; a timer never keeps its queue alive; Stop drops pending
 // timers and returns promptly. Prints the lateness of a 20 Hz timer.
 #include <gtest/gtest.h>
@@ -140,6 +141,29 @@ TEST_P(JobTimerTest, RepeatingTimerKeepsItsPeriodWithoutDrift) {
     const auto due = start + kPeriod * static_cast<int>(k + 1);
     EXPECT_GE(times[k], due) << "firing " << k;
   }
+  server->Stop();
+}
+
+// DoTimerEvery(first, period): on a grid of its caller's choosing (a room's
+// ticks on the wall-clock grid every node shares), not one period from now.
+TEST_P(JobTimerTest, RepeatingTimerStartsWhereAsked) {
+  SERVERCORE_START_SERVER(
+      server, [] { return std::make_shared<EchoSession>(); }, Options());
+  auto ticker = std::make_shared<Ticker>();
+  constexpr milliseconds kPeriod(50);
+  const auto first = steady_clock::now() + milliseconds(130);
+  const TimerId id =
+      ticker->DoTimerEvery(first, kPeriod, [t = ticker.get()] { t->Tick(); });
+  ASSERT_TRUE(WaitFor([&] { return ticker->count() >= 4; }));
+  JobQueue::CancelTimer(id);
+  const std::vector<steady_clock::time_point> times = ticker->times();
+  // Not one period from the call (80 ms too early), nor before `first`;
+  // then never before its k-th due time.
+  for (size_t k = 0; k < times.size(); ++k) {
+    EXPECT_GE(times[k], first + kPeriod * static_cast<int>(k))
+        << "firing " << k;
+  }
+  EXPECT_LT(times[0], first + kWayOff);
   server->Stop();
 }
 
