@@ -223,6 +223,21 @@ class ClusterBeforeNatsTest : public ClusterTest {
       if (HasFatalFailure()) return;
     }
   }
+  // Starts nats-server on port_; then a (node 1) and b (node 2), both in
+  // `room`, count each other, and b gets a's chat: one cluster.
+  void StartNatsAndExpectOneCluster(TestClient& a, TestClient& b,
+                                    uint32_t room) {
+    ASSERT_TRUE(nats_.Start(port_)) << nats_.Output();
+    ASSERT_TRUE(JoinUntilCount(a, room, 2, Seconds(10)).has_value())
+        << node(0).Output();
+    ASSERT_TRUE(JoinUntilCount(b, room, 2, Seconds(10)).has_value())
+        << node(1).Output();
+    ASSERT_TRUE(a.SendPacket(kCChat, ChatText(0, 0)));
+    auto chat = ReadChat(b, Seconds(10));
+    ASSERT_TRUE(chat.has_value());
+    EXPECT_EQ(chat->seq, 0);
+    EXPECT_EQ(chat->sender_id >> 48, 1u);
+  }
   uint16_t port_ = 0;
 };
 
@@ -235,21 +250,14 @@ TEST_F(ClusterBeforeNatsTest, NodesStartFirstAndJoinWhenNatsComes) {
   // Standalone meanwhile: each counts its own.
   EXPECT_EQ(Join(a, kRoom), 1u);
   std::this_thread::sleep_for(milliseconds(500));
-  ASSERT_TRUE(nats_.Start(port_)) << nats_.Output();
-  ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(10)).has_value());
-  ASSERT_TRUE(JoinUntilCount(b, kRoom, 2, Seconds(10)).has_value());
-  ASSERT_TRUE(a.SendPacket(kCChat, ChatText(0, 0)));
-  auto chat = ReadChat(b, Seconds(10));
-  ASSERT_TRUE(chat.has_value());
-  EXPECT_EQ(chat->seq, 0);
-  EXPECT_EQ(chat->sender_id >> 48, 1u);
+  StartNatsAndExpectOneCluster(a, b, kRoom);
 }
 
 // A broker that accepts connections and never answers when the nodes start
 // (a nats-server stopped with SIGSTOP, another service on its port): their
 // first connect times out. cnats closed such a connection for good, and
 // the nodes never joined; now they do once a real broker answers there.
-class ClusterSilentBrokerTest : public ClusterTest {
+class ClusterSilentBrokerTest : public ClusterBeforeNatsTest {
  protected:
   static constexpr int kStarted = 2;  // each start waits out a timeout
 
@@ -263,10 +271,9 @@ class ClusterSilentBrokerTest : public ClusterTest {
   }
   void TearDown() override {
     if (silent_ >= 0) ::close(silent_);
-    ClusterTest::TearDown();
+    ClusterBeforeNatsTest::TearDown();
   }
   int silent_ = -1;
-  uint16_t port_ = 0;
 };
 
 TEST_F(ClusterSilentBrokerTest, NodesJoinOnceTheBrokerAnswers) {
@@ -279,16 +286,7 @@ TEST_F(ClusterSilentBrokerTest, NodesJoinOnceTheBrokerAnswers) {
   // Past the first connects' timeouts (2 s), and a retry or two.
   std::this_thread::sleep_for(milliseconds(2500));
   ::close(std::exchange(silent_, -1));  // what it held is reset
-  ASSERT_TRUE(nats_.Start(port_)) << nats_.Output();
-  ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(15)).has_value())
-      << node(0).Output();
-  ASSERT_TRUE(JoinUntilCount(b, kRoom, 2, Seconds(15)).has_value())
-      << node(1).Output();
-  ASSERT_TRUE(a.SendPacket(kCChat, ChatText(0, 0)));
-  auto chat = ReadChat(b, Seconds(10));
-  ASSERT_TRUE(chat.has_value());
-  EXPECT_EQ(chat->seq, 0);
-  EXPECT_EQ(chat->sender_id >> 48, 1u);
+  StartNatsAndExpectOneCluster(a, b, kRoom);
 }
 
 }  // namespace
