@@ -159,7 +159,11 @@ class EpollBackend final : public IoBackend {
         worker_.OnAccepted(fd);
         continue;
       }
-      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EINTR) continue;
+      if (errno == ECONNABORTED) {  // that connection only: on to the next
+        worker_.OnAcceptError(errno);
+        continue;
+      }
       if (errno != EAGAIN && errno != EWOULDBLOCK) worker_.OnAcceptError(errno);
       return;
     }

@@ -593,7 +593,7 @@ class UringBackend final : public IoBackend {
       worker_.OnAccepted(res);
     } else if (res == -EINVAL && multishot_accept_) {
       multishot_accept_ = false;  // kernel before 5.19: one accept at a time
-    } else if (res != -ECANCELED && res != -EINTR && res != -ECONNABORTED) {
+    } else if (res != -ECANCELED && res != -EINTR) {
       worker_.OnAcceptError(-res);
     }
     if (accepting_ && !accept_armed_) ArmAccept();
