@@ -105,7 +105,9 @@ CLI::Validator NatsUrls() {
         std::string_view rest = text;
         for (;;) {
           const size_t comma = rest.find(',');
-          const std::string_view url = rest.substr(0, comma);
+          std::string_view url = rest.substr(0, comma);
+          while (!url.empty() && url.front() == ' ') url.remove_prefix(1);
+          while (!url.empty() && url.back() == ' ') url.remove_suffix(1);
           if (std::string why = NatsUrlError(url); !why.empty()) {
             return std::string(url) + ": " + why;
           }

@@ -43,10 +43,11 @@ CLI::Validator AtLeast(double min);
 // A finite number above `min`: (min - inf).
 CLI::Validator Above(double min);
 
-// A NATS server, or a comma-separated list of them (the NATS C client takes
-// either), each [nats:// or tls://][USER[:PASSWORD]@]HOST[:PORT]: HOST a
-// name, an IPv4 address or a bracketed IPv6 one, PORT 1 to 65535 (none:
-// the client's 4222). A check (->check): the text is kept as given.
+// A NATS server, or a comma-separated list of them (spaces around the commas
+// allowed; GameServer gives the NATS C client a list as its servers), each
+// [nats:// or tls://][USER[:PASSWORD]@]HOST[:PORT]: HOST a name, an IPv4
+// address or a bracketed IPv6 one, PORT 1 to 65535 (none: the client's
+// 4222). A check (->check): the text is kept as given.
 CLI::Validator NatsUrls();
 
 // Parses argv into `app`, whose options are all declared by now; a flag

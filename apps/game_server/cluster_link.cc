@@ -25,6 +25,20 @@ std::string RoomSubject(uint32_t room) {
   return std::string(kRoomPrefix) + std::to_string(room);
 }
 
+// "a, b,c" -> {"a", "b", "c"}: --cluster's list (game::NatsUrls).
+std::vector<std::string> SplitServers(std::string_view list) {
+  std::vector<std::string> servers;
+  for (;;) {
+    const size_t comma = list.find(',');
+    std::string_view server = list.substr(0, comma);
+    while (!server.empty() && server.front() == ' ') server.remove_prefix(1);
+    while (!server.empty() && server.back() == ' ') server.remove_suffix(1);
+    servers.emplace_back(server);
+    if (comma == list.npos) return servers;
+    list.remove_prefix(comma + 1);
+  }
+}
+
 }  // namespace
 
 // cnats calls these on its own threads; `closure` is the link.
@@ -64,9 +78,11 @@ struct ClusterLink::Callbacks {
     link->reconnects_.fetch_add(1, std::memory_order_relaxed);
     link->Resync();
   }
-  static void Disconnected(natsConnection*, void* closure) {
-    static_cast<ClusterLink*>(closure)->connected_.store(
-        false, std::memory_order_release);
+  static void Disconnected(natsConnection* connection, void* closure) {
+    auto* link = static_cast<ClusterLink*>(closure);
+    // A late word from a connection ReopenIfClosed has replaced.
+    if (connection != link->current_.load(std::memory_order_acquire)) return;
+    link->connected_.store(false, std::memory_order_release);
   }
   static void Error(natsConnection*, natsSubscription*, natsStatus status,
                     void* closure) {
@@ -98,7 +114,16 @@ std::string ClusterLink::Start(CountsFn counts) {
   counts_ = std::move(counts);
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
-  if (s == NATS_OK) s = natsOptions_SetURL(opts, options_.url.c_str());
+  // A list goes in as servers: cnats 3.4 takes SetURL's text as one URL.
+  const std::vector<std::string> servers = SplitServers(options_.url);
+  std::vector<const char*> server_names;
+  for (const std::string& server : servers) {
+    server_names.push_back(server.c_str());
+  }
+  if (s == NATS_OK) {
+    s = natsOptions_SetServers(opts, server_names.data(),
+                               static_cast<int>(server_names.size()));
+  }
   if (s == NATS_OK) s = natsOptions_SetNoEcho(opts, true);
   if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, true);
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);  // forever
@@ -140,6 +165,7 @@ std::string ClusterLink::Start(CountsFn counts) {
 
 std::string ClusterLink::Open() {
   natsStatus s = natsConnection_Connect(&connection_, nats_options_);
+  current_.store(connection_, std::memory_order_release);
   if (s == NATS_OK) {
     connected_.store(true, std::memory_order_release);
   } else if (s != NATS_NOT_YET_CONNECTED) {
@@ -169,6 +195,7 @@ void ClusterLink::ReopenIfClosed() {
   subscriptions_.clear();
   if (presence_sub_ != nullptr) natsSubscription_Destroy(presence_sub_);
   presence_sub_ = nullptr;
+  current_.store(nullptr, std::memory_order_release);
   if (connection_ != nullptr) natsConnection_Destroy(connection_);
   connection_ = nullptr;
   if (reopens_++ == 0) {

@@ -189,6 +189,9 @@ class ClusterLink {
 
   std::atomic<bool> running_{false};
   std::atomic<bool> connected_{false};
+  // connection_, for cnats' callbacks (any thread) to tell it from one
+  // ReopenIfClosed has replaced.
+  std::atomic<__natsConnection*> current_{nullptr};
   std::atomic<uint64_t> msgs_in_{0};
   std::atomic<uint64_t> msgs_out_{0};
   std::atomic<uint64_t> dropped_{0};

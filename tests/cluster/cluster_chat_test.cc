@@ -253,6 +253,24 @@ TEST_F(ClusterBeforeNatsTest, NodesStartFirstAndJoinWhenNatsComes) {
   StartNatsAndExpectOneCluster(a, b, kRoom);
 }
 
+// --cluster takes a list of brokers, as NATS clusters have several: a node
+// given a dead one first and the live one second joins the others (cnats
+// 3.4 reads a list given as its URL as one bad URL, and never joined).
+TEST_F(ClusterTest, AListOfBrokersReachesTheLiveOne) {
+  constexpr uint32_t kRoom = 62;
+  ExpectCleanStop(node(2));
+  const std::string dead =
+      "nats://127.0.0.1:" + std::to_string(UnusedLoopbackPort());
+  ASSERT_NO_FATAL_FAILURE(RestartNode(2, dead + ", " + nats_.url()));
+  TestClient a = Connect(0);
+  TestClient c = Connect(2);
+  ASSERT_TRUE(Join(a, kRoom).has_value());
+  ASSERT_TRUE(Join(c, kRoom).has_value());
+  ASSERT_TRUE(JoinUntilCount(c, kRoom, 2, Seconds(10)).has_value())
+      << node(2).Output();
+  ASSERT_TRUE(JoinUntilCount(a, kRoom, 2, Seconds(10)).has_value());
+}
+
 // A broker that accepts connections and never answers when the nodes start
 // (a nats-server stopped with SIGSTOP, another service on its port): their
 // first connect times out. cnats closed such a connection for good, and

@@ -163,7 +163,8 @@ TEST(CommandLineTest, ClusterTakesNatsUrls) {
        {"nats://127.0.0.1:4222", "nats://127.0.0.1", "127.0.0.1:4222",
         "localhost", "tls://broker.example:4443",
         "nats://user:secret@10.0.0.1:4222", "nats://[::1]:4222", "[::1]",
-        "nats://a:1,nats://b:2", "nats://127.0.0.1:65535"}) {
+        "nats://a:1,nats://b:2", "nats://a:1, nats://b:2",
+        "nats://127.0.0.1:65535"}) {
     SCOPED_TRACE(url);
     Program p;
     EXPECT_EQ(p.Parse({"--cluster", url}), std::nullopt) << p.error;
