@@ -380,6 +380,9 @@ void Room::Tick() {
     return;
   }
   tick_ = std::max(tick_ + 1, TickNumber(now));
+  // Its own timer has published by now, unless it runs late or on another
+  // worker: then here, before the snapshot, as the grid promises.
+  PublishTick();
   entities_.clear();
   for (uint64_t id : noted_) {
     Member* member = FindCurrent(id);
