@@ -176,6 +176,12 @@ std::string ClusterLink::Open() {
   const std::string nodes = std::string(kNodePrefix) + "*";
   s = natsConnection_Subscribe(&presence_sub_, connection_, nodes.c_str(),
                                &Callbacks::Message, this);
+  // Closed already: cnats gave up on a first connect that timed out (see
+  // ReopenIfClosed), which replaces the connection, presence included.
+  if (s == NATS_CONNECTION_CLOSED) {
+    presence_sub_ = nullptr;
+    return {};
+  }
   if (s != NATS_OK) {
     return std::string("NATS subscribe: ") + natsStatus_GetText(s);
   }
