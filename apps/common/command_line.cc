@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace game {
 namespace {
@@ -98,22 +99,29 @@ std::string NatsUrlError(std::string_view url) {
 
 }  // namespace
 
+std::vector<std::string> SplitNatsUrls(std::string_view list) {
+  std::vector<std::string> urls;
+  for (;;) {
+    const size_t comma = list.find(',');
+    std::string_view url = list.substr(0, comma);
+    while (!url.empty() && url.front() == ' ') url.remove_prefix(1);
+    while (!url.empty() && url.back() == ' ') url.remove_suffix(1);
+    urls.emplace_back(url);
+    if (comma == list.npos) return urls;
+    list.remove_prefix(comma + 1);
+  }
+}
+
 CLI::Validator NatsUrls() {
   return CLI::Validator(
       [](std::string& text) {
         if (text.empty()) return std::string("no NATS server given");
-        std::string_view rest = text;
-        for (;;) {
-          const size_t comma = rest.find(',');
-          std::string_view url = rest.substr(0, comma);
-          while (!url.empty() && url.front() == ' ') url.remove_prefix(1);
-          while (!url.empty() && url.back() == ' ') url.remove_suffix(1);
+        for (const std::string& url : SplitNatsUrls(text)) {
           if (std::string why = NatsUrlError(url); !why.empty()) {
-            return std::string(url) + ": " + why;
+            return url + ": " + why;
           }
-          if (comma == rest.npos) return std::string();
-          rest.remove_prefix(comma + 1);
         }
+        return std::string();
       },
       "nats://HOST:PORT");
 }

@@ -27,6 +27,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace game {
 
@@ -49,6 +52,8 @@ CLI::Validator Above(double min);
 // address or a bracketed IPv6 one, PORT 1 to 65535 (none: the client's
 // 4222). A check (->check): the text is kept as given.
 CLI::Validator NatsUrls();
+// The URLs of such a list, spaces around the commas removed.
+std::vector<std::string> SplitNatsUrls(std::string_view list);
 
 // Parses argv into `app`, whose options are all declared by now; a flag
 // given more than once takes its last value. nullopt when the program should

@@ -25,20 +25,6 @@ std::string RoomSubject(uint32_t room) {
   return std::string(kRoomPrefix) + std::to_string(room);
 }
 
-// "a, b,c" -> {"a", "b", "c"}: --cluster's list (game::NatsUrls).
-std::vector<std::string> SplitServers(std::string_view list) {
-  std::vector<std::string> servers;
-  for (;;) {
-    const size_t comma = list.find(',');
-    std::string_view server = list.substr(0, comma);
-    while (!server.empty() && server.front() == ' ') server.remove_prefix(1);
-    while (!server.empty() && server.back() == ' ') server.remove_suffix(1);
-    servers.emplace_back(server);
-    if (comma == list.npos) return servers;
-    list.remove_prefix(comma + 1);
-  }
-}
-
 }  // namespace
 
 // cnats calls these on its own threads; `closure` is the link.
@@ -115,9 +101,8 @@ std::string ClusterLink::Start(CountsFn counts) {
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
   // A list goes in as servers: cnats 3.4 takes SetURL's text as one URL.
-  const std::vector<std::string> servers = SplitServers(options_.url);
   std::vector<const char*> server_names;
-  for (const std::string& server : servers) {
+  for (const std::string& server : options_.servers) {
     server_names.push_back(server.c_str());
   }
   if (s == NATS_OK) {

@@ -46,8 +46,8 @@ namespace game {
 class Room;
 
 struct ClusterOptions {
-  std::string url;       // nats://HOST:PORT
-  uint16_t node_id = 0;  // 1..65535
+  std::vector<std::string> servers;  // nats://HOST:PORT each, one or more
+  uint16_t node_id = 0;              // 1..65535
   // Queued for the broker at most; past it Publish drops.
   size_t max_queued_bytes = 8 << 20;
   // Presence goes out this often when it changed, and every heartbeat anyway.

@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
     const auto node = static_cast<uint16_t>(config.node_id);
     servercore::Session::SetIdBase(uint64_t{node} << 48);
     cluster = std::make_unique<game::ClusterLink>(
-        game::ClusterOptions{.url = config.cluster,
+        game::ClusterOptions{.servers = game::SplitNatsUrls(config.cluster),
                              .node_id = node,
                              .node_expiry = Millis(config.node_expiry)});
   }
