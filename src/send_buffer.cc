@@ -17,14 +17,29 @@ void SendBuffer::Close(uint32_t write_size) {
   owner_->Close(*this);
 }
 
-void SendBuffer::Release() noexcept {
+void SendBuffer::Release(uint32_t count) noexcept {
   // acq_rel: every holder's use of the bytes happens before the chunk that
   // holds them is reused by another thread.
-  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+  if (refs_.fetch_sub(count, std::memory_order_acq_rel) == count) {
     SendBufferChunk* owner = owner_;
     this->~SendBuffer();
     owner->ReleaseRef();
   }
+}
+
+SendBufferShares::SendBufferShares(const SendBufferRef& buffer,
+                                   size_t count) noexcept
+    : buffer_(buffer.get()), left_(static_cast<uint32_t>(count)) {
+  SERVERCORE_CHECK(buffer_ != nullptr, "SendBufferShares of no buffer");
+  // A count past what refs_ holds could wrap it, and free the buffer early.
+  SERVERCORE_CHECK(count < (uint32_t{1} << 31),
+                   "SendBufferShares: %zu shares of one buffer", count);
+  if (left_ > 0) buffer_->AddRef(left_);
+}
+
+SendBufferShares::~SendBufferShares() {
+  // The caller's reference is still counted: this never frees the buffer.
+  if (left_ > 0) buffer_->refs_.fetch_sub(left_, std::memory_order_relaxed);
 }
 
 }  // namespace servercore

@@ -85,9 +85,9 @@ class SendQueue {
     released_charge_ += head_pins_.Charge(done);
   }
   void Settle(size_t bytes) noexcept {
-    pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
-    pinned_charge_.fetch_sub(released_charge_, std::memory_order_relaxed);
-    released_charge_ = 0;
+    SpinLockGuard lock(mu_);
+    Sub(pending_bytes_, bytes);
+    Sub(pinned_charge_, std::exchange(released_charge_, 0));
   }
   // Worker thread: claims an idle queue for `size` bytes the worker writes
   // itself, outside the queue (Session::SendNow). True when nothing is
@@ -119,9 +119,22 @@ class SendQueue {
     return std::max<size_t>(max_pending_bytes_, size_t{2} << 20);
   }
 
+  // The two counters are written only under mu_, which Push holds anyway:
+  // a plain load and store there, not a locked read-modify-write, which
+  // costs as much again as the lock itself on every member of a broadcast.
+  // Atomic only for pending_bytes(), read from any thread without the lock.
+  static void Add(std::atomic<size_t>& counter, size_t bytes) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + bytes,
+                  std::memory_order_relaxed);
+  }
+  static void Sub(std::atomic<size_t>& counter, size_t bytes) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) - bytes,
+                  std::memory_order_relaxed);
+  }
+
   size_t max_pending_bytes_ = 0;
-  std::atomic<size_t> pending_bytes_{0};
-  std::atomic<size_t> pinned_charge_{0};  // see ChunkPinTracker
+  std::atomic<size_t> pending_bytes_{0};  // written under mu_
+  std::atomic<size_t> pinned_charge_{0};  // written under mu_; ChunkPinTracker
 
   SpinLock mu_;  // one Push per Send: see spin_lock.h
   std::vector<SendBufferRef> queued_ SERVERCORE_GUARDED_BY(mu_);

@@ -212,11 +212,17 @@ void Room::Chat(uint64_t sender, SendBufferRef packet) {
                    payload.size());
     options_.cluster->Publish(id_, std::move(message));
   }
-  for (const Member& member : members_) member.session->Send(packet);
+  Broadcast(packet);
+  if (Member* from = FindCurrent(sender)) from->session->JobDone();
+}
+
+void Room::Broadcast(const SendBufferRef& packet) {
+  // One count of references for the whole room, not one per member.
+  servercore::SendBufferShares shares(packet, members_.size());
+  for (const Member& member : members_) member.session->Send(shares.Take());
   for (Pending& pending : pending_) {
     if (!pending.leaving) pending.held.push_back(packet);
   }
-  if (Member* from = FindCurrent(sender)) from->session->JobDone();
 }
 
 void Room::Relay(uint64_t session_id, SendBufferRef packet, RelayAfter after) {

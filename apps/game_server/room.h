@@ -222,6 +222,8 @@ class Room final : public servercore::JobQueue {
     WorldPosition position;
     bool gone;
   };
+  // An S_CHAT to every member, and held for every pending one.
+  void Broadcast(const servercore::SendBufferRef& packet);
   void Encode(const std::vector<EntityState>& entities, bool full,
               std::vector<servercore::SendBufferRef>& parts);
   void Deliver(GameSession& to,

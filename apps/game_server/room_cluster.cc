@@ -138,12 +138,7 @@ void Room::PublishState(bool want_reply) {
   options_.cluster->Publish(id_, std::move(message));
 }
 
-void Room::RemoteChat(SendBufferRef packet) {
-  for (const Member& member : members_) member.session->Send(packet);
-  for (Pending& pending : pending_) {
-    if (!pending.leaving) pending.held.push_back(packet);
-  }
-}
+void Room::RemoteChat(SendBufferRef packet) { Broadcast(packet); }
 
 // Noted only while some member here is in the world to see it (otherwise a
 // full snapshot shows it on entering). From a state, only when it changed:

@@ -31,10 +31,16 @@
 #include <span>
 #include <utility>
 
+#include "servercore/check.h"
+
 namespace servercore {
+namespace internal {
+class ReleaseBatch;
+}  // namespace internal
 
 class SendBufferChunk;
 class SendBufferRef;
+class SendBufferShares;
 
 class SendBuffer final {
  public:
@@ -71,13 +77,18 @@ class SendBuffer final {
  private:
   friend class SendBufferChunk;
   friend class SendBufferRef;
+  friend class SendBufferShares;
+  friend class internal::ReleaseBatch;
 
   SendBuffer(SendBufferChunk* owner, uint32_t alloc_size) noexcept
       : alloc_size_(alloc_size), owner_(owner) {}
   ~SendBuffer() = default;
 
-  void AddRef() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void Release() noexcept;
+  void AddRef(uint32_t count = 1) noexcept {
+    refs_.fetch_add(count, std::memory_order_relaxed);
+  }
+  // Gives back `count` references; the last one frees the buffer.
+  void Release(uint32_t count = 1) noexcept;
   uint32_t RefCount() const noexcept {
     return refs_.load(std::memory_order_relaxed);
   }
@@ -130,10 +141,46 @@ class SendBufferRef {
 
  private:
   friend class SendBufferChunk;
-  // Adopts the reference the SendBuffer was created with.
+  friend class SendBufferShares;
+  friend class internal::ReleaseBatch;  // takes the reference, counts it
+  // Adopts a reference already counted: the one the SendBuffer was created
+  // with, or one of a SendBufferShares.
   explicit SendBufferRef(SendBuffer* adopted) noexcept : buffer_(adopted) {}
 
   SendBuffer* buffer_ = nullptr;
+};
+
+// References to one buffer for a broadcast, counted with one atomic add for
+// all of them where copying a SendBufferRef per receiver costs one each (a
+// locked instruction per member of a room, as much as the member's whole
+// queue push otherwise).
+//
+//   SendBufferShares shares(packet, members.size());
+//   for (Member& member : members) member.session->Send(shares.Take());
+//
+// Take() at most `count` times; the references not taken are given back
+// when the shares go, with one atomic subtract. The caller's `buffer` must
+// stay alive until then (it keeps the count above those given back).
+//
+// Thread safety: one SendBufferShares on one thread; the references it hands
+// out are ordinary SendBufferRefs.
+class SendBufferShares {
+ public:
+  SendBufferShares(const SendBufferRef& buffer, size_t count) noexcept;
+  ~SendBufferShares();
+  SendBufferShares(const SendBufferShares&) = delete;
+  SendBufferShares& operator=(const SendBufferShares&) = delete;
+
+  // One of the references counted (a programming error past `count`).
+  SendBufferRef Take() noexcept {
+    SERVERCORE_CHECK(left_ > 0, "SendBufferShares: more Takes than shares");
+    --left_;
+    return SendBufferRef(buffer_);
+  }
+
+ private:
+  SendBuffer* buffer_;
+  uint32_t left_;
 };
 
 }  // namespace servercore

@@ -202,6 +202,8 @@ void IoWorker::Round(std::chrono::steady_clock::time_point timer_now) {
   GlobalJobQueue::Instance().RunFor(JobQueue::TimeSlice());
   FlushScheduled();
   FinalizeClosed();
+  // What this round's writes finished, the Poll's included.
+  releases_.Flush();
   if (listener_) {
     listener_->SetOverBudget(!budget_.AcceptAllowed());
     listener_->MaybeResume(now_);
@@ -312,6 +314,7 @@ void IoWorker::DrainAfterExit() {
   }
   sessions_.clear();
   flush_list_.clear();
+  releases_.Flush();
 }
 
 int IoWorker::PollTimeoutMs() const {

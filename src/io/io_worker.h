@@ -31,6 +31,7 @@
 
 #include "io/io_backend.h"
 #include "io/listener.h"
+#include "io/release_batch.h"
 #include "io/worker_counters.h"
 #include "io/worker_thread.h"
 #include "servercore/backend.h"
@@ -140,6 +141,9 @@ class IoWorker {
   MemoryBudget& budget() const noexcept { return budget_; }
   WorkerCounters& counters() noexcept { return counters_; }
   const WorkerCounters& counters() const noexcept { return counters_; }
+  // Worker thread: where written send buffers go, given back at the end of
+  // the round (release_batch.h).
+  ReleaseBatch& releases() SERVERCORE_ON_WORKER { return releases_; }
 
  private:
   struct Task {
@@ -218,6 +222,7 @@ class IoWorker {
       SERVERCORE_GUARDED_BY(kWorkerThread){};
 
   WorkerCounters counters_;
+  ReleaseBatch releases_ SERVERCORE_GUARDED_BY(kWorkerThread);
 };
 
 // The worker whose thread is calling, or null.

@@ -396,7 +396,9 @@ bool SocketState::CompleteWrite(int64_t result) {
     }
     left -= remaining;
     queue_.Finished(*buffer);
-    buffer.reset();  // written: its chunk may be reused now
+    // Written: given back at the end of the round, with the other
+    // references to it this round's writes finished (a broadcast's).
+    worker_->releases().Add(buffer);
     ++sending_done_;
     sending_offset_ = 0;
     counters.packets_out.Add();

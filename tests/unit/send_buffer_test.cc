@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "io/release_batch.h"
 #include "send_buffer_chunk.h"
 #include "servercore/mutex.h"
 #include "servercore/send_buffer_manager.h"
@@ -98,6 +99,107 @@ TEST_F(SendBufferTest, BroadcastOfOneBufferToAThousandHolders) {
   for (const SendBufferRef& q : queues) EXPECT_EQ(q->Buffer(), buf->Buffer());
   queues.clear();
   EXPECT_EQ(buf.use_count(), 1u);
+}
+
+TEST_F(SendBufferTest, SharesCountEveryReferenceAtOnce) {
+  SendBufferRef buf = MakeFilled(128, 128, 7);
+  std::vector<SendBufferRef> queues;
+  {
+    SendBufferShares shares(buf, 1000);
+    EXPECT_EQ(buf.use_count(), 1001u) << "counted before any is taken";
+    for (int i = 0; i < 1000; ++i) queues.push_back(shares.Take());
+    EXPECT_EQ(buf.use_count(), 1001u) << "a Take counts nothing";
+  }
+  EXPECT_EQ(buf.use_count(), 1001u) << "every share was taken";
+  for (const SendBufferRef& q : queues) EXPECT_EQ(q, buf);
+  queues.clear();
+  EXPECT_EQ(buf.use_count(), 1u);
+}
+
+TEST_F(SendBufferTest, SharesNotTakenAreGivenBack) {
+  SendBufferRef buf = MakeFilled(128, 128, 7);
+  SendBufferRef taken;
+  {
+    SendBufferShares shares(buf, 5);
+    taken = shares.Take();
+  }
+  EXPECT_EQ(buf.use_count(), 2u) << "the caller's and the one taken";
+  taken.reset();
+  EXPECT_EQ(buf.use_count(), 1u);
+  { SendBufferShares none(buf, 0); }
+  EXPECT_EQ(buf.use_count(), 1u);
+}
+
+TEST_F(SendBufferTest, SharesOutliveTheCallersReference) {
+  // Taken shares are ordinary references: the buffer lives on in them.
+  SendBufferRef buf = MakeFilled(16, 16, 9);
+  const std::byte* bytes = buf->Buffer();
+  SendBufferRef a, b;
+  {
+    SendBufferShares shares(buf, 2);
+    a = shares.Take();
+    b = shares.Take();
+  }
+  buf.reset();
+  EXPECT_EQ(a.use_count(), 2u);
+  EXPECT_EQ(a->Buffer(), bytes);
+  EXPECT_EQ(a->Data()[15], std::byte{9});
+  a.reset();
+  EXPECT_EQ(b.use_count(), 1u);
+}
+
+TEST_F(SendBufferTest, TakingMoreSharesThanCountedIsAProgrammingError) {
+  SendBufferRef buf = MakeFilled(16, 16, 9);
+  EXPECT_DEATH(
+      {
+        SendBufferShares shares(buf, 1);
+        SendBufferRef a = shares.Take();
+        SendBufferRef b = shares.Take();
+      },
+      "more Takes than shares");
+}
+
+TEST_F(SendBufferTest, ABatchGivesBackEachBuffersReferencesTogether) {
+  SendBufferRef a = MakeFilled(128, 128, 1);
+  SendBufferRef b = MakeFilled(128, 128, 2);
+  internal::ReleaseBatch batch;
+  for (int member = 0; member < 1000; ++member) {
+    SendBufferRef written_a = a;
+    SendBufferRef written_b = b;
+    batch.Add(written_a);
+    batch.Add(written_b);
+    EXPECT_FALSE(written_a) << "the batch took the reference";
+  }
+  EXPECT_EQ(a.use_count(), 1001u) << "held until the flush";
+  EXPECT_EQ(b.use_count(), 1001u);
+  batch.Flush();
+  EXPECT_EQ(a.use_count(), 1u);
+  EXPECT_EQ(b.use_count(), 1u);
+  batch.Flush();  // nothing held: nothing given back twice
+  EXPECT_EQ(a.use_count(), 1u);
+}
+
+TEST_F(SendBufferTest, ABatchFreesBuffersWhoseLastReferenceItHeld) {
+  {
+    internal::ReleaseBatch batch;
+    // More buffers than the batch has slots: they evict one another, and
+    // every reference still goes back exactly once.
+    std::vector<SendBufferRef> refs;
+    for (int i = 0; i < 500; ++i) {
+      refs.push_back(MakeFilled(64, 64, static_cast<unsigned char>(i)));
+    }
+    for (int copy = 0; copy < 3; ++copy) {
+      for (const SendBufferRef& ref : refs) {
+        SendBufferRef written = ref;
+        batch.Add(written);
+      }
+    }
+    for (SendBufferRef& ref : refs) batch.Add(ref);  // the last ones too
+    Manager().ReleaseThreadChunk();
+    EXPECT_GT(Manager().GetStats().chunks_in_use, 0u) << "some still held";
+  }  // the destructor gives back the rest
+  EXPECT_EQ(Manager().GetStats().chunks_in_use, 0u);
+  EXPECT_EQ(Manager().GetStats().bytes_pinned, 0u);
 }
 
 TEST_F(SendBufferTest, OpenAgainBeforeCloseIsAProgrammingError) {
