@@ -67,6 +67,18 @@ class MemoryBudget {
   // Idempotent: `*slot` is SIZE_MAX once removed.
   void Remove(size_t recv_bytes, size_t* slot) noexcept;
 
+  // A session's receive tail is to grow by `bytes`: false when that would
+  // take use past the budget, and the session is to be disconnected (counted
+  // as a kick). Accepting pauses at 90%, but sessions accepted earlier may
+  // all begin large messages at once: without this their tails would hold
+  // memory without bound.
+  bool AllowRecv(size_t bytes) noexcept {
+    if (Used() + bytes <= max_bytes_) [[likely]] {
+      return true;
+    }
+    kicks_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   // A session's receive tail grew or shrank (SocketState).
   void AddRecv(size_t bytes) noexcept {
     recv_bytes_.fetch_add(bytes, std::memory_order_relaxed);

@@ -87,7 +87,7 @@ void SocketState::Received(std::span<const std::byte> data) {
         owner_.MessageSize(IoKey{}, std::span(tail_.get(), kept));
     const size_t goal = std::min(want == 0 ? recv_limit_ : want, recv_limit_);
     const size_t take = goal > kept ? std::min(goal - kept, data.size()) : 0;
-    AppendTail(data.first(take), goal);
+    if (!AppendTail(data.first(take), goal)) return;
     data = data.subspan(take);
     // A message of known size still short: `data` is used up, wait.
     if (want != 0 && tail_size_ < goal) break;
@@ -121,7 +121,7 @@ void SocketState::Received(std::span<const std::byte> data) {
         TooLarge();
         return;
       }
-      AppendTail(data, owner_.MessageSize(IoKey{}, data));
+      if (!AppendTail(data, owner_.MessageSize(IoKey{}, data))) return;
     }
   }
   // Liveness, on the worker's clock of this round (no clock read here).
@@ -176,15 +176,28 @@ bool SocketState::HungUp(bool reported) {
   return true;
 }
 
-void SocketState::AppendTail(std::span<const std::byte> bytes, size_t want) {
+bool SocketState::AppendTail(std::span<const std::byte> bytes, size_t want) {
   const size_t needed = tail_size_ + bytes.size();
   if (needed > tail_capacity_) {
-    ResizeTailStorage(std::clamp(want, needed, std::max(needed, recv_limit_)));
+    const size_t capacity =
+        std::clamp(want, needed, std::max(needed, recv_limit_));
+    MemoryBudget& budget = worker_->budget();
+    if (!budget.AllowRecv(capacity - tail_capacity_)) {
+      LogLimited(LogKind::kDisconnect,
+                 "session %llu: memory budget: a message begun needs %zu "
+                 "bytes with %zu of %zu in use; disconnecting",
+                 static_cast<unsigned long long>(owner_.id()), capacity,
+                 budget.Used(), budget.max_bytes());
+      owner_.Disconnect(DisconnectReason::kSlowReceiver);
+      return false;
+    }
+    ResizeTailStorage(capacity);
   }
   if (!bytes.empty()) {
     std::memcpy(tail_.get() + tail_size_, bytes.data(), bytes.size());
   }
   tail_size_ = needed;
+  return true;
 }
 
 void SocketState::ConsumeTail(size_t n) {

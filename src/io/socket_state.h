@@ -190,9 +190,11 @@ class SocketState {
 
  private:
   // Copies `bytes` to the end of the tail, growing its storage to `want`
-  // bytes in all (capped at the receive limit) when it must.
-  void AppendTail(std::span<const std::byte> bytes,
-                  size_t want) SERVERCORE_ON_WORKER;
+  // bytes in all (capped at the receive limit) when it must. False when
+  // that growth would pass the memory budget: then the session is closed
+  // (as a slow receiver, the budget's one way out) and nothing is copied.
+  [[nodiscard]] bool AppendTail(std::span<const std::byte> bytes,
+                                size_t want) SERVERCORE_ON_WORKER;
   void ConsumeTail(size_t n) SERVERCORE_ON_WORKER;
   void ResizeTailStorage(size_t capacity) SERVERCORE_ON_WORKER;
   // Closes the session: an unfinished message that cannot fit the limit.

@@ -6,6 +6,8 @@
 //     largest holder of unsent output first) so the memory counted, and the
 //     process's resident memory, stay within the budget plus a base, while
 //     the sessions that read get every packet, in order.
+//   - sessions already in place that all begin large messages are closed
+//     rather than let their receive tails pass the budget.
 // Guards issue 12's gap "nothing bounds the server as a whole": without the
 // budget the non-readers below pin the whole flood (about 14 MB against an
 // 8 MiB budget) and the connections past 90% are accepted.
@@ -77,11 +79,19 @@ TEST_P(MemoryBudgetTest, StopsAcceptingPastNinetyPercentUntilBelowEighty) {
     if (paused || i == 0) continue;  // the first one stays a plain echoer
     // Accepted: now it begins a packet of kRecv bytes and stops, and the
     // next connection comes once the server holds it.
-    const size_t used = server->GetStats().memory_used;
+    const NetStats before = server->GetStats();
     const uint16_t header[2] = {static_cast<uint16_t>(kRecv), 1};
     ASSERT_TRUE(clients.back().SendAll(std::as_bytes(std::span(header))));
-    ASSERT_TRUE(WaitFor(
-        [&] { return server->GetStats().memory_used >= used + kRecv; }));
+    ASSERT_TRUE(WaitFor([&] {
+      const NetStats now = server->GetStats();
+      return now.memory_used >= before.memory_used + kRecv ||
+             now.budget_kicks > before.budget_kicks;
+    }));
+    // Accepted just before the pause, and its tail would pass the whole
+    // budget: closed instead (MessagesBegunAtOnceStayWithinTheBudget).
+    if (server->GetStats().budget_kicks > before.budget_kicks) {
+      clients.pop_back();
+    }
   }
   ASSERT_TRUE(paused) << "accepted 30 sessions of 60 KiB on a 1 MiB budget";
   const NetStats at_pause = server->GetStats();
@@ -121,6 +131,45 @@ TEST_P(MemoryBudgetTest, StopsAcceptingPastNinetyPercentUntilBelowEighty) {
   EXPECT_GE(closed, 2u) << "resumed above 80%";
   EXPECT_TRUE(Echoes(waiting_too, 7));
   EXPECT_FALSE(server->GetStats().accept_paused);
+  server->Stop();
+}
+
+// Sessions accepted while memory was plenty, which then all begin 60 KiB
+// messages: the receive tails stay within the budget, and the sessions
+// whose tail would pass it are closed (found by an outside probe: 3,000
+// such sessions held 188 MB against a 61 MB budget).
+TEST_P(MemoryBudgetTest, MessagesBegunAtOnceStayWithinTheBudget) {
+  constexpr size_t kRecv = 60 * 1024;
+  constexpr size_t kSessions = 30;  // 1.8 MB of tails against 1 MiB
+  SessionTracker tracker;
+  ServiceOptions options = Options();
+  options.recv_buffer_size = kRecv;
+  options.max_memory = kMiB;
+  SERVERCORE_START_SERVER(server, tracker.Factory(true, kRecv), options);
+  std::vector<TestClient> clients(kSessions + 1);
+  for (uint32_t i = 0; i < clients.size(); ++i) {
+    ASSERT_TRUE(clients[i].Connect(server->port()));
+    ASSERT_TRUE(Echoes(clients[i], i)) << "session " << i;
+  }
+  // All accepted, none holding anything; now all but the first begin.
+  const uint16_t header[2] = {static_cast<uint16_t>(kRecv), 1};
+  for (size_t i = 1; i < clients.size(); ++i) {
+    ASSERT_TRUE(clients[i].SendAll(std::as_bytes(std::span(header))));
+  }
+  // Each begun message is either held or its session closed.
+  auto settled = [&] {
+    const NetStats stats = server->GetStats();
+    return server->SessionCount() - 1 + stats.budget_kicks == kSessions &&
+           stats.memory_used >= (server->SessionCount() - 1) * kRecv;
+  };
+  ASSERT_TRUE(WaitFor(settled)) << server->SessionCount() << " open, "
+                                << server->GetStats().budget_kicks << " cut";
+  const NetStats stats = server->GetStats();
+  EXPECT_LE(stats.memory_used, kMiB) << "past the budget";
+  EXPECT_GE(stats.budget_kicks, kSessions - kMiB / kRecv);
+  EXPECT_EQ(stats.closed(DisconnectReason::kSlowReceiver), stats.budget_kicks);
+  // Those still open finish their messages; the first goes on echoing.
+  EXPECT_TRUE(Echoes(clients[0], 1000));
   server->Stop();
 }
 
