@@ -295,8 +295,15 @@ void LoadSession::OnChat(std::span<const std::byte> payload) {
     }
   }
   std::atomic<uint64_t>& next = received_from_[sender];
-  if (static_cast<uint64_t>(seq) != next.load(std::memory_order_relaxed)) {
+  const uint64_t expected = next.load(std::memory_order_relaxed);
+  if (static_cast<uint64_t>(seq) < expected) {
+    // Twice, or after a later one: the expected one stays expected.
     Error(state_.out_of_order);
+    return;
+  }
+  if (static_cast<uint64_t>(seq) > expected) {
+    skipped_.fetch_add(static_cast<uint64_t>(seq) - expected,
+                       std::memory_order_relaxed);
   }
   next.store(static_cast<uint64_t>(seq) + 1, std::memory_order_release);
   if (sender == index_) OnOwnAnswer(body);

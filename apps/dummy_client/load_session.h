@@ -158,9 +158,16 @@ class LoadSession final : public servercore::PacketSession {
   uint64_t acked() const noexcept {
     return acked_.load(std::memory_order_acquire);
   }
-  // Chat: messages received from the sender with client index `sender`.
+  // Chat: the next message expected from the sender with client index
+  // `sender`; each one before it was received, or skipped (Skipped).
   uint64_t ReceivedFrom(uint32_t sender) const noexcept {
     return received_from_[sender].load(std::memory_order_acquire);
+  }
+  // Chat: messages never received though a later one of the same sender
+  // was (a cluster drops what it cannot forward while its broker is away):
+  // lost, not reordered.
+  uint64_t Skipped() const noexcept {
+    return skipped_.load(std::memory_order_relaxed);
   }
   // Move: moves sent and not yet shown back in a snapshot.
   size_t PendingMoves();
@@ -207,6 +214,7 @@ class LoadSession final : public servercore::PacketSession {
   std::atomic<int64_t> last_send_ns_;
   // Chat: next sequence expected from each sender, by client index.
   std::vector<std::atomic<uint64_t>> received_from_;
+  std::atomic<uint64_t> skipped_{0};
   // Worker only: the size of the typed packet being dispatched.
   size_t typed_bytes_ = 0;
   servercore::Mutex world_mu_;

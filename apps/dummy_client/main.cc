@@ -327,6 +327,10 @@ uint64_t CountLost(const LoadConfig& config,
         break;
     }
   }
+  // And the chats missing before a later one arrived.
+  if (config.mode == Mode::kChat) {
+    for (const auto& receiver : all) add(*receiver, receiver->Skipped());
+  }
   return lost;
 }
 

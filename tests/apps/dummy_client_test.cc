@@ -300,7 +300,8 @@ struct WorldCase {
   std::string name;
   FakeGameOptions options;
   std::vector<std::string> args;  // DummyClient's, besides --port
-  std::string error;  // the summary's counter expected above 0; "" for none
+  std::string error;      // the summary's counter expected above 0; "" for none
+  std::string zero = "";  // and one expected to stay 0, if any
 };
 
 class DummyClientWorldTest : public ::testing::TestWithParam<WorldCase> {};
@@ -330,11 +331,18 @@ TEST_P(DummyClientWorldTest, ExitCodeSaysWhetherTheServerKeptTheRules) {
                                 std::regex("(^| )" + c.error + " [1-9]")))
       << "expected '" << c.error << " N' with N > 0:\n"
       << client.Output();
+  if (!c.zero.empty()) {
+    EXPECT_TRUE(std::regex_search(client.Output(),
+                                  std::regex("(^| )" + c.zero + " 0 ")))
+        << "expected '" << c.zero << " 0':\n"
+        << client.Output();
+  }
 }
 
 WorldCase Fault(const std::string& name, WorldFault fault,
-                std::vector<std::string> args, const std::string& error) {
-  return {name, FakeGameOptions{.fault = fault}, std::move(args), error};
+                std::vector<std::string> args, const std::string& error,
+                const std::string& zero = "") {
+  return {name, FakeGameOptions{.fault = fault}, std::move(args), error, zero};
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -373,7 +381,10 @@ INSTANTIATE_TEST_SUITE_P(
         Fault("ChatOtherRoom", WorldFault::kChatOtherRoom, kChatInRooms,
               "chat-wrong-room"),
         Fault("ChatOtherSenderId", WorldFault::kChatOtherSenderId, kChatInRooms,
-              "chat-sender-id")),
+              "chat-sender-id"),
+        // A gap is a loss, not a reorder.
+        Fault("ChatDropped", WorldFault::kChatDropped, kChatInRooms, "lost",
+              "out-of-order")),
     [](const auto& tp) { return tp.param.name; });
 
 // A server that is not there: DummyClient reports it and exits non-zero.

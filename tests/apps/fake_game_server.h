@@ -40,6 +40,7 @@ enum class WorldFault {
   kGoneAndPresent,      // the phantom both gone and present in one snapshot
   kChatOtherRoom,       // the first S_CHAT also to a session of another room
   kChatOtherSenderId,   // one S_CHAT to another member with another sender id
+  kChatDropped,         // one S_CHAT left out for another member
 };
 
 struct FakeGameOptions {
