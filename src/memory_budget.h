@@ -34,6 +34,10 @@
 //     nothing. While a session holding more than twice what any open one
 //     holds is still closing, nobody else is cut: its memory is on its way
 //     back (a reader a little behind must not pay for it).
+//   - Receive: a session's receive tail that would take the receive tails
+//     alone past 100% is not made: that session is disconnected as a slow
+//     receiver (TryAddRecv). Sessions accepted below
+//     90% may all begin large messages at once.
 //
 // Thread safety: every member may be called from any thread. Ownership:
 // holds raw pointers to the sessions it lists; a session is listed from its
@@ -67,22 +71,27 @@ class MemoryBudget {
   // Idempotent: `*slot` is SIZE_MAX once removed.
   void Remove(size_t recv_bytes, size_t* slot) noexcept;
 
-  // A session's receive tail is to grow by `bytes`: false when that would
-  // take use past the budget, and the session is to be disconnected (counted
-  // as a kick). Accepting pauses at 90%, but sessions accepted earlier may
-  // all begin large messages at once: without this their tails would hold
-  // memory without bound.
-  bool AllowRecv(size_t bytes) noexcept {
-    if (Used() + bytes <= max_bytes_) [[likely]] {
-      return true;
-    }
-    kicks_.fetch_add(1, std::memory_order_relaxed);
-    return false;
+  // A session's receive tail is to grow by `bytes`: counts them and
+  // returns true, or returns false (counting a kick; the session is to be
+  // disconnected) when the sessions' receive memory would pass the budget.
+  // Accepting pauses at 90%, but sessions accepted earlier may all begin
+  // large messages at once: without this their tails would hold memory
+  // without bound. Unsent output past the budget is not a reader's doing:
+  // the Sends shed it (ShedFor), and a reading session never loses its tail
+  // for it. A compare-and-swap, so workers growing tails at once cannot
+  // pass the bound together.
+  bool TryAddRecv(size_t bytes) noexcept {
+    size_t recv = recv_bytes_.load(std::memory_order_relaxed);
+    do {
+      if (recv + bytes > max_bytes_) [[unlikely]] {
+        kicks_.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      }
+    } while (!recv_bytes_.compare_exchange_weak(recv, recv + bytes,
+                                                std::memory_order_relaxed));
+    return true;
   }
-  // A session's receive tail grew or shrank (SocketState).
-  void AddRecv(size_t bytes) noexcept {
-    recv_bytes_.fetch_add(bytes, std::memory_order_relaxed);
-  }
+  // A session's receive tail shrank (SocketState).
   void RemoveRecv(size_t bytes) noexcept {
     recv_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
   }

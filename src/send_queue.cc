@@ -13,14 +13,14 @@ SendQueue::PushResult SendQueue::Push(SendBufferRef& buffer, size_t* grown,
   // never be sent or freed.
   if (closed_) return PushResult::kClosed;
   const size_t charge = tail_pins_.Charge(*buffer);
-  const size_t pending = pending_bytes_.load(std::memory_order_relaxed) + size;
-  const size_t pinned = pinned_charge_.load(std::memory_order_relaxed) + charge;
-  if (pending > max_pending_bytes_ || pinned > PinnedChargeLimit()) {
+  if (pending_bytes_.load(std::memory_order_relaxed) + size >
+          max_pending_bytes_ ||
+      pinned_charge_ + charge > PinnedChargeLimit()) {
     // Not queued; the trackers no longer agree, but the session is done.
     return PushResult::kOverLimit;
   }
-  pending_bytes_.store(pending, std::memory_order_relaxed);
-  pinned_charge_.store(pinned, std::memory_order_relaxed);
+  AddPending(size);
+  pinned_charge_ += charge;
   const size_t capacity = queued_.capacity();
   queued_.push_back(std::move(buffer));
   *grown = (queued_.capacity() - capacity) * sizeof(SendBufferRef);
@@ -53,7 +53,7 @@ bool SendQueue::Claim(size_t size) {
   // No flush requested: TakeAll found nothing queued and nothing left to
   // write, and no Push came since.
   if (closed_ || flush_requested_ || size > max_pending_bytes_) return false;
-  Add(pending_bytes_, size);
+  AddPending(size);
   flush_requested_ = true;  // Pushes from here on only queue
   return true;
 }
@@ -61,7 +61,7 @@ bool SendQueue::Claim(size_t size) {
 bool SendQueue::EndClaim(size_t written, bool rest_kept) {
   unpushed_next_ = rest_kept;
   SpinLockGuard lock(mu_);
-  Sub(pending_bytes_, written);
+  SubPending(written);
   if (rest_kept || !queued_.empty()) return true;  // the flag stays set
   flush_requested_ = false;
   return false;

@@ -86,8 +86,8 @@ class SendQueue {
   }
   void Settle(size_t bytes) noexcept {
     SpinLockGuard lock(mu_);
-    Sub(pending_bytes_, bytes);
-    Sub(pinned_charge_, std::exchange(released_charge_, 0));
+    SubPending(bytes);
+    pinned_charge_ -= std::exchange(released_charge_, 0);
   }
   // Worker thread: claims an idle queue for `size` bytes the worker writes
   // itself, outside the queue (Session::SendNow). True when nothing is
@@ -119,25 +119,26 @@ class SendQueue {
     return std::max<size_t>(max_pending_bytes_, size_t{2} << 20);
   }
 
-  // The two counters are written only under mu_, which Push holds anyway:
-  // a plain load and store there, not a locked read-modify-write, which
-  // costs as much again as the lock itself on every member of a broadcast.
-  // Atomic only for pending_bytes(), read from any thread without the lock.
-  static void Add(std::atomic<size_t>& counter, size_t bytes) noexcept {
-    counter.store(counter.load(std::memory_order_relaxed) + bytes,
-                  std::memory_order_relaxed);
+  // pending_bytes_ is written only under mu_, which Push holds anyway: a
+  // plain load and store, not a locked read-modify-write, which costs as
+  // much again as the lock itself on every member of a broadcast. Atomic
+  // only for pending_bytes(), read from any thread without the lock; so
+  // not GUARDED_BY, and every write goes through these two.
+  void AddPending(size_t bytes) SERVERCORE_REQUIRES(mu_) {
+    pending_bytes_.store(pending_bytes_.load(std::memory_order_relaxed) + bytes,
+                         std::memory_order_relaxed);
   }
-  static void Sub(std::atomic<size_t>& counter, size_t bytes) noexcept {
-    counter.store(counter.load(std::memory_order_relaxed) - bytes,
-                  std::memory_order_relaxed);
+  void SubPending(size_t bytes) SERVERCORE_REQUIRES(mu_) {
+    pending_bytes_.store(pending_bytes_.load(std::memory_order_relaxed) - bytes,
+                         std::memory_order_relaxed);
   }
 
   size_t max_pending_bytes_ = 0;
-  std::atomic<size_t> pending_bytes_{0};  // written under mu_
-  std::atomic<size_t> pinned_charge_{0};  // written under mu_; ChunkPinTracker
+  std::atomic<size_t> pending_bytes_{0};  // written under mu_ (AddPending)
 
   SpinLock mu_;  // one Push per Send: see spin_lock.h
   std::vector<SendBufferRef> queued_ SERVERCORE_GUARDED_BY(mu_);
+  size_t pinned_charge_ SERVERCORE_GUARDED_BY(mu_) = 0;  // ChunkPinTracker
   // True from the Push that found the queue drained (or a Claim) until
   // TakeAll (or EndClaim) finds it drained again: while set, Push does not
   // wake the worker.

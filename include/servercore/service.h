@@ -70,7 +70,8 @@ struct ServiceOptions {
   // shared by many sessions counts once). Past 90% the service stops
   // accepting (connections wait in the backlog) until below 80%; a Send that
   // would pass 100% disconnects the session with the most unsent output as
-  // kSlowReceiver. NetStats shows the use.
+  // kSlowReceiver, and so does a receive tail that would take the sessions'
+  // receive memory alone past it (its own session). NetStats shows the use.
   size_t max_memory = size_t{1} << 30;
 };
 

@@ -202,13 +202,15 @@ void IoWorker::Round(std::chrono::steady_clock::time_point timer_now) {
   GlobalJobQueue::Instance().RunFor(JobQueue::TimeSlice());
   FlushScheduled();
   FinalizeClosed();
-  // What this round's writes finished, the Poll's included.
+  // What this round's writes finished, the Poll's included, before the
+  // budget is asked.
   releases_.Flush();
   if (listener_) {
     listener_->SetOverBudget(!budget_.AcceptAllowed());
     listener_->MaybeResume(now_);
   }
   SweepSessions();
+  releases_.Flush();  // the drains the sweep's closes wrote
 }
 
 bool IoWorker::Stopped() const {

@@ -6,9 +6,11 @@
 // go with an atomic subtract of its own: a locked instruction per member,
 // for a 128-byte chat about as much as the rest of its queue push. The
 // worker instead counts the references it is done with in a small table,
-// one slot per buffer, and subtracts a buffer's count once: when another
-// buffer wants its slot, or at the end of the round (IoWorker::Round). So a
-// buffer outlives its last write by the rest of that round at most.
+// one slot per buffer, and subtracts a buffer's count once: when the batch
+// holds all of its references (its last write is done), when another
+// buffer wants its slot, or at the end of the round (IoWorker::Round). So
+// a buffer's memory goes back when it did without the batch, and a
+// reference other holders outlive waits for the round's end at most.
 //
 //   CompleteWrite:  releases.Add(buffer)   // member 1 .. N: count += 1
 //   end of round:   releases.Flush()       // one fetch_sub(N) per buffer
@@ -35,17 +37,26 @@ class ReleaseBatch {
   ReleaseBatch(const ReleaseBatch&) = delete;
   ReleaseBatch& operator=(const ReleaseBatch&) = delete;
 
-  // Takes `buffer`'s reference (leaving it empty), to give back later.
+  // Takes `buffer`'s reference (leaving it empty), to give back later; or
+  // at once, with the others held, when they are all there are: the
+  // buffer's last write is done, and its memory (its chunk) goes back as
+  // early as it did without the batch.
   void Add(SendBufferRef& buffer) noexcept {
     SendBuffer* taken = std::exchange(buffer.buffer_, nullptr);
     if (taken == nullptr) return;
-    held_ = true;
     Slot& slot = slots_[SlotOf(taken)];
     if (slot.buffer != taken) {
       GiveBack(slot);
       slot.buffer = taken;
     }
     ++slot.count;
+    // Nobody else can add a reference to a buffer whose references are all
+    // here; another holder's release only makes this look higher, for now.
+    if (taken->RefCount() == slot.count) {
+      GiveBack(slot);
+    } else {
+      held_ = true;
+    }
   }
 
   // Gives back every reference held.

@@ -182,7 +182,7 @@ bool SocketState::AppendTail(std::span<const std::byte> bytes, size_t want) {
     const size_t capacity =
         std::clamp(want, needed, std::max(needed, recv_limit_));
     MemoryBudget& budget = worker_->budget();
-    if (!budget.AllowRecv(capacity - tail_capacity_)) {
+    if (!budget.TryAddRecv(capacity - tail_capacity_)) {
       LogLimited(LogKind::kDisconnect,
                  "session %llu: memory budget: a message begun needs %zu "
                  "bytes with %zu of %zu in use; disconnecting",
@@ -213,11 +213,9 @@ void SocketState::ResizeTailStorage(size_t capacity) {
     storage.reset(new std::byte[capacity]);
     if (tail_size_ > 0) std::memcpy(storage.get(), tail_.get(), tail_size_);
   }
-  MemoryBudget& budget = worker_->budget();
-  if (capacity > tail_capacity_) {
-    budget.AddRecv(capacity - tail_capacity_);
-  } else {
-    budget.RemoveRecv(tail_capacity_ - capacity);
+  // A growth is counted by AppendTail (TryAddRecv), before it is made.
+  if (capacity < tail_capacity_) {
+    worker_->budget().RemoveRecv(tail_capacity_ - capacity);
   }
   tail_ = std::move(storage);
   tail_capacity_ = capacity;

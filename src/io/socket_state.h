@@ -196,6 +196,7 @@ class SocketState {
   [[nodiscard]] bool AppendTail(std::span<const std::byte> bytes,
                                 size_t want) SERVERCORE_ON_WORKER;
   void ConsumeTail(size_t n) SERVERCORE_ON_WORKER;
+  // A growth must have been counted in the budget already (AppendTail).
   void ResizeTailStorage(size_t capacity) SERVERCORE_ON_WORKER;
   // Closes the session: an unfinished message that cannot fit the limit.
   void TooLarge() SERVERCORE_ON_WORKER;

@@ -151,7 +151,9 @@ TEST_P(MemoryBudgetTest, MessagesBegunAtOnceStayWithinTheBudget) {
     ASSERT_TRUE(clients[i].Connect(server->port()));
     ASSERT_TRUE(Echoes(clients[i], i)) << "session " << i;
   }
-  // All accepted, none holding anything; now all but the first begin.
+  // All accepted, none holding anything (what is in use is the workers'
+  // send chunks); now all but the first begin.
+  const size_t base = server->GetStats().memory_used;
   const uint16_t header[2] = {static_cast<uint16_t>(kRecv), 1};
   for (size_t i = 1; i < clients.size(); ++i) {
     ASSERT_TRUE(clients[i].SendAll(std::as_bytes(std::span(header))));
@@ -165,7 +167,11 @@ TEST_P(MemoryBudgetTest, MessagesBegunAtOnceStayWithinTheBudget) {
   ASSERT_TRUE(WaitFor(settled)) << server->SessionCount() << " open, "
                                 << server->GetStats().budget_kicks << " cut";
   const NetStats stats = server->GetStats();
-  EXPECT_LE(stats.memory_used, kMiB) << "past the budget";
+  // The tails alone stay within the budget; unsent output would be shed
+  // by the Sends, never by a reader's tail.
+  // (A send chunk a worker took meanwhile may add to the rest: 64 KiB.)
+  EXPECT_LE(stats.memory_used - base, kMiB + 64 * 1024)
+      << "tails past the budget";
   EXPECT_GE(stats.budget_kicks, kSessions - kMiB / kRecv);
   EXPECT_EQ(stats.closed(DisconnectReason::kSlowReceiver), stats.budget_kicks);
   // Those still open finish their messages; the first goes on echoing.
