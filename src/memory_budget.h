@@ -107,6 +107,10 @@ class MemoryBudget {
   }
 
   size_t max_bytes() const noexcept { return max_bytes_; }
+  // The sessions' receive tails, of Used().
+  size_t recv_bytes() const noexcept {
+    return recv_bytes_.load(std::memory_order_relaxed);
+  }
   size_t Used() const noexcept;
   // The accepting worker, each round: false past 90% until below 80%.
   bool AcceptAllowed() noexcept;

@@ -141,8 +141,8 @@ class IoWorker {
   MemoryBudget& budget() const noexcept { return budget_; }
   WorkerCounters& counters() noexcept { return counters_; }
   const WorkerCounters& counters() const noexcept { return counters_; }
-  // Worker thread: where written send buffers go, given back at the end of
-  // the round (release_batch.h).
+  // Worker thread: where written send buffers go, given back per buffer at
+  // its last reference or the end of the round (release_batch.h).
   ReleaseBatch& releases() SERVERCORE_ON_WORKER { return releases_; }
 
  private:

@@ -185,9 +185,9 @@ bool SocketState::AppendTail(std::span<const std::byte> bytes, size_t want) {
     if (!budget.TryAddRecv(capacity - tail_capacity_)) {
       LogLimited(LogKind::kDisconnect,
                  "session %llu: memory budget: a message begun needs %zu "
-                 "bytes with %zu of %zu in use; disconnecting",
+                 "bytes, and receive tails hold %zu of %zu; disconnecting",
                  static_cast<unsigned long long>(owner_.id()), capacity,
-                 budget.Used(), budget.max_bytes());
+                 budget.recv_bytes(), budget.max_bytes());
       owner_.Disconnect(DisconnectReason::kSlowReceiver);
       return false;
     }
