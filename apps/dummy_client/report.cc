@@ -16,6 +16,45 @@ uint64_t ErrorsSoFar(const LoadState& s) {
          s.bad_pong.load() + s.world.Violations();
 }
 
+constexpr ErrorField kErrorFields[] = {
+    {"lost", "lost", &Summary::lost},
+    {"corrupt", "corrupt", &Summary::corrupt},
+    {"out-of-order", "out_of_order", &Summary::out_of_order},
+    {"unexpected", "unexpected", &Summary::unexpected},
+    {"disconnected", "disconnected", &Summary::disconnected},
+    {"refused", "refused", &Summary::refused},
+    {"bad-join", "bad_join", &Summary::bad_join},
+    {"chat-wrong-room", "chat_wrong_room", &Summary::chat_wrong_room},
+    {"chat-sender-id", "chat_sender_id", &Summary::chat_sender_id},
+    {"bad-pong", "bad_pong", &Summary::bad_pong},
+    {"unsolicited", "unsolicited", &Summary::unsolicited, true},
+    {"not-full-first", "not_full_first", &Summary::not_full_first, true},
+    {"tick-back", "tick_back", &Summary::tick_back, true},
+    {"own-seq-back", "own_seq_back", &Summary::own_seq_back, true},
+    {"seq-back", "seq_back", &Summary::seq_back, true},
+    {"future-seq", "future_seq", &Summary::future_seq, true},
+    {"late", "late", &Summary::late, true, &Summary::worst_late_ms},
+    {"snapshot-wrong-room", "snapshot_wrong_room",
+     &Summary::snapshot_wrong_room, true},
+    {"gone-and-present", "gone_and_present", &Summary::gone_and_present, true},
+    {"peer-late", "peer_late", &Summary::peer_late, true,
+     &Summary::worst_peer_late_ms},
+};
+
+// One line of the summary: `heading`, then each error counter of the group
+// as "name N", "(worst X ms)" after those that have one.
+void PrintErrors(const Summary& s, const char* heading, bool world) {
+  std::printf("%s", heading);
+  for (const ErrorField& field : kErrorFields) {
+    if (field.world != world) continue;
+    std::printf("  %s %llu", field.text, static_cast<ull>(s.*field.count));
+    if (field.worst_ms != nullptr) {
+      std::printf(" (worst %.1f ms)", s.*field.worst_ms);
+    }
+  }
+  std::printf("\n");
+}
+
 const char* LatencyMeasures(Mode mode) {
   switch (mode) {
     case Mode::kEcho:
@@ -29,6 +68,14 @@ const char* LatencyMeasures(Mode mode) {
 }
 
 }  // namespace
+
+std::span<const ErrorField> ErrorFields() noexcept { return kErrorFields; }
+
+uint64_t Summary::errors() const noexcept {
+  uint64_t sum = 0;
+  for (const ErrorField& field : kErrorFields) sum += this->*field.count;
+  return sum;
+}
 
 const char* ModeName(Mode mode) {
   switch (mode) {
@@ -189,29 +236,11 @@ void PrintSummary(const Summary& s) {
         static_cast<ull>(h.refused), static_cast<ull>(h.disconnected),
         static_cast<ull>(h.lost), static_cast<ull>(h.other_errors));
   }
-  std::printf(
-      "keepalive pings %llu  pongs %llu\n"
-      "errors   lost %llu  corrupt %llu  out-of-order %llu  unexpected %llu  "
-      "disconnected %llu  refused %llu  bad-join %llu  chat-wrong-room %llu  "
-      "chat-sender-id %llu  bad-pong %llu\n"
-      "world errors  unsolicited %llu  not-full-first %llu  tick-back %llu  "
-      "own-seq-back %llu  seq-back %llu  future-seq %llu  late %llu "
-      "(worst %.1f ms)  snapshot-wrong-room %llu  gone-and-present %llu  "
-      "peer-late %llu (worst %.1f ms)\n"
-      "result   %s\n",
-      static_cast<ull>(s.pings), static_cast<ull>(s.pongs),
-      static_cast<ull>(s.lost), static_cast<ull>(s.corrupt),
-      static_cast<ull>(s.out_of_order), static_cast<ull>(s.unexpected),
-      static_cast<ull>(s.disconnected), static_cast<ull>(s.refused),
-      static_cast<ull>(s.bad_join), static_cast<ull>(s.chat_wrong_room),
-      static_cast<ull>(s.chat_sender_id), static_cast<ull>(s.bad_pong),
-      static_cast<ull>(s.unsolicited), static_cast<ull>(s.not_full_first),
-      static_cast<ull>(s.tick_back), static_cast<ull>(s.own_seq_back),
-      static_cast<ull>(s.seq_back), static_cast<ull>(s.future_seq),
-      static_cast<ull>(s.late), s.worst_late_ms,
-      static_cast<ull>(s.snapshot_wrong_room),
-      static_cast<ull>(s.gone_and_present), static_cast<ull>(s.peer_late),
-      s.worst_peer_late_ms, s.ok() ? "OK" : "FAILED");
+  std::printf("keepalive pings %llu  pongs %llu\n", static_cast<ull>(s.pings),
+              static_cast<ull>(s.pongs));
+  PrintErrors(s, "errors ", false);
+  PrintErrors(s, "world errors", true);
+  std::printf("result   %s\n", s.ok() ? "OK" : "FAILED");
   std::fflush(stdout);
 }
 
@@ -261,27 +290,12 @@ bool WriteJson(const Summary& s, const std::string& path) {
                  static_cast<ull>(h.other_errors));
   }
   std::fprintf(f, "\n  ],\n");
-  std::fprintf(
-      f,
-      "  \"errors\": {\"lost\": %llu, \"corrupt\": %llu, \"out_of_order\": "
-      "%llu, \"unexpected\": %llu, \"disconnected\": %llu, \"refused\": "
-      "%llu, \"bad_join\": %llu, \"chat_wrong_room\": %llu, "
-      "\"chat_sender_id\": %llu, \"bad_pong\": "
-      "%llu, \"unsolicited\": %llu, \"not_full_first\": %llu, "
-      "\"tick_back\": %llu, \"own_seq_back\": %llu, \"seq_back\": %llu, "
-      "\"future_seq\": %llu, \"late\": %llu, \"snapshot_wrong_room\": %llu, "
-      "\"gone_and_present\": %llu, \"peer_late\": %llu},\n  \"ok\": %s\n}\n",
-      static_cast<ull>(s.lost), static_cast<ull>(s.corrupt),
-      static_cast<ull>(s.out_of_order), static_cast<ull>(s.unexpected),
-      static_cast<ull>(s.disconnected), static_cast<ull>(s.refused),
-      static_cast<ull>(s.bad_join), static_cast<ull>(s.chat_wrong_room),
-      static_cast<ull>(s.chat_sender_id), static_cast<ull>(s.bad_pong),
-      static_cast<ull>(s.unsolicited), static_cast<ull>(s.not_full_first),
-      static_cast<ull>(s.tick_back), static_cast<ull>(s.own_seq_back),
-      static_cast<ull>(s.seq_back), static_cast<ull>(s.future_seq),
-      static_cast<ull>(s.late), static_cast<ull>(s.snapshot_wrong_room),
-      static_cast<ull>(s.gone_and_present), static_cast<ull>(s.peer_late),
-      s.ok() ? "true" : "false");
+  std::fprintf(f, "  \"errors\": {");
+  for (const ErrorField& field : kErrorFields) {
+    std::fprintf(f, "%s\"%s\": %llu", &field == kErrorFields ? "" : ", ",
+                 field.json, static_cast<ull>(s.*field.count));
+  }
+  std::fprintf(f, "},\n  \"ok\": %s\n}\n", s.ok() ? "true" : "false");
   return std::fclose(f) == 0;
 }
 

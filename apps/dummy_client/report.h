@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -99,15 +100,26 @@ struct Summary {
   uint64_t peer_late = 0;
   std::vector<HostSummary> hosts;
 
-  uint64_t errors() const noexcept {
-    return lost + corrupt + out_of_order + unexpected + disconnected + refused +
-           bad_join + chat_wrong_room + chat_sender_id + bad_pong +
-           unsolicited + not_full_first + tick_back + own_seq_back + seq_back +
-           future_seq + late + snapshot_wrong_room + gone_and_present +
-           peer_late;
-  }
+  // The sum of every counter ErrorFields() lists.
+  uint64_t errors() const noexcept;
   bool ok() const noexcept { return errors() == 0 && sent > 0; }
 };
+
+// One error counter of a Summary: its name in the printed summary and in the
+// JSON, whether it is one of the world's rules (printed on the line "world
+// errors"), and the worst lateness printed after it, if it has one.
+struct ErrorField {
+  const char* text;  // "out-of-order"
+  const char* json;  // "out_of_order"
+  uint64_t Summary::*count;
+  bool world = false;
+  double Summary::*worst_ms = nullptr;
+};
+
+// Every error counter, in the order the reports list them: the one list the
+// summary, the JSON and ok() read, so that a new counter cannot be left out
+// of any of them.
+std::span<const ErrorField> ErrorFields() noexcept;
 
 const char* ModeName(Mode mode);
 
