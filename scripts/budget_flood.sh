@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Memory budget under a flood: FLOOD_SESSIONS (default 15,000) connections
 # that never read sit in room 0 of a GameServer started with --max-memory
-# FLOOD_BUDGET (default 320 MiB: their receive buffers alone count 234 MiB,
-# 16 KiB each, so the flood has about 50 MiB before the budget bites), while
-# a DummyClient of 20 chat sessions floods room 0 for FLOOD_SECONDS (20),
-# each sending FLOOD_RATE (10) chats of 1000 bytes a second, each chat
+# FLOOD_BUDGET (default 288 MiB; idle sessions hold no receive memory, so
+# nearly all of it is for unsent output), while a DummyClient of 20 chat
+# sessions floods room 0 for FLOOD_SECONDS (30), each sending FLOOD_RATE (2)
+# chats of 1000 bytes a second, each chat
 # queued to every session. Samples the server's RSS; prints its stats lines.
 # Passes when DummyClient exits 0 (the sessions that read lost nothing),
 # the server's RSS never passed the budget plus FLOOD_BASE MiB (default 32:
