@@ -31,16 +31,6 @@ class MemoryBudgetTest : public BackendTest {};
 
 constexpr size_t kMiB = size_t{1} << 20;
 
-size_t ResidentBytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  unsigned long pages = 0;
-  unsigned long resident = 0;
-  if (std::fscanf(f, "%lu %lu", &pages, &resident) != 2) resident = 0;
-  std::fclose(f);
-  return resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-}
-
 bool Echoes(TestClient& client, uint32_t value) {
   if (!client.SendPacket(1, std::as_bytes(std::span(&value, 1)))) return false;
   auto echo = client.ReadPacket(std::chrono::seconds(5));

@@ -36,17 +36,6 @@ class SwallowSession : public PacketSession {
   void OnRecvPacket(uint16_t, std::span<const std::byte>) override {}
 };
 
-// This process's resident memory, from /proc/self/statm.
-size_t ResidentBytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  unsigned long pages = 0;
-  unsigned long resident = 0;
-  if (std::fscanf(f, "%lu %lu", &pages, &resident) != 2) resident = 0;
-  std::fclose(f);
-  return resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-}
-
 constexpr size_t kMiB = size_t{1} << 20;
 
 TEST_P(MemoryReturnTest, ResidentMemoryReturnsAfterACrowdLeaves) {

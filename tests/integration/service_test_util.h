@@ -5,10 +5,12 @@
 #define SERVERCORE_TESTS_INTEGRATION_SERVICE_TEST_UTIL_H_
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -192,6 +194,17 @@ void TrackedSession::OnDisconnected(DisconnectReason reason) {
 inline SendBufferManager::Stats PoolStatsWithoutThisThread() {
   SendBufferManager::Instance().ReleaseThreadChunk();
   return SendBufferManager::Instance().GetStats();
+}
+
+// This process's resident memory, from /proc/self/statm (0 if unreadable).
+inline size_t ResidentBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long pages = 0;
+  unsigned long resident = 0;
+  if (std::fscanf(f, "%lu %lu", &pages, &resident) != 2) resident = 0;
+  std::fclose(f);
+  return resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
 }
 
 // Runs `f` when the scope ends (test threads must be joined even when an
