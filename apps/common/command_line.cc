@@ -1,5 +1,10 @@
 #include "command_line.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <charconv>
 #include <cmath>
 #include <string>
@@ -124,6 +129,36 @@ CLI::Validator NatsUrls() {
         return std::string();
       },
       "nats://HOST:PORT");
+}
+
+CLI::Validator HostAddress() {
+  return CLI::Validator(
+      [](std::string& text) {
+        if (text.empty()) return std::string("no host given");
+        // What looks like an address is read as one, with no lookup: a
+        // typo in an address is not sent to DNS (nor waits on it).
+        if (text.find(':') != text.npos ||
+            text.find_first_not_of("0123456789.") == text.npos) {
+          in6_addr address;
+          if (::inet_pton(AF_INET, text.c_str(), &address) == 1 ||
+              ::inet_pton(AF_INET6, text.c_str(), &address) == 1) {
+            return std::string();
+          }
+          return text + ": not an IPv4 or IPv6 address";
+        }
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* result = nullptr;
+        const int r = ::getaddrinfo(text.c_str(), nullptr, &hints, &result);
+        if (r != 0) {
+          return text + ": not an address, nor a name that resolves (" +
+                 ::gai_strerror(r) + ")";
+        }
+        ::freeaddrinfo(result);
+        return std::string();
+      },
+      "HOST");
 }
 
 template <typename T>

@@ -55,6 +55,13 @@ CLI::Validator NatsUrls();
 // The URLs of such a list, spaces around the commas removed.
 std::vector<std::string> SplitNatsUrls(std::string_view list);
 
+// A host: an IPv4 or IPv6 address (anything with a colon, or only digits and
+// dots, is read as one), or a name the resolver knows (looked up once, here). A
+// check (->check): the text is kept as given. An address that is well formed
+// but not this machine's is not refused here: binding it fails later, as any
+// other failure to listen does.
+CLI::Validator HostAddress();
+
 // Parses argv into `app`, whose options are all declared by now; a flag
 // given more than once takes its last value. nullopt when the program should
 // go on; otherwise the code to exit with: 0 after --help or -h (the help on

@@ -99,7 +99,8 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
       "DummyClient");
   std::string mode = "echo";
   std::string hosts;
-  app.add_option("--host", config->host, "server address (127.0.0.1)");
+  app.add_option("--host", config->host, "server address (127.0.0.1)")
+      ->check(game::HostAddress());
   app.add_option("--port", config->port, "server port (7777)")
       ->transform(game::InRange(1, 65535));
   app.add_option("--hosts", hosts,

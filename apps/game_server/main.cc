@@ -91,7 +91,8 @@ std::optional<int> ParseConfig(int argc, char** argv, Config* config) {
       "(docs/PROTOCOL.md)",
       "GameServer");
   std::string backend = "auto";
-  app.add_option("--host", config->host, "address to listen on (0.0.0.0)");
+  app.add_option("--host", config->host, "address to listen on (0.0.0.0)")
+      ->check(game::HostAddress());
   app.add_option("--port", config->port, "TCP port, 0 picks a free one (7777)")
       ->transform(game::InRange(0, 65535));
   app.add_option("--threads", config->threads,

@@ -23,6 +23,7 @@ struct Program {
   double timeout = 1;
   std::string mode = "echo";
   std::string cluster;
+  std::string host;
   std::string error;  // what the parse printed to stderr
   std::string help;   // and to stdout
 
@@ -35,6 +36,7 @@ struct Program {
     app.add_option("--timeout", timeout)->transform(Above(0.5));
     app.add_option("--mode", mode)->check(CLI::IsMember({"echo", "chat"}));
     app.add_option("--cluster", cluster)->check(NatsUrls());
+    app.add_option("--host", host)->check(HostAddress());
     args.insert(args.begin(), "Prog");
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
@@ -179,6 +181,24 @@ TEST(CommandLineTest, ClusterTakesNatsUrls) {
     Program p;
     EXPECT_EQ(p.Parse({"--cluster", url}), 2);
     EXPECT_NE(p.error.find("--cluster"), std::string::npos) << p.error;
+  }
+}
+
+TEST(CommandLineTest, HostTakesAddressesAndNamesThatResolve) {
+  for (const char* host :
+       {"127.0.0.1", "0.0.0.0", "::1", "::", "localhost", "10.255.255.1"}) {
+    SCOPED_TRACE(host);
+    Program p;
+    EXPECT_EQ(p.Parse({"--host", host}), std::nullopt) << p.error;
+    EXPECT_EQ(p.host, host);
+  }
+  // .invalid never resolves (RFC 2606), with or without a network.
+  for (const char* host : {"", "999.1.1.1", "1.2.3", "[::1]", "127.0.0.1:7777",
+                           "no-such-host.invalid"}) {
+    SCOPED_TRACE(host);
+    Program p;
+    EXPECT_EQ(p.Parse({"--host", host}), 2);
+    EXPECT_NE(p.error.find("--host"), std::string::npos) << p.error;
   }
 }
 
