@@ -5,7 +5,10 @@
 #include <poll.h>
 
 #include <atomic>
+#include <cstdio>
 #include <limits>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -241,6 +244,85 @@ INSTANTIATE_TEST_SUITE_P(Backends, BadTailTest,
                          ::testing::ValuesIn(AllBackends()),
                          [](const auto& tp) { return tp.param; });
 
+// ---- Logs under a burst of errors ------------------------------------------
+
+using LogLimitTest = GameServerTestBase<std::string>;
+
+// Milliseconds since midnight of a log line's "W HH:MM:SS.mmm" stamp.
+std::optional<int64_t> LineStampMs(const std::string& line) {
+  int h = 0, m = 0, sec = 0, ms = 0;
+  char level = 0;
+  if (std::sscanf(line.c_str(), "%c %d:%d:%d.%d", &level, &h, &m, &sec, &ms) !=
+      5) {
+    return std::nullopt;
+  }
+  return ((int64_t{h} * 60 + m) * 60 + sec) * 1000 + ms;
+}
+
+// docs/PROTOCOL.md "Logs": each protocol error on one line, at most 20 such
+// lines in any one second, and past that one line a second saying how many
+// more of each kind there were. 60 sessions err at once: at most 20 lines
+// in any second, and the lines and the counts of those left out add up to
+// 60.
+TEST_P(LogLimitTest, ABurstOfErrorsIsLoggedTwentyLinesASecondAndCounted) {
+  START_SERVER();
+  constexpr size_t kBad = 60;
+  constexpr size_t kMaxLines = 20;  // a second
+  std::vector<TestClient> clients(kBad);
+  for (TestClient& client : clients) {
+    ASSERT_TRUE(ConnectReady(client, server_.port()));
+  }
+  const auto bad = RawHeader(2, kCEcho);  // size < 4
+  for (TestClient& client : clients) ASSERT_TRUE(client.SendAll(bad));
+  for (TestClient& client : clients) {
+    ASSERT_TRUE(client.WaitForClose(Seconds(10)));
+  }
+  std::vector<int64_t> stamps;
+  uint64_t left_out = 0;
+  const auto deadline = std::chrono::steady_clock::now() + Seconds(10);
+  for (;;) {
+    stamps.clear();
+    left_out = 0;
+    std::istringstream out(server_.Output());
+    for (std::string line; std::getline(out, line);) {
+      if (line.find(": protocol error: ") != std::string::npos) {
+        const auto stamp = LineStampMs(line);
+        ASSERT_TRUE(stamp.has_value()) << line;
+        stamps.push_back(*stamp);
+      }
+      const size_t summary = line.find("suppressed since the last summary: ");
+      if (summary != std::string::npos) {
+        unsigned long long errors = 0;
+        ASSERT_EQ(std::sscanf(line.c_str() + summary,
+                              "suppressed since the last summary: %llu "
+                              "protocol errors",
+                              &errors),
+                  1)
+            << line;
+        left_out += errors;
+      }
+    }
+    if (stamps.size() + left_out >= kBad) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << stamps.size() << " lines and " << left_out << " left out of " << kBad
+        << " protocol errors:\n"
+        << server_.Output();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(stamps.size() + left_out, kBad) << server_.Output();
+  EXPECT_GT(left_out, 0u) << "60 errors at once, all logged";
+  // Any 21 lines span at least a second (stamps are to the millisecond).
+  for (size_t i = 0; i + kMaxLines < stamps.size(); ++i) {
+    EXPECT_GE(stamps[i + kMaxLines] - stamps[i], 999)
+        << "more than 20 lines within a second:\n"
+        << server_.Output();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, LogLimitTest,
+                         ::testing::ValuesIn(AllBackends()),
+                         [](const auto& tp) { return tp.param; });
+
 // ---- Slow receivers ---------------------------------------------------------
 
 class SlowReceiverTest : public GameServerTestBase<std::string> {
@@ -343,6 +425,27 @@ TEST_P(SlowReceiverTest, SlowMemberIsDroppedOthersGetEverything) {
   EXPECT_TRUE(slow.WaitForClose(Seconds(10)))
       << "the slow receiver was not disconnected after " << sent << " chats of "
       << kMessage << " bytes";
+  // By --max-pending's rule, not another (the chunks its output pins, or
+  // output not taken for a while): its log line gives what it held unsent,
+  // at most the 64 KiB given.
+  std::optional<unsigned long long> unsent;
+  const auto logged_by = std::chrono::steady_clock::now() + Seconds(10);
+  while (!unsent && std::chrono::steady_clock::now() < logged_by) {
+    const std::string out = server_.Output();
+    if (const size_t at = out.find(": slow receiver: "); at != out.npos) {
+      unsigned long long bytes = 0;
+      if (std::sscanf(out.c_str() + at, ": slow receiver: %llu bytes unsent",
+                      &bytes) == 1) {
+        unsent = bytes;
+      }
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ASSERT_TRUE(unsent.has_value())
+      << "no 'slow receiver: N bytes unsent' line:\n"
+      << server_.Output();
+  EXPECT_LE(*unsent, 65536u);
 
   // The others go on.
   const auto after = ChatForId(flooder, Bytes("after"));

@@ -276,6 +276,25 @@ TEST_P(GoodbyeAppTest, ClientThatNeverSentATypedPacketGetsNoBye) {
   ExpectNoBye(idle);  // after its idle timeout
 }
 
+// A typed client that closed its sending side first gets its replies, then
+// the server's close, without S_BYE: it closed first. Also after the server
+// saw a whole typed packet and, in the same write, the end of the stream.
+TEST_P(GoodbyeAppTest, ClientThatClosedFirstGetsNoBye) {
+  START_SERVER();
+  for (int round = 0; round < 10; ++round) {
+    SCOPED_TRACE(round);
+    TestClient client;
+    ASSERT_TRUE(ConnectReady(client, server_.port()));
+    if (round % 2 == 0) Ping(client);
+    ASSERT_TRUE(client.SendPacket(kCPing, ProtoVarint(1, 9)));
+    ASSERT_EQ(::shutdown(client.fd(), SHUT_WR), 0);
+    const std::vector<Packet> packets = ReadToEnd(client);
+    ASSERT_EQ(packets.size(), 1u) << "the S_PONG, and nothing after it";
+    EXPECT_EQ(packets[0].id, kSPong);
+    EXPECT_TRUE(client.WaitForClose(Seconds(5)));
+  }
+}
+
 // A slow receiver's output is full: it is closed without S_BYE.
 TEST_P(GoodbyeAppTest, SlowReceiverGetsNoBye) {
   START_SERVER("--max-pending", "65536");

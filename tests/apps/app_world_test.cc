@@ -2,7 +2,8 @@
 // GameServer: entering with the first C_MOVE, a full snapshot first on
 // entering and after each S_JOIN, deltas of what changed (gone entities
 // included) once per tick and nothing when nothing changed, the default
-// tick of 50 ms, the two-tick bound, movers that leave mid-tick, rooms of 1,000
+// tick of 50 ms, --tick-ms and ticks numbered by the wall clock, the
+// two-tick bound, movers that leave mid-tick, rooms of 1,000
 // world members, and snapshots split past 65535 bytes. S_SNAPSHOT is decoded by
 // hand (ParseSnapshot), as a client written from the contract could.
 #include <sys/resource.h>
@@ -204,6 +205,44 @@ TEST_P(WorldTest, DefaultTickIsFiftyMilliseconds) {
       << " to " << longest << " ms";
 }
 
+// --tick-ms sets the period, and a tick is numbered by the wall clock's
+// periods since the Unix epoch (docs/PROTOCOL.md), so a client on the same
+// clock knows which tick a move falls in: the delta that shows it carries
+// that tick's number plus one or two (within two ticks), never a tick yet
+// to come. A server that ignored --tick-ms would number its ticks five
+// times higher (every 50 ms).
+TEST_P(WorldTest, TicksFollowTickMsOnTheWallClock) {
+  constexpr uint64_t kTickMs = 250;
+  START_SERVER("--tick-ms", std::to_string(kTickMs));
+  Player a;
+  ASSERT_TRUE(a.Enter(server_.port(), 2201, 22));
+  const auto wall_tick = [] {
+    const auto since_epoch =
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch());
+    return static_cast<uint64_t>(since_epoch.count()) / kTickMs;
+  };
+  for (uint32_t seq = 1; seq <= 6; ++seq) {
+    const uint64_t sent = wall_tick();
+    ASSERT_TRUE(a.Move(0, static_cast<float>(seq), seq));
+    std::optional<Snapshot> shown;
+    while (!shown) {
+      auto snapshot = a.NextSnapshot();
+      ASSERT_TRUE(snapshot.has_value()) << "seq " << seq << " never shown";
+      if (a.Sees(a.id, seq)) shown = std::move(snapshot);
+    }
+    const uint64_t received = wall_tick();
+    SCOPED_TRACE("seq " + std::to_string(seq) + ": sent in wall tick " +
+                 std::to_string(sent) + ", shown in tick " +
+                 std::to_string(shown->tick) + ", received in wall tick " +
+                 std::to_string(received));
+    EXPECT_GE(shown->tick, sent);
+    EXPECT_LE(shown->tick, sent + 2) << "not within two ticks";
+    // One tick of slack: a timer may fire a hair before its boundary.
+    EXPECT_LE(shown->tick, received + 1) << "a tick from the future";
+  }
+}
+
 TEST_P(WorldTest, DeltasCarryOnlyChangesAndQuietTicksSendNothing) {
   START_SERVER("--tick-ms", "20");
   Player a, b;
@@ -328,6 +367,42 @@ TEST_P(WorldTest, GoneOnDisconnectEvenForAMoverLeavingMidTick) {
   EXPECT_EQ(full->entities[0].last_seq, 1u) << "b keeps its position";
   auto b_gone = [&](const Player& p) { return p.seen.count(b.id) == 0; };
   ASSERT_TRUE(a.ReadUntil(b_gone));
+}
+
+// A world member that arrives by C_JOIN, without moving, is in the room's
+// next delta for those already there (one entity per member that "moved or
+// entered the room"), with the position and seq it had; its own first
+// snapshot there is full and lists them.
+TEST_P(WorldTest, AMemberArrivingByJoinIsInTheOthersNextDelta) {
+  START_SERVER("--tick-ms", "20");
+  Player a, b;
+  ASSERT_TRUE(a.Enter(server_.port(), 9001, 90));
+  ASSERT_TRUE(b.Enter(server_.port(), 9101, 91));
+  ASSERT_TRUE(a.Move(1, 2, 1));
+  ASSERT_TRUE(b.Move(3, 4, 5));
+  ASSERT_TRUE(a.ReadUntil([&](const Player& me) { return me.Sees(a.id, 1); }));
+  ASSERT_TRUE(b.ReadUntil([&](const Player& me) { return me.Sees(b.id, 5); }));
+  EXPECT_FALSE(a.seen.contains(b.id));
+
+  ASSERT_TRUE(b.client.SendPacket(kCJoin, U32(90)));
+  ASSERT_TRUE(a.ReadUntil([&](const Player& me) { return me.Sees(b.id, 5); },
+                          Seconds(5)))
+      << "b entered room 90 and its members never saw it";
+  EXPECT_FLOAT_EQ(a.seen.at(b.id).x, 3);
+  EXPECT_FLOAT_EQ(a.seen.at(b.id).y, 4);
+  EXPECT_FALSE(a.last_full) << "a learned of b by a delta";
+
+  for (;;) {  // b: room 91's last snapshots, maybe, then S_JOIN
+    auto packet = b.client.ReadPacket(Seconds(10));
+    ASSERT_TRUE(packet.has_value());
+    if (packet->id == kSJoin) break;
+    ASSERT_EQ(packet->id, kSSnapshot);
+  }
+  b.room = 90;
+  auto full = b.NextSnapshot();
+  ASSERT_TRUE(full.has_value());
+  EXPECT_TRUE(full->full);
+  EXPECT_TRUE(b.Sees(a.id, 1) && b.Sees(b.id, 5));
 }
 
 // After each S_JOIN of a world member, its first snapshot of the new room is
