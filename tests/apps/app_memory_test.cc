@@ -51,6 +51,10 @@ TEST_P(MemoryAppTest, PastNinetyPercentNewConnectionsWait) {
     std::this_thread::sleep_for(milliseconds(50 * kSlowdown));
   }
   ASSERT_TRUE(waiting) << "23 sessions holding 64 KiB on a 1 MiB budget";
+  // Past 90%, not before: 14 sessions holding 64 KiB are 87.5% of the
+  // budget; with the send chunks the workers hold, the pause may come a
+  // session or two earlier, never at half of it.
+  EXPECT_GE(clients.size(), 12u);
   EXPECT_LE(clients.size(), 18u);
   EXPECT_TRUE(Answers(clients.front(), Seconds(5)));  // the others go on
   // The next stats line (every 0.2 s) says so, however late it comes.

@@ -245,6 +245,35 @@ TEST_P(AppProtocolTest, JoinReplyPrecedesChatsOfTheNewRoom) {
                           << " of " << kRounds << " joins";
 }
 
+// Answers come in the order of their requests, whichever part of the server
+// answers: S_JOIN and the sender's own S_CHAT come from the room's job, on
+// whatever thread runs it; S_PONG and S_ECHO from the session's worker. Sent
+// in one write, round after round, with two workers.
+TEST_P(AppProtocolTest, AnswersKeepTheOrderOfTheirRequests) {
+  START_SERVER("--threads", "2");
+  constexpr int kRounds = 2000 / kSlowdown;
+  TestClient client;
+  ASSERT_TRUE(ConnectReady(client, server_.port()));
+  for (int round = 0; round < kRounds && !HasFailure(); ++round) {
+    const uint32_t room = 60 + static_cast<uint32_t>(round % 2);
+    std::vector<std::byte> write = EncodePacket(kCJoin, U32(room));
+    Append(write, EncodePacket(kCPing, ProtoVarint(1, 1)));
+    Append(write, EncodePacket(kCChat, Bytes("mine")));
+    Append(write, EncodePacket(kCEcho, Bytes("echo")));
+    Append(write, EncodePacket(kCPing, ProtoVarint(1, 2)));
+    ASSERT_TRUE(client.SendAll(write));
+    std::vector<uint16_t> ids;
+    for (int i = 0; i < 5; ++i) {
+      auto p = client.ReadPacket(Seconds(10));
+      ASSERT_TRUE(p.has_value()) << "round " << round << ", answer " << i;
+      ids.push_back(p->id);
+    }
+    EXPECT_EQ(ids,
+              (std::vector<uint16_t>{kSJoin, kSPong, kSChat, kSEcho, kSPong}))
+        << "round " << round;
+  }
+}
+
 // ---- Chat -----------------------------------------------------------------
 
 TEST_P(AppProtocolTest, ChatReachesEveryoneInTheRoomAndNoOneElse) {

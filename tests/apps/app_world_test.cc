@@ -118,10 +118,15 @@ struct Player {
 
 TEST_P(WorldTest, FirstMoveEntersWithAFullSnapshotAndOthersSeeTheDelta) {
   START_SERVER();
-  Player a, b, watcher;
+  Player a, b, watcher, pinger;
   ASSERT_TRUE(a.Enter(server_.port(), 1001, 10));
   ASSERT_TRUE(b.Enter(server_.port(), 1002, 10));
   ASSERT_TRUE(watcher.Enter(server_.port(), 1003, 10));
+  // Speaks typed packets (C_PING) but never moves: not in the world either.
+  ASSERT_TRUE(pinger.Enter(server_.port(), 1004, 10));
+  ASSERT_TRUE(pinger.client.SendPacket(kCPing, ProtoVarint(1, 1)));
+  auto pong = pinger.client.ReadPacket(Seconds(10));
+  ASSERT_TRUE(pong && pong->id == kSPong);
 
   ASSERT_TRUE(a.Move(1.5F, -2.25F, 1));
   auto first = a.NextSnapshot();
@@ -150,8 +155,10 @@ TEST_P(WorldTest, FirstMoveEntersWithAFullSnapshotAndOthersSeeTheDelta) {
   // Only what changed: a moves, b does not.
   ASSERT_TRUE(a.Move(3, 4, 2));
   ASSERT_TRUE(b.ReadUntil([&](const Player& p) { return p.Sees(a.id, 2); }));
-  // A client that never sent C_MOVE sees no packet of id 1000 or more.
+  // A client that never sent C_MOVE sees no packet of id 1000 or more, nor
+  // a snapshot when it pinged.
   ExpectNothingPending(watcher.client, "not in the world");
+  ExpectNothingPending(pinger.client, "pinged, not in the world");
 }
 
 // Without --tick-ms a room ticks every 50 ms (docs/PROTOCOL.md "Command

@@ -382,9 +382,12 @@ INSTANTIATE_TEST_SUITE_P(
               "chat-wrong-room"),
         Fault("ChatOtherSenderId", WorldFault::kChatOtherSenderId, kChatInRooms,
               "chat-sender-id"),
-        // A gap is a loss, not a reorder.
+        // A gap is a loss, not a reorder; a duplicate is out of order, and
+        // loses nothing.
         Fault("ChatDropped", WorldFault::kChatDropped, kChatInRooms, "lost",
-              "out-of-order")),
+              "out-of-order"),
+        Fault("ChatTwice", WorldFault::kChatTwice, kChatInRooms, "out-of-order",
+              "lost")),
     [](const auto& tp) { return tp.param.name; });
 
 // A server that is not there: DummyClient reports it and exits non-zero.

@@ -198,6 +198,10 @@ void FakeGameServer::World::Chat(FakeConn& c,
                Once(WorldFault::kChatDropped)) {
       // As a cluster node does while its broker is away: the later ones
       // come, this one never does.
+    } else if (to->room == c.room && to != &c && Once(WorldFault::kChatTwice)) {
+      // Never from GameServer (exactly once), nor from a cluster.
+      SendRaw(*to, 6, out);
+      SendRaw(*to, 6, out);
     } else if (to->room == c.room) {
       SendRaw(*to, 6, out);
     } else if (!leaked && Once(WorldFault::kChatOtherRoom)) {

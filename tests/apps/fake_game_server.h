@@ -41,6 +41,7 @@ enum class WorldFault {
   kChatOtherRoom,       // the first S_CHAT also to a session of another room
   kChatOtherSenderId,   // one S_CHAT to another member with another sender id
   kChatDropped,         // one S_CHAT left out for another member
+  kChatTwice,           // one S_CHAT sent twice to another member
 };
 
 struct FakeGameOptions {

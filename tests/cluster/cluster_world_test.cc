@@ -92,8 +92,10 @@ TEST_F(ClusterTest, SnapshotsListRemoteMembers) {
   ASSERT_NO_FATAL_FAILURE(JoinTogether(a, b, kRoom));
   const uint64_t a_id = IdOf(a);
   const uint64_t b_id = IdOf(b);
-  ASSERT_EQ(a_id >> 48, 1u);
-  ASSERT_EQ(b_id >> 48, 2u);
+  // (node_id << 48) | n, n counting from 1 on each node: a and b are their
+  // nodes' first sessions.
+  ASSERT_EQ(a_id, (uint64_t{1} << 48) | 1);
+  ASSERT_EQ(b_id, (uint64_t{2} << 48) | 1);
   ASSERT_TRUE(Move(a, 1, 2, 1));
   ASSERT_TRUE(Move(b, 3, 4, 1));
   // Deltas: each sees the other's move.
