@@ -118,6 +118,29 @@ TEST_P(LivenessAppTest, HalfSentPacketIsClosed) {
   EXPECT_TRUE(SummarySays(server_, "half-sent 2,")) << server_.Output();
 }
 
+// The defaults (docs/PROTOCOL.md): --packet-timeout 10 and --idle-timeout
+// 60. A half-sent packet is cut between 10 s and a few seconds after, with
+// the idle timeout far off; a session that sent one whole packet stays all
+// that time.
+TEST_P(LivenessAppTest, DefaultPacketTimeoutIsTenSecondsAndIdleLonger) {
+  START_SERVER();
+  TestClient half;
+  TestClient whole;
+  ASSERT_TRUE(ConnectReady(whole, server_.port()));
+  ASSERT_TRUE(ConnectReady(half, server_.port()));
+  const auto start = Clock::now();
+  ASSERT_TRUE(half.SendAll(RawHeader(100, kCEcho)));
+  EXPECT_TRUE(half.IsQuiet(milliseconds(9500)))
+      << "a half-sent packet cut before 10 s";
+  EXPECT_TRUE(half.WaitForClose(Seconds(6)))
+      << "a half-sent packet not cut within 15 s";
+  EXPECT_GE(Clock::now() - start, milliseconds(9500));
+  // 10 s without a packet: well within the default idle timeout.
+  ASSERT_TRUE(whole.SendPacket(kCEcho, Bytes("still here")));
+  auto echo = whole.ReadPacket(Seconds(5));
+  EXPECT_TRUE(echo && echo->id == kSEcho);
+}
+
 // The timeouts take fractions of a second (docs/PROTOCOL.md), and only 0
 // means never. Guards a bug: GameServer truncated the seconds to whole
 // milliseconds, so --idle-timeout 0.0004 became 0, never, and a silent

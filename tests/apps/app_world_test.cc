@@ -325,6 +325,30 @@ TEST_P(WorldTest, MovesReachEveryMemberWithinTwoTicks) {
   }
 }
 
+// A member that moves and leaves by C_JOIN within one tick is, for those it
+// left, only gone: never shown at its last position first (docs/PROTOCOL.md:
+// a member that moved and then left within one tick appears only as gone).
+// One-second ticks: the two packets, in one write, fall in one tick.
+TEST_P(WorldTest, AMoverLeavingByJoinWithinATickIsOnlyGone) {
+  START_SERVER("--tick-ms", "1000");
+  Player a, c;
+  ASSERT_TRUE(a.Enter(server_.port(), 4501, 45));
+  ASSERT_TRUE(c.Enter(server_.port(), 4502, 45));
+  ASSERT_TRUE(a.Move(1, 1, 1));
+  ASSERT_TRUE(c.Move(3, 3, 1));
+  ASSERT_TRUE(a.ReadUntil(
+      [&](const Player& p) { return p.Sees(a.id, 1) && p.Sees(c.id, 1); }));
+  std::vector<std::byte> write = EncodePacket(kCMove, MovePayload(9, 9, 2));
+  Append(write, EncodePacket(kCJoin, U32(46)));
+  ASSERT_TRUE(c.client.SendAll(write));
+  bool shown_moved = false;
+  ASSERT_TRUE(a.ReadUntil([&](const Player& p) {
+    shown_moved = shown_moved || p.Sees(c.id, 2);
+    return !p.seen.contains(c.id);
+  })) << "c never gone for a";
+  EXPECT_FALSE(shown_moved) << "c's last move shown before it was gone";
+}
+
 TEST_P(WorldTest, GoneOnDisconnectEvenForAMoverLeavingMidTick) {
   START_SERVER("--tick-ms", "200");
   Player a, b, c;

@@ -6,9 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -98,11 +101,45 @@ std::string RunClean(const GameServer& server, const std::string& mode,
   return summary;
 }
 
+// The number after "KEY": in a summary's JSON; nullopt when absent.
+std::optional<double> JsonNumber(const std::string& json,
+                                 const std::string& key) {
+  const size_t at = json.find("\"" + key + "\": ");
+  if (at == std::string::npos) return std::nullopt;
+  return std::strtod(json.c_str() + at + key.size() + 4, nullptr);
+}
+
+// The run lasts --duration (docs/PROTOCOL.md "DummyClient": it runs for
+// --duration seconds, then prints a summary), and the summary's figures
+// hold together: every echo counted both ways, latency quantiles in order.
 TEST_P(DummyClientTest, EchoAgainstGameServerExitsZero) {
   START_SERVER();
-  RunClean(
+  const auto start = std::chrono::steady_clock::now();
+  const std::string json = RunClean(
       server_, "echo",
-      {"--sessions", "4", "--mode", "echo", "--depth", "4", "--duration", "1"});
+      {"--sessions", "4", "--mode", "echo", "--depth", "4", "--duration", "2"});
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  ASSERT_FALSE(json.empty());
+  const auto seconds = JsonNumber(json, "seconds");
+  ASSERT_TRUE(seconds.has_value()) << json;
+  EXPECT_GE(*seconds, 1.9) << json;
+  EXPECT_LE(*seconds, 2.5) << json;
+  EXPECT_GE(took, 2.0);
+  const auto sent = JsonNumber(json, "packets_sent");
+  const auto received = JsonNumber(json, "packets_received");
+  ASSERT_TRUE(sent && received) << json;
+  EXPECT_GT(*sent, 0);
+  EXPECT_EQ(*sent, *received) << "closed loop: every echo answered";
+  std::vector<double> quantiles;
+  for (const char* key : {"p50", "p99", "p999", "max"}) {
+    const auto q = JsonNumber(json, key);
+    ASSERT_TRUE(q.has_value()) << key << " in " << json;
+    quantiles.push_back(*q);
+  }
+  EXPECT_GT(quantiles[0], 0) << json;
+  EXPECT_TRUE(std::is_sorted(quantiles.begin(), quantiles.end())) << json;
 }
 
 TEST_P(DummyClientTest, ChatAgainstGameServerExitsZero) {
