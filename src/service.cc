@@ -144,6 +144,7 @@ NetStats Service::GetStats() const {
   }
   stats.send_buffers = SendBufferManager::Instance().GetStats();
   stats.memory_used = impl.budget_.Used();
+  stats.memory_receive = impl.budget_.recv_bytes();
   stats.memory_budget = impl.budget_.max_bytes();
   stats.accept_paused = impl.budget_.accept_paused();
   stats.budget_accept_pauses = impl.budget_.accept_pauses();

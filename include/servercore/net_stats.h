@@ -35,6 +35,8 @@ struct NetStats {
 
   // ServiceOptions::max_memory: bytes counted against it now, and overload.
   uint64_t memory_used = 0;
+  uint64_t memory_receive = 0;  // of memory_used: receive tails (messages
+                                // begun and not yet whole)
   uint64_t memory_budget = 0;
   bool accept_paused = false;         // past 90% of the budget, not below 80%
   uint64_t budget_accept_pauses = 0;  // times accepting paused for it

@@ -179,9 +179,9 @@ TEST_F(ClusterTest, RemoteMembersSeeAMoveInTheTickItsMoverDoes) {
     EXPECT_LE(remote->tick, own->tick + 1) << "move " << seq;
     if (remote->tick == own->tick) ++same;
   }
-  // Under a sanitizer on a loaded machine the broker hop can outlast the
-  // snapshot's delay (10 ms) now and then.
-  EXPECT_GE(same, kSlowdown > 1 ? 1 : kMoves - 2);
+  // The broker hop (three wake-ups) can outlast the snapshot's delay
+  // (10 ms) now and then on a loaded machine, often under a sanitizer.
+  EXPECT_GE(same, kSlowdown > 1 ? 1 : kMoves - 3);
 }
 
 TEST_F(ClusterTest, KilledNodesMembersGoWithinSeconds) {

@@ -109,6 +109,14 @@ TEST_P(ClientServiceTest, SessionsExchangePacketsWithAnEchoServer) {
       EXPECT_EQ(made[i]->received(), per_session) << "session " << i;
       EXPECT_EQ(made[i]->error(), "") << "session " << i;
     }
+    // The counters are added after the packets are handed to the sessions
+    // (a read's whole batch at once): wait for them too.
+    const uint64_t total = kSessions * per_session;
+    EXPECT_TRUE(WaitFor([&] {
+      const NetStats stats = client.GetStats();
+      return stats.packets_in >= total && stats.packets_out >= total &&
+             server->GetStats().packets_in >= total;
+    }));
     const NetStats client_stats = client.GetStats();
     EXPECT_EQ(client_stats.sessions_connected, kSessions);
     EXPECT_EQ(client_stats.sessions_accepted, 0u);

@@ -228,7 +228,13 @@ TEST_P(JobQueueServiceTest, StopRunsJobsHandedOffBeforeIt) {
     for (int q = 0; q < kQueues; ++q) {
       for (int j = 0; j < kJobsPerQueue; ++j) {
         queues[static_cast<size_t>(q)]->DoAsync([&, q, j] {
-          std::this_thread::sleep_for(std::chrono::microseconds(100));
+          // Some work, but no sleep: a sleeping job pays a wake-up, and a
+          // thousand of them on a loaded machine could outlast the stop's
+          // one-second drain.
+          const auto until =
+              std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+          while (std::chrono::steady_clock::now() < until) {
+          }
           ran.fetch_add(1);
           // The last job pushes more work, to an idle queue: handed off too.
           if (j == kJobsPerQueue - 1) {

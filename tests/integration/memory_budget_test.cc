@@ -141,36 +141,30 @@ TEST_P(MemoryBudgetTest, MessagesBegunAtOnceStayWithinTheBudget) {
     ASSERT_TRUE(clients[i].Connect(server->port()));
     ASSERT_TRUE(Echoes(clients[i], i)) << "session " << i;
   }
-  // All accepted, none holding anything (what is in use is the workers'
-  // send chunks); now all but the first begin.
-  const NetStats before = server->GetStats();
-  const size_t base = before.memory_used;
+  // All accepted, none holding anything; now all but the first begin.
+  ASSERT_EQ(server->GetStats().memory_receive, 0u);
   const uint16_t header[2] = {static_cast<uint16_t>(kRecv), 1};
   for (size_t i = 1; i < clients.size(); ++i) {
     ASSERT_TRUE(clients[i].SendAll(std::as_bytes(std::span(header))));
   }
-  // Every header read, and each begun message either held or its session
-  // closed. (Without the first condition a session yet to read its header,
-  // which the budget would cut, counted as one holding its tail: the
-  // workers' send chunks made up the memory.)
+  // Each begun message is held (its tail counted) or its session cut:
+  // both are counted at once, when the worker makes or refuses the tail.
+  // (Waiting on open sessions instead let one yet to read its header, which
+  // the budget would cut, pass for one holding its tail.)
   auto settled = [&] {
     const NetStats stats = server->GetStats();
-    return stats.bytes_in >= before.bytes_in + kSessions * sizeof(header) &&
-           server->SessionCount() - 1 + stats.budget_kicks == kSessions &&
-           stats.memory_used >= (server->SessionCount() - 1) * kRecv;
+    return stats.memory_receive / kRecv + stats.budget_kicks == kSessions &&
+           server->SessionCount() - 1 + stats.budget_kicks == kSessions;
   };
-  ASSERT_TRUE(WaitFor(settled)) << server->SessionCount() << " open, "
-                                << server->GetStats().budget_kicks << " cut";
-  // A read is counted just before its tail is made or refused: look again
-  // once that moment has passed.
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_TRUE(WaitFor(settled));
+  ASSERT_TRUE(WaitFor(settled))
+      << server->SessionCount() << " open, "
+      << server->GetStats().memory_receive / kRecv << " tails, "
+      << server->GetStats().budget_kicks << " cut";
   const NetStats stats = server->GetStats();
   // The tails alone stay within the budget; unsent output would be shed
   // by the Sends, never by a reader's tail.
-  // (A send chunk a worker took meanwhile may add to the rest: 64 KiB.)
-  EXPECT_LE(stats.memory_used - base, kMiB + 64 * 1024)
-      << "tails past the budget";
+  EXPECT_LE(stats.memory_receive, kMiB) << "tails past the budget";
+  EXPECT_GE(stats.memory_used, stats.memory_receive);
   EXPECT_GE(stats.budget_kicks, kSessions - kMiB / kRecv);
   EXPECT_EQ(stats.closed(DisconnectReason::kSlowReceiver), stats.budget_kicks);
   // Those still open finish their messages; the first goes on echoing.

@@ -219,7 +219,9 @@ TEST_F(JobQueueTest, TimeSliceHandsABusyQueueToTheGlobalQueue) {
   // executor that never gives up would reach (it spins for ever).
   EXPECT_LT(held, std::chrono::seconds(2))
       << "the slice did not end the executor";
-  EXPECT_GT(spins.load(), 1u);
+  // At least the first; more unless this thread was preempted for the
+  // whole slice in it.
+  EXPECT_GE(spins.load(), 1u);
   EXPECT_EQ(spinner->PendingJobs(), 1u);
   EXPECT_GE(internal::GlobalJobQueue::Instance().size(), 1u);
 
