@@ -284,7 +284,9 @@ INSTANTIATE_TEST_SUITE_P(
     Faults, DummyClientFaultTest,
     ::testing::Values(FaultCase{Fault::kDrop, "dropped reply", "lost"},
                       FaultCase{Fault::kCorrupt, "corrupted byte", "corrupt"},
-                      FaultCase{Fault::kReorder, "reorder", "out-of-order"}),
+                      FaultCase{Fault::kReorder, "reorder", "out-of-order"},
+                      FaultCase{Fault::kUnknownId, "packet of an unknown id",
+                                "unexpected"}),
     [](const auto& tp) {
       switch (tp.param.fault) {
         case Fault::kDrop:
@@ -293,6 +295,8 @@ INSTANTIATE_TEST_SUITE_P(
           return std::string("CorruptedByte");
         case Fault::kReorder:
           return std::string("ReorderedReplies");
+        case Fault::kUnknownId:
+          return std::string("UnknownId");
         default:
           return std::string("None");
       }

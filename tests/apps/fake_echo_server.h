@@ -1,8 +1,9 @@
 // FakeEchoServer: a tiny echo server on plain sockets and one thread, for
 // checking that DummyClient notices a server that breaks docs/PROTOCOL.md. It
 // answers C_ECHO with S_ECHO and can spoil the third answer to a load packet
-// (any echo but DummyClient's 4-byte "ping"): drop it, corrupt one byte, or
-// swap it with the fourth. Connections are served one after another.
+// (any echo but DummyClient's 4-byte "ping"): drop it, corrupt one byte,
+// swap it with the fourth, or send it under an id no server sends (999).
+// Connections are served one after another.
 //
 // Thread safety: Distinct objects: Safe. Shared objects: port() and
 // faults() from any thread.
@@ -15,7 +16,7 @@
 
 namespace servercore::test {
 
-enum class Fault { kNone, kDrop, kCorrupt, kReorder };
+enum class Fault { kNone, kDrop, kCorrupt, kReorder, kUnknownId };
 
 class FakeEchoServer {
  public:
