@@ -124,7 +124,8 @@ void StatsPrinter::Print() {
   std::printf(
       "[stats] sessions %llu rooms %llu | in %.0f pkt/s out %.0f pkt/s "
       "%.2f MB/s | writes %.0f/s %.1f iov/write | chunks %llu in use %llu "
-      "pooled %.1f MiB pinned | memory %.1f/%.0f MiB%s budget-kicks %llu | "
+      "pooled %.1f MiB pinned | memory %.1f/%.0f MiB (receive %.1f)%s "
+      "budget-kicks %llu | "
       "kicks %llu protocol-errors %llu timeouts %llu\n",
       static_cast<unsigned long long>(stats.sessions_open),
       static_cast<unsigned long long>(rooms_.RoomCount()),
@@ -139,6 +140,7 @@ void StatsPrinter::Print() {
       static_cast<double>(stats.send_buffers.bytes_pinned) / (1 << 20),
       static_cast<double>(stats.memory_used) / (1 << 20),
       static_cast<double>(stats.memory_budget) / (1 << 20),
+      static_cast<double>(stats.memory_receive) / (1 << 20),
       stats.accept_paused ? " OVERLOAD (not accepting)" : "",
       static_cast<unsigned long long>(stats.budget_kicks),
       static_cast<unsigned long long>(
