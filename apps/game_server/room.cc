@@ -83,6 +83,14 @@ void Room::Leave(uint64_t session_id, uint32_t serial,
   pending_[pending].leaving = true;
   pending_[pending].next = std::move(next);
   pending_[pending].next_serial = next_serial;
+  // Kept back by a sync: it need not wait now (AnnounceOrDefer).
+  auto deferred =
+      std::find(deferred_announces_.begin(), deferred_announces_.end(),
+                std::make_pair(session_id, serial));
+  if (deferred != deferred_announces_.end()) {
+    deferred_announces_.erase(deferred);
+    Announce(pending);
+  }
 }
 
 void Room::Confirm(uint64_t session_id, uint32_t serial) {

@@ -75,8 +75,14 @@ void Room::Refresh() {
   PublishState(/*want_reply=*/false);
 }
 
+// A sync keeps back the S_JOIN of a stay that goes on: its full snapshot
+// must list the other nodes' members. A stay already told to leave has no
+// full snapshot here and is announced at once, so that its next room hears
+// from this one now: the room may lose its last holder meanwhile, and its
+// sync, cancelled with it, would never end (its count of the other nodes'
+// sessions is the link's presence, not the sync's).
 void Room::AnnounceOrDefer(size_t pending_index) {
-  if (!syncing_) {
+  if (!syncing_ || pending_[pending_index].leaving) {
     Announce(pending_index);
     return;
   }

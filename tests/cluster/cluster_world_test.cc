@@ -381,6 +381,43 @@ TEST_F(ClusterTest, MalformedPresenceLeavesNodesRunning) {
   }
 }
 
+// A room new on this node first waits (up to 200 ms) for the state of the
+// nodes whose presence lists it, and keeps its joiners' S_JOIN back
+// meanwhile. A session that passes through such a room, joining on before
+// that wait ends, leaves it with no holder: its S_JOIN there, and every
+// S_JOIN and answer after, still come. (Node 9 lists the rooms and never
+// answers, so the wait runs its full length.)
+TEST_F(ClusterTest, AJoinThroughARoomStillWaitingForTheOthersIsAnswered) {
+  constexpr uint32_t kWaiting = 500;
+  constexpr uint32_t kNext = 501;
+  constexpr uint32_t kProbe = 502;
+  const std::string presence =
+      Presence(9, 1, {{kWaiting, 1}, {kNext, 1}, {kProbe, 1}});
+  ASSERT_TRUE(PublishRaw(nats_.port(), {{"sc.node.9", presence}}));
+  TestClient probe = Connect(0);
+  ASSERT_TRUE(JoinUntilCount(probe, kProbe, 2, Seconds(5)).has_value())
+      << "node 1 never heard node 9's presence";
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    // Node 9 stays listed (its presence expires after 3 s unheard).
+    ASSERT_TRUE(PublishRaw(nats_.port(), {{"sc.node.9", presence}}));
+    TestClient a = Connect(0);
+    std::vector<std::byte> write = EncodePacket(kCJoin, U32(kWaiting));
+    Append(write, EncodePacket(kCJoin, U32(kNext)));
+    Append(write, EncodePacket(kCEcho, Bytes("after")));
+    ASSERT_TRUE(a.SendAll(write));
+    std::vector<uint32_t> joined;
+    std::optional<Packet> packet;
+    while ((packet = a.ReadPacket(Seconds(3))).has_value()) {
+      if (packet->id == kSJoin) joined.push_back(ReadU32(packet->payload, 0));
+      if (packet->id == kSEcho) break;
+    }
+    ASSERT_TRUE(packet.has_value()) << "no S_ECHO; S_JOINs so far: "
+                                    << joined.size();
+    EXPECT_EQ(joined, (std::vector<uint32_t>{kWaiting, kNext}));
+  }
+}
+
 // A kDelta from `node` (cluster_wire.h): [kind 2][node u16], then entities
 // [id u64][x f32][y f32][seq u32][gone u8].
 struct WireEntity {
