@@ -210,6 +210,12 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // A start that fails past here: the link's thread, which reads the rooms
+  // for its presence, ends before they go (as on a normal stop).
+  auto fail = [&cluster] {
+    if (cluster != nullptr) cluster->Stop();
+    return 1;
+  };
   const auto max_packet = static_cast<size_t>(config.max_packet);
   servercore::ServerService server(
       servercore::ServiceOptions{
@@ -227,13 +233,13 @@ int main(int argc, char** argv) {
   if (std::error_code error = server.Start()) {
     std::fprintf(stderr, "GameServer: cannot start: %s\n",
                  error.message().c_str());
-    return 1;
+    return fail();
   }
   if (std::error_code error =
           server.Listen(config.host, static_cast<uint16_t>(config.port))) {
     std::fprintf(stderr, "GameServer: cannot listen on %s:%d: %s\n",
                  config.host.c_str(), config.port, error.message().c_str());
-    return 1;
+    return fail();
   }
   std::printf("listening on %s:%u\n", config.host.c_str(),
               unsigned{server.port()});

@@ -1,11 +1,13 @@
 // docs/PROTOCOL.md "Cluster", the command line: --cluster and --node-id go
 // together, the node id is 1..65535, and --help lists both.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
 
 #include "tests/apps/app_test_util.h"
+#include "tests/support/test_client.h"
 
 namespace servercore::test {
 namespace {
@@ -49,6 +51,25 @@ TEST(ClusterCommandLineTest, BadClusterFlagsExitTwo) {
     EXPECT_EQ(run.status, "exit 2") << run.output;
     EXPECT_EQ(run.output.find("listening on"), std::string::npos);
   }
+}
+
+// A node that cannot listen exits 1 ("cannot listen on ..."), at once,
+// although its link to the broker had started (a node starts whether or
+// not NATS is up) and must be stopped first.
+TEST(ClusterCommandLineTest, ANodeThatCannotListenExitsOne) {
+  uint16_t taken = 0;
+  const int listener = ListenOnLoopback(&taken);
+  ASSERT_GE(listener, 0);
+  const std::string url =
+      "nats://127.0.0.1:" + std::to_string(UnusedLoopbackPort());
+  const Result run =
+      RunGameServer({"--cluster", url, "--node-id", "1", "--host", "127.0.0.1",
+                     "--port", std::to_string(taken)});
+  close(listener);
+  EXPECT_EQ(run.status, "exit 1") << run.output;
+  EXPECT_NE(run.output.find("cannot listen on"), std::string::npos)
+      << run.output;
+  EXPECT_EQ(run.output.find("Sanitizer"), std::string::npos) << run.output;
 }
 
 }  // namespace
