@@ -70,13 +70,6 @@ struct ClusterLink::Callbacks {
     if (connection != link->current_.load(std::memory_order_acquire)) return;
     link->connected_.store(false, std::memory_order_release);
   }
-  static void Error(natsConnection*, natsSubscription*, natsStatus status,
-                    void* closure) {
-    if (status == NATS_SLOW_CONSUMER) {
-      static_cast<ClusterLink*>(closure)->dropped_in_.fetch_add(
-          1, std::memory_order_relaxed);
-    }
-  }
 };
 
 namespace {
@@ -131,9 +124,6 @@ std::string ClusterLink::Start(CountsFn counts) {
   if (s == NATS_OK) {
     s = natsOptions_SetDisconnectedCB(opts, &Callbacks::Disconnected, this);
   }
-  if (s == NATS_OK) {
-    s = natsOptions_SetErrorHandler(opts, &Callbacks::Error, this);
-  }
   if (s != NATS_OK) {
     if (opts != nullptr) natsOptions_Destroy(opts);
     return std::string("NATS options: ") + natsStatus_GetText(s);
@@ -182,10 +172,9 @@ void ClusterLink::ReopenIfClosed() {
   if (now < next_reopen_) return;
   next_reopen_ = now + kReopenWait;
   connected_.store(false, std::memory_order_release);
-  for (auto& [room, sub] : subscriptions_) natsSubscription_Destroy(sub);
+  for (auto& [room, sub] : subscriptions_) Destroy(sub);
   subscriptions_.clear();
-  if (presence_sub_ != nullptr) natsSubscription_Destroy(presence_sub_);
-  presence_sub_ = nullptr;
+  Destroy(presence_sub_);
   current_.store(nullptr, std::memory_order_release);
   if (connection_ != nullptr) natsConnection_Destroy(connection_);
   connection_ = nullptr;
@@ -241,10 +230,9 @@ void ClusterLink::Stop() {
     }
     natsConnection_Close(connection_);
   }
-  for (auto& [room, sub] : subscriptions_) natsSubscription_Destroy(sub);
+  for (auto& [room, sub] : subscriptions_) Destroy(sub);
   subscriptions_.clear();
-  if (presence_sub_ != nullptr) natsSubscription_Destroy(presence_sub_);
-  presence_sub_ = nullptr;
+  Destroy(presence_sub_);
   if (connection_ != nullptr) {
     natsConnection_Destroy(connection_);
     connection_ = nullptr;
@@ -345,6 +333,7 @@ void ClusterLink::Run() {
       // nodes count this one's sessions out at once rather than at expiry.
       PublishPresence(/*force=*/true);
       natsConnection_FlushTimeout(connection_, 500);
+      CountDroppedIn();
       return;
     }
     if (resync) {
@@ -362,7 +351,35 @@ void ClusterLink::Run() {
       PublishPresence(/*force=*/false);
     }
     ExpireNodes();
+    CountDroppedIn();
   }
+}
+
+void ClusterLink::Destroy(natsSubscription*& sub, bool unsubscribe) {
+  if (sub == nullptr) return;
+  CountDroppedIn(sub);
+  dropped_seen_.erase(sub);
+  if (unsubscribe) natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  sub = nullptr;
+}
+
+void ClusterLink::CountDroppedIn(natsSubscription* sub) {
+  int64_t dropped = 0;
+  // (cnats answers no once the connection is closed: the few dropped
+  // since the last look are not counted.)
+  if (natsSubscription_GetDropped(sub, &dropped) != NATS_OK) return;
+  int64_t& seen = dropped_seen_[sub];
+  if (dropped > seen) {
+    dropped_in_.fetch_add(static_cast<uint64_t>(dropped - seen),
+                          std::memory_order_relaxed);
+    seen = dropped;
+  }
+}
+
+void ClusterLink::CountDroppedIn() {
+  for (const auto& [room, sub] : subscriptions_) CountDroppedIn(sub);
+  if (presence_sub_ != nullptr) CountDroppedIn(presence_sub_);
 }
 
 void ClusterLink::Drain(std::deque<Outgoing>& batch) {
@@ -398,8 +415,7 @@ void ClusterLink::Drain(std::deque<Outgoing>& batch) {
       case Outgoing::Op::kUnsubscribe: {
         auto it = subscriptions_.find(item.room);
         if (it == subscriptions_.end()) break;
-        natsSubscription_Unsubscribe(it->second);
-        natsSubscription_Destroy(it->second);
+        Destroy(it->second, /*unsubscribe=*/true);
         subscriptions_.erase(it);
         break;
       }

@@ -62,7 +62,7 @@ struct ClusterStats {
   uint64_t msgs_in = 0;
   uint64_t msgs_out = 0;
   uint64_t dropped = 0;     // not published (queue full, broker down, error)
-  uint64_t dropped_in = 0;  // dropped by cnats as a slow consumer
+  uint64_t dropped_in = 0;  // deliveries cnats dropped (a slow consumer)
   uint64_t reconnects = 0;
   uint64_t nodes = 0;           // other nodes alive
   uint64_t remote_members = 0;  // their sessions, all rooms
@@ -131,6 +131,15 @@ class ClusterLink {
   void ReopenIfClosed();
   void Run();
   void Drain(std::deque<Outgoing>& batch);
+  // thread_ (or Stop, after it): destroys a subscription (unsubscribed
+  // first if asked), its drops counted.
+  void Destroy(__natsSubscription*& sub, bool unsubscribe = false);
+  // thread_: adds the deliveries cnats dropped since the last look, for one
+  // subscription or all, to dropped_in_ (cnats calls its error handler once
+  // when a subscription becomes a slow consumer, then drops in silence
+  // until it catches up).
+  void CountDroppedIn(__natsSubscription* sub);
+  void CountDroppedIn();
   void PublishPresence(bool force);
   void ExpireNodes();
   void Resync();
@@ -184,6 +193,7 @@ class ClusterLink {
   std::chrono::steady_clock::time_point next_reopen_;
   uint64_t reopens_ = 0;  // since the connection was last up
   std::unordered_map<uint32_t, __natsSubscription*> subscriptions_;
+  std::unordered_map<__natsSubscription*, int64_t> dropped_seen_;
   std::vector<std::pair<uint32_t, uint32_t>> published_table_;
   std::chrono::steady_clock::time_point last_presence_;
 
