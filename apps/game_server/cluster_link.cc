@@ -448,11 +448,30 @@ void ClusterLink::PublishPresence(bool force) {
   }
   const std::string subject =
       std::string(kNodePrefix) + std::to_string(options_.node_id);
-  if (natsConnection_Publish(connection_, subject.c_str(), message.data(),
-                             static_cast<int>(message.size())) == NATS_OK) {
+  const natsStatus status =
+      natsConnection_Publish(connection_, subject.c_str(), message.data(),
+                             static_cast<int>(message.size()));
+  if (status == NATS_OK) {
     msgs_out_.fetch_add(1, std::memory_order_relaxed);
     published_table_ = std::move(table);
+    return;
   }
+  // Tried again every period; said every kSameIdLogPeriod while it fails.
+  // Too many rooms for one message (about 131,000 at the broker's default
+  // max_payload of 1 MiB) is the one cause that does not pass by itself.
+  if (presence_failure_logged_ != Clock::time_point{} &&
+      now - presence_failure_logged_ < kSameIdLogPeriod) {
+    return;
+  }
+  presence_failure_logged_ = now;
+  std::fprintf(
+      stderr,
+      "cluster: presence of %zu rooms (%zu bytes; the broker takes "
+      "at most %lld) not published: %s; the other nodes count this "
+      "node's sessions out once it expires\n",
+      table.size(), message.size(),
+      static_cast<long long>(natsConnection_GetMaxPayload(connection_)),
+      natsStatus_GetText(status));
 }
 
 }  // namespace game

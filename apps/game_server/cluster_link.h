@@ -196,6 +196,7 @@ class ClusterLink {
   std::unordered_map<__natsSubscription*, int64_t> dropped_seen_;
   std::vector<std::pair<uint32_t, uint32_t>> published_table_;
   std::chrono::steady_clock::time_point last_presence_;
+  std::chrono::steady_clock::time_point presence_failure_logged_;
 
   std::atomic<bool> running_{false};
   std::atomic<bool> connected_{false};
