@@ -44,6 +44,9 @@ void ClusterLink::HandleRoom(uint32_t room_id, const char* data, size_t size) {
               servercore::kMaxPacketLimit) {
         return;
       }
+      // Only the node's own sessions' chats (as with its entities): a
+      // broken node does not speak for another's sessions, or this one's.
+      if (cluster::NodeOf(cluster::Read<uint64_t>(body)) != node) return;
       // Built once here; the room queues this one buffer to every member.
       servercore::SendBufferRef packet = servercore::MakePacket(
           kSChat, std::as_bytes(std::span(body, body_size)));

@@ -412,8 +412,8 @@ TEST_F(ClusterTest, AJoinThroughARoomStillWaitingForTheOthersIsAnswered) {
       if (packet->id == kSJoin) joined.push_back(ReadU32(packet->payload, 0));
       if (packet->id == kSEcho) break;
     }
-    ASSERT_TRUE(packet.has_value()) << "no S_ECHO; S_JOINs so far: "
-                                    << joined.size();
+    ASSERT_TRUE(packet.has_value())
+        << "no S_ECHO; S_JOINs so far: " << joined.size();
     EXPECT_EQ(joined, (std::vector<uint32_t>{kWaiting, kNext}));
   }
 }
@@ -470,6 +470,37 @@ TEST_F(ClusterTest, RemotePositionsOutsideTheWorldAreIgnored) {
   ASSERT_TRUE(seen.has_value());
   EXPECT_EQ(seen->Find(nan), nullptr);
   EXPECT_EQ(seen->Find(far), nullptr);
+}
+
+// A chat from the broker carries its sender's session id; a node speaks
+// only for its own sessions: a chat with node 9 in its header and a sender
+// of node 1 (or of node 2) reaches nobody, node 9's own does.
+TEST_F(ClusterTest, ChatsOfAnotherNodesSessionsAreIgnored) {
+  constexpr uint32_t kRoom = 96;
+  TestClient a = Connect(0);
+  ASSERT_TRUE(Join(a, kRoom).has_value());
+  ASSERT_TRUE(WaitFor([&] { return RoomSubscribers(kRoom) == 1; }, Seconds(5)));
+  auto chat = [](uint16_t node, uint64_t sender, std::string_view text) {
+    std::string out(1, '\x01');
+    out.append(reinterpret_cast<const char*>(&node), sizeof(node));
+    out.append(reinterpret_cast<const char*>(&sender), sizeof(sender));
+    out.append(text);
+    return out;
+  };
+  const std::string subject = "sc.room." + std::to_string(kRoom);
+  const uint64_t own = (uint64_t{9} << 48) | 1;
+  ASSERT_TRUE(PublishRaw(
+      nats_.port(), {{subject, chat(9, (uint64_t{1} << 48) | 1, "forged 1")},
+                     {subject, chat(9, (uint64_t{2} << 48) | 1, "forged 2")},
+                     {subject, chat(9, own, "own")}}));
+  auto first = ReadUntil(a, kSChat, Seconds(5));
+  ASSERT_TRUE(first.has_value());
+  ASSERT_GE(first->payload.size(), 8u);
+  EXPECT_EQ(ReadU64(first->payload, 0), own);
+  EXPECT_EQ(
+      std::string(reinterpret_cast<const char*>(first->payload.data()) + 8,
+                  first->payload.size() - 8),
+      "own");
 }
 
 // Messages between nodes that were dropped (a full outgoing queue, a slow
