@@ -262,8 +262,9 @@ class Room final : public servercore::JobQueue {
   // Other nodes' world members of this room, by session id.
   std::unordered_map<uint64_t, RemoteMember> remote_;
   // StartSync: the nodes yet to send their state, and the announces kept
-  // back meanwhile (session id, serial).
-  bool syncing_ = false;
+  // back meanwhile (session id, serial). Syncing from the start on a
+  // cluster, until StartSync finds nobody to wait for or the wait ends.
+  bool syncing_ = options_.cluster != nullptr;
   std::vector<uint16_t> sync_waiting_;
   std::vector<std::pair<uint64_t, uint32_t>> deferred_announces_;
   servercore::TimerId sync_timer_ = 0;

@@ -24,15 +24,17 @@ namespace {
 constexpr std::chrono::milliseconds kSyncTimeout{200};
 }  // namespace
 
+// A room on a cluster is made syncing (room.h): a joiner on another worker
+// may reach it before this first job, and waits too.
 void Room::StartSync() {
   if (options_.cluster == nullptr) return;
   sync_waiting_ = options_.cluster->NodesIn(id_);
   if (!sync_waiting_.empty()) {
-    syncing_ = true;
     sync_timer_ = DoTimer(kSyncTimeout, &Room::EndSync);
   }
   PublishState(/*want_reply=*/true);
   refresh_timer_ = DoTimerEvery(options_.state_refresh, [this] { Refresh(); });
+  if (sync_waiting_.empty()) EndSync();  // nobody to wait for
 }
 
 void Room::Refresh() {
@@ -212,7 +214,7 @@ void Room::RemoteWorld(std::string message) {
   }
   for (uint64_t id : stale) EraseRemote(id);
   if (want_reply) PublishState(/*want_reply=*/false);
-  if (syncing_) {
+  if (syncing_ && !sync_waiting_.empty()) {  // (empty: before StartSync)
     std::erase(sync_waiting_, node);
     if (sync_waiting_.empty()) EndSync();
   }
