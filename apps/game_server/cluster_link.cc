@@ -279,6 +279,18 @@ void ClusterLink::Publish(uint32_t room, std::string message) {
   queue_cv_.notify_one();
 }
 
+std::shared_ptr<Room> ClusterLink::PublishFor(uint32_t room, const Room* from,
+                                              std::string message) {
+  servercore::MutexLock lock(mu_);  // (then queue_mu_, in Publish)
+  auto it = rooms_.find(room);
+  if (it != rooms_.end()) {
+    std::shared_ptr<Room> current = it->second.lock();
+    if (current != nullptr && current.get() != from) return current;
+  }
+  Publish(room, std::move(message));
+  return nullptr;
+}
+
 void ClusterLink::AddRoom(uint32_t room, std::weak_ptr<Room> handle) {
   {
     servercore::MutexLock lock(mu_);

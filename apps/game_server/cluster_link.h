@@ -90,6 +90,13 @@ class ClusterLink {
 
   // Queues `message` for room `room`'s subject, or drops and counts it.
   void Publish(uint32_t room, std::string message);
+  // Publish, for a message of what `from` holds (its members, its leaves),
+  // unless another Room object has taken the id here since `from` was
+  // released: then that one, not published (its own messages speak for this
+  // node now, and a late one of `from`'s would undo them at the others).
+  // Atomic with AddRoom: a newer room's messages are queued after.
+  std::shared_ptr<Room> PublishFor(uint32_t room, const Room* from,
+                                   std::string message);
   // A room exists here / is gone: subscribe / unsubscribe (in call order),
   // and route what arrives for it. RemoveRoom ignores a room that is not
   // the one registered.

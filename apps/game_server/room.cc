@@ -304,12 +304,24 @@ void Room::Gone(const Member& member) {
   // Told to the other nodes at once, not at the next tick: the last
   // member's leave drops the room here, and its timer with it. Its moves
   // still noted are not published after this (it is no longer current).
-  if (options_.cluster != nullptr) {
-    std::string message = cluster::Begin(
-        cluster::Kind::kDelta, options_.node_id, cluster::kEntitySize);
-    cluster::AppendEntity(message, {.id = member.id, .gone = true});
-    options_.cluster->Publish(id_, std::move(message));
+  PublishGone(member.id);
+}
+
+void Room::PublishGone(uint64_t session_id) {
+  if (options_.cluster == nullptr) return;
+  std::string message = cluster::Begin(cluster::Kind::kDelta, options_.node_id,
+                                       cluster::kEntitySize);
+  cluster::AppendEntity(message, {.id = session_id, .gone = true});
+  if (auto newer =
+          options_.cluster->PublishFor(id_, this, std::move(message))) {
+    // This room was released, its last jobs late, and a newer one holds
+    // the id here: the session may be its member already; it knows.
+    newer->DoAsync(&Room::GoneFromOlder, session_id);
   }
+}
+
+void Room::GoneFromOlder(uint64_t session_id) {
+  if (!HasCurrent(session_id)) PublishGone(session_id);
 }
 
 void Room::Note(Member& member) {

@@ -188,6 +188,9 @@ class Room final : public servercore::JobQueue {
   void EndSync();
   void Entered(Member& member);
   void Gone(const Member& member);
+  // The other nodes told that the session left the room here.
+  void PublishGone(uint64_t session_id);
+  void GoneFromOlder(uint64_t session_id);
   void Note(Member& member);
   void WantFull(Member& member);
   void SendFulls();

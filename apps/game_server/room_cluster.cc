@@ -123,7 +123,7 @@ void Room::PublishLocalDelta() {
                                     .seq = e.position.seq,
                                     .gone = e.gone});
   }
-  options_.cluster->Publish(id_, std::move(message));
+  (void)options_.cluster->PublishFor(id_, this, std::move(message));
 }
 
 void Room::PublishState(bool want_reply) {
@@ -143,7 +143,7 @@ void Room::PublishState(bool want_reply) {
   for (const Pending& pending : pending_) {
     if (!pending.leaving) add(pending.member);
   }
-  options_.cluster->Publish(id_, std::move(message));
+  (void)options_.cluster->PublishFor(id_, this, std::move(message));
 }
 
 void Room::RemoteChat(SendBufferRef packet) { Broadcast(packet); }
