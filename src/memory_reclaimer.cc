@@ -22,8 +22,15 @@ bool MemoryReclaimer::MaybeReclaim(Clock::time_point now) {
                                          std::memory_order_relaxed)) {
     return false;  // another worker took this period
   }
-  const size_t chunks_freed = SendBufferManager::Instance().TrimIdle();
-  if (chunks_freed == 0 &&
+  SendBufferManager& buffers = SendBufferManager::Instance();
+  const size_t chunks_freed = buffers.TrimIdle();
+  // Output that was pinned and is no more: large packets' own buffers go
+  // straight back to malloc, not through the pool, so a few sessions that
+  // queued megabytes of them leave them in malloc's arenas.
+  const uint64_t high = buffers.TakePinnedHighWater();
+  const uint64_t pinned = buffers.PinnedBytes();
+  const bool output_fell = high > pinned && high - pinned >= kFallToTrim;
+  if (chunks_freed == 0 && !output_fell &&
       closed_.load(std::memory_order_relaxed) < kClosedSessionsToTrim) {
     return false;
   }

@@ -5,8 +5,9 @@
 // is the C library's heap: sessions, their queues and the chunks freed by
 // the pool go back to malloc's arenas, which keep the pages. So, at most
 // once a second process-wide, a worker calls MaybeReclaim, which trims the
-// chunk pool and, when that freed chunks or enough sessions have closed
-// since the last time, calls malloc_trim(0) (glibc returns every whole free
+// chunk pool and, when that freed chunks, enough sessions have closed
+// since the last time, or the output pinned fell by 4 MiB from its peak
+// since then, calls malloc_trim(0) (glibc returns every whole free
 // page of every arena, not only the top of the heap). The trim costs the
 // worker that runs it about a millisecond per few tens of MiB freed, once,
 // after a crowd has left; in a steady state it does not run.
@@ -27,6 +28,9 @@ class MemoryReclaimer {
   static constexpr auto kPeriod = std::chrono::seconds(1);
   // Sessions closed since the last trim that make malloc_trim worth it.
   static constexpr uint64_t kClosedSessionsToTrim = 32;
+  // A fall of pinned send-buffer memory, from its highest since the last
+  // look, that makes malloc_trim worth it.
+  static constexpr uint64_t kFallToTrim = 4 << 20;
 
   static MemoryReclaimer& Instance();
 

@@ -72,7 +72,7 @@ SendBufferRef SendBufferManager::OpenDedicated(uint32_t alloc_size) {
   chunk->ReleaseRef();  // only the buffer holds a dedicated chunk
   dedicated_created_.fetch_add(1, std::memory_order_relaxed);
   dedicated_live_.fetch_add(1, std::memory_order_relaxed);
-  pinned_bytes_.fetch_add(size, std::memory_order_relaxed);
+  NotePinned(size);
   t_slot.open_buffer = buffer.get();
   return buffer;
 }
@@ -108,9 +108,23 @@ SendBufferChunk* SendBufferManager::TakeChunk() {
                                     /*dedicated=*/false);
     chunks_created_.fetch_add(1, std::memory_order_relaxed);
   }
-  pinned_bytes_.fetch_add(chunk->AllocationSize(), std::memory_order_relaxed);
+  NotePinned(chunk->AllocationSize());
   chunk->Reset();
   return chunk;
+}
+
+// Once per chunk taken or large buffer made, not per message.
+void SendBufferManager::NotePinned(uint64_t size) noexcept {
+  const uint64_t now =
+      pinned_bytes_.fetch_add(size, std::memory_order_relaxed) + size;
+  uint64_t high = pinned_high_.load(std::memory_order_relaxed);
+  while (now > high && !pinned_high_.compare_exchange_weak(
+                           high, now, std::memory_order_relaxed)) {
+  }
+}
+
+uint64_t SendBufferManager::TakePinnedHighWater() noexcept {
+  return pinned_high_.exchange(PinnedBytes(), std::memory_order_relaxed);
 }
 
 void SendBufferManager::Reclaim(SendBufferChunk* chunk) noexcept {

@@ -102,6 +102,10 @@ class SendBufferManager {
   uint64_t PinnedBytes() const noexcept {
     return pinned_bytes_.load(std::memory_order_relaxed);
   }
+  // The most bytes pinned at once since the previous call (or start), and
+  // starts the next such period from what is pinned now: how far demand has
+  // fallen, for MemoryReclaimer.
+  uint64_t TakePinnedHighWater() noexcept;
 
  private:
   friend class SendBuffer;
@@ -118,6 +122,8 @@ class SendBufferManager {
   SendBufferChunk* TakeChunk();
   SendBufferRef OpenDedicated(uint32_t alloc_size);
   void FreeChunk(SendBufferChunk* chunk) noexcept;
+  // pinned_bytes_ grew by `size`: raises pinned_high_ to it.
+  void NotePinned(uint64_t size) noexcept;
 
   std::atomic<uint32_t> chunk_size_{kDefaultChunkSize};
   mutable Mutex mu_;
@@ -132,6 +138,7 @@ class SendBufferManager {
   std::atomic<uint64_t> chunks_freed_{0};
   std::atomic<uint64_t> chunks_pooled_{0};
   std::atomic<uint64_t> pinned_bytes_{0};
+  std::atomic<uint64_t> pinned_high_{0};  // since TakePinnedHighWater
   std::atomic<uint64_t> dedicated_created_{0};
   std::atomic<uint64_t> dedicated_live_{0};
 };

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "memory_reclaimer.h"
+#include "servercore/packet_writer.h"
 #include "service_test_util.h"
 #include "tests/support/test_client.h"
 
@@ -98,6 +99,73 @@ TEST_P(MemoryReturnTest, ResidentMemoryReturnsAfterACrowdLeaves) {
               static_cast<double>(after) / kMiB, seconds);
   EXPECT_TRUE(back) << "RSS " << after / kMiB << " MiB, before "
                     << before / kMiB << " MiB";
+  server->Stop();
+}
+
+// On any packet, queues kBurst packets of 60,000 bytes to its own client,
+// each larger than a chunk, so in a buffer of its own.
+class FloodSession : public PacketSession {
+ public:
+  static constexpr size_t kBurst = 64;
+  using PacketSession::PacketSession;
+
+ protected:
+  void OnRecvPacket(uint16_t, std::span<const std::byte>) override {
+    static const std::vector<std::byte> payload(60000, std::byte{0x5a});
+    for (size_t i = 0; i < kBurst; ++i) Send(MakePacket(9, payload));
+  }
+};
+
+// A few sessions (fewer than a crowd) that queued megabytes of large
+// packets and never read them: the buffers go straight back to malloc when
+// the sessions close, and from there to the kernel. Before the fix this
+// kept about 40 MiB (20 such sessions, found by an outside probe).
+TEST_P(MemoryReturnTest,
+       ResidentMemoryReturnsAfterAFewNonReadersOfLargePackets) {
+  if (kSanitized) GTEST_SKIP() << "RSS is meaningless under a sanitizer";
+  constexpr size_t kSessions = 8;
+  ServiceOptions options = Options();
+  options.max_pending_bytes = 64 * kMiB;
+  SERVERCORE_START_SERVER(
+      server, [] { return std::make_shared<FloodSession>(4096); }, options);
+  {
+    TestClient warm;
+    ASSERT_TRUE(warm.Connect(server->port()));
+    ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == 1; }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == 0; }));
+  internal::MemoryReclaimer::Instance().Reclaim();
+  const size_t before = ResidentBytes();
+  {
+    std::vector<TestClient> clients(kSessions);
+    for (TestClient& client : clients) {
+      client.SetReceiveBuffer(4096);
+      ASSERT_TRUE(client.Connect(server->port()));
+      ASSERT_TRUE(client.SendPacket(1, {}));
+    }
+    // Most of it queued (the kernel's socket buffers take the rest).
+    ASSERT_TRUE(WaitFor([&] {
+      return server->GetStats().send_buffers.bytes_pinned >=
+             kSessions * 2 * kMiB;
+    })) << server->GetStats().send_buffers.bytes_pinned;
+    const size_t peak = ResidentBytes();
+    std::printf("[ memory ] RSS before %.1f MiB, peak %.1f MiB\n",
+                static_cast<double>(before) / kMiB,
+                static_cast<double>(peak) / kMiB);
+    EXPECT_GT(peak, before + 12 * kMiB);
+  }
+  ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == 0; }));
+  const auto start = std::chrono::steady_clock::now();
+  size_t after = ResidentBytes();
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(10) &&
+         after > before + 8 * kMiB) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    after = ResidentBytes();
+  }
+  std::printf("[ memory ] after they left: %.1f MiB\n",
+              static_cast<double>(after) / kMiB);
+  EXPECT_LE(after, before + 8 * kMiB)
+      << "RSS " << after / kMiB << " MiB, before " << before / kMiB << " MiB";
   server->Stop();
 }
 
