@@ -3,6 +3,7 @@
 #include "apps/dummy_client/report.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -23,7 +24,11 @@ Summary Clean() {
 }
 
 std::string JsonOf(const Summary& s) {
-  const std::string path = testing::TempDir() + "report_test.json";
+  // One file per test process: ctest runs these tests in parallel.
+  const std::string path =
+      testing::TempDir() + "report_test_" +
+      testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+      std::to_string(getpid()) + ".json";
   EXPECT_TRUE(WriteJson(s, path));
   std::ifstream in(path);
   std::string text((std::istreambuf_iterator<char>(in)),
