@@ -39,6 +39,19 @@ class SwallowSession : public PacketSession {
 
 constexpr size_t kMiB = size_t{1} << 20;
 
+// One session come and gone (threads, arenas, first slabs), what it left
+// given back; then *resident is where the test starts from.
+void WarmUp(ServerService& server, size_t* resident) {
+  {
+    TestClient warm;
+    ASSERT_TRUE(warm.Connect(server.port()));
+    ASSERT_TRUE(WaitFor([&] { return server.SessionCount() == 1; }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return server.SessionCount() == 0; }));
+  internal::MemoryReclaimer::Instance().Reclaim();
+  *resident = ResidentBytes();
+}
+
 TEST_P(MemoryReturnTest, ResidentMemoryReturnsAfterACrowdLeaves) {
   if (kSanitized) GTEST_SKIP() << "RSS is meaningless under a sanitizer";
   constexpr size_t kSessions = 2000;
@@ -48,15 +61,8 @@ TEST_P(MemoryReturnTest, ResidentMemoryReturnsAfterACrowdLeaves) {
   SERVERCORE_START_SERVER(
       server, [] { return std::make_shared<SwallowSession>(kPacket); },
       options);
-  // Warm up (threads, arenas, first slabs), then note where we are.
-  {
-    TestClient warm;
-    ASSERT_TRUE(warm.Connect(server->port()));
-    ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == 1; }));
-  }
-  ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == 0; }));
-  internal::MemoryReclaimer::Instance().Reclaim();
-  const size_t before = ResidentBytes();
+  size_t before = 0;
+  ASSERT_NO_FATAL_FAILURE(WarmUp(*server, &before));
 
   {
     // Each sends all of a packet but its last byte: the session keeps the
@@ -128,14 +134,8 @@ TEST_P(MemoryReturnTest,
   options.max_pending_bytes = 64 * kMiB;
   SERVERCORE_START_SERVER(
       server, [] { return std::make_shared<FloodSession>(4096); }, options);
-  {
-    TestClient warm;
-    ASSERT_TRUE(warm.Connect(server->port()));
-    ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == 1; }));
-  }
-  ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == 0; }));
-  internal::MemoryReclaimer::Instance().Reclaim();
-  const size_t before = ResidentBytes();
+  size_t before = 0;
+  ASSERT_NO_FATAL_FAILURE(WarmUp(*server, &before));
   {
     std::vector<TestClient> clients(kSessions);
     for (TestClient& client : clients) {
