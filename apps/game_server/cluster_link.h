@@ -204,6 +204,8 @@ class ClusterLink {
   std::vector<std::pair<uint32_t, uint32_t>> published_table_;
   std::chrono::steady_clock::time_point last_presence_;
   std::chrono::steady_clock::time_point presence_failure_logged_;
+  static constexpr std::chrono::milliseconds kDroppedCountPeriod{250};
+  std::chrono::steady_clock::time_point dropped_counted_;
 
   std::atomic<bool> running_{false};
   std::atomic<bool> connected_{false};
