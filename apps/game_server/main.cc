@@ -6,7 +6,8 @@
 //                   [--max-pending 4194304] [--max-memory 1073741824]
 //                   [--max-sessions 100000]
 //                   [--stats-interval 5] [--tick-ms 50] [--idle-timeout 60]
-//                   [--packet-timeout 10] [--naive-snapshots]
+//                   [--packet-timeout 10] [--send-stall-timeout 0]
+//                   [--naive-snapshots]
 //                   [--cluster nats://HOST:PORT --node-id N]
 //                   [--node-expiry 3]
 //
@@ -15,6 +16,9 @@
 //   GameServer --max-packet=65535 --max-pending=1048576 --max-sessions=20000
 //   GameServer --max-memory 268435456  # 256 MiB for the sessions' buffers
 //   GameServer --idle-timeout 0 --packet-timeout 2.5  # never idle-kick
+//   GameServer --send-stall-timeout 30  # kick a client that stopped
+//                                 # reading for 30 s, even under
+//                                 # --max-pending
 //   GameServer --tick-ms 100      # rooms tick at 10 Hz
 //   GameServer --naive-snapshots  # benchmarks only: encode per receiver
 //   GameServer --cluster nats://127.0.0.1:4222 --node-id 1  # a node of a
@@ -65,8 +69,9 @@ struct Config {
   uint64_t max_memory = uint64_t{1} << 30;
   uint64_t max_sessions = 100'000;
   double stats_interval = 5;
-  double idle_timeout = 60;    // seconds, 0 = never
-  double packet_timeout = 10;  // seconds, 0 = never
+  double idle_timeout = 60;       // seconds, 0 = never
+  double packet_timeout = 10;     // seconds, 0 = never
+  double send_stall_timeout = 0;  // seconds, 0 = never
   int tick_ms = 50;
   bool naive_snapshots = false;
   std::string cluster;  // nats://HOST:PORT, empty when standalone
@@ -128,6 +133,11 @@ std::optional<int> ParseConfig(int argc, char** argv, Config* config) {
   app.add_option("--packet-timeout", config->packet_timeout,
                  "seconds a begun packet may take to complete, 0 for never "
                  "(10)")
+      ->transform(game::InRange(0.0, 1e6));
+  app.add_option("--send-stall-timeout", config->send_stall_timeout,
+                 "seconds a client may leave output unread (its socket "
+                 "taking none) before it is kicked as a slow receiver, even "
+                 "under --max-pending; 0 for never (0)")
       ->transform(game::InRange(0.0, 1e6));
   app.add_option("--tick-ms", config->tick_ms,
                  "milliseconds between a room's ticks (50, i.e. 20 Hz)")
@@ -224,6 +234,7 @@ int main(int argc, char** argv) {
           .max_sessions = config.max_sessions,
           .max_pending_bytes = config.max_pending,
           .recv_buffer_size = std::max<size_t>(16 * 1024, 2 * max_packet),
+          .send_stall_timeout = Millis(config.send_stall_timeout),
           .idle_timeout = Millis(config.idle_timeout),
           .packet_timeout = Millis(config.packet_timeout),
           .max_memory = config.max_memory},

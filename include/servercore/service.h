@@ -41,7 +41,9 @@ struct ServiceOptions {
   Backend backend = Backend::kAuto;
   // Open sessions at most; connections past it are closed at once.
   size_t max_sessions = 100'000;
-  // A session whose unsent output would pass this is a slow receiver.
+  // A session whose unsent output would pass this is a slow receiver; so is
+  // one whose queued buffers, each charged its whole chunk when chunks are
+  // scattered, keep more than this (at least 2 MiB) of chunks alive.
   size_t max_pending_bytes = 4 * 1024 * 1024;
   // The most bytes of an unfinished message a session may hold between
   // reads (a PacketSession: at least its largest packet). Reads land in a
@@ -49,12 +51,13 @@ struct ServiceOptions {
   // from a ring the worker provides); a session keeps memory of its own
   // only for a message split across reads, and gives it back once quiet.
   size_t recv_buffer_size = 16 * 1024;
-  // A session whose socket has taken no byte of pending output for this long
-  // is a slow receiver too (checked about once a second). This bounds how
-  // long a peer that stops reading can keep send-buffer chunks pinned, which
-  // max_pending_bytes alone does not: a few small queued buffers can each
-  // hold a whole chunk.
-  std::chrono::milliseconds send_stall_timeout{15'000};
+  // 0 = never (the default). Otherwise a session whose socket has taken no
+  // byte of pending output for this long is a slow receiver too, even under
+  // max_pending_bytes: a time limit on a peer that stopped reading but still
+  // talks. Memory does not need it (max_pending_bytes bounds the chunks a
+  // session keeps alive, max_memory the whole); it is for servers that
+  // would rather not keep such peers.
+  std::chrono::milliseconds send_stall_timeout{0};
   // Liveness (0 = never). A session whose OnRecv consumes nothing for
   // idle_timeout (for a PacketSession: no whole packet arrives) is closed
   // with kIdleTimeout. A session holding received bytes it has not consumed

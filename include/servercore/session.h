@@ -25,7 +25,7 @@
 // ServiceOptions::max_pending_bytes, Send refuses the buffer and disconnects
 // the session with DisconnectReason::kSlowReceiver. So it does when the chunk
 // memory those buffers keep alive would pass the larger of max_pending_bytes
-// and 2 MiB: a queued buffer whose chunk is not among the last 16 distinct
+// and 2 MiB: a queued buffer whose chunk is not among the last 8 distinct
 // chunks queued is charged that chunk's whole size, so a peer cannot pin many
 // chunks with a few small buffers.
 //

@@ -41,10 +41,13 @@ IoWorker* CurrentWorker() noexcept { return t_current_worker; }
 namespace {
 
 // A few sweeps per shortest timeout, so a session is closed within about a
-// quarter of its timeout late; at most one a second, at least 10 ms apart.
+// quarter of its timeout late; at least 10 ms apart, and once a second when
+// no timeout is shorter (or none is set: a session whose peer's stream ended
+// still gets SocketState::kOwedRepliesTime).
 std::chrono::milliseconds SweepPeriod(const ServiceOptions& options) {
-  std::chrono::milliseconds shortest = options.send_stall_timeout;
-  for (const auto timeout : {options.idle_timeout, options.packet_timeout}) {
+  std::chrono::milliseconds shortest = std::chrono::seconds(4);
+  for (const auto timeout : {options.idle_timeout, options.packet_timeout,
+                             options.send_stall_timeout}) {
     if (timeout.count() > 0) shortest = std::min(shortest, timeout);
   }
   return std::clamp(shortest / 4, std::chrono::milliseconds(10),

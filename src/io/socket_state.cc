@@ -438,7 +438,8 @@ std::optional<DisconnectReason> SocketState::Overdue(
       now - partial_since_ > options.packet_timeout) {
     return DisconnectReason::kPacketTimeout;
   }
-  if (write_in_flight_ && now - write_since_ > options.send_stall_timeout) {
+  if (options.send_stall_timeout > milliseconds::zero() && write_in_flight_ &&
+      now - write_since_ > options.send_stall_timeout) {
     return DisconnectReason::kSlowReceiver;
   }
   return std::nullopt;

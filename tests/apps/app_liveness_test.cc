@@ -130,8 +130,12 @@ TEST_P(LivenessAppTest, DefaultPacketTimeoutIsTenSecondsAndIdleLonger) {
   ASSERT_TRUE(ConnectReady(half, server_.port()));
   const auto start = Clock::now();
   ASSERT_TRUE(half.SendAll(RawHeader(100, kCEcho)));
+  // (Once seen cut early, in one run of many: what both sides saw is said.)
   EXPECT_TRUE(half.IsQuiet(milliseconds(9500)))
-      << "a half-sent packet cut before 10 s";
+      << "a half-sent packet cut before 10 s, at "
+      << std::chrono::duration_cast<milliseconds>(Clock::now() - start).count()
+      << " ms; the server said:\n"
+      << server_.Output();
   EXPECT_TRUE(half.WaitForClose(Seconds(6)))
       << "a half-sent packet not cut within 15 s";
   EXPECT_GE(Clock::now() - start, milliseconds(9500));
@@ -152,6 +156,39 @@ TEST_P(LivenessAppTest, TimeoutUnderAMillisecondIsNotNever) {
   ASSERT_TRUE(silent.Connect(server_.port()));
   EXPECT_TRUE(silent.WaitForClose(Seconds(5)))
       << "a 0.4 ms idle timeout never closed a silent session";
+}
+
+// --send-stall-timeout (ours; off by default, since docs/PROTOCOL.md cuts a
+// client that stopped reading only at --max-pending): a client that keeps
+// pinging but has read nothing of what waits for it for the timeout is cut
+// as a slow receiver, under --max-pending, and logged as such.
+TEST_P(LivenessAppTest, SendStallTimeoutCutsAClientThatStoppedReading) {
+  START_SERVER("--send-stall-timeout", "1", "--max-pending", "67108864");
+  TestClient client;
+  client.SetReceiveBuffer(4096);
+  ASSERT_TRUE(ConnectReady(client, server_.port()));
+  // 8 MB of echoes, never read: far under --max-pending, more than the
+  // sockets take (the server's send buffer grows to a few megabytes).
+  const std::vector<std::byte> payload(4000, std::byte{7});
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(client.SendPacket(kCEcho, payload));
+  }
+  const auto start = Clock::now();
+  // Talking all along: neither idle nor half-sent.
+  bool cut = false;
+  while (!cut && Clock::now() - start < Seconds(8)) {
+    std::this_thread::sleep_for(milliseconds(200));
+    cut = !client.SendPacket(kCPing, ProtoVarint(1, 1)) ||
+          server_.Output().find("send stall timeout") != std::string::npos;
+  }
+  EXPECT_TRUE(cut) << server_.Output();
+  EXPECT_GE(Clock::now() - start, milliseconds(900));
+  EXPECT_TRUE(server_.process().WaitForOutput(
+      "no output taken within the send stall timeout; disconnecting",
+      Seconds(5)))
+      << server_.Output();
+  ASSERT_TRUE(server_.Stop(SIGTERM, Seconds(10)).has_value());
+  EXPECT_TRUE(SummarySays(server_, "slow 1,")) << server_.Output();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, LivenessAppTest,

@@ -1,11 +1,13 @@
 // A peer that stops reading is cut off after ServiceOptions::
-// send_stall_timeout even while its backlog is under max_pending_bytes: the
-// guard against a few small queued buffers pinning whole chunks for ever
+// send_stall_timeout, when one is set, even while its backlog is under
+// max_pending_bytes; by default it is not. Either way a few small queued
+// buffers cannot pin whole chunks for ever: each is charged its chunk
 // (adversarial review of the send path, finding B2).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
+#include <thread>
 #include <vector>
 
 #include "send_buffer_chunk.h"
@@ -123,6 +125,35 @@ TEST_P(StallTest, SlowButSteadyReaderIsNotDisconnected) {
     ASSERT_TRUE(bytes.has_value()) << "cut off after " << total << " bytes";
     total += bytes->size();
   }
+  EXPECT_EQ(registry.disconnected.load(), 0);
+  session.reset();
+}
+
+// The default is never: a peer that stops reading while under
+// max_pending_bytes keeps its session, for as long as it likes, and loses
+// nothing when it reads again (docs/PROTOCOL.md names no other limit).
+TEST_P(StallTest, PeerThatStopsReadingStaysWhenThereIsNoTimeout) {
+  Registry registry;
+  const ServiceOptions options =
+      StallOptions(Options(), ServiceOptions{}.send_stall_timeout);
+  ASSERT_EQ(options.send_stall_timeout, std::chrono::milliseconds(0));
+  SERVERCORE_START_SERVER(
+      server, [&] { return std::make_shared<RecordingSession>(registry); },
+      options);
+  TestClient client;
+  SessionRef session = ConnectSmallWindow(client, server->port(), registry);
+  ASSERT_NE(session, nullptr);
+  // As in the first test: far more than the socket buffers take.
+  const std::vector<std::byte> payload(4000);
+  constexpr int kPackets = 2000;
+  for (int i = 0; i < kPackets; ++i) session->Send(MakePacket(2, payload));
+  SendBufferManager::Instance().ReleaseThreadChunk();
+  // Two sweeps (once a second with no timeout set) and more.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(registry.disconnected.load(), 0);
+  EXPECT_TRUE(session->IsConnected());
+  auto bytes = client.ReadExactly(kPackets * (payload.size() + 4));
+  ASSERT_TRUE(bytes.has_value()) << "a write stalled for 2.5 s was cut";
   EXPECT_EQ(registry.disconnected.load(), 0);
   session.reset();
 }

@@ -14,7 +14,7 @@ constexpr size_t kFloodPayload = 3000;
 constexpr double kNonReaders = 20;
 constexpr int kNonReaderRcvBuf = 4096;
 // A non-reader stops reading for 5-10 s, then reads to the end: the server
-// must have cut it by then (--max-pending, or its stalled-write timeout),
+// must have cut it by then (at --max-pending, which the flood passes),
 // but only reading shows that: the server's FIN waits behind the unread
 // bytes.
 constexpr int64_t kNonReaderLifeMs[2] = {5000, 10000};
