@@ -17,8 +17,6 @@
 namespace servercore::test {
 namespace {
 
-class StallTest : public BackendTest {};
-
 // Remembers the first session so the test can send to it.
 struct Registry {
   std::mutex mu;
@@ -65,135 +63,133 @@ SessionRef ConnectSmallWindow(TestClient& client, uint16_t port,
   return registry.WaitForFirst();
 }
 
-// max_pending_bytes is never reached in these tests: only the stall timeout
-// can cut a session off.
-ServiceOptions StallOptions(
-    ServiceOptions options,
-    std::chrono::milliseconds stall_timeout = std::chrono::milliseconds(300)) {
-  options.max_pending_bytes = 512u << 20;
-  options.send_stall_timeout = stall_timeout;
-  return options;
-}
+// A service and a client with a small window that reads nothing (or as the
+// test says): session_ is the server's session for it.
+class SmallWindowTest : public BackendTest {
+ protected:
+  // The caller returns unless Started().
+  void StartWithSmallWindow(std::chrono::milliseconds stall_timeout,
+                            size_t max_pending_bytes = kNeverReached) {
+    ServiceOptions options = Options();
+    options.max_pending_bytes = max_pending_bytes;
+    options.send_stall_timeout = stall_timeout;
+    SERVERCORE_START_SERVER(
+        server,
+        [this] { return std::make_shared<RecordingSession>(registry_); },
+        options);
+    server_ = std::move(server);
+    session_ = ConnectSmallWindow(client_, server_->port(), registry_);
+    ASSERT_NE(session_, nullptr);
+  }
+  bool Started() const { return !IsSkipped() && !HasFatalFailure(); }
+
+  // Queues `packets` packets of `payload` bytes for the client (while the
+  // session lasts) and hands this thread's chunk back, so that only the
+  // queue keeps them.
+  void Queue(int packets, size_t payload) {
+    const std::vector<std::byte> bytes(payload);
+    for (int i = 0; i < packets && session_->IsConnected(); ++i) {
+      session_->Send(MakePacket(2, bytes));
+    }
+    SendBufferManager::Instance().ReleaseThreadChunk();
+  }
+
+  // So that only a stall timeout can cut a session off.
+  static constexpr size_t kNeverReached = size_t{512} << 20;
+
+  Registry registry_;
+  std::unique_ptr<ServerService> server_;
+  TestClient client_;
+  SessionRef session_;
+};
+
+class StallTest : public SmallWindowTest {};
 
 TEST_P(StallTest, PeerThatStopsReadingIsDisconnectedAfterTheTimeout) {
-  Registry registry;
-  const ServiceOptions options = StallOptions(Options());
-  SERVERCORE_START_SERVER(
-      server, [&] { return std::make_shared<RecordingSession>(registry); },
-      options);
-  TestClient client;
-  SessionRef session = ConnectSmallWindow(client, server->port(), registry);
-  ASSERT_NE(session, nullptr);
+  StartWithSmallWindow(std::chrono::milliseconds(300));
+  if (!Started()) return;
   // Fill the socket buffers (the client never reads), then keep a little
   // more queued so a write stays pending.
-  const std::vector<std::byte> payload(4000);
-  for (int i = 0; i < 2000 && session->IsConnected(); ++i) {
-    session->Send(MakePacket(2, payload));
-  }
-  SendBufferManager::Instance().ReleaseThreadChunk();
-  ASSERT_TRUE(WaitFor([&] { return registry.disconnected.load() == 1; },
+  Queue(2000, 4000);
+  ASSERT_TRUE(WaitFor([&] { return registry_.disconnected.load() == 1; },
                       std::chrono::seconds(10)));
-  EXPECT_EQ(registry.reason.load(),
+  EXPECT_EQ(registry_.reason.load(),
             static_cast<int>(DisconnectReason::kSlowReceiver));
-  EXPECT_EQ(server->GetStats().closed(DisconnectReason::kSlowReceiver), 1u);
+  EXPECT_EQ(server_->GetStats().closed(DisconnectReason::kSlowReceiver), 1u);
 }
 
 TEST_P(StallTest, SlowButSteadyReaderIsNotDisconnected) {
-  Registry registry;
   // The stall timeout is ten sip intervals: a loaded, sanitized run may
   // stretch one sip several times over, and must not be cut for it. A reader
   // that stopped would still be cut after one timeout.
-  const ServiceOptions options =
-      StallOptions(Options(), std::chrono::milliseconds(1000));
-  SERVERCORE_START_SERVER(
-      server, [&] { return std::make_shared<RecordingSession>(registry); },
-      options);
-  TestClient client;
-  SessionRef session = ConnectSmallWindow(client, server->port(), registry);
-  ASSERT_NE(session, nullptr);
-  const std::vector<std::byte> payload(1000);
+  StartWithSmallWindow(std::chrono::milliseconds(1000));
+  if (!Started()) return;
   // ~1.4 MB read in 40 KB sips every 100 ms: over 3.5 s, more than three
   // stall timeouts, with the server's writes blocked all along.
   constexpr int kPackets = 1400;
-  for (int i = 0; i < kPackets; ++i) session->Send(MakePacket(2, payload));
-  SendBufferManager::Instance().ReleaseThreadChunk();
+  constexpr size_t kPayload = 1000;
+  Queue(kPackets, kPayload);
   size_t total = 0;
-  const size_t expected = kPackets * (payload.size() + 4);
+  const size_t expected = kPackets * (kPayload + 4);
   while (total < expected) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    auto bytes = client.ReadExactly(std::min<size_t>(40'000, expected - total));
+    auto bytes =
+        client_.ReadExactly(std::min<size_t>(40'000, expected - total));
     ASSERT_TRUE(bytes.has_value()) << "cut off after " << total << " bytes";
     total += bytes->size();
   }
-  EXPECT_EQ(registry.disconnected.load(), 0);
-  session.reset();
+  EXPECT_EQ(registry_.disconnected.load(), 0);
 }
 
 // The default is never: a peer that stops reading while under
 // max_pending_bytes keeps its session, for as long as it likes, and loses
 // nothing when it reads again (docs/PROTOCOL.md names no other limit).
 TEST_P(StallTest, PeerThatStopsReadingStaysWhenThereIsNoTimeout) {
-  Registry registry;
-  const ServiceOptions options =
-      StallOptions(Options(), ServiceOptions{}.send_stall_timeout);
-  ASSERT_EQ(options.send_stall_timeout, std::chrono::milliseconds(0));
-  SERVERCORE_START_SERVER(
-      server, [&] { return std::make_shared<RecordingSession>(registry); },
-      options);
-  TestClient client;
-  SessionRef session = ConnectSmallWindow(client, server->port(), registry);
-  ASSERT_NE(session, nullptr);
+  ASSERT_EQ(ServiceOptions{}.send_stall_timeout, std::chrono::milliseconds(0));
+  StartWithSmallWindow(ServiceOptions{}.send_stall_timeout);
+  if (!Started()) return;
   // As in the first test: far more than the socket buffers take.
-  const std::vector<std::byte> payload(4000);
   constexpr int kPackets = 2000;
-  for (int i = 0; i < kPackets; ++i) session->Send(MakePacket(2, payload));
-  SendBufferManager::Instance().ReleaseThreadChunk();
+  constexpr size_t kPayload = 4000;
+  Queue(kPackets, kPayload);
   // Two sweeps (once a second with no timeout set) and more.
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  EXPECT_EQ(registry.disconnected.load(), 0);
-  EXPECT_TRUE(session->IsConnected());
-  auto bytes = client.ReadExactly(kPackets * (payload.size() + 4));
+  EXPECT_EQ(registry_.disconnected.load(), 0);
+  EXPECT_TRUE(session_->IsConnected());
+  auto bytes = client_.ReadExactly(kPackets * (kPayload + 4));
   ASSERT_TRUE(bytes.has_value()) << "a write stalled for 2.5 s was cut";
-  EXPECT_EQ(registry.disconnected.load(), 0);
-  session.reset();
+  EXPECT_EQ(registry_.disconnected.load(), 0);
 }
 
-class ChunkPinTest : public BackendTest {};
+class ChunkPinTest : public SmallWindowTest {};
 
-// The other half of review finding B2: a peer that reads slowly enough to
-// dodge the stall timeout, sent small buffers that each sit in a chunk of
-// their own, must be cut off by max_pending_bytes long before those chunks
-// add up: each such buffer is charged its whole chunk, not its 100 bytes.
+// The other half of review finding B2, and what bounds a peer that stopped
+// reading when no stall timeout is set (the default): sent small buffers
+// that each sit in a chunk of their own, it is cut off by max_pending_bytes
+// long before those chunks add up: each such buffer is charged its whole
+// chunk, not its 100 bytes.
 TEST_P(ChunkPinTest, SmallBuffersInChunksOfTheirOwnAreChargedTheChunk) {
-  Registry registry;
-  ServiceOptions options = Options();
-  options.max_pending_bytes = 1u << 20;
-  SERVERCORE_START_SERVER(
-      server, [&] { return std::make_shared<RecordingSession>(registry); },
-      options);
-  TestClient client;  // never reads
-  SessionRef session = ConnectSmallWindow(client, server->port(), registry);
-  ASSERT_NE(session, nullptr);
-
+  StartWithSmallWindow(std::chrono::milliseconds(0), 1u << 20);
+  if (!Started()) return;
   SendBufferManager& manager = SendBufferManager::Instance();
   const uint32_t chunk_room =
       manager.options().chunk_size - 64 - SendBufferChunk::kBufferOverhead;
   const std::vector<std::byte> payload(96);
   uint64_t peak_pinned = 0;
   int sent = 0;
-  for (; sent < 100000 && session->IsConnected(); ++sent) {
+  for (; sent < 100000 && session_->IsConnected(); ++sent) {
     SendBufferRef packet = MakePacket(2, payload);
     // A filler takes the rest of a fresh chunk, so the next packet starts
     // another one; the filler goes, the packet keeps its chunk alive.
     SendBufferRef filler = manager.Open(chunk_room - 128);
     filler->Close(0);
     filler.reset();
-    session->Send(std::move(packet));
+    session_->Send(std::move(packet));
     peak_pinned = std::max(peak_pinned, manager.GetStats().bytes_pinned);
   }
   manager.ReleaseThreadChunk();
-  ASSERT_TRUE(WaitFor([&] { return registry.disconnected.load() == 1; }));
-  EXPECT_EQ(registry.reason.load(),
+  ASSERT_TRUE(WaitFor([&] { return registry_.disconnected.load() == 1; }));
+  EXPECT_EQ(registry_.reason.load(),
             static_cast<int>(DisconnectReason::kSlowReceiver));
   // Charged 100 bytes each, 1 MiB would have taken over 10,000 queued
   // buffers, each pinning 32 KiB: over 300 MiB. (How many were sent first
