@@ -14,7 +14,8 @@
 //
 // Backpressure: a Push that would take the unsent bytes past the limit, or
 // the chunk memory charged to queued buffers (ChunkPinTracker) past
-// max(limit, 2 MiB), is refused (kOverLimit): the session is a slow receiver.
+// 8 * max(limit, 2 MiB), is refused (kOverLimit): the session is a slow
+// receiver.
 //
 // Writing at once (Session::SendNow): the worker may Claim a drained queue,
 // write bytes of its own straight to the socket, and EndClaim; Pushes that
@@ -112,12 +113,21 @@ class SendQueue {
  private:
   PushResult Push(SendBufferRef& buffer, size_t* grown, bool last);
 
-  // The chunk-memory budget: never below 2 MiB (64 default chunks), so a
-  // small max_pending_bytes does not make every receiver of a busy room,
-  // whose queue spans a few chunks, look slow.
+  // The chunk-memory budget: what max_pending_bytes of the smallest packets
+  // take in their chunks (a 4-byte packet behind its 24-byte SendBuffer:
+  // 8 times its size), so a session is cut for its bytes, as the contract
+  // says, unless its buffers are scattered over chunks it shares with
+  // others. Never below 8 times 2 MiB, so a small max_pending_bytes does
+  // not make every receiver of a busy room, whose queue spans a few chunks,
+  // look slow. (At max_pending_bytes itself, a client pipelining 100,000
+  // C_JOINs and echoes was cut with 1.2 MB unsent: each 12-byte reply takes
+  // 36 bytes of chunk.)
   size_t PinnedChargeLimit() const noexcept {
-    return std::max<size_t>(max_pending_bytes_, size_t{2} << 20);
+    return kPinnedPerPendingByte *
+           std::max<size_t>(max_pending_bytes_, size_t{2} << 20);
   }
+  static constexpr size_t kPinnedPerPendingByte = 8;
+  static_assert(kPinnedPerPendingByte * 4 >= sizeof(SendBuffer) + 4);
 
   // pending_bytes_ is written only under mu_, which Push holds anyway: a
   // plain load and store, not a locked read-modify-write, which costs as

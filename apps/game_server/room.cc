@@ -54,16 +54,10 @@ void Room::Join(std::shared_ptr<GameSession> session, uint32_t serial,
     return;
   }
   const uint64_t id = member.id;
-  pending_.emplace_back();
-  pending_.back().member = std::move(member);
-  Member& added = pending_.back().member;
+  const size_t index = AddPending(std::move(member));
+  Member& added = pending_[index].member;
   if (added.position.in_world) Entered(added);
-  auto early = std::find(early_confirms_.begin(), early_confirms_.end(),
-                         std::make_pair(id, serial));
-  if (early != early_confirms_.end()) {
-    early_confirms_.erase(early);
-    AnnounceOrDefer(pending_.size() - 1);
-  }
+  if (early_confirms_.erase(Stay{id, serial}) != 0) AnnounceOrDefer(index);
 }
 
 void Room::Leave(uint64_t session_id, uint32_t serial,
@@ -79,25 +73,20 @@ void Room::Leave(uint64_t session_id, uint32_t serial,
   SERVERCORE_CHECK(pending != kNotFound,
                    "room %u: Leave of session %llu (serial %u) not a member",
                    id_, static_cast<unsigned long long>(session_id), serial);
-  pending_[pending].member.session->JobDone();
-  pending_[pending].leaving = true;
-  pending_[pending].next = std::move(next);
-  pending_[pending].next_serial = next_serial;
+  Pending& stay = pending_[pending];
+  stay.member.session->JobDone();
+  MarkLeaving(pending);
+  stay.next = std::move(next);
+  stay.next_serial = next_serial;
   // Kept back by a sync: it need not wait now (AnnounceOrDefer).
-  auto deferred =
-      std::find(deferred_announces_.begin(), deferred_announces_.end(),
-                std::make_pair(session_id, serial));
-  if (deferred != deferred_announces_.end()) {
-    deferred_announces_.erase(deferred);
-    Announce(pending);
-  }
+  if (stay.deferred) Announce(pending);
 }
 
 void Room::Confirm(uint64_t session_id, uint32_t serial) {
   const size_t pending = FindPending(session_id, serial);
   if (pending == kNotFound) {
     // The old room was quicker than the worker's Join push: Join announces.
-    early_confirms_.emplace_back(session_id, serial);
+    early_confirms_.insert(Stay{session_id, serial});
     return;
   }
   AnnounceOrDefer(pending);
@@ -106,9 +95,7 @@ void Room::Confirm(uint64_t session_id, uint32_t serial) {
 // S_JOIN, then what was kept back, and a world member's full snapshot at
 // the next tick; a member that was told to leave meanwhile then leaves.
 void Room::Announce(size_t pending_index) {
-  Pending pending = std::move(pending_[pending_index]);
-  pending_[pending_index] = std::move(pending_.back());
-  pending_.pop_back();
+  Pending pending = TakePending(pending_index);
   const std::shared_ptr<GameSession> session = pending.member.session;
   const uint32_t serial = pending.member.serial;
   const uint64_t id = pending.member.id;
@@ -133,6 +120,7 @@ void Room::Announce(size_t pending_index) {
 }
 
 void Room::AddActive(Member member) {
+  CountStay(member.id);
   index_[member.id] = members_.size();
   members_.push_back(std::move(member));
 }
@@ -140,6 +128,7 @@ void Room::AddActive(Member member) {
 void Room::RemoveActive(size_t index) {
   Member& member = members_[index];
   if (member.position.in_world) Gone(member);
+  UncountStay(member.id);
   index_.erase(member.id);
   if (index + 1 != members_.size()) {
     member = std::move(members_.back());
@@ -148,13 +137,59 @@ void Room::RemoveActive(size_t index) {
   members_.pop_back();
 }
 
+size_t Room::AddPending(Member member) {
+  const size_t index = pending_.size();
+  CountStay(member.id);
+  pending_at_[Stay{member.id, member.serial}] = index;
+  // The stay before, if it was here, was told to leave first.
+  SERVERCORE_CHECK(current_pending_.count(member.id) == 0,
+                   "room %u: session %llu joins while current here", id_,
+                   static_cast<unsigned long long>(member.id));
+  current_pending_[member.id] = index;
+  pending_.emplace_back();
+  pending_.back().member = std::move(member);
+  return index;
+}
+
+void Room::MarkLeaving(size_t pending_index) {
+  Pending& pending = pending_[pending_index];
+  pending.leaving = true;
+  auto current = current_pending_.find(pending.member.id);
+  if (current != current_pending_.end() && current->second == pending_index) {
+    current_pending_.erase(current);
+  }
+}
+
+Room::Pending Room::TakePending(size_t pending_index) {
+  Pending taken = std::move(pending_[pending_index]);
+  const uint64_t id = taken.member.id;
+  pending_at_.erase(Stay{id, taken.member.serial});
+  if (!taken.leaving) current_pending_.erase(id);
+  UncountStay(id);
+  if (pending_index + 1 != pending_.size()) {
+    Pending& moved = pending_[pending_index];
+    moved = std::move(pending_.back());
+    pending_at_[Stay{moved.member.id, moved.member.serial}] = pending_index;
+    if (!moved.leaving) current_pending_[moved.member.id] = pending_index;
+  }
+  pending_.pop_back();
+  return taken;
+}
+
+void Room::CountStay(uint64_t session_id) { ++stays_[session_id]; }
+
+void Room::UncountStay(uint64_t session_id) {
+  auto it = stays_.find(session_id);
+  SERVERCORE_CHECK(it != stays_.end(), "room %u: session %llu has no stay", id_,
+                   static_cast<unsigned long long>(session_id));
+  if (--it->second == 0) stays_.erase(it);
+}
+
 // Whether the session has a stay here that is not on its way out: active, or
 // pending and not leaving (a session has at most one).
 bool Room::HasCurrent(uint64_t session_id) const {
-  if (index_.count(session_id) != 0) return true;
-  return std::any_of(pending_.begin(), pending_.end(), [&](const Pending& p) {
-    return p.member.id == session_id && !p.leaving;
-  });
+  return index_.count(session_id) != 0 ||
+         current_pending_.count(session_id) != 0;
 }
 
 // The sessions in the room once each, with `announced`, a stay just taken
@@ -162,50 +197,25 @@ bool Room::HasCurrent(uint64_t session_id) const {
 // is announced has several stays here at once (leaving ones, and maybe the
 // current one): it counts once.
 uint32_t Room::MemberCount(const Pending& announced) const {
-  size_t count = members_.size();
-  for (size_t i = 0; i < pending_.size(); ++i) {
-    const Pending& p = pending_[i];
-    if (!p.leaving) {
-      ++count;
-      continue;
-    }
-    // Leaving: counted once, unless it has a current stay here.
-    const uint64_t id = p.member.id;
-    const bool earlier = std::any_of(
-        pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(i),
-        [&](const Pending& q) { return q.leaving && q.member.id == id; });
-    if (!earlier && !HasCurrent(id)) ++count;
-  }
-  if (announced.leaving) {  // (otherwise it is active now, counted above)
-    const uint64_t id = announced.member.id;
-    if (std::none_of(pending_.begin(), pending_.end(),
-                     [&](const Pending& q) { return q.member.id == id; }) &&
-        index_.count(id) == 0) {
-      ++count;
-    }
-  }
+  size_t count = stays_.size();
+  // (Not leaving, it is active now and counted.)
+  if (announced.leaving && stays_.count(announced.member.id) == 0) ++count;
   return static_cast<uint32_t>(count);
 }
 
 Room::Member* Room::FindCurrent(uint64_t session_id) {
   auto it = index_.find(session_id);
   if (it != index_.end()) return &members_[it->second];
-  for (Pending& pending : pending_) {
-    if (pending.member.id == session_id && !pending.leaving) {
-      return &pending.member;
-    }
+  auto pending = current_pending_.find(session_id);
+  if (pending != current_pending_.end()) {
+    return &pending_[pending->second].member;
   }
   return nullptr;
 }
 
 size_t Room::FindPending(uint64_t session_id, uint32_t serial) const {
-  for (size_t i = 0; i < pending_.size(); ++i) {
-    if (pending_[i].member.id == session_id &&
-        pending_[i].member.serial == serial) {
-      return i;
-    }
-  }
-  return kNotFound;
+  auto it = pending_at_.find(Stay{session_id, serial});
+  return it == pending_at_.end() ? kNotFound : it->second;
 }
 
 // --- Chat and movement ----------------------------------------------------
@@ -228,8 +238,8 @@ void Room::Broadcast(const SendBufferRef& packet) {
   // One count of references for the whole room, not one per member.
   servercore::SendBufferShares shares(packet, members_.size());
   for (const Member& member : members_) member.session->Send(shares.Take());
-  for (Pending& pending : pending_) {
-    if (!pending.leaving) pending.held.push_back(packet);
+  for (const auto& [id, index] : current_pending_) {
+    pending_[index].held.push_back(packet);
   }
 }
 
@@ -242,16 +252,14 @@ void Room::Relay(uint64_t session_id, SendBufferRef packet, RelayAfter after) {
     session.JobDone();
     return;
   }
-  for (Pending& pending : pending_) {
-    if (pending.member.id != session_id || pending.leaving) continue;
-    if (packet) pending.held.push_back(std::move(packet));
-    // The first close stands (a protocol error, then the end of the
-    // stream: the client is told about its error).
-    if (pending.close_after == RelayAfter::kNothing)
-      pending.close_after = after;
-    pending.member.session->JobDone();
-    return;
-  }
+  auto current = current_pending_.find(session_id);
+  if (current == current_pending_.end()) return;
+  Pending& pending = pending_[current->second];
+  if (packet) pending.held.push_back(std::move(packet));
+  // The first close stands (a protocol error, then the end of the stream:
+  // the client is told about its error).
+  if (pending.close_after == RelayAfter::kNothing) pending.close_after = after;
+  pending.member.session->JobDone();
 }
 
 void Room::CloseAfter(GameSession& session, RelayAfter after) {
@@ -475,9 +483,10 @@ void Room::SendFulls() {
       world_.push_back({member.id, member.position, false});
     }
   }
-  for (const Pending& pending : pending_) {
-    if (pending.member.position.in_world && !pending.leaving) {
-      world_.push_back({pending.member.id, pending.member.position, false});
+  for (const auto& [id, index] : current_pending_) {
+    const Member& member = pending_[index].member;
+    if (member.position.in_world) {
+      world_.push_back({member.id, member.position, false});
     }
   }
   for (const auto& [id, remote] : remote_) {

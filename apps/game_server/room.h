@@ -57,6 +57,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -168,19 +169,40 @@ class Room final : public servercore::JobQueue {
   struct Pending {
     Member member;
     std::vector<servercore::SendBufferRef> held;  // sent once announced
-    bool leaving = false;  // a Leave came first: announce, then go on
+    bool leaving = false;   // a Leave came first: announce, then go on
+    bool deferred = false;  // confirmed, its S_JOIN kept back by a sync
     // A deferred close (kProtocolError, kPeerClosed), after `held`.
     RelayAfter close_after = RelayAfter::kNothing;
     std::shared_ptr<Room> next;
     uint32_t next_serial = 0;
   };
 
+  // One stay of a session here: its id and join serial.
+  struct Stay {
+    uint64_t id;
+    uint32_t serial;
+    bool operator==(const Stay&) const = default;
+  };
+  struct StayHash {
+    size_t operator()(const Stay& stay) const noexcept {
+      return std::hash<uint64_t>{}(stay.id ^ (uint64_t{stay.serial} << 40));
+    }
+  };
+
+  // Every lookup is a hash lookup and the count is the size of a map: a
+  // client that pipelines thousands of C_JOINs to one room leaves as many
+  // pending stays here, and no job may cost in proportion to them.
   Member* FindCurrent(uint64_t session_id);
   size_t FindPending(uint64_t session_id, uint32_t serial) const;
   bool HasCurrent(uint64_t session_id) const;
   uint32_t MemberCount(const Pending& announced) const;
   void AddActive(Member member);
   void RemoveActive(size_t index);
+  size_t AddPending(Member member);
+  void MarkLeaving(size_t pending_index);
+  Pending TakePending(size_t pending_index);
+  void CountStay(uint64_t session_id);
+  void UncountStay(uint64_t session_id);
   void Announce(size_t pending_index);
   void AnnounceOrDefer(size_t pending_index);
   // A Relay's close, once what came before it is sent.
@@ -240,7 +262,14 @@ class Room final : public servercore::JobQueue {
   std::vector<Member> members_;  // active: receive the room's packets
   std::unordered_map<uint64_t, size_t> index_;  // session id -> members_
   std::vector<Pending> pending_;
-  std::vector<std::pair<uint64_t, uint32_t>> early_confirms_;
+  // Where each pending stay is in pending_; each session's current one
+  // (not leaving: a session has at most one).
+  std::unordered_map<Stay, size_t, StayHash> pending_at_;
+  std::unordered_map<uint64_t, size_t> current_pending_;
+  // Stays here (active and pending) per session: the sessions in the room,
+  // each once, as S_JOIN counts them.
+  std::unordered_map<uint64_t, uint32_t> stays_;
+  std::unordered_set<Stay, StayHash> early_confirms_;
 
   // The world.
   size_t world_members_ = 0;     // in the world, active or pending
@@ -269,7 +298,9 @@ class Room final : public servercore::JobQueue {
   // cluster, until StartSync finds nobody to wait for or the wait ends.
   bool syncing_ = options_.cluster != nullptr;
   std::vector<uint16_t> sync_waiting_;
-  std::vector<std::pair<uint64_t, uint32_t>> deferred_announces_;
+  // In the order they came; one announced since (told to leave) is no
+  // longer pending and is skipped.
+  std::vector<Stay> deferred_announces_;
   servercore::TimerId sync_timer_ = 0;
   std::vector<uint64_t> remote_noted_;  // entered or moved since the last tick
   // Refresh: its timer; how many more empty states to send (a few after

@@ -88,8 +88,9 @@ void Room::AnnounceOrDefer(size_t pending_index) {
     Announce(pending_index);
     return;
   }
-  const Member& member = pending_[pending_index].member;
-  deferred_announces_.emplace_back(member.id, member.serial);
+  Pending& pending = pending_[pending_index];
+  pending.deferred = true;
+  deferred_announces_.push_back(Stay{pending.member.id, pending.member.serial});
 }
 
 void Room::EndSync() {
@@ -101,7 +102,7 @@ void Room::EndSync() {
   // In the order they came; a member told to leave meanwhile is still
   // pending (leaving), and Announce handles that.
   for (const auto& [id, serial] : deferred_announces_) {
-    const size_t index = FindPending(id, serial);
+    const size_t index = FindPending(id, serial);  // kNotFound: announced
     if (index != static_cast<size_t>(-1)) Announce(index);
   }
   deferred_announces_.clear();
@@ -140,9 +141,7 @@ void Room::PublishState(bool want_reply) {
                                     .seq = m.position.seq});
   };
   for (const Member& member : members_) add(member);
-  for (const Pending& pending : pending_) {
-    if (!pending.leaving) add(pending.member);
-  }
+  for (const auto& [id, index] : current_pending_) add(pending_[index].member);
   (void)options_.cluster->PublishFor(id_, this, std::move(message));
 }
 

@@ -43,7 +43,8 @@ struct ServiceOptions {
   size_t max_sessions = 100'000;
   // A session whose unsent output would pass this is a slow receiver; so is
   // one whose queued buffers, each charged its whole chunk when chunks are
-  // scattered, keep more than this (at least 2 MiB) of chunks alive.
+  // scattered, keep more than 8 times this (at least 16 MiB) of chunks
+  // alive: 8 times is what this many bytes of the smallest packets take.
   size_t max_pending_bytes = 4 * 1024 * 1024;
   // The most bytes of an unfinished message a session may hold between
   // reads (a PacketSession: at least its largest packet). Reads land in a

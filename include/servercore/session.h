@@ -24,10 +24,11 @@
 // Backpressure: when unsent bytes (queued and in flight) would pass
 // ServiceOptions::max_pending_bytes, Send refuses the buffer and disconnects
 // the session with DisconnectReason::kSlowReceiver. So it does when the chunk
-// memory those buffers keep alive would pass the larger of max_pending_bytes
-// and 2 MiB: a queued buffer whose chunk is not among the last 8 distinct
-// chunks queued is charged that chunk's whole size, so a peer cannot pin many
-// chunks with a few small buffers.
+// memory those buffers keep alive would pass 8 times the larger of
+// max_pending_bytes and 2 MiB (what max_pending_bytes of the smallest
+// packets take in their chunks): a queued buffer whose chunk is not among
+// the last 8 distinct chunks queued is charged that chunk's whole size, so a
+// peer cannot pin many chunks with a few small buffers.
 //
 // Closing: Disconnect(reason) from any thread, idempotent, first reason wins.
 // For kLocal, kProtocolError and kPeerClosed (a peer that closed only its
