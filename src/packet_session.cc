@@ -23,8 +23,9 @@ size_t PacketSession::OnRecv(std::span<const std::byte> data) {
   const FrameResult result =
       framer_.Frame(data, [this](const PacketView& packet) {
         OnRecvPacket(packet.id, packet.payload);
-        // A handler that closed us, or found an error, stops the framing.
-        return IsConnected() && !stopped_;
+        // A handler that closed us, found an error or paused reading stops
+        // the framing (paused, the rest is offered again on resuming).
+        return IsConnected() && !stopped_ && !ReadingPaused();
       });
   CountPacketsIn(result.packets);
   if (result.error != FrameError::kNone) {
@@ -39,7 +40,7 @@ size_t PacketSession::OnRecv(std::span<const std::byte> data) {
                   unsigned{LoadU16(data.data() + result.consumed)},
                   framer_.max_packet());
     ProtocolError(why);
-  } else if (IsConnected() && !stopped_) {
+  } else if (IsConnected() && !stopped_ && !ReadingPaused()) {
     // What is left is the start of one packet: its header says which.
     const std::span<const std::byte> begun = data.subspan(result.consumed);
     if (begun.size() >= kPacketHeaderSize) {

@@ -150,6 +150,14 @@ bool Session::MarkClosing(DisconnectReason reason) noexcept {
   return true;
 }
 
+void Session::PauseReading() { socket().PauseReading(); }
+
+void Session::ResumeReading() {
+  socket().worker().RequestResume(shared_from_this());
+}
+
+bool Session::ReadingPaused() const { return socket().recv_paused(); }
+
 void Session::Disconnect(DisconnectReason reason) {
   // Open implies bound: the socket state knows its worker.
   if (MarkClosing(reason)) socket().worker().RequestClose(shared_from_this());

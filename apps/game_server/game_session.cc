@@ -55,6 +55,7 @@ void GameSession::OnRecvPacket(uint16_t id,
                                std::span<const std::byte> payload) {
   if (id == kCEcho) {
     HandleEcho(payload);
+    MaybePause();  // (its reply may be a job, when not settled)
     return;
   }
   FlushEchoes();                                // the replies so far go first
@@ -72,6 +73,38 @@ void GameSession::OnRecvPacket(uint16_t id,
       } else {
         RejectId(id);
       }
+  }
+  MaybePause();
+}
+
+void GameSession::MaybePause() {
+  if (jobs_pushed_ - jobs_done_.load(std::memory_order_relaxed) <
+          kMaxJobsInFlight &&
+      join_serial_ - announced_.load(std::memory_order_relaxed) <
+          kMaxJoinsInFlight) {
+    return;
+  }
+  if (!IsConnected() || ReadingPaused()) return;
+  PauseReading();
+  resume_jobs_at_.store(jobs_pushed_ - kMaxJobsInFlight / 2,
+                        std::memory_order_relaxed);
+  resume_joins_at_.store(join_serial_ - kMaxJoinsInFlight / 2,
+                         std::memory_order_relaxed);
+  // Then look again: a room that finished meanwhile did not see the flag.
+  wants_resume_.store(true, std::memory_order_seq_cst);
+  MaybeResume();
+}
+
+void GameSession::MaybeResume() noexcept {
+  const uint64_t done = jobs_done_.load(std::memory_order_seq_cst);
+  const uint32_t announced = announced_.load(std::memory_order_seq_cst);
+  if (done < resume_jobs_at_.load(std::memory_order_relaxed) ||
+      static_cast<int32_t>(
+          announced - resume_joins_at_.load(std::memory_order_relaxed)) < 0) {
+    return;
+  }
+  if (wants_resume_.exchange(false, std::memory_order_seq_cst)) {
+    ResumeReading();
   }
 }
 

@@ -24,6 +24,14 @@
 // average) go out with Session::SendNow, their payloads written from where
 // they were received, so the usual 4 KiB echo is never copied in user space.
 //
+// Flow control. A client may send faster than its rooms take its packets (a
+// stream of C_JOINs to fresh rooms, chats into a crowded room): the jobs
+// would wait in the rooms' queues, with what they hold, without bound. Past
+// kMaxJobsInFlight jobs pushed and not run, or kMaxJoinsInFlight joins not
+// announced, the session stops reading (PauseReading) until the rooms have
+// caught up half way; the client waits in TCP's window, not in the
+// server's memory, and loses nothing.
+//
 // Thread safety: as PacketSession; the room fields are set in OnCreated on
 // the accepting thread before the session reaches its worker (the hand-over
 // orders it), and touched only on the session's worker thread after that
@@ -63,11 +71,17 @@ class GameSession final : public servercore::PacketSession {
   // Room jobs, any thread: a job this session pushed has run; its stay
   // `serial` in a room was announced (S_JOIN sent).
   void JobDone() noexcept {
-    jobs_done_.fetch_add(1, std::memory_order_release);
+    jobs_done_.fetch_add(1, std::memory_order_seq_cst);
+    if (wants_resume_.load(std::memory_order_seq_cst)) MaybeResume();
   }
   void Announced(uint32_t serial) noexcept {
-    announced_.store(serial, std::memory_order_release);
+    announced_.store(serial, std::memory_order_seq_cst);
+    if (wants_resume_.load(std::memory_order_seq_cst)) MaybeResume();
   }
+
+  // Flow control (above).
+  static constexpr uint64_t kMaxJobsInFlight = 1024;
+  static constexpr uint32_t kMaxJoinsInFlight = 256;
 
  protected:
   void OnCreated() override;
@@ -99,6 +113,12 @@ class GameSession final : public servercore::PacketSession {
   // Out of its room for good (a job to the room); nothing once it is.
   void LeaveRoom();
   bool Settled() const noexcept;
+  // Worker thread, after each packet: pauses reading when the rooms are
+  // too far behind (flow control, above).
+  void MaybePause();
+  // Any thread: resumes reading once paused and the rooms caught up half way
+  // (once per pause: whoever takes wants_resume_).
+  void MaybeResume() noexcept;
   std::shared_ptr<GameSession> Self();
   // Pushes a job for this session to its room, and counts it.
   template <typename Method, typename... Args>
@@ -115,6 +135,11 @@ class GameSession final : public servercore::PacketSession {
   uint64_t jobs_pushed_ = 0;
   std::atomic<uint64_t> jobs_done_{0};
   std::atomic<uint32_t> announced_{0};  // the latest join_serial_ announced
+  // Flow control: set while paused until a room thread (or the worker)
+  // takes it to resume; the counts to reach first, set before it.
+  std::atomic<bool> wants_resume_{false};
+  std::atomic<uint64_t> resume_jobs_at_{0};
+  std::atomic<uint32_t> resume_joins_at_{0};
   bool sent_typed_ = false;  // a packet with id >= 1000 arrived (worker)
 };
 

@@ -4,6 +4,9 @@
 // max_packet) closes this session only, after every packet before the bad one
 // was handled, with one log line and DisconnectReason::kProtocolError.
 //
+// A handler may call PauseReading (Session): the packets after its own wait,
+// with the rest of the stream, until ResumeReading.
+//
 // A protocol error (a framing error, or ProtocolError called by a handler)
 // stops the packets at once: the rest of the stream is read and dropped. The
 // close itself is OnProtocolError's, which by default disconnects at once.

@@ -126,6 +126,21 @@ class Session : public std::enable_shared_from_this<Session> {
   // Any thread. Starts closing the session; the first reason is the one
   // reported.
   void Disconnect(DisconnectReason reason);
+  // Receive back-pressure. Worker thread, inside OnRecv (a PacketSession's
+  // OnRecvPacket): nothing more is delivered past what this OnRecv consumes
+  // until ResumeReading. What was read already is kept in the session's
+  // receive memory (counted in ServiceOptions::max_memory) and the socket
+  // is not read meanwhile, so TCP's window slows the peer to the
+  // application's pace: for work a session hands to other threads that must
+  // not pile up behind a fast peer. The idle and packet timeouts wait while
+  // the session is paused (what it sent is the server's to handle).
+  void PauseReading();
+  // Any thread: delivers again, first what was kept, then reads. Always
+  // later, on the worker (never inside the caller, who may be in OnRecv).
+  // Nothing happens when not paused, or closed.
+  void ResumeReading();
+  // Worker thread: between PauseReading and the resumption.
+  bool ReadingPaused() const;
   // Any thread. Bytes queued or in flight, not yet taken by the kernel.
   size_t PendingSendBytes() const noexcept;
   // The service this session belongs to; null before it is set up.

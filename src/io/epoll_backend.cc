@@ -66,6 +66,14 @@ class EpollBackend final : public IoBackend {
             socket.write_in_flight() ? uint32_t{EPOLLOUT} : 0, &socket);
   }
 
+  void ResumeRecv(SocketState& socket) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
+    Control(EPOLL_CTL_MOD, socket.fd(),
+            ReadEvents(socket) |
+                (socket.write_in_flight() ? uint32_t{EPOLLOUT} : 0),
+            &socket);
+  }
+
   // EPOLLHUP and EPOLLERR come whatever the interest (Dispatch: HungUp).
   void ReadEnded(SocketState& socket) override SERVERCORE_ON_WORKER {
     StopRecv(socket);
@@ -136,9 +144,10 @@ class EpollBackend final : public IoBackend {
  private:
   static constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP;
 
-  // A draining socket no longer reads, nor one whose peer's stream ended.
+  // A draining socket no longer reads, nor one whose peer's stream ended,
+  // nor one paused.
   static uint32_t ReadEvents(const SocketState& socket) SERVERCORE_ON_WORKER {
-    return socket.CanRead() ? kReadEvents : 0;
+    return socket.CanRead() && !socket.recv_paused() ? kReadEvents : 0;
   }
   // Connections taken per readiness event, so one busy listener cannot starve
   // the sessions (level-triggered: the rest come next round).
@@ -183,8 +192,12 @@ class EpollBackend final : public IoBackend {
         socket.WriteDone(result);
       }
     }
-    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0 &&
-        socket.CanRead()) {
+    // A paused socket reads only to learn of a reset or an error (EPOLLHUP
+    // and EPOLLERR come whatever the interest, level-triggered): no FIN
+    // alone raises EPOLLHUP, and what it reads is kept.
+    const bool hung_up = (events & (EPOLLHUP | EPOLLERR)) != 0;
+    if (((events & (EPOLLIN | EPOLLRDHUP)) != 0 || hung_up) &&
+        socket.CanRead() && (!socket.recv_paused() || hung_up)) {
       const ssize_t n = ::recv(socket.fd(), read_buffer_.get(), kReadBuffer, 0);
       if (n > 0) {
         socket.Received(std::span(read_buffer_.get(), static_cast<size_t>(n)));

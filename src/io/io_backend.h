@@ -55,8 +55,12 @@ class IoBackend {
   // harness tests reach this path too.
   virtual int64_t WriteNow(SocketState& socket,
                            const msghdr& message) SERVERCORE_ON_WORKER;
-  // Stops receiving on a closing socket that is still draining its output.
+  // Stops receiving on a closing socket that is still draining its output,
+  // or on one paused (SocketState::PauseReading; what arrives meanwhile
+  // still goes to SocketState::Received, which keeps it).
   virtual void StopRecv(SocketState& socket) SERVERCORE_ON_WORKER = 0;
+  // Receives again on a socket that was paused.
+  virtual void ResumeRecv(SocketState& socket) SERVERCORE_ON_WORKER = 0;
   // The peer's stream ended and the session stays open to send
   // (SocketState::read_ended): no more receiving. A backend that learns of
   // a hang-up or an error on the socket meanwhile reports it

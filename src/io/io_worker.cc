@@ -136,6 +136,10 @@ void IoWorker::RequestFlush(SessionRef session) {
   }
 }
 
+void IoWorker::RequestResume(SessionRef session) {
+  Post(Task{.kind = Task::Kind::kResume, .session = std::move(session)});
+}
+
 void IoWorker::RequestClose(SessionRef session) {
   if (InWorkerThread()) {
     AssertInWorkerThread();
@@ -359,6 +363,9 @@ void IoWorker::RunTasks() {
     switch (task.kind) {
       case Task::Kind::kFlush:
         ScheduleFlush(std::move(task.session));
+        break;
+      case Task::Kind::kResume:
+        task.session->socket(IoKey{}).ResumeReading();
         break;
       case Task::Kind::kClose:
         BeginClose(std::move(task.session));

@@ -82,6 +82,9 @@ class IoWorker {
 
   // Any thread.
   void RequestFlush(SessionRef session);
+  // Any thread: SocketState::ResumeReading, on the worker, next round
+  // (Session::ResumeReading).
+  void RequestResume(SessionRef session);
   void RequestClose(SessionRef session);
   // A session created for this worker: accepted by another worker, or
   // connected by a ClientService (counted as connected).
@@ -149,6 +152,7 @@ class IoWorker {
   struct Task {
     enum class Kind : uint8_t {
       kFlush,
+      kResume,
       kClose,
       kAdopt,
       kConnect,

@@ -81,7 +81,7 @@ void SocketState::Received(std::span<const std::byte> data) {
   bool progress = false;
   // Finish the message begun in an earlier read, copying only its bytes
   // (all that fit, for a session that cannot tell a message's size).
-  while (tail_size_ > 0 && !data.empty() && CanRead()) {
+  while (tail_size_ > 0 && !data.empty() && CanRead() && !recv_paused_) {
     const size_t kept = tail_size_;
     const size_t want =
         owner_.MessageSize(IoKey{}, std::span(tail_.get(), kept));
@@ -112,11 +112,11 @@ void SocketState::Received(std::span<const std::byte> data) {
     }
   }
   // Then straight from the backend's buffer.
-  if (tail_size_ == 0 && !data.empty() && CanRead()) {
+  if (tail_size_ == 0 && !data.empty() && CanRead() && !recv_paused_) {
     const size_t consumed = owner_.Deliver(IoKey{}, data);
     if (consumed > 0) progress = true;
     data = data.subspan(consumed);
-    if (!data.empty() && CanRead()) {
+    if (!data.empty() && CanRead() && !recv_paused_) {
       if (data.size() >= recv_limit_) {
         TooLarge();
         return;
@@ -124,6 +124,12 @@ void SocketState::Received(std::span<const std::byte> data) {
       if (!AppendTail(data, owner_.MessageSize(IoKey{}, data))) return;
     }
   }
+  // Paused (now, or before this read): the rest waits, whole packets and all.
+  if (recv_paused_ && !data.empty() && CanRead() && !Keep(data)) return;
+  NoteDelivery(progress);
+}
+
+void SocketState::NoteDelivery(bool progress) {
   // Liveness, on the worker's clock of this round (no clock read here).
   const Clock::time_point now = worker_->now();
   if (progress) last_progress_ = now;
@@ -134,11 +140,51 @@ void SocketState::Received(std::span<const std::byte> data) {
   }
 }
 
+void SocketState::PauseReading() {
+  worker_->AssertInWorkerThread();
+  if (recv_paused_ || !CanRead()) return;
+  recv_paused_ = true;
+  worker_->backend().StopRecv(*this);
+}
+
+void SocketState::ResumeReading() {
+  worker_->AssertInWorkerThread();
+  if (!recv_paused_) return;
+  recv_paused_ = false;
+  if (!CanRead()) return;
+  active_ = true;
+  // What was kept: whole packets first, maybe a message begun after them.
+  bool progress = false;
+  while (tail_size_ > 0 && CanRead() && !recv_paused_) {
+    const size_t consumed =
+        owner_.Deliver(IoKey{}, std::span(tail_.get(), tail_size_));
+    if (consumed == 0) break;  // a message begun: the next read finishes it
+    progress = true;
+    ConsumeTail(consumed);
+  }
+  if (!CanRead()) return;
+  // The clocks start again from here: the wait was the server's.
+  last_progress_ = worker_->now();
+  partial_since_ = {};
+  NoteDelivery(progress);
+  if (recv_paused_) return;
+  if (std::exchange(eof_kept_, false)) {
+    RecvEnded(0);  // the stream's end, after all it carried
+    return;
+  }
+  worker_->backend().ResumeRecv(*this);
+}
+
 void SocketState::RecvEnded(int64_t result) {
   worker_->AssertInWorkerThread();
   if (!CanRead()) return;
   if (result == 0) {
     worker_->counters().recv_syscalls.Add();
+    // Paused with packets kept: the end comes after them (ResumeReading).
+    if (recv_paused_ && tail_size_ > 0) {
+      eof_kept_ = true;
+      return;
+    }
     // A message cut short can never be finished: only between two may the
     // session stay to send what it owes.
     if (tail_size_ == 0 && !owner_.PeerClosed(IoKey{})) {
@@ -178,25 +224,42 @@ bool SocketState::HungUp(bool reported) {
 
 bool SocketState::AppendTail(std::span<const std::byte> bytes, size_t want) {
   const size_t needed = tail_size_ + bytes.size();
-  if (needed > tail_capacity_) {
-    const size_t capacity =
-        std::clamp(want, needed, std::max(needed, recv_limit_));
-    MemoryBudget& budget = worker_->budget();
-    if (!budget.TryAddRecv(capacity - tail_capacity_)) {
-      LogLimited(LogKind::kDisconnect,
-                 "session %llu: memory budget: a message begun needs %zu "
-                 "bytes, and receive tails hold %zu of %zu; disconnecting",
-                 static_cast<unsigned long long>(owner_.id()), capacity,
-                 budget.recv_bytes(), budget.max_bytes());
-      owner_.Disconnect(DisconnectReason::kSlowReceiver);
-      return false;
-    }
-    ResizeTailStorage(capacity);
+  if (needed > tail_capacity_ &&
+      !GrowTail(std::clamp(want, needed, std::max(needed, recv_limit_)),
+                "a message begun")) {
+    return false;
   }
   if (!bytes.empty()) {
     std::memcpy(tail_.get() + tail_size_, bytes.data(), bytes.size());
   }
   tail_size_ = needed;
+  return true;
+}
+
+bool SocketState::Keep(std::span<const std::byte> bytes) {
+  const size_t needed = tail_size_ + bytes.size();
+  if (needed > tail_capacity_ &&
+      !GrowTail(std::max(needed, tail_capacity_ + tail_capacity_ / 2),
+                "input kept while paused")) {
+    return false;
+  }
+  std::memcpy(tail_.get() + tail_size_, bytes.data(), bytes.size());
+  tail_size_ = needed;
+  return true;
+}
+
+bool SocketState::GrowTail(size_t capacity, const char* what) {
+  MemoryBudget& budget = worker_->budget();
+  if (!budget.TryAddRecv(capacity - tail_capacity_)) {
+    LogLimited(LogKind::kDisconnect,
+               "session %llu: memory budget: %s needs %zu bytes, and receive "
+               "tails hold %zu of %zu; disconnecting",
+               static_cast<unsigned long long>(owner_.id()), what, capacity,
+               budget.recv_bytes(), budget.max_bytes());
+    owner_.Disconnect(DisconnectReason::kSlowReceiver);
+    return false;
+  }
+  ResizeTailStorage(capacity);
   return true;
 }
 
@@ -429,11 +492,13 @@ std::optional<DisconnectReason> SocketState::Overdue(
   if (read_ended && now - last_progress_ > kOwedRepliesTime) {
     return DisconnectReason::kPeerClosed;
   }
-  if (options.idle_timeout > milliseconds::zero() &&
+  // Paused, what the peer sent waits on the server: no timeout of the
+  // peer's runs (ResumeReading starts the clocks again).
+  if (options.idle_timeout > milliseconds::zero() && !recv_paused_ &&
       now - last_progress_ > options.idle_timeout) {
     return DisconnectReason::kIdleTimeout;
   }
-  if (options.packet_timeout > milliseconds::zero() &&
+  if (options.packet_timeout > milliseconds::zero() && !recv_paused_ &&
       partial_since_ != Clock::time_point{} &&
       now - partial_since_ > options.packet_timeout) {
     return DisconnectReason::kPacketTimeout;

@@ -118,6 +118,14 @@ class SocketState {
   bool HungUp(bool reported) SERVERCORE_ON_WORKER;
   // Bytes of an unfinished message held (tests).
   size_t recv_tail_size() const SERVERCORE_ON_WORKER { return tail_size_; }
+  // Session::PauseReading: the current delivery stops after what the
+  // session consumes, the rest is kept in the tail, and the backend stops
+  // receiving (what it received meanwhile is kept too).
+  void PauseReading() SERVERCORE_ON_WORKER;
+  // Session::ResumeReading, on the worker: delivers what was kept (the
+  // session may pause again), then the backend receives again.
+  void ResumeReading() SERVERCORE_ON_WORKER;
+  bool recv_paused() const SERVERCORE_ON_WORKER { return recv_paused_; }
   // The worker's sweep: a session that neither received nor wrote since the
   // previous sweep gives back its receive tail's storage (when it holds
   // nothing) and its write bookkeeping, so a quiet session keeps no memory
@@ -177,7 +185,9 @@ class SocketState {
   // --- The worker's and backend's bookkeeping (worker) ---
   // Backend operations started on the socket and not yet completed; the
   // descriptor is closed only when this is 0.
-  int ops_in_flight SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
+  // (16 bits: a receive, a write and a cancel or two at most; the two
+  // bytes saved hold recv_paused_ and eof_kept_ in the same word.)
+  uint16_t ops_in_flight SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
   // io_uring: a (multishot) receive is in flight.
   bool recv_armed SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   bool attached SERVERCORE_GUARDED_BY(kWorkerThread) = false;  // listed
@@ -186,6 +196,10 @@ class SocketState {
   // CanRead is false, and nothing is to be read again. Overdue closes it
   // kOwedRepliesTime later if the application has not.
   bool read_ended SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  // Between PauseReading and ResumeReading; and the stream's end, received
+  // while paused behind kept bytes, to be handled after them.
+  bool recv_paused_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  bool eof_kept_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   size_t worker_index SERVERCORE_GUARDED_BY(kWorkerThread) = 0;  // position
 
  private:
@@ -196,6 +210,17 @@ class SocketState {
   [[nodiscard]] bool AppendTail(std::span<const std::byte> bytes,
                                 size_t want) SERVERCORE_ON_WORKER;
   void ConsumeTail(size_t n) SERVERCORE_ON_WORKER;
+  // Grows the tail's storage to `capacity` (counted in the budget first):
+  // false, the session closed as a slow receiver, when the budget refuses
+  // (`what` needs it, says the log line).
+  [[nodiscard]] bool GrowTail(size_t capacity,
+                              const char* what) SERVERCORE_ON_WORKER;
+  // While paused: `bytes` go to the end of the tail, whole packets or not
+  // (AppendTail without the receive limit).
+  [[nodiscard]] bool Keep(std::span<const std::byte> bytes)
+      SERVERCORE_ON_WORKER;
+  // The liveness clocks after a delivery (`progress`: something consumed).
+  void NoteDelivery(bool progress) SERVERCORE_ON_WORKER;
   // A growth must have been counted in the budget already (AppendTail).
   void ResizeTailStorage(size_t capacity) SERVERCORE_ON_WORKER;
   // Closes the session: an unfinished message that cannot fit the limit.

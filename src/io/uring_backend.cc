@@ -353,6 +353,13 @@ class UringBackend final : public IoBackend {
     io_uring_sqe_set_data64(sqe, kOpIgnore);
   }
 
+  void ResumeRecv(SocketState& socket) override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
+    // Still armed: the cancel of the pause has not landed yet; it ends the
+    // receive with -ECANCELED, and OnRecv arms it again.
+    if (!socket.recv_armed && socket.CanRead()) ArmRecv(socket);
+  }
+
   // The receive ended with the stream (no F_MORE). No poll can wait for a
   // reset here: io_uring always reports POLLRDHUP, which the peer's FIN
   // has set already; IoWorker::SweepSessions asks the socket instead.
@@ -515,7 +522,9 @@ class UringBackend final : public IoBackend {
     for (size_t i = 0; i < count; ++i) {
       if (done[i]) buffers_.Give(run[i].flags);
     }
-    if (!socket.recv_armed && socket.CanRead()) ArmRecv(socket);
+    if (!socket.recv_armed && socket.CanRead() && !socket.recv_paused()) {
+      ArmRecv(socket);
+    }
     return static_cast<unsigned>(count);
   }
 
@@ -542,10 +551,15 @@ class UringBackend final : public IoBackend {
       buffers_.RanDry();
     } else if (res == -EINVAL && multishot_recv_) {
       multishot_recv_ = false;  // kernel before 6.0: one recv at a time
+    } else if (res == -ECANCELED) {
+      // StopRecv's cancel: a pause (armed again below once resumed), or a
+      // close (CanRead is false).
     } else {
       socket.RecvEnded(res);
     }
-    if (!socket.recv_armed && socket.CanRead()) ArmRecv(socket);
+    if (!socket.recv_armed && socket.CanRead() && !socket.recv_paused()) {
+      ArmRecv(socket);
+    }
   }
 
   void ArmWake() {

@@ -41,6 +41,7 @@ class SessionHarness::FakeBackend final : public internal::IoBackend {
     return Take(socket, message);
   }
   void StopRecv(SocketState& socket) override { reading_[&socket] = false; }
+  void ResumeRecv(SocketState& socket) override { reading_[&socket] = true; }
   void ReadEnded(SocketState& socket) override { reading_[&socket] = false; }
   void Unwatch(SocketState&) override {}
   void Detach(SocketState& socket) override { reading_.erase(&socket); }

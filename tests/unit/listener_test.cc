@@ -23,6 +23,7 @@ class FakeBackend final : public IoBackend {
   void Attach(SocketState&) override {}
   int64_t Write(SocketState&) override { return 0; }
   void StopRecv(SocketState&) override {}
+  void ResumeRecv(SocketState&) override {}
   void ReadEnded(SocketState&) override {}
   void Unwatch(SocketState&) override {}
   void Detach(SocketState&) override {}
