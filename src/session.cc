@@ -150,13 +150,21 @@ bool Session::MarkClosing(DisconnectReason reason) noexcept {
   return true;
 }
 
-void Session::PauseReading() { socket().PauseReading(); }
+void Session::PauseReading() {
+  SocketState& s = socket();
+  s.worker().AssertInWorkerThread();
+  s.PauseReading();
+}
 
 void Session::ResumeReading() {
   socket().worker().RequestResume(shared_from_this());
 }
 
-bool Session::ReadingPaused() const { return socket().recv_paused(); }
+bool Session::ReadingPaused() const {
+  const SocketState& s = socket();
+  s.worker().AssertInWorkerThread();
+  return s.recv_paused();
+}
 
 void Session::Disconnect(DisconnectReason reason) {
   // Open implies bound: the socket state knows its worker.

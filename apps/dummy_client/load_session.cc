@@ -233,6 +233,10 @@ void LoadSession::OnRecvPacket(uint16_t id,
     // room being left may still send before the S_JOIN (docs/PROTOCOL.md).
     return;
   }
+  if (id == kSChat && !IsOurChat(payload)) {
+    Count(state_.foreign_chats);
+    return;
+  }
   Count(state_.received);
   Count(state_.bytes_received, kPacketHeaderSize + payload.size());
   if (id >= kFirstTypedId) {
@@ -247,6 +251,14 @@ void LoadSession::OnRecvPacket(uint16_t id,
   } else {
     Error(state_.unexpected);
   }
+}
+
+// One of this run's chats (chat mode): its body starts with a sender index
+// and kMagic. A chat of ours whose magic was damaged shows as a gap in its
+// sender's sequence, that is as lost.
+bool LoadSession::IsOurChat(std::span<const std::byte> payload) const {
+  return config_.mode == Mode::kChat && payload.size() >= kChatSenderSize + 8 &&
+         LoadU32(payload.data() + kChatSenderSize + 4) == kMagic;
 }
 
 void LoadSession::OnJoinReply(std::span<const std::byte> payload) {

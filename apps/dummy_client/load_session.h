@@ -119,7 +119,10 @@ struct LoadState {
   std::atomic<uint64_t> pongs{0};
   std::atomic<uint64_t> bad_pong{0};  // unasked for, or time not echoed
   std::atomic<uint64_t> byes{0};  // S_BYE (the close counts as disconnected)
-  LatencyHistogram latency;       // round trip (echo, chat) or move to snapshot
+  // S_CHATs of clients not of this run (room 0 is everyone's; a room of
+  // ours may be shared): legal traffic, not checked, not counted received.
+  std::atomic<uint64_t> foreign_chats{0};
+  LatencyHistogram latency;  // round trip (echo, chat) or move to snapshot
   WorldStats world;
   std::vector<HostCounters> per_host;  // by LoadConfig::hosts' order
   // Move mode: every session's moves, for the other members of its room.
@@ -196,6 +199,7 @@ class LoadSession final : public servercore::PacketSession {
   void SendMove();
   void OnTyped(uint16_t id, std::span<const std::byte> payload);
   void OnJoinReply(std::span<const std::byte> payload);
+  bool IsOurChat(std::span<const std::byte> payload) const;
   void OnChat(std::span<const std::byte> payload);
   // Checks one load payload; returns its sequence, or -1 (counted) if bad.
   int64_t Check(std::span<const std::byte> body, uint32_t expected_index);

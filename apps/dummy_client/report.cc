@@ -169,6 +169,7 @@ Summary Summarize(const LoadConfig& config, const LoadState& state,
   s.worst_peer_late_ms = static_cast<double>(w.worst_peer_late_ns.load()) / 1e6;
   s.pings = state.pings.load();
   s.pongs = state.pongs.load();
+  s.foreign_chats = state.foreign_chats.load();
   s.lost = lost;
   s.corrupt = state.corrupt.load();
   s.out_of_order = state.out_of_order.load();
@@ -238,6 +239,11 @@ void PrintSummary(const Summary& s) {
   }
   std::printf("keepalive pings %llu  pongs %llu\n", static_cast<ull>(s.pings),
               static_cast<ull>(s.pongs));
+  if (s.foreign_chats > 0) {
+    std::printf(
+        "others   %llu chats of clients not of this run (not checked)\n",
+        static_cast<ull>(s.foreign_chats));
+  }
   PrintErrors(s, "errors ", false);
   PrintErrors(s, "world errors", true);
   std::printf("result   %s\n", s.ok() ? "OK" : "FAILED");
@@ -270,13 +276,15 @@ bool WriteJson(const Summary& s, const std::string& path) {
       "\"moves_after_two_ticks\": %llu, \"worst_late_ms\": %.1f, "
       "\"peer_moves_seen\": %llu, \"peer_moves_after_two_ticks\": %llu, "
       "\"worst_peer_late_ms\": %.1f},\n"
-      "  \"keepalive\": {\"pings\": %llu, \"pongs\": %llu},\n",
+      "  \"keepalive\": {\"pings\": %llu, \"pongs\": %llu},\n"
+      "  \"foreign_chats\": %llu,\n",
       static_cast<ull>(s.snapshots), static_cast<ull>(s.full_snapshots),
       static_cast<ull>(s.snapshot_bytes), static_cast<ull>(s.entities),
       static_cast<ull>(s.moves_reflected), static_cast<ull>(s.over_two_ticks),
       s.worst_late_ms, static_cast<ull>(s.peer_moves_seen),
       static_cast<ull>(s.peer_over_two_ticks), s.worst_peer_late_ms,
-      static_cast<ull>(s.pings), static_cast<ull>(s.pongs));
+      static_cast<ull>(s.pings), static_cast<ull>(s.pongs),
+      static_cast<ull>(s.foreign_chats));
   std::fprintf(f, "  \"hosts\": [");
   for (size_t i = 0; i < s.hosts.size(); ++i) {
     const HostSummary& h = s.hosts[i];

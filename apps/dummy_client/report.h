@@ -76,6 +76,7 @@ struct Summary {
   double worst_peer_late_ms = 0;
   uint64_t pings = 0;
   uint64_t pongs = 0;
+  uint64_t foreign_chats = 0;  // other clients' S_CHATs, not checked
   // Errors.
   uint64_t lost = 0;
   uint64_t corrupt = 0;

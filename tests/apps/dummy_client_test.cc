@@ -214,6 +214,38 @@ TEST_P(DummyClientTest, RoomZeroChatsBeforeTheJoinAreNoError) {
 }
 
 // The world: moves in two rooms, every snapshot checked, at a 20 ms tick.
+// Room 0 is every client's (docs/PROTOCOL.md): another client's chats reach
+// DummyClient's sessions there, in every mode, and in chat mode they are
+// not DummyClient's to check. Found by a review: echo mode counted them as
+// unexpected, chat mode as corrupt, and the run failed.
+TEST_P(DummyClientTest, OtherClientsChatsAreNoError) {
+  START_SERVER();
+  TestClient chatter;
+  ASSERT_TRUE(ConnectReady(chatter, server_.port()));
+  std::atomic<bool> stop{false};
+  std::thread chat([&] {
+    while (!stop.load() && chatter.SendPacket(kCChat, Bytes("not yours"))) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  for (const char* mode : {"echo", "chat", "move"}) {
+    ChildProcess client;
+    const auto status = RunDummyClient(
+        client, {"--port", std::to_string(server_.port()), "--sessions", "4",
+                 "--mode", mode, "--rate", "20", "--duration", "1"});
+    ASSERT_TRUE(status.has_value()) << "DummyClient hung:\n" << client.Output();
+    EXPECT_EQ(ChildProcess::DescribeStatus(*status), "exit 0")
+        << mode << ":\n"
+        << client.Output();
+    EXPECT_NE(client.Output().find("chats of clients not of this run"),
+              std::string::npos)
+        << mode << ":\n"
+        << client.Output();
+  }
+  stop = true;
+  chat.join();
+}
+
 TEST_P(DummyClientTest, MoveInRoomsAgainstGameServerExitsZero) {
   START_SERVER("--tick-ms", "20");
   const std::string out =
