@@ -246,7 +246,11 @@ void PrintSummary(const Summary& s) {
   }
   PrintErrors(s, "errors ", false);
   PrintErrors(s, "world errors", true);
-  std::printf("result   %s\n", s.ok() ? "OK" : "FAILED");
+  // A run that sent nothing (a --rate too low for its --duration, say)
+  // showed nothing either way: not a pass, and it says so.
+  std::printf("result   %s\n", s.ok()            ? "OK"
+                               : s.errors() == 0 ? "FAILED (nothing was sent)"
+                                                 : "FAILED");
   std::fflush(stdout);
 }
 
