@@ -98,7 +98,11 @@ void GameSession::MaybePause() {
 void GameSession::MaybeResume() noexcept {
   const uint64_t done = jobs_done_.load(std::memory_order_seq_cst);
   const uint32_t announced = announced_.load(std::memory_order_seq_cst);
-  if (done < resume_jobs_at_.load(std::memory_order_relaxed) ||
+  // Differences, not comparisons: a threshold set early in a session's life
+  // lies "below 0", wrapped (it was a hang: a pause before 512 jobs waited
+  // for a count past 2^64).
+  if (static_cast<int64_t>(
+          done - resume_jobs_at_.load(std::memory_order_relaxed)) < 0 ||
       static_cast<int32_t>(
           announced - resume_joins_at_.load(std::memory_order_relaxed)) < 0) {
     return;

@@ -28,9 +28,9 @@
 // stream of C_JOINs to fresh rooms, chats into a crowded room): the jobs
 // would wait in the rooms' queues, with what they hold, without bound. Past
 // kMaxJobsInFlight jobs pushed and not run, or kMaxJoinsInFlight joins not
-// announced, the session stops reading (PauseReading) until the rooms have
-// caught up half way; the client waits in TCP's window, not in the
-// server's memory, and loses nothing.
+// announced (each may hold a Room of its own), the session stops reading
+// (PauseReading) until the rooms have caught up half way; the client waits in
+// TCP's window, not in the server's memory, and loses nothing.
 //
 // Thread safety: as PacketSession; the room fields are set in OnCreated on
 // the accepting thread before the session reaches its worker (the hand-over
@@ -81,7 +81,7 @@ class GameSession final : public servercore::PacketSession {
 
   // Flow control (above).
   static constexpr uint64_t kMaxJobsInFlight = 1024;
-  static constexpr uint32_t kMaxJoinsInFlight = 256;
+  static constexpr uint32_t kMaxJoinsInFlight = 64;
 
  protected:
   void OnCreated() override;
