@@ -214,6 +214,7 @@ class LoadSession final : public servercore::PacketSession {
   servercore::Mutex send_mu_;
   std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> acked_{0};
+  uint64_t echo_next_ = 0;  // the seq the next S_ECHO should carry (worker)
   std::atomic<bool> ready_{false};
   std::atomic<int64_t> last_send_ns_;
   // Chat: next sequence expected from each sender, by client index.

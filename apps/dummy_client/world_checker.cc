@@ -171,7 +171,10 @@ void WorldChecker::OnOtherSeq(const pb::Entity& entity, int64_t now_ns) {
   if (inserted) {
     it->second.peer = FindPeer(entity);
   } else if (seq < it->second.seq) {
+    // Once per step back: from here on this is the entity's seq (counting
+    // against the old high would count every later snapshot again).
     Violate(stats_.seq_back);
+    it->second.seq = seq;
     return;
   } else {
     it->second.seq = seq;
