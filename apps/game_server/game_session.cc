@@ -54,8 +54,7 @@ void GameSession::LeaveRoom() {
 void GameSession::OnRecvPacket(uint16_t id,
                                std::span<const std::byte> payload) {
   if (id == kCEcho) {
-    HandleEcho(payload);
-    MaybePause();  // (its reply may be a job, when not settled)
+    HandleEcho(payload);  // (a job only when not settled: Reply pauses)
     return;
   }
   FlushEchoes();                                // the replies so far go first
@@ -273,6 +272,7 @@ void GameSession::Reply(SendBufferRef packet) {
     Send(std::move(packet));
   } else {
     ToRoom(&Room::Relay, id(), std::move(packet), RelayAfter::kNothing);
+    MaybePause();  // (the settled path, every echo's, costs nothing more)
   }
 }
 

@@ -113,8 +113,8 @@ class GameSession final : public servercore::PacketSession {
   // Out of its room for good (a job to the room); nothing once it is.
   void LeaveRoom();
   bool Settled() const noexcept;
-  // Worker thread, after each packet: pauses reading when the rooms are
-  // too far behind (flow control, above).
+  // Worker thread, after each packet that pushed a job: pauses reading when
+  // the rooms are too far behind (flow control, above).
   void MaybePause();
   // Any thread: resumes reading once paused and the rooms caught up half way
   // (once per pause: whoever takes wants_resume_).

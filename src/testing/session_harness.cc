@@ -151,8 +151,62 @@ void SessionHarness::Add(SessionRef session) {
 
 size_t SessionHarness::Receive(Session& session,
                                std::span<const std::byte> bytes) {
-  internal::IoWorker& worker = host_->worker();
-  worker.AssertInWorkerThread();
+  host_->worker().AssertInWorkerThread();
+  if (Unread* unread = UnreadOf(session)) {  // behind what waits already
+    if (unread->end) return 0;  // nothing comes after the end of a stream
+    unread->bytes.insert(unread->bytes.end(), bytes.begin(), bytes.end());
+    return bytes.size();
+  }
+  const size_t taken = Feed(session, bytes);
+  SocketState& socket = session.socket(IoKey{});
+  if (taken < bytes.size() && !stopped_ && socket.CanRead() &&
+      socket.recv_paused()) {
+    unread_.push_back(Unread{
+        .session = session.shared_from_this(),
+        .bytes = std::vector<std::byte>(
+            bytes.begin() + static_cast<ptrdiff_t>(taken), bytes.end())});
+    return bytes.size();
+  }
+  return taken;
+}
+
+SessionHarness::Unread* SessionHarness::UnreadOf(const Session& session) {
+  for (Unread& unread : unread_) {
+    if (unread.session.get() == &session) return &unread;
+  }
+  return nullptr;
+}
+
+void SessionHarness::DeliverUnread() {
+  host_->worker().AssertInWorkerThread();
+  for (size_t i = 0; i < unread_.size();) {
+    Unread& unread = unread_[i];
+    SocketState& socket = unread.session->socket(IoKey{});
+    if (stopped_ || !socket.CanRead()) {  // closed: the kernel drops it
+      unread_.erase(unread_.begin() + static_cast<ptrdiff_t>(i));
+      continue;
+    }
+    if (!backend_->Reading(socket)) {
+      ++i;
+      continue;
+    }
+    const size_t taken = Feed(*unread.session, unread.bytes);
+    unread.bytes.erase(unread.bytes.begin(),
+                       unread.bytes.begin() + static_cast<ptrdiff_t>(taken));
+    if (!unread.bytes.empty() && socket.CanRead()) {
+      ++i;  // paused again
+      continue;
+    }
+    const SessionRef session = std::move(unread.session);
+    const bool end = unread.end;
+    unread_.erase(unread_.begin() + static_cast<ptrdiff_t>(i));
+    if (end) PeerClose(*session);
+  }
+}
+
+size_t SessionHarness::Feed(Session& session,
+                            std::span<const std::byte> bytes) {
+  host_->worker().AssertInWorkerThread();
   SocketState& socket = session.socket(IoKey{});
   // As a backend's reads: at most kReadSize bytes each, from a buffer of its
   // own that is reused (and scribbled on) after each, so a session that
@@ -184,6 +238,15 @@ void SessionHarness::PeerClose(Session& session) {
   internal::IoWorker& worker = host_->worker();
   worker.AssertInWorkerThread();
   SocketState& socket = session.socket(IoKey{});
+  if (Unread* unread = UnreadOf(session)) {
+    unread->end = true;  // after what waits
+    return;
+  }
+  if (!stopped_ && socket.CanRead() && socket.recv_paused()) {
+    unread_.push_back(Unread{
+        .session = session.shared_from_this(), .bytes = {}, .end = true});
+    return;
+  }
   if (!stopped_ && backend_->Reading(socket)) socket.RecvEnded(0);
 }
 
@@ -192,6 +255,7 @@ void SessionHarness::RunRound() {
   internal::IoWorker& worker = host_->worker();
   worker.AssertInWorkerThread();
   worker.RunRound(skew_);
+  DeliverUnread();
 }
 
 bool SessionHarness::RunUntilQuiet(int max_rounds) {
@@ -200,7 +264,8 @@ bool SessionHarness::RunUntilQuiet(int max_rounds) {
   worker.AssertInWorkerThread();
   for (int round = 0; round < max_rounds; ++round) {
     worker.RunRound(skew_);
-    if (worker.Quiet()) return true;
+    DeliverUnread();
+    if (worker.Quiet() && unread_.empty()) return true;
   }
   return false;
 }
@@ -223,6 +288,7 @@ void SessionHarness::Stop() {
   worker.AssertInWorkerThread();
   worker.EndInline(skew_);
   stopped_ = true;
+  unread_.clear();
   host_->sessions().clear();
 }
 

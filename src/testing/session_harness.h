@@ -70,15 +70,19 @@ class SessionHarness {
   void Add(SessionRef session);
   // Bytes from the peer, as one completed read per 64 KiB.
   // Returns the bytes taken: all of them, unless the session stopped
-  // reading (not attached yet, or closing) before the end.
+  // reading (not attached yet, or closing) before the end. A session that
+  // paused reading (Session::PauseReading) takes them all, as the kernel's
+  // socket buffer would: they wait, in order with what comes later, and
+  // the rounds after its resumption deliver them.
   size_t Receive(Session& session, std::span<const std::byte> bytes);
-  // The peer closed its side: a read of 0 bytes.
+  // The peer closed its side: a read of 0 bytes (after what waits).
   void PeerClose(Session& session);
 
   // One round of the worker's loop.
   void RunRound();
   // Rounds until one leaves nothing to do (no task, flush, closing session
-  // or job queue waiting); false if that took more than `max_rounds`.
+  // or job queue waiting, no byte waiting for a paused session); false if
+  // that took more than `max_rounds`.
   bool RunUntilQuiet(int max_rounds = 10'000);
   // Moves the timers' clock forward.
   void Advance(std::chrono::nanoseconds by) noexcept { skew_ += by; }
@@ -105,6 +109,20 @@ class SessionHarness {
   std::chrono::nanoseconds skew_{0};
   bool stopped_ = false;
   std::vector<std::byte> read_buffer_;  // the fake backend's read buffer
+  // What a paused session's socket buffer holds, and whether its peer's
+  // end of stream comes after it.
+  struct Unread {
+    SessionRef session;
+    std::vector<std::byte> bytes;
+    bool end = false;
+  };
+  std::vector<Unread> unread_;
+
+  // Reads of `bytes` while the socket takes them: the bytes taken.
+  size_t Feed(Session& session, std::span<const std::byte> bytes);
+  Unread* UnreadOf(const Session& session);
+  // Hands what waits to the sessions reading again; drops it for closed ones.
+  void DeliverUnread();
 };
 
 }  // namespace servercore::testing
