@@ -25,7 +25,7 @@ using servercore::PacketWriter;
 using servercore::SendBufferRef;
 
 constexpr uint32_t kMagic = 0x31435344;  // "DSC1"
-constexpr size_t kFillerOffset = 24;
+constexpr size_t kFillerOffset = kHeaderSize;
 constexpr std::byte kPing[4] = {std::byte{'p'}, std::byte{'i'}, std::byte{'n'},
                                 std::byte{'g'}};
 // S_BYE packets told on stderr; the rest are only counted.
@@ -40,7 +40,7 @@ int64_t NanosOf(double seconds) { return static_cast<int64_t>(seconds * 1e9); }
 WorldCheckerOptions WorldOptions(const LoadConfig& config,
                                  const LoadState& state, uint32_t index) {
   const auto [first, count] = RoomMembers(config, index);
-  return {.tick_ns = NanosOf(config.tick_ms / 1e3),
+  return {.tick_ns = NanosOf(config.tick_ms / 1e3),  // 0: learn it
           .grace_ns = NanosOf(config.late_grace_ms / 1e3),
           .remote_grace_ns = NanosOf(config.remote_grace_ms / 1e3),
           .self_index = index,
@@ -57,6 +57,36 @@ const std::array<std::byte, 65536 + 256>& Pattern() {
     return p;
   }();
   return pattern;
+}
+
+// A load payload's header (load_session.h).
+std::array<std::byte, kHeaderSize> Header(uint32_t index, uint64_t seq,
+                                          uint64_t sent_ns) {
+  std::array<std::byte, kHeaderSize> header{};
+  servercore::StoreU32(header.data(), index);
+  servercore::StoreU32(header.data() + 4, kMagic);
+  servercore::StoreU64(header.data() + 8, seq);
+  servercore::StoreU64(header.data() + 16, sent_ns);
+  return header;
+}
+
+// The sequence of a load payload. One cut short keeps only the low bytes
+// of it (none under 9 bytes): the sequence is then the one nearest to `due`,
+// the next one due, with those low bytes (as TCP reads its sequence numbers,
+// a difference taken modulo their range as signed), so that a packet lost
+// or overtaken shows as one.
+uint64_t SeqIn(std::span<const std::byte> body, uint64_t due) {
+  if (body.size() >= 16) return LoadU64(body.data() + 8);
+  if (body.size() <= 8) return due;
+  const size_t bits = (body.size() - 8) * 8;
+  uint64_t low = 0;
+  for (size_t i = 0; i < body.size() - 8; ++i) {
+    low |= uint64_t{std::to_integer<uint8_t>(body[8 + i])} << (8 * i);
+  }
+  const uint64_t mask = (uint64_t{1} << bits) - 1;
+  const uint64_t ahead = (low - due) & mask;  // due + ahead has those bytes
+  const uint64_t back = mask + 1 - ahead;     // and so has due - back
+  return ahead <= (mask >> 1) || back > due ? due + ahead : due - back;
 }
 
 }  // namespace
@@ -123,13 +153,20 @@ void LoadSession::SendNext(int64_t scheduled_ns) {
   MutexLock lock(send_mu_);
   const uint64_t seq = sent_.load(std::memory_order_relaxed);
   const int64_t now = NowNs();
+  const int64_t sent_ns = scheduled_ns != 0 ? scheduled_ns : now;
   PacketWriter packet(config_.mode == Mode::kEcho ? kCEcho : kCChat, payload);
-  packet.WriteU32(index_)
-      .WriteU32(kMagic)
-      .WriteU64(seq)
-      .WriteU64(static_cast<uint64_t>(scheduled_ns != 0 ? scheduled_ns : now))
-      .WriteBytes(
-          std::span(Pattern()).subspan(seq & 0xFF, payload - kFillerOffset));
+  if (payload >= kHeaderSize) {
+    packet.WriteU32(index_)
+        .WriteU32(kMagic)
+        .WriteU64(seq)
+        .WriteU64(static_cast<uint64_t>(sent_ns))
+        .WriteBytes(
+            std::span(Pattern()).subspan(seq & 0xFF, payload - kFillerOffset));
+  } else {
+    const auto header = Header(index_, seq, static_cast<uint64_t>(sent_ns));
+    packet.WriteBytes(std::span(header).first(payload));
+    sent_times_.push_back({seq, sent_ns});
+  }
   if (SendNoted(packet.Finish(), now)) {
     sent_.store(seq + 1, std::memory_order_release);
     Count(state_.sent);
@@ -190,9 +227,26 @@ size_t LoadSession::PendingMoves() {
 }
 
 int64_t LoadSession::Check(std::span<const std::byte> body,
-                           uint32_t expected_index) {
+                           uint32_t expected_index, uint64_t due_seq,
+                           int64_t sent_ns) {
   const auto payload = static_cast<size_t>(config_.payload);
-  if (body.size() != payload || LoadU32(body.data()) != expected_index ||
+  if (body.size() != payload) {
+    Error(state_.corrupt);
+    return -1;
+  }
+  if (payload < kHeaderSize) {
+    // What the header keeps is compared; what it cut off was known.
+    const uint64_t seq = SeqIn(body, due_seq);
+    const auto header =
+        Header(expected_index, seq, static_cast<uint64_t>(sent_ns));
+    const size_t known = sent_ns != 0 ? payload : std::min<size_t>(payload, 16);
+    if (std::memcmp(body.data(), header.data(), known) != 0) {
+      Error(state_.corrupt);
+      return -1;
+    }
+    return static_cast<int64_t>(seq);
+  }
+  if (LoadU32(body.data()) != expected_index ||
       LoadU32(body.data() + 4) != kMagic) {
     Error(state_.corrupt);
     return -1;
@@ -206,10 +260,22 @@ int64_t LoadSession::Check(std::span<const std::byte> body,
   return static_cast<int64_t>(seq);
 }
 
-void LoadSession::OnOwnAnswer(std::span<const std::byte> body) {
-  const int64_t sent_ns = static_cast<int64_t>(LoadU64(body.data() + 16));
-  const int64_t latency = NowNs() - sent_ns;
-  state_.latency.Record(latency > 0 ? static_cast<uint64_t>(latency) : 0);
+int64_t LoadSession::TakeSentTime(uint64_t seq) {
+  MutexLock lock(send_mu_);
+  while (!sent_times_.empty() && sent_times_.front().seq < seq) {
+    sent_times_.pop_front();
+  }
+  if (sent_times_.empty() || sent_times_.front().seq != seq) return 0;
+  const int64_t sent_ns = sent_times_.front().sent_ns;
+  sent_times_.pop_front();
+  return sent_ns;
+}
+
+void LoadSession::OnOwnAnswer(int64_t sent_ns) {
+  if (sent_ns != 0) {
+    const int64_t latency = NowNs() - sent_ns;
+    state_.latency.Record(latency > 0 ? static_cast<uint64_t>(latency) : 0);
+  }
   acked_.fetch_add(1, std::memory_order_release);
   // Closed loop: each answer lets one more packet go.
   if (config_.rate == 0 && state_.sending.load(std::memory_order_relaxed)) {
@@ -243,13 +309,27 @@ void LoadSession::OnRecvPacket(uint16_t id,
   if (id >= kFirstTypedId) {
     OnTyped(id, payload);
   } else if (id == kSEcho && config_.mode == Mode::kEcho) {
-    const int64_t seq = Check(payload, index_);
+    const bool whole = payload.size() >= kHeaderSize;
+    const int64_t sent_ns =
+        whole ? 0 : TakeSentTime(SeqIn(payload, echo_next_));
+    const int64_t seq = Check(payload, index_, echo_next_, sent_ns);
     if (seq < 0) return;
-    // One error per break in the order (two for a swap), not one for every
-    // reply after it: a dropped reply is one, and lost.
-    if (static_cast<uint64_t>(seq) != echo_next_) Error(state_.out_of_order);
+    if (static_cast<uint64_t>(seq) != echo_next_) {
+      // A sequence never sent is a damaged one (in a byte that the filler
+      // does not depend on), not a jump that would make every later reply
+      // look late. sent_ is stored under send_mu_ after the send.
+      if (MutexLock lock(send_mu_);
+          static_cast<uint64_t>(seq) >= sent_.load(std::memory_order_relaxed)) {
+        Error(state_.corrupt);
+        return;
+      }
+      // One error per break in the order (two for a swap), not one for
+      // every reply after it: a dropped reply is one, and lost.
+      Error(state_.out_of_order);
+    }
     echo_next_ = std::max(echo_next_, static_cast<uint64_t>(seq) + 1);
-    OnOwnAnswer(payload);
+    OnOwnAnswer(whole ? static_cast<int64_t>(LoadU64(payload.data() + 16))
+                      : sent_ns);
   } else if (id == kSChat && config_.mode == Mode::kChat) {
     OnChat(payload);
   } else {
@@ -283,10 +363,7 @@ void LoadSession::OnJoinReply(std::span<const std::byte> payload) {
 }
 
 void LoadSession::OnChat(std::span<const std::byte> payload) {
-  if (payload.size() < kChatSenderSize + kMinPayload) {
-    Error(state_.corrupt);
-    return;
-  }
+  // IsOurChat saw the sender's index and the magic.
   const std::span<const std::byte> body = payload.subspan(kChatSenderSize);
   const uint32_t sender = LoadU32(body.data());
   if (sender >= received_from_.size()) {
@@ -297,7 +374,12 @@ void LoadSession::OnChat(std::span<const std::byte> payload) {
     Error(state_.chat_wrong_room);
     return;
   }
-  const int64_t seq = Check(body, sender);
+  const bool whole = body.size() >= kHeaderSize;
+  const uint64_t due = received_from_[sender].load(std::memory_order_relaxed);
+  // Another sender's send time is not known here, and not compared.
+  const int64_t sent_ns =
+      whole || sender != index_ ? 0 : TakeSentTime(SeqIn(body, due));
+  const int64_t seq = Check(body, sender, due, sent_ns);
   if (seq < 0) return;
   if (state_.chat_sender_ids) {
     // One id per sender, cluster-wide: a node that relabels the chats it
@@ -322,7 +404,10 @@ void LoadSession::OnChat(std::span<const std::byte> payload) {
                        std::memory_order_relaxed);
   }
   next.store(static_cast<uint64_t>(seq) + 1, std::memory_order_release);
-  if (sender == index_) OnOwnAnswer(body);
+  if (sender == index_) {
+    OnOwnAnswer(whole ? static_cast<int64_t>(LoadU64(body.data() + 16))
+                      : sent_ns);
+  }
 }
 
 void LoadSession::OnTyped(uint16_t id, std::span<const std::byte> payload) {

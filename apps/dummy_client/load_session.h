@@ -5,9 +5,15 @@
 // session id at every receiver; snapshots by its WorldChecker; and
 // the S_PONG of each C_PING it sent to keep itself alive.
 //
-// Payload of every echo and chat load packet (at least kMinPayload bytes):
+// Payload of every echo and chat load packet, of --payload bytes:
 //   [u32 client index][u32 magic][u64 sequence][u64 send time ns][filler]
 // where filler byte j is (sequence + j) & 0xFF, so any corruption shows.
+// A payload under kHeaderSize bytes carries the header cut short: what it
+// leaves out is known to the checker instead (an echo's sequence is the next
+// one due; a chat's, the next one due from its sender; the send time of an
+// own packet comes from a list of them kept in send order), and only what is
+// known is checked. Chat needs kMinChatPayload bytes: the sender's index and
+// the magic that tell this run's chats from other clients'.
 //
 // Thread safety: SendNext and KeepAlive may be called from any thread (a
 // per-session lock keeps sequence order equal to queue order); the hooks and
@@ -55,7 +61,7 @@ struct LoadConfig {
   double warmup = 0;  // seconds of load before the measured duration
   int senders = 0;    // chat: how many sessions send (0 = all)
   int threads = 1;
-  double tick_ms = 50;         // move: the server's --tick-ms
+  double tick_ms = 0;  // move: the server's --tick-ms; 0: learned (TickClock)
   double late_grace_ms = 500;  // move: allowed beyond two ticks
   double remote_grace_ms = 0;  // move: and more for a mover on another node
   double keepalive = 10;       // seconds of silence before a C_PING
@@ -133,7 +139,8 @@ struct LoadState {
   int64_t start_ns = 0;  // open loop: the schedule's origin
 };
 
-inline constexpr size_t kMinPayload = 24;
+inline constexpr size_t kHeaderSize = 24;
+inline constexpr size_t kMinChatPayload = 8;
 
 class LoadSession final : public servercore::PacketSession {
  public:
@@ -201,9 +208,18 @@ class LoadSession final : public servercore::PacketSession {
   void OnJoinReply(std::span<const std::byte> payload);
   bool IsOurChat(std::span<const std::byte> payload) const;
   void OnChat(std::span<const std::byte> payload);
-  // Checks one load payload; returns its sequence, or -1 (counted) if bad.
-  int64_t Check(std::span<const std::byte> body, uint32_t expected_index);
-  void OnOwnAnswer(std::span<const std::byte> body);
+  // Checks one load payload from the session of index `expected_index`;
+  // returns its sequence, or -1 (counted) if bad. Payloads shorter than
+  // kHeaderSize are checked against `due_seq`, the sequence due next, and
+  // `sent_ns` (0: unknown), where they lack them.
+  int64_t Check(std::span<const std::byte> body, uint32_t expected_index,
+                uint64_t due_seq, int64_t sent_ns);
+  // Short payloads: the send time of own packet `seq` (0 if not known),
+  // forgotten with those of every earlier one (never answered: lost).
+  int64_t TakeSentTime(uint64_t seq);
+  // An own packet came back; it was sent (or scheduled) at `sent_ns`, 0 if
+  // not known (no latency then).
+  void OnOwnAnswer(int64_t sent_ns);
 
   const LoadConfig& config_;
   LoadState& state_;
@@ -212,6 +228,13 @@ class LoadSession final : public servercore::PacketSession {
   const uint32_t room_;
   const MovePath path_;
   servercore::Mutex send_mu_;
+  // Payloads shorter than kHeaderSize: the sequence and send time of each
+  // own packet not answered yet, oldest first.
+  struct SentTime {
+    uint64_t seq;
+    int64_t sent_ns;
+  };
+  std::deque<SentTime> sent_times_ SERVERCORE_GUARDED_BY(send_mu_);
   std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> acked_{0};
   uint64_t echo_next_ = 0;  // the seq the next S_ECHO should carry (worker)

@@ -6,7 +6,7 @@
 //                    [--mode echo|chat|move] [--room-size 0]
 //                    [--first-room 1] [--payload 64]
 //                    [--rate R | --depth 1] [--duration 10] [--warmup 0]
-//                    [--senders N] [--threads 1] [--tick-ms 50]
+//                    [--senders N] [--threads 1] [--tick-ms MS]
 //                    [--late-grace-ms 500] [--remote-grace-ms 0]
 //                    [--keepalive 10] [--idle 0] [--drain-ms 5000]
 //                    [--json FILE]
@@ -27,8 +27,9 @@
 // a stalled server cannot hide it); without --rate, --depth D keeps D packets
 // in flight per sending session (closed loop). --mode move is always open
 // loop (10 moves/s without --rate) and checks every snapshot
-// (world_checker.h). --room-size N sends session i to room i / N + 1 first
-// (i / N + F with --first-room F).
+// (world_checker.h); it learns the server's tick from the snapshots
+// (tick_clock.h) unless --tick-ms says what it is. --room-size N sends session
+// i to room i / N + 1 first (i / N + F with --first-room F).
 // --hosts deals the sessions out over several servers in turn (session i
 // connects to host i % H, so a room's members spread over them all; it
 // overrides --host and --port) and checks them as one game: every chat must
@@ -36,6 +37,8 @@
 // mode every member must see every other member's moves (world_checker.h),
 // with --remote-grace-ms more for a mover on another node of a cluster. The
 // summary says how many sessions went to each host and the errors seen there.
+// --payload takes any size (chat at least 8 bytes); payloads under 24 bytes
+// carry DummyClient's header cut short (load_session.h).
 // A session that has sent nothing for --keepalive seconds sends C_PING.
 // --idle S keeps every session connected for S more seconds after the load
 // (and its drain), sending only those pings, between the lines "[idle] start"
@@ -125,11 +128,10 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
                  "with --room-size: the first room id, so that two "
                  "DummyClients can share a server without sharing rooms (1)")
       ->transform(game::InRange(1, kMaxInt));
-  app.add_option(
-         "--payload", config->payload,
-         "payload bytes per packet, 24..4092 with the default server (64)")
-      ->transform(
-          game::InRange(static_cast<int>(game::kMinPayload), kMaxPayload));
+  app.add_option("--payload", config->payload,
+                 "payload bytes per packet, up to 4092 with the default "
+                 "server; chat at least 8 (64)")
+      ->transform(game::InRange(0, kMaxPayload));
   app.add_option("--rate", config->rate,
                  "packets/s per sending session, open loop (0: closed loop; "
                  "move: 10)")
@@ -149,7 +151,7 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
       ->transform(game::InRange(1, kMaxInt));
   app.add_option("--tick-ms", config->tick_ms,
                  "move: the server's tick in ms; a move must show in a "
-                 "snapshot within two (50)")
+                 "snapshot within two (learned from the snapshots)")
       ->transform(game::Above(0));
   app.add_option("--late-grace-ms", config->late_grace_ms,
                  "move: ms allowed beyond two ticks for the network and the "
@@ -188,6 +190,14 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
   config->mode = mode == "chat"   ? Mode::kChat
                  : mode == "move" ? Mode::kMove
                                   : Mode::kEcho;
+  if (config->mode == Mode::kChat &&
+      config->payload < static_cast<int>(game::kMinChatPayload)) {
+    std::fprintf(stderr,
+                 "DummyClient: --payload: chat needs at least %zu bytes (the "
+                 "sender's index and a magic number tell this run's chats)\n",
+                 game::kMinChatPayload);
+    return 2;
+  }
   if (config->mode == Mode::kMove && config->rate == 0) {
     config->rate = kDefaultMoveRate;
   }
@@ -433,11 +443,16 @@ int main(int argc, char** argv) {
     state.sending = false;
     // Drain: every packet sent before the end must still arrive (a move: be
     // shown back, late or not).
+    const double tick_ms =
+        config.tick_ms > 0 ? config.tick_ms
+                           : static_cast<double>(std::max<uint64_t>(
+                                 state.world.learned_tick_ns.load(),
+                                 static_cast<uint64_t>(game::kDefaultTickNs))) /
+                                 1e6;
     const auto drain_end =
         Clock::now() +
-        std::max(
-            Seconds(config.drain_ms / 1e3),
-            Seconds((2 * config.tick_ms + config.late_grace_ms) / 1e3 + 1));
+        std::max(Seconds(config.drain_ms / 1e3),
+                 Seconds((2 * tick_ms + config.late_grace_ms) / 1e3 + 1));
     while (CountLost(config, sessions, senders_count) > 0 &&
            Clock::now() < drain_end) {
       keepalive.Tick();

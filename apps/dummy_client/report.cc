@@ -157,6 +157,10 @@ Summary Summarize(const LoadConfig& config, const LoadState& state,
   s.p999_us = static_cast<double>(state.latency.Quantile(0.999)) / 1e3;
   s.max_us = static_cast<double>(state.latency.Max()) / 1e3;
   const WorldStats& w = state.world;
+  s.tick_learned = config.tick_ms <= 0;
+  s.tick_ms = s.tick_learned
+                  ? static_cast<double>(w.learned_tick_ns.load()) / 1e6
+                  : config.tick_ms;
   s.snapshots = w.snapshots.load();
   s.snapshot_bytes = w.snapshot_bytes.load();
   s.entities = w.entities.load();
@@ -219,14 +223,19 @@ void PrintSummary(const Summary& s) {
       s.latency_measures.c_str(), s.p50_us, s.p99_us, s.p999_us, s.max_us,
       static_cast<ull>(s.latency_count));
   if (s.mode == "move") {
+    const std::string tick =
+        s.tick_ms > 0
+            ? std::to_string(static_cast<long long>(s.tick_ms + 0.5)) +
+                  (s.tick_learned ? " ms (learned)" : " ms (--tick-ms)")
+            : std::string("not learned (no two ticks seen)");
     std::printf(
-        "world    snapshots %llu (%llu full, %llu bytes, %llu entities)  "
-        "moves shown %llu (%llu after 2 ticks, within the grace)  "
+        "world    tick %s  snapshots %llu (%llu full, %llu bytes, %llu "
+        "entities)  moves shown %llu (%llu after 2 ticks, within the grace)  "
         "others' moves seen %llu (%llu after 2 ticks, within the grace)\n",
-        static_cast<ull>(s.snapshots), static_cast<ull>(s.full_snapshots),
-        static_cast<ull>(s.snapshot_bytes), static_cast<ull>(s.entities),
-        static_cast<ull>(s.moves_reflected), static_cast<ull>(s.over_two_ticks),
-        static_cast<ull>(s.peer_moves_seen),
+        tick.c_str(), static_cast<ull>(s.snapshots),
+        static_cast<ull>(s.full_snapshots), static_cast<ull>(s.snapshot_bytes),
+        static_cast<ull>(s.entities), static_cast<ull>(s.moves_reflected),
+        static_cast<ull>(s.over_two_ticks), static_cast<ull>(s.peer_moves_seen),
         static_cast<ull>(s.peer_over_two_ticks));
   }
   for (const HostSummary& h : s.hosts) {
@@ -275,13 +284,15 @@ bool WriteJson(const Summary& s, const std::string& path) {
       s.max_us);
   std::fprintf(
       f,
-      "  \"world\": {\"snapshots\": %llu, \"full_snapshots\": %llu, "
+      "  \"world\": {\"tick_ms\": %.1f, \"tick_learned\": %s, "
+      "\"snapshots\": %llu, \"full_snapshots\": %llu, "
       "\"snapshot_bytes\": %llu, \"entities\": %llu, \"moves_shown\": %llu, "
       "\"moves_after_two_ticks\": %llu, \"worst_late_ms\": %.1f, "
       "\"peer_moves_seen\": %llu, \"peer_moves_after_two_ticks\": %llu, "
       "\"worst_peer_late_ms\": %.1f},\n"
       "  \"keepalive\": {\"pings\": %llu, \"pongs\": %llu},\n"
       "  \"foreign_chats\": %llu,\n",
+      s.tick_ms, s.tick_learned ? "true" : "false",
       static_cast<ull>(s.snapshots), static_cast<ull>(s.full_snapshots),
       static_cast<ull>(s.snapshot_bytes), static_cast<ull>(s.entities),
       static_cast<ull>(s.moves_reflected), static_cast<ull>(s.over_two_ticks),

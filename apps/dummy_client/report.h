@@ -61,7 +61,10 @@ struct Summary {
   std::string latency_measures;
   uint64_t latency_count = 0;
   double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
-  // Move mode's figures (WorldStats).
+  // Move mode's figures (WorldStats). The tick moves were judged in: from
+  // --tick-ms, or learned from the snapshots (0 if none was learned).
+  double tick_ms = 0;
+  bool tick_learned = false;
   uint64_t snapshots = 0;
   uint64_t snapshot_bytes = 0;
   uint64_t entities = 0;

@@ -49,6 +49,7 @@ void WorldChecker::OnJoined(uint32_t room) {
   if (in_full_) CloseFullRun();
   room_ = room;
   have_tick_ = false;
+  tick_clock_.Restart();
   // The members of the room left behind send us no `gone` any more.
   others_.clear();
   if (in_world_) need_full_ = true;
@@ -91,6 +92,13 @@ void WorldChecker::OnSnapshot(const pb::S_SNAPSHOT& snapshot, size_t bytes,
   last_tick_ =
       have_tick_ ? std::max(last_tick_, snapshot.tick()) : snapshot.tick();
   have_tick_ = true;
+  if (options_.tick_ns == 0 && !snapshot.full()) {
+    tick_clock_.Observe(snapshot.tick(), now_ns);
+    if (tick_clock_.Known()) {
+      RaiseTo(stats_.learned_tick_ns, static_cast<uint64_t>(tick_ns()));
+      JudgeUnjudged();
+    }
+  }
 
   std::vector<uint64_t> gone;
   for (const pb::Entity& e : snapshot.entities()) {
@@ -126,6 +134,40 @@ void WorldChecker::OnSnapshot(const pb::S_SNAPSHOT& snapshot, size_t bytes,
 
 void WorldChecker::Finish() {
   if (in_full_) CloseFullRun();
+  if (options_.tick_ns == 0 && tick_clock_.PeriodNs()) {
+    RaiseTo(stats_.learned_tick_ns, static_cast<uint64_t>(tick_ns()));
+  }
+  JudgeUnjudged();
+}
+
+int64_t WorldChecker::tick_ns() const noexcept {
+  if (options_.tick_ns > 0) return options_.tick_ns;
+  return tick_clock_.PeriodNs().value_or(kDefaultTickNs);
+}
+
+void WorldChecker::OnShown(const Shown& shown) {
+  if (options_.tick_ns > 0 || tick_clock_.Known()) {
+    Judge(shown);
+    return;
+  }
+  unjudged_.push_back(shown);
+  if (unjudged_.size() >= kMaxUnjudged) JudgeUnjudged();
+}
+
+void WorldChecker::JudgeUnjudged() {
+  for (const Shown& shown : unjudged_) Judge(shown);
+  unjudged_.clear();
+}
+
+void WorldChecker::Judge(const Shown& shown) {
+  const int64_t two_ticks = 2 * tick_ns();
+  if (shown.latency_ns > two_ticks + options_.grace_ns + shown.extra_grace_ns) {
+    Violate(shown.peer ? stats_.peer_late : stats_.late);
+    RaiseTo(shown.peer ? stats_.worst_peer_late_ns : stats_.worst_late_ns,
+            static_cast<uint64_t>(shown.latency_ns));
+  } else if (shown.latency_ns > two_ticks) {
+    Count(shown.peer ? stats_.peer_over_two_ticks : stats_.over_two_ticks);
+  }
 }
 
 void WorldChecker::CloseFullRun() {
@@ -148,19 +190,13 @@ void WorldChecker::OnOwnSeq(uint32_t seq, int64_t now_ns) {
     return;
   }
   own_seq_ = seq;
-  const int64_t two_ticks = 2 * options_.tick_ns;
   while (!pending_.empty() && pending_.front().seq <= seq) {
     const int64_t latency =
         std::max<int64_t>(now_ns - pending_.front().sent_ns, 0);
     pending_.pop_front();
     latency_.Record(static_cast<uint64_t>(latency));
     Count(stats_.moves_reflected);
-    if (latency > two_ticks + options_.grace_ns) {
-      Violate(stats_.late);
-      RaiseTo(stats_.worst_late_ns, static_cast<uint64_t>(latency));
-    } else if (latency > two_ticks) {
-      Count(stats_.over_two_ticks);
-    }
+    OnShown({.latency_ns = latency, .extra_grace_ns = 0, .peer = false});
   }
 }
 
@@ -172,8 +208,9 @@ void WorldChecker::OnOtherSeq(const pb::Entity& entity, int64_t now_ns) {
     it->second.peer = FindPeer(entity);
   } else if (seq < it->second.seq) {
     // Once per step back: from here on this is the entity's seq (counting
-    // against the old high would count every later snapshot again).
-    Violate(stats_.seq_back);
+    // against the old high would count every later snapshot again). Only
+    // a member of this run is known never to send a lower seq.
+    if (it->second.peer != kNotPeer) Violate(stats_.seq_back);
     it->second.seq = seq;
     return;
   } else {
@@ -215,14 +252,9 @@ void WorldChecker::OnPeerSeq(uint32_t peer, uint64_t id, uint32_t seq,
   if (const auto sent = options_.moves->SentAt(index, seen + 1)) {
     const int64_t latency = now_ns - std::max(*sent, entered_ns_);
     const bool remote = self_known_ && (id >> 48) != (self_id_ >> 48);
-    const int64_t two_ticks = 2 * options_.tick_ns;
-    if (latency > two_ticks + options_.grace_ns +
-                      (remote ? options_.remote_grace_ns : 0)) {
-      Violate(stats_.peer_late);
-      RaiseTo(stats_.worst_peer_late_ns, static_cast<uint64_t>(latency));
-    } else if (latency > two_ticks) {
-      Count(stats_.peer_over_two_ticks);
-    }
+    OnShown({.latency_ns = latency,
+             .extra_grace_ns = remote ? options_.remote_grace_ns : 0,
+             .peer = true});
   }
   Count(stats_.peer_moves_seen, seq - seen);
   seen = seq;

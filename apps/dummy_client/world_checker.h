@@ -15,8 +15,9 @@
 //                    split snapshot share it, and a full snapshot may repeat
 //                    the latest delta's);
 //   own_seq_back     the session's own entity's last_seq going back;
-//   seq_back         another entity's last_seq going back with no `gone`
-//                    for it in between;
+//   seq_back         another member's last_seq going back with no `gone`
+//                    for it in between (a member of this run, with a
+//                    MoveLog: an entity of another client may send any seq);
 //   future_seq       the own entity's last_seq above any seq sent;
 //   late             a move reflected (own last_seq >= its seq) more than
 //                    two ticks plus the grace after it was sent;
@@ -39,6 +40,10 @@
 // server or node it is on. Each member's moves must all show to this session
 // by the end of the run: pending_moves() counts them with its own.
 //
+// Ticks: with tick_ns 0 (DummyClient without --tick-ms) the period two ticks
+// are counted in is learned from the snapshots (TickClock); a move shown
+// before the period is known is judged once it is, or at the end.
+//
 // The session recognises itself by position: the entity whose (x, y) is
 // where MovePath puts the session at that entity's last_seq; from then on,
 // by that entity's id. Move-to-snapshot latency (the send time of seq n to
@@ -60,6 +65,7 @@
 #include "latency_histogram.h"
 #include "move_log.h"
 #include "move_path.h"
+#include "tick_clock.h"
 
 namespace game {
 
@@ -78,6 +84,9 @@ struct WorldStats {
   std::atomic<uint64_t> peer_moves_seen{0};
   std::atomic<uint64_t> peer_over_two_ticks{0};
   std::atomic<uint64_t> worst_peer_late_ns{0};
+  // The tick period learned from the snapshots (the slowest any session
+  // learned), 0 if none did or --tick-ms was given.
+  std::atomic<uint64_t> learned_tick_ns{0};
   // Rules broken (see the file comment).
   std::atomic<uint64_t> unsolicited{0};
   std::atomic<uint64_t> not_full_first{0};
@@ -96,10 +105,14 @@ struct WorldStats {
   }
 };
 
+// The contract's default tick (docs/PROTOCOL.md "Ticks"): the period moves
+// are judged in when it is neither given nor learned.
+inline constexpr int64_t kDefaultTickNs = 50'000'000;
+
 struct WorldCheckerOptions {
-  int64_t tick_ns = 50'000'000;    // the server's --tick-ms
-  int64_t grace_ns = 500'000'000;  // allowed beyond two ticks
-  int64_t remote_grace_ns = 0;     // and more for a mover on another node
+  int64_t tick_ns = kDefaultTickNs;  // the server's --tick-ms; 0: learn it
+  int64_t grace_ns = 500'000'000;    // allowed beyond two ticks
+  int64_t remote_grace_ns = 0;       // and more for a mover on another node
   // Peers: this session's index, and the other members of its room
   // (indices room_first to room_first + room_count - 1, itself among them)
   // whose moves `moves` logs. No peer checks when `moves` is null.
@@ -139,6 +152,9 @@ class WorldChecker {
   // The rules this checker found broken so far (all counters together).
   uint64_t violations() const noexcept { return violations_; }
   bool knows_self() const noexcept { return self_known_; }
+  // The tick period moves are judged in now: tick_ns, or the learned one
+  // (kDefaultTickNs before any is learned).
+  int64_t tick_ns() const noexcept;
   uint64_t self_id() const noexcept { return self_id_; }
 
  private:
@@ -146,6 +162,17 @@ class WorldChecker {
     uint32_t seq;
     int64_t sent_ns;
   };
+
+  // A move shown after `latency_ns`, judged against two ticks plus the
+  // grace and `extra_grace_ns`: the session's own, or another member's.
+  struct Shown {
+    int64_t latency_ns;
+    int64_t extra_grace_ns;
+    bool peer;
+  };
+  // Shown moves waiting for the tick period to be learned; past this many
+  // they are judged in the best period known so far.
+  static constexpr size_t kMaxUnjudged = 4096;
 
   // What is known of another entity: its last_seq, and which member of
   // the room it is (kNotPeer: none of ours, or peers not checked).
@@ -163,6 +190,10 @@ class WorldChecker {
   // The slot in peer_seen_ of the member at `entity`'s position, or kNotPeer.
   uint32_t FindPeer(const pb::Entity& entity) const;
   void OnPeerSeq(uint32_t peer, uint64_t id, uint32_t seq, int64_t now_ns);
+  // Judges `shown` now if the period is known, else later.
+  void OnShown(const Shown& shown);
+  void Judge(const Shown& shown);
+  void JudgeUnjudged();
 
   const WorldCheckerOptions options_;
   const MovePath path_;
@@ -183,6 +214,8 @@ class WorldChecker {
   bool have_tick_ = false;
   uint64_t last_tick_ = 0;
   std::deque<SentMove> pending_;
+  TickClock tick_clock_;
+  std::vector<Shown> unjudged_;
   // Other entities' last_seq, until their `gone` or our next S_JOIN.
   std::unordered_map<uint64_t, Other> others_;
   // With peers: the first C_MOVE's send time, and the highest seq seen of

@@ -253,8 +253,21 @@ void FakeGameServer::World::SendSnapshot(FakeConn& to, S_SNAPSHOT& s) {
       e->set_session_id(to.id);
       e->set_last_seq(0);
     }
-    if (Once(WorldFault::kOtherSeqBack)) {
+    if (Once(WorldFault::kPhantomSeqBack)) {
       *s.add_entities() = Phantom(to.room, phantom_seq_ - 3);
+    }
+    if (Is(WorldFault::kOtherSeqBack)) {
+      // Another member of the room as it was three moves ago: after the
+      // snapshots that showed it since, its last_seq goes back.
+      for (const FakeConn* m : *conns_) {
+        if (m != &to && m->in_world && m->room == to.room &&
+            m->shown.last_seq() > 3 && Once(WorldFault::kOtherSeqBack)) {
+          Entity e = m->shown;
+          e.set_last_seq(e.last_seq() - 3);
+          *s.add_entities() = e;
+          break;
+        }
+      }
     }
     if (Once(WorldFault::kWrongRoom)) s.set_room(to.room + 7);
     if (Once(WorldFault::kGoneAndPresent)) {

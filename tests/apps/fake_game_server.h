@@ -34,7 +34,9 @@ enum class WorldFault {
   kFullWithoutSelf,     // the first full snapshot leaves the receiver out
   kTickBack,            // a tick below the previous one
   kOwnSeqBack,          // the receiver's own entity with last_seq 0
-  kOtherSeqBack,        // the phantom's last_seq going back
+  kOtherSeqBack,        // another member's last_seq going back
+  kPhantomSeqBack,      // the phantom's last_seq going back (legal: it is
+                        // no client of DummyClient's run)
   kLate,                // the receiver's moves unpublished for 5 s
   kWrongRoom,           // a snapshot naming another room
   kGoneAndPresent,      // the phantom both gone and present in one snapshot
