@@ -70,6 +70,15 @@ std::array<std::byte, kHeaderSize> Header(uint32_t index, uint64_t seq,
   return header;
 }
 
+// Chat: how many senders session `index` hears, from the first of its room
+// (config.senders counts from index 0).
+size_t HeardSenders(const LoadConfig& config, uint32_t index) {
+  if (config.mode != Mode::kChat) return 0;
+  const auto [first, count] = RoomMembers(config, index);
+  const auto senders = static_cast<uint32_t>(config.senders);
+  return senders > first ? std::min(count, senders - first) : 0;
+}
+
 // The sequence of a load payload. One cut short keeps only the low bytes
 // of it (none under 9 bytes): the sequence is then the one nearest to `due`,
 // the next one due, with those low bytes (as TCP reads its sequence numbers,
@@ -101,9 +110,8 @@ LoadSession::LoadSession(const LoadConfig& config, LoadState& state,
       room_(RoomOf(config, index)),
       path_(index),
       last_send_ns_(NowNs()),
-      received_from_(config.mode == Mode::kChat
-                         ? static_cast<size_t>(config.sessions)
-                         : 0),
+      chat_first_(RoomMembers(config, index).first),
+      received_from_(HeardSenders(config, index)),
       world_(WorldOptions(config, state, index), path_, state.world,
              state.latency) {}
 
@@ -216,9 +224,20 @@ void LoadSession::KeepAlive(int64_t now_ns) {
 }
 
 void LoadSession::Finish() {
-  MutexLock lock(world_mu_);
-  world_.Finish();
-  ChargeWorldErrors();
+  {
+    MutexLock lock(world_mu_);
+    world_.Finish();
+    ChargeWorldErrors();
+  }
+  // A C_PING gets its S_PONG (docs/PROTOCOL.md); one sent in the last
+  // --drain-ms may still be on its way. A session cut has been counted.
+  const auto answered_by =
+      static_cast<uint64_t>((NowNs() - NanosOf(config_.drain_ms / 1e3)) / 1000);
+  MutexLock lock(ping_mu_);
+  if (!IsConnected()) return;
+  for (const uint64_t sent_us : pings_) {
+    if (sent_us < answered_by) Error(state_.bad_pong);
+  }
 }
 
 size_t LoadSession::PendingMoves() {
@@ -285,6 +304,10 @@ void LoadSession::OnOwnAnswer(int64_t sent_ns) {
 
 void LoadSession::OnRecvPacket(uint16_t id,
                                std::span<const std::byte> payload) {
+  if (bye_seen_) {
+    Error(state_.after_bye);
+    return;
+  }
   if (id == kSEcho && room_ == 0 && !ready() &&
       payload.size() == sizeof(kPing) &&
       std::memcmp(payload.data(), kPing, sizeof(kPing)) == 0) {
@@ -366,7 +389,7 @@ void LoadSession::OnChat(std::span<const std::byte> payload) {
   // IsOurChat saw the sender's index and the magic.
   const std::span<const std::byte> body = payload.subspan(kChatSenderSize);
   const uint32_t sender = LoadU32(body.data());
-  if (sender >= received_from_.size()) {
+  if (sender >= static_cast<uint32_t>(config_.sessions)) {
     Error(state_.corrupt);
     return;
   }
@@ -374,8 +397,13 @@ void LoadSession::OnChat(std::span<const std::byte> payload) {
     Error(state_.chat_wrong_room);
     return;
   }
+  const uint32_t slot = sender - chat_first_;
+  if (slot >= received_from_.size()) {
+    Error(state_.corrupt);  // a session of ours that never sends
+    return;
+  }
   const bool whole = body.size() >= kHeaderSize;
-  const uint64_t due = received_from_[sender].load(std::memory_order_relaxed);
+  const uint64_t due = received_from_[slot].load(std::memory_order_relaxed);
   // Another sender's send time is not known here, and not compared.
   const int64_t sent_ns =
       whole || sender != index_ ? 0 : TakeSentTime(SeqIn(body, due));
@@ -392,7 +420,7 @@ void LoadSession::OnChat(std::span<const std::byte> payload) {
       Error(state_.chat_sender_id);
     }
   }
-  std::atomic<uint64_t>& next = received_from_[sender];
+  std::atomic<uint64_t>& next = received_from_[slot];
   const uint64_t expected = next.load(std::memory_order_relaxed);
   if (static_cast<uint64_t>(seq) < expected) {
     // Twice, or after a later one: the expected one stays expected.
@@ -434,13 +462,17 @@ void LoadSession::OnTyped(uint16_t id, std::span<const std::byte> payload) {
 void LoadSession::OnPong(const pb::S_PONG& pong) {
   Count(state_.pongs);
   MutexLock lock(ping_mu_);
-  if (pings_.empty()) {
-    Error(state_.bad_pong);  // never pinged
+  const auto it =
+      std::find(pings_.begin(), pings_.end(), pong.client_time_us());
+  if (it == pings_.end()) {
+    Error(state_.bad_pong);  // never pinged, or the time not echoed
     return;
   }
-  const uint64_t expected = pings_.front();
-  pings_.pop_front();
-  if (pong.client_time_us() != expected) Error(state_.bad_pong);
+  // Pongs come in the order of the pings: those before this one never will.
+  for (auto skipped = pings_.begin(); skipped != it; ++skipped) {
+    Error(state_.bad_pong);
+  }
+  pings_.erase(pings_.begin(), it + 1);
 }
 
 void LoadSession::OnSnapshot(const pb::S_SNAPSHOT& snapshot) {
@@ -451,6 +483,7 @@ void LoadSession::OnSnapshot(const pb::S_SNAPSHOT& snapshot) {
 }
 
 void LoadSession::OnBye(const pb::S_BYE& bye) {
+  bye_seen_ = true;
   if (state_.byes.fetch_add(1, std::memory_order_relaxed) < kByesShown) {
     std::fprintf(stderr, "DummyClient: session %u got S_BYE reason %u: %s\n",
                  index_, bye.reason(), bye.detail().c_str());

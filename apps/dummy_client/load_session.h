@@ -123,7 +123,12 @@ struct LoadState {
   std::atomic<uint64_t> chat_sender_id{0};
   std::atomic<uint64_t> pings{0};  // C_PING sent (keep-alive)
   std::atomic<uint64_t> pongs{0};
-  std::atomic<uint64_t> bad_pong{0};  // unasked for, or time not echoed
+  // S_PONG unasked for, with another time than the C_PING's, or never
+  // (a C_PING still unanswered at the end, sent --drain-ms before it or
+  // earlier, by a session still connected).
+  std::atomic<uint64_t> bad_pong{0};
+  // Packets after an S_BYE: it is the last a session gets.
+  std::atomic<uint64_t> after_bye{0};
   std::atomic<uint64_t> byes{0};  // S_BYE (the close counts as disconnected)
   // S_CHATs of clients not of this run (room 0 is everyone's; a room of
   // ours may be shared): legal traffic, not checked, not counted received.
@@ -171,7 +176,10 @@ class LoadSession final : public servercore::PacketSession {
   // Chat: the next message expected from the sender with client index
   // `sender`; each one before it was received, or skipped (Skipped).
   uint64_t ReceivedFrom(uint32_t sender) const noexcept {
-    return received_from_[sender].load(std::memory_order_acquire);
+    const uint32_t slot = sender - chat_first_;
+    return slot < received_from_.size()
+               ? received_from_[slot].load(std::memory_order_acquire)
+               : 0;
   }
   // Chat: messages never received though a later one of the same sender
   // was (a cluster drops what it cannot forward while its broker is away):
@@ -240,11 +248,16 @@ class LoadSession final : public servercore::PacketSession {
   uint64_t echo_next_ = 0;  // the seq the next S_ECHO should carry (worker)
   std::atomic<bool> ready_{false};
   std::atomic<int64_t> last_send_ns_;
-  // Chat: next sequence expected from each sender, by client index.
+  // Chat: next sequence expected from each sender this session can hear
+  // (the senders of its room: client indices chat_first_ and up), not from
+  // every session: 20,000 sessions would hold 3 GB of these.
+  uint32_t chat_first_ = 0;
   std::vector<std::atomic<uint64_t>> received_from_;
   std::atomic<uint64_t> skipped_{0};
-  // Worker only: the size of the typed packet being dispatched.
+  // Worker only: the size of the typed packet being dispatched; whether an
+  // S_BYE came.
   size_t typed_bytes_ = 0;
+  bool bye_seen_ = false;
   servercore::Mutex world_mu_;
   WorldChecker world_ SERVERCORE_GUARDED_BY(world_mu_);
   uint64_t world_errors_ SERVERCORE_GUARDED_BY(world_mu_) = 0;

@@ -13,7 +13,7 @@ uint64_t ErrorsSoFar(const LoadState& s) {
   return s.corrupt.load() + s.out_of_order.load() + s.unexpected.load() +
          s.disconnected.load() + s.refused.load() + s.bad_join.load() +
          s.chat_wrong_room.load() + s.chat_sender_id.load() +
-         s.bad_pong.load() + s.world.Violations();
+         s.bad_pong.load() + s.after_bye.load() + s.world.Violations();
 }
 
 constexpr ErrorField kErrorFields[] = {
@@ -27,6 +27,7 @@ constexpr ErrorField kErrorFields[] = {
     {"chat-wrong-room", "chat_wrong_room", &Summary::chat_wrong_room},
     {"chat-sender-id", "chat_sender_id", &Summary::chat_sender_id},
     {"bad-pong", "bad_pong", &Summary::bad_pong},
+    {"after-bye", "after_bye", &Summary::after_bye},
     {"unsolicited", "unsolicited", &Summary::unsolicited, true},
     {"not-full-first", "not_full_first", &Summary::not_full_first, true},
     {"tick-back", "tick_back", &Summary::tick_back, true},
@@ -37,6 +38,8 @@ constexpr ErrorField kErrorFields[] = {
     {"snapshot-wrong-room", "snapshot_wrong_room",
      &Summary::snapshot_wrong_room, true},
     {"gone-and-present", "gone_and_present", &Summary::gone_and_present, true},
+    {"empty-delta", "empty_delta", &Summary::empty_delta, true},
+    {"wrong-position", "wrong_position", &Summary::wrong_position, true},
     {"peer-late", "peer_late", &Summary::peer_late, true,
      &Summary::worst_peer_late_ms},
 };
@@ -184,6 +187,7 @@ Summary Summarize(const LoadConfig& config, const LoadState& state,
   s.chat_wrong_room = state.chat_wrong_room.load();
   s.chat_sender_id = state.chat_sender_id.load();
   s.bad_pong = state.bad_pong.load();
+  s.after_bye = state.after_bye.load();
   s.unsolicited = w.unsolicited.load();
   s.not_full_first = w.not_full_first.load();
   s.tick_back = w.tick_back.load();
@@ -193,6 +197,8 @@ Summary Summarize(const LoadConfig& config, const LoadState& state,
   s.late = w.late.load();
   s.snapshot_wrong_room = w.wrong_room.load();
   s.gone_and_present = w.gone_and_present.load();
+  s.empty_delta = w.empty_delta.load();
+  s.wrong_position = w.wrong_position.load();
   s.peer_late = w.peer_late.load();
   for (size_t i = 0; i < config.hosts.size() && i < state.per_host.size();
        ++i) {

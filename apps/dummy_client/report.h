@@ -91,6 +91,7 @@ struct Summary {
   uint64_t chat_wrong_room = 0;
   uint64_t chat_sender_id = 0;
   uint64_t bad_pong = 0;
+  uint64_t after_bye = 0;
   // The world's rules (world_checker.h).
   uint64_t unsolicited = 0;
   uint64_t not_full_first = 0;
@@ -101,6 +102,8 @@ struct Summary {
   uint64_t late = 0;
   uint64_t snapshot_wrong_room = 0;
   uint64_t gone_and_present = 0;
+  uint64_t empty_delta = 0;
+  uint64_t wrong_position = 0;
   uint64_t peer_late = 0;
   std::vector<HostSummary> hosts;
 

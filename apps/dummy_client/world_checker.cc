@@ -74,6 +74,9 @@ void WorldChecker::OnSnapshot(const pb::S_SNAPSHOT& snapshot, size_t bytes,
     Violate(stats_.wrong_room);
     return;
   }
+  if (!snapshot.full() && snapshot.entities_size() == 0) {
+    Violate(stats_.empty_delta);
+  }
   // A full snapshot's packets share its tick; any other packet ends it.
   if (in_full_ && !(snapshot.full() && snapshot.tick() == full_tick_)) {
     CloseFullRun();
@@ -125,6 +128,11 @@ void WorldChecker::OnSnapshot(const pb::S_SNAPSHOT& snapshot, size_t bytes,
     }
     if (self_known_ && e.session_id() == self_id_) {
       if (in_full_) self_in_full_ = true;
+      // (A seq never sent is future_seq's, or own_seq_back's if 0.)
+      if (e.last_seq() >= 1 && e.last_seq() <= last_sent_ &&
+          !(path_.At(e.last_seq()) == Position{e.x(), e.y()})) {
+        Violate(stats_.wrong_position);
+      }
       OnOwnSeq(e.last_seq(), now_ns);
     } else {
       OnOtherSeq(e, now_ns);

@@ -27,6 +27,10 @@
 //                    still come);
 //   gone_and_present one snapshot packet listing an entity both gone and
 //                    not gone;
+//   empty_delta      a snapshot that is not full and lists no entity (a
+//                    tick with no change sends nothing);
+//   wrong_position   the session's own entity not where its move of that
+//                    last_seq put it;
 //   peer_late        (with a MoveLog) a move of another member of the room
 //                    shown to this session more than two ticks plus the
 //                    grace after it was sent (or after this session entered
@@ -97,11 +101,14 @@ struct WorldStats {
   std::atomic<uint64_t> late{0};
   std::atomic<uint64_t> wrong_room{0};
   std::atomic<uint64_t> gone_and_present{0};
+  std::atomic<uint64_t> empty_delta{0};
+  std::atomic<uint64_t> wrong_position{0};
   std::atomic<uint64_t> peer_late{0};
 
   uint64_t Violations() const noexcept {
     return unsolicited + not_full_first + tick_back + own_seq_back + seq_back +
-           future_seq + late + wrong_room + gone_and_present + peer_late;
+           future_seq + late + wrong_room + gone_and_present + empty_delta +
+           wrong_position + peer_late;
   }
 };
 

@@ -60,6 +60,7 @@ void ExpectOkJson(const std::string& path, const std::string& mode) {
                             "chat_wrong_room",
                             "chat_sender_id",
                             "bad_pong",
+                            "after_bye",
                             "unsolicited",
                             "not_full_first",
                             "tick_back",
@@ -69,6 +70,8 @@ void ExpectOkJson(const std::string& path, const std::string& mode) {
                             "late",
                             "snapshot_wrong_room",
                             "gone_and_present",
+                            "empty_delta",
+                            "wrong_position",
                             "peer_late"}) {
     EXPECT_NE(json.find("\"" + std::string(error) + "\": 0"), std::string::npos)
         << error << " not 0 in\n"
@@ -414,6 +417,12 @@ const std::vector<std::string> kChatWithPings = {
     "--mode", "chat", "--sessions",  "2",   "--senders",  "1",
     "--rate", "5",    "--keepalive", "0.1", "--duration", "3"};
 
+std::vector<std::string> Plus(std::vector<std::string> args,
+                              const std::vector<std::string>& more) {
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
 struct WorldCase {
   std::string name;
   FakeGameOptions options;
@@ -525,7 +534,16 @@ INSTANTIATE_TEST_SUITE_P(
         Fault("ChatDropped", WorldFault::kChatDropped, kChatInRooms, "lost",
               "out-of-order"),
         Fault("ChatTwice", WorldFault::kChatTwice, kChatInRooms, "out-of-order",
-              "lost")),
+              "lost"),
+        Fault("EmptyDelta", WorldFault::kEmptyDelta, kMove, "empty-delta"),
+        Fault("WrongPosition", WorldFault::kWrongPosition, kMove,
+              "wrong-position"),
+        Fault("UnansweredPing", WorldFault::kUnansweredPing, kChatWithPings,
+              "bad-pong"),
+        // DummyClient takes nothing after S_BYE, its moves' snapshots
+        // included: they are owed, and a short drain gives them up.
+        Fault("PacketAfterBye", WorldFault::kPacketAfterBye,
+              Plus(kMove, {"--drain-ms", ShortDrainMs()}), "after-bye")),
     [](const auto& tp) { return tp.param.name; });
 
 // A server that is not there: DummyClient reports it and exits non-zero.

@@ -137,6 +137,7 @@ namespace game::pb {
 using servercore::test::FakeConn;
 
 void Handle_C_PING(FakeConn& c, const C_PING& message) {
+  if (c.world->Once(servercore::test::WorldFault::kUnansweredPing)) return;
   S_PONG pong;
   pong.set_client_time_us(message.client_time_us());
   if (c.world->Once(servercore::test::WorldFault::kWrongPong)) {
@@ -272,6 +273,18 @@ void FakeGameServer::World::SendSnapshot(FakeConn& to, S_SNAPSHOT& s) {
     if (Once(WorldFault::kWrongRoom)) s.set_room(to.room + 7);
     if (Once(WorldFault::kGoneAndPresent)) {
       *s.add_entities() = Phantom(to.room, phantom_seq_, true);
+    }
+    if (Once(WorldFault::kEmptyDelta)) s.clear_entities();
+    if (to.shown.last_seq() > 0 && Once(WorldFault::kWrongPosition)) {
+      Entity* e = s.add_entities();
+      *e = to.shown;
+      e->set_x(e->x() + 1);
+    }
+    if (Once(WorldFault::kPacketAfterBye)) {
+      game::pb::S_BYE bye;
+      bye.set_reason(4);
+      bye.set_detail("the fake says goodbye and goes on");
+      SendBuffer(to, game::pb::MakeSendBuffer(bye));
     }
     // Longer than the late grace the tests allow a sanitized run (3 s).
     if (Once(WorldFault::kLate)) to.frozen_until_ns = NowNs() + 5'000'000'000;

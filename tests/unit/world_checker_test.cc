@@ -204,6 +204,25 @@ TEST_F(WorldCheckerTest, OwnLastSeqAboveAnySentIsCaught) {
   EXPECT_EQ(stats_.future_seq, 1u);
 }
 
+// A tick with no change sends nothing (docs/PROTOCOL.md "Ticks").
+TEST_F(WorldCheckerTest, ADeltaListingNoEntityIsCaught) {
+  Enter();
+  Snap(0, 11, false, {});
+  EXPECT_EQ(stats_.empty_delta, 1u);
+  EXPECT_EQ(stats_.Violations(), 1u);
+}
+
+TEST_F(WorldCheckerTest, OwnEntityAwayFromItsMovesPositionIsCaught) {
+  Enter();
+  pb::S_SNAPSHOT s;
+  s.set_tick(11);
+  Fill(s.add_entities(), {kSelf, 1});
+  s.mutable_entities(0)->set_y(s.entities(0).y() + 0.5f);
+  checker_.OnSnapshot(s, 4 + s.ByteSizeLong(), kT0 + 60 * kMs);
+  EXPECT_EQ(stats_.wrong_position, 1u);
+  EXPECT_EQ(stats_.Violations(), 1u);
+}
+
 // kOther is no member of this run (this fixture has no MoveLog): another
 // client may send any seq, so its last_seq may go back.
 TEST_F(WorldCheckerTest, AnotherClientsLastSeqMayGoBack) {
