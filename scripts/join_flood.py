@@ -34,6 +34,8 @@ def main():
     parser.add_argument(
         "--server", default=os.path.join(root, "build/release/apps/GameServer"))
     args = parser.parse_args()
+    if not args.same_room and args.clients * args.joins >= 1 << 32:
+        sys.exit("--clients x --joins fresh rooms must stay below 2^32")
 
     server = subprocess.Popen(
         [args.server, "--host", "127.0.0.1", "--port", "0", "--threads", "2",
@@ -62,7 +64,8 @@ def main():
 
         def client(k):
             s = socket.create_connection(("127.0.0.1", port))
-            first = 5 if args.same_room else 10_000_000 * (k + 1)
+            # Fresh rooms: client k takes rooms 1 + k * joins and up.
+            first = 5 if args.same_room else 1 + k * args.joins
             data = b"".join(
                 struct.pack("<HHI", 8, C_JOIN,
                             first if args.same_room else first + i)
