@@ -423,19 +423,46 @@ void LoadSession::OnChat(std::span<const std::byte> payload) {
   std::atomic<uint64_t>& next = received_from_[slot];
   const uint64_t expected = next.load(std::memory_order_relaxed);
   if (static_cast<uint64_t>(seq) < expected) {
-    // Twice, or after a later one: the expected one stays expected.
+    // After a later one (out of order, no longer lost), or twice (out of
+    // order, and no answer): the expected one stays expected.
     Error(state_.out_of_order);
-    return;
+    if (!FillGap(slot, static_cast<uint64_t>(seq))) return;
+  } else {
+    if (static_cast<uint64_t>(seq) > expected) {
+      skipped_.fetch_add(static_cast<uint64_t>(seq) - expected,
+                         std::memory_order_relaxed);
+      if (gaps_.size() < kMaxGaps) {
+        gaps_.push_back({slot, expected, static_cast<uint64_t>(seq)});
+      }
+    }
+    next.store(static_cast<uint64_t>(seq) + 1, std::memory_order_release);
   }
-  if (static_cast<uint64_t>(seq) > expected) {
-    skipped_.fetch_add(static_cast<uint64_t>(seq) - expected,
-                       std::memory_order_relaxed);
-  }
-  next.store(static_cast<uint64_t>(seq) + 1, std::memory_order_release);
   if (sender == index_) {
     OnOwnAnswer(whole ? static_cast<int64_t>(LoadU64(body.data() + 16))
                       : sent_ns);
   }
+}
+
+bool LoadSession::FillGap(uint32_t slot, uint64_t seq) {
+  const auto gap = std::find_if(gaps_.begin(), gaps_.end(), [&](const Gap& g) {
+    return g.slot == slot && g.from <= seq && seq < g.to;
+  });
+  if (gap == gaps_.end()) return false;
+  skipped_.fetch_sub(1, std::memory_order_relaxed);
+  if (seq == gap->from) {
+    ++gap->from;
+  } else if (seq + 1 == gap->to) {
+    --gap->to;
+  } else {
+    // Split; when the list is full the upper part is no longer tracked, and
+    // a chat of it that comes late counts as a duplicate.
+    const Gap upper{slot, seq + 1, gap->to};
+    gap->to = seq;
+    if (gaps_.size() < kMaxGaps) gaps_.push_back(upper);
+    return true;
+  }
+  if (gap->from == gap->to) gaps_.erase(gap);
+  return true;
 }
 
 void LoadSession::OnTyped(uint16_t id, std::span<const std::byte> payload) {

@@ -253,6 +253,18 @@ class LoadSession final : public servercore::PacketSession {
   // every session: 20,000 sessions would hold 3 GB of these.
   uint32_t chat_first_ = 0;
   std::vector<std::atomic<uint64_t>> received_from_;
+  // Worker only: chats skipped, [from, to) of the sender in `slot`, that may
+  // still come late (a reorder, not a loss); at most kMaxGaps of them.
+  struct Gap {
+    uint32_t slot;
+    uint64_t from;
+    uint64_t to;
+  };
+  static constexpr size_t kMaxGaps = 256;
+  std::vector<Gap> gaps_;
+  // A chat below its sender's next expected: true (and no longer counted
+  // skipped) if it was skipped, false if it came before (a duplicate).
+  bool FillGap(uint32_t slot, uint64_t seq);
   std::atomic<uint64_t> skipped_{0};
   // Worker only: the size of the typed packet being dispatched; whether an
   // S_BYE came.

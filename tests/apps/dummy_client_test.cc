@@ -531,10 +531,14 @@ INSTANTIATE_TEST_SUITE_P(
               "chat-sender-id"),
         // A gap is a loss, not a reorder; a duplicate is out of order, and
         // loses nothing.
-        Fault("ChatDropped", WorldFault::kChatDropped, kChatInRooms, "lost",
+        Fault("ChatDropped", WorldFault::kChatDropped,
+              Plus(kChatInRooms, {"--drain-ms", ShortDrainMs()}), "lost",
               "out-of-order"),
         Fault("ChatTwice", WorldFault::kChatTwice, kChatInRooms, "out-of-order",
               "lost"),
+        // A swap is out of order, and loses nothing.
+        Fault("ChatSwapped", WorldFault::kChatSwapped, kChatInRooms,
+              "out-of-order", "lost"),
         Fault("EmptyDelta", WorldFault::kEmptyDelta, kMove, "empty-delta"),
         Fault("WrongPosition", WorldFault::kWrongPosition, kMove,
               "wrong-position"),

@@ -115,6 +115,10 @@ class FakeGameServer::World {
 
   uint32_t tick_ = 0;  // shared by all rooms: never decreases in any
   uint32_t phantom_seq_ = 0;
+  // kChatSwapped: the S_CHAT held back, for whom, from whom (ids; 0: none).
+  std::vector<std::byte> held_chat_;
+  uint64_t held_for_ = 0;
+  uint64_t held_from_ = 0;
   std::map<uint32_t, std::vector<uint64_t>> gone_;  // room -> left members
   std::vector<FakeConn*>* conns_ = nullptr;
 
@@ -199,6 +203,17 @@ void FakeGameServer::World::Chat(FakeConn& c,
                Once(WorldFault::kChatDropped)) {
       // As a cluster node does while its broker is away: the later ones
       // come, this one never does.
+    } else if (to->room == c.room && to->id == held_for_ &&
+               c.id == held_from_) {
+      // The chat held back goes after this one.
+      SendRaw(*to, 6, out);
+      SendRaw(*to, 6, held_chat_);
+      held_for_ = held_from_ = 0;
+    } else if (to->room == c.room && to != &c &&
+               Once(WorldFault::kChatSwapped)) {
+      held_chat_ = out;
+      held_for_ = to->id;
+      held_from_ = c.id;
     } else if (to->room == c.room && to != &c && Once(WorldFault::kChatTwice)) {
       // Never from GameServer (exactly once), nor from a cluster.
       SendRaw(*to, 6, out);

@@ -44,6 +44,7 @@ enum class WorldFault {
   kChatOtherSenderId,   // one S_CHAT to another member with another sender id
   kChatDropped,         // one S_CHAT left out for another member
   kChatTwice,           // one S_CHAT sent twice to another member
+  kChatSwapped,         // one S_CHAT to another member after the next one
   kEmptyDelta,          // one delta with no entity
   kUnansweredPing,      // the first C_PING never answered
   kPacketAfterBye,      // an S_BYE, and the snapshots go on
