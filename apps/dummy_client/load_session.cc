@@ -24,7 +24,6 @@ using servercore::MutexLock;
 using servercore::PacketWriter;
 using servercore::SendBufferRef;
 
-constexpr uint32_t kMagic = 0x31435344;  // "DSC1"
 constexpr size_t kFillerOffset = kHeaderSize;
 constexpr std::byte kPing[4] = {std::byte{'p'}, std::byte{'i'}, std::byte{'n'},
                                 std::byte{'g'}};
@@ -60,11 +59,11 @@ const std::array<std::byte, 65536 + 256>& Pattern() {
 }
 
 // A load payload's header (load_session.h).
-std::array<std::byte, kHeaderSize> Header(uint32_t index, uint64_t seq,
-                                          uint64_t sent_ns) {
+std::array<std::byte, kHeaderSize> Header(uint32_t index, uint32_t magic,
+                                          uint64_t seq, uint64_t sent_ns) {
   std::array<std::byte, kHeaderSize> header{};
   servercore::StoreU32(header.data(), index);
-  servercore::StoreU32(header.data() + 4, kMagic);
+  servercore::StoreU32(header.data() + 4, magic);
   servercore::StoreU64(header.data() + 8, seq);
   servercore::StoreU64(header.data() + 16, sent_ns);
   return header;
@@ -165,13 +164,14 @@ void LoadSession::SendNext(int64_t scheduled_ns) {
   PacketWriter packet(config_.mode == Mode::kEcho ? kCEcho : kCChat, payload);
   if (payload >= kHeaderSize) {
     packet.WriteU32(index_)
-        .WriteU32(kMagic)
+        .WriteU32(state_.magic)
         .WriteU64(seq)
         .WriteU64(static_cast<uint64_t>(sent_ns))
         .WriteBytes(
             std::span(Pattern()).subspan(seq & 0xFF, payload - kFillerOffset));
   } else {
-    const auto header = Header(index_, seq, static_cast<uint64_t>(sent_ns));
+    const auto header =
+        Header(index_, state_.magic, seq, static_cast<uint64_t>(sent_ns));
     packet.WriteBytes(std::span(header).first(payload));
     sent_times_.push_back({seq, sent_ns});
   }
@@ -229,15 +229,21 @@ void LoadSession::Finish() {
     world_.Finish();
     ChargeWorldErrors();
   }
-  // A C_PING gets its S_PONG (docs/PROTOCOL.md); one sent in the last
-  // --drain-ms may still be on its way. A session cut has been counted.
-  const auto answered_by =
-      static_cast<uint64_t>((NowNs() - NanosOf(config_.drain_ms / 1e3)) / 1000);
+  // A C_PING gets its S_PONG (docs/PROTOCOL.md); the run waited for those
+  // owed (main.cc). A session cut has been counted as such.
   MutexLock lock(ping_mu_);
   if (!IsConnected()) return;
-  for (const uint64_t sent_us : pings_) {
-    if (sent_us < answered_by) Error(state_.bad_pong);
-  }
+  for (size_t i = 0; i < pings_.size(); ++i) Error(state_.bad_pong);
+}
+
+std::optional<int64_t> LoadSession::MeasuredTickNs() {
+  MutexLock lock(world_mu_);
+  return world_.tick_ns();
+}
+
+bool LoadSession::PingsOwed() {
+  MutexLock lock(ping_mu_);
+  return !pings_.empty() && IsConnected();
 }
 
 size_t LoadSession::PendingMoves() {
@@ -256,8 +262,8 @@ int64_t LoadSession::Check(std::span<const std::byte> body,
   if (payload < kHeaderSize) {
     // What the header keeps is compared; what it cut off was known.
     const uint64_t seq = SeqIn(body, due_seq);
-    const auto header =
-        Header(expected_index, seq, static_cast<uint64_t>(sent_ns));
+    const auto header = Header(expected_index, state_.magic, seq,
+                               static_cast<uint64_t>(sent_ns));
     const size_t known = sent_ns != 0 ? payload : std::min<size_t>(payload, 16);
     if (std::memcmp(body.data(), header.data(), known) != 0) {
       Error(state_.corrupt);
@@ -266,7 +272,7 @@ int64_t LoadSession::Check(std::span<const std::byte> body,
     return static_cast<int64_t>(seq);
   }
   if (LoadU32(body.data()) != expected_index ||
-      LoadU32(body.data() + 4) != kMagic) {
+      LoadU32(body.data() + 4) != state_.magic) {
     Error(state_.corrupt);
     return -1;
   }
@@ -281,10 +287,13 @@ int64_t LoadSession::Check(std::span<const std::byte> body,
 
 int64_t LoadSession::TakeSentTime(uint64_t seq) {
   MutexLock lock(send_mu_);
-  while (!sent_times_.empty() && sent_times_.front().seq < seq) {
-    sent_times_.pop_front();
+  // Kept in order of seq, one each, so `seq` is owed only within the range.
+  if (sent_times_.empty() || seq < sent_times_.front().seq ||
+      seq > sent_times_.back().seq) {
+    return 0;
   }
-  if (sent_times_.empty() || sent_times_.front().seq != seq) return 0;
+  while (sent_times_.front().seq < seq) sent_times_.pop_front();
+  if (sent_times_.front().seq != seq) return 0;
   const int64_t sent_ns = sent_times_.front().sent_ns;
   sent_times_.pop_front();
   return sent_ns;
@@ -333,8 +342,23 @@ void LoadSession::OnRecvPacket(uint16_t id,
     OnTyped(id, payload);
   } else if (id == kSEcho && config_.mode == Mode::kEcho) {
     const bool whole = payload.size() >= kHeaderSize;
-    const int64_t sent_ns =
-        whole ? 0 : TakeSentTime(SeqIn(payload, echo_next_));
+    int64_t sent_ns = 0;
+    if (!whole) {
+      // A short reply answers a packet still owed one, or none: twice (out
+      // of order), or a number never sent (damaged). Under 9 bytes the
+      // number is all assumed, and a duplicate shows as one reply too many
+      // (it takes the next one's place; the last finds none owed).
+      const uint64_t seq = SeqIn(payload, echo_next_);
+      sent_ns = TakeSentTime(seq);
+      if (sent_ns == 0) {
+        MutexLock lock(send_mu_);
+        const bool numbered = payload.size() > 8;
+        Error(numbered && seq >= sent_.load(std::memory_order_relaxed)
+                  ? state_.corrupt
+                  : state_.out_of_order);
+        return;
+      }
+    }
     const int64_t seq = Check(payload, index_, echo_next_, sent_ns);
     if (seq < 0) return;
     if (static_cast<uint64_t>(seq) != echo_next_) {
@@ -361,11 +385,11 @@ void LoadSession::OnRecvPacket(uint16_t id,
 }
 
 // One of this run's chats (chat mode): its body starts with a sender index
-// and kMagic. A chat of ours whose magic was damaged shows as a gap in its
-// sender's sequence, that is as lost.
+// and this run's magic. A chat of ours whose magic was damaged shows as a gap
+// in its sender's sequence, that is as lost.
 bool LoadSession::IsOurChat(std::span<const std::byte> payload) const {
   return config_.mode == Mode::kChat && payload.size() >= kChatSenderSize + 8 &&
-         LoadU32(payload.data() + kChatSenderSize + 4) == kMagic;
+         LoadU32(payload.data() + kChatSenderSize + 4) == state_.magic;
 }
 
 void LoadSession::OnJoinReply(std::span<const std::byte> payload) {

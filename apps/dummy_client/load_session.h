@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -124,8 +125,8 @@ struct LoadState {
   std::atomic<uint64_t> pings{0};  // C_PING sent (keep-alive)
   std::atomic<uint64_t> pongs{0};
   // S_PONG unasked for, with another time than the C_PING's, or never
-  // (a C_PING still unanswered at the end, sent --drain-ms before it or
-  // earlier, by a session still connected).
+  // (skipped by a later one, or still owed at the end, after a wait of up
+  // to --drain-ms for the pongs owed, by a session still connected).
   std::atomic<uint64_t> bad_pong{0};
   // Packets after an S_BYE: it is the last a session gets.
   std::atomic<uint64_t> after_bye{0};
@@ -142,6 +143,9 @@ struct LoadState {
   // index) carried, 0 until then; every other must carry the same.
   std::unique_ptr<std::atomic<uint64_t>[]> chat_sender_ids;
   int64_t start_ns = 0;  // open loop: the schedule's origin
+  // The magic of this run's load payloads, drawn at each start: two
+  // DummyClients chatting in one room tell their chats apart by it.
+  uint32_t magic = 0x31435344;  // "DSC1" until drawn
 };
 
 inline constexpr size_t kHeaderSize = 24;
@@ -189,6 +193,10 @@ class LoadSession final : public servercore::PacketSession {
   }
   // Move: moves sent and not yet shown back in a snapshot.
   size_t PendingMoves();
+  // Move: the tick period this session measured (WorldChecker), if any.
+  std::optional<int64_t> MeasuredTickNs();
+  // C_PINGs sent and not answered yet.
+  bool PingsOwed();
 
   static int64_t NowNs() noexcept;
 
@@ -222,8 +230,9 @@ class LoadSession final : public servercore::PacketSession {
   // `sent_ns` (0: unknown), where they lack them.
   int64_t Check(std::span<const std::byte> body, uint32_t expected_index,
                 uint64_t due_seq, int64_t sent_ns);
-  // Short payloads: the send time of own packet `seq` (0 if not known),
-  // forgotten with those of every earlier one (never answered: lost).
+  // Short payloads: the send time of own packet `seq`, forgotten with
+  // those of every earlier one (never answered: lost); 0 if `seq` is not
+  // owed an answer (answered already, or never sent).
   int64_t TakeSentTime(uint64_t seq);
   // An own packet came back; it was sent (or scheduled) at `sent_ns`, 0 if
   // not known (no latency then).

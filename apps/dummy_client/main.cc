@@ -55,6 +55,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -362,6 +363,12 @@ int main(int argc, char** argv) {
   if (auto exit_code = ParseConfig(argc, argv, &config)) return *exit_code;
 
   LoadState state(config.hosts.size());
+  {
+    std::random_device random;
+    do {
+      state.magic = random();
+    } while (state.magic == 0);
+  }
   if (config.mode == Mode::kMove) {
     state.moves =
         std::make_unique<game::MoveLog>(static_cast<size_t>(config.sessions));
@@ -443,18 +450,24 @@ int main(int argc, char** argv) {
     state.sending = false;
     // Drain: every packet sent before the end must still arrive (a move: be
     // shown back, late or not).
-    const double tick_ms =
-        config.tick_ms > 0 ? config.tick_ms
-                           : static_cast<double>(std::max<uint64_t>(
-                                 state.world.learned_tick_ns.load(),
-                                 static_cast<uint64_t>(game::kDefaultTickNs))) /
-                                 1e6;
-    const auto drain_end =
-        Clock::now() +
-        std::max(Seconds(config.drain_ms / 1e3),
-                 Seconds((2 * tick_ms + config.late_grace_ms) / 1e3 + 1));
+    // A move waits at least two ticks, the grace and a second: the ticks
+    // --tick-ms gives, or the longest any session measured so far (it may
+    // learn a longer one while it waits).
+    const auto drain_start = Clock::now();
+    const auto drain_end = [&] {
+      const double tick_ms =
+          config.tick_ms > 0
+              ? config.tick_ms
+              : static_cast<double>(std::max<uint64_t>(
+                    state.world.learned_tick_ns.load(),
+                    static_cast<uint64_t>(game::kDefaultTickNs))) /
+                    1e6;
+      return drain_start +
+             std::max(Seconds(config.drain_ms / 1e3),
+                      Seconds((2 * tick_ms + config.late_grace_ms) / 1e3 + 1));
+    };
     while (CountLost(config, sessions, senders_count) > 0 &&
-           Clock::now() < drain_end) {
+           Clock::now() < drain_end()) {
       keepalive.Tick();
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -468,6 +481,27 @@ int main(int argc, char** argv) {
       }
       std::printf("[idle] end\n");
       std::fflush(stdout);
+    }
+    // Every C_PING is owed its S_PONG: up to --drain-ms for the last ones
+    // (Finish counts those that never came).
+    const auto pongs_end = Clock::now() + Seconds(config.drain_ms / 1e3);
+    while (std::any_of(sessions.begin(), sessions.end(),
+                       [](const auto& s) { return s->PingsOwed(); }) &&
+           Clock::now() < pongs_end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  if (config.mode == Mode::kMove && config.tick_ms <= 0) {
+    // The summary's tick: the median of what the sessions measured.
+    std::vector<int64_t> ticks;
+    for (const auto& s : sessions) {
+      if (const auto tick = s->MeasuredTickNs()) ticks.push_back(*tick);
+    }
+    if (!ticks.empty()) {
+      const auto middle =
+          ticks.begin() + static_cast<std::ptrdiff_t>(ticks.size() / 2);
+      std::nth_element(ticks.begin(), middle, ticks.end());
+      state.world.median_tick_ns = static_cast<uint64_t>(*middle);
     }
   }
   std::vector<uint64_t> lost_per_host(config.hosts.size());

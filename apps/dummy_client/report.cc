@@ -162,8 +162,9 @@ Summary Summarize(const LoadConfig& config, const LoadState& state,
   const WorldStats& w = state.world;
   s.tick_learned = config.tick_ms <= 0;
   s.tick_ms = s.tick_learned
-                  ? static_cast<double>(w.learned_tick_ns.load()) / 1e6
+                  ? static_cast<double>(w.median_tick_ns.load()) / 1e6
                   : config.tick_ms;
+  s.not_judged = w.not_judged.load();
   s.snapshots = w.snapshots.load();
   s.snapshot_bytes = w.snapshot_bytes.load();
   s.entities = w.entities.load();
@@ -233,7 +234,7 @@ void PrintSummary(const Summary& s) {
         s.tick_ms > 0
             ? std::to_string(static_cast<long long>(s.tick_ms + 0.5)) +
                   (s.tick_learned ? " ms (learned)" : " ms (--tick-ms)")
-            : std::string("not learned (no two ticks seen)");
+            : std::string("not learned (no two deltas seen)");
     std::printf(
         "world    tick %s  snapshots %llu (%llu full, %llu bytes, %llu "
         "entities)  moves shown %llu (%llu after 2 ticks, within the grace)  "
@@ -243,6 +244,12 @@ void PrintSummary(const Summary& s) {
         static_cast<ull>(s.entities), static_cast<ull>(s.moves_reflected),
         static_cast<ull>(s.over_two_ticks), static_cast<ull>(s.peer_moves_seen),
         static_cast<ull>(s.peer_over_two_ticks));
+    if (s.not_judged > 0) {
+      std::printf(
+          "world    %llu moves shown were not judged late or in time: no tick "
+          "was measured (fewer than two deltas); --tick-ms says it\n",
+          static_cast<ull>(s.not_judged));
+    }
   }
   for (const HostSummary& h : s.hosts) {
     std::printf(
@@ -291,6 +298,7 @@ bool WriteJson(const Summary& s, const std::string& path) {
   std::fprintf(
       f,
       "  \"world\": {\"tick_ms\": %.1f, \"tick_learned\": %s, "
+      "\"moves_not_judged\": %llu, "
       "\"snapshots\": %llu, \"full_snapshots\": %llu, "
       "\"snapshot_bytes\": %llu, \"entities\": %llu, \"moves_shown\": %llu, "
       "\"moves_after_two_ticks\": %llu, \"worst_late_ms\": %.1f, "
@@ -299,10 +307,11 @@ bool WriteJson(const Summary& s, const std::string& path) {
       "  \"keepalive\": {\"pings\": %llu, \"pongs\": %llu},\n"
       "  \"foreign_chats\": %llu,\n",
       s.tick_ms, s.tick_learned ? "true" : "false",
-      static_cast<ull>(s.snapshots), static_cast<ull>(s.full_snapshots),
-      static_cast<ull>(s.snapshot_bytes), static_cast<ull>(s.entities),
-      static_cast<ull>(s.moves_reflected), static_cast<ull>(s.over_two_ticks),
-      s.worst_late_ms, static_cast<ull>(s.peer_moves_seen),
+      static_cast<ull>(s.not_judged), static_cast<ull>(s.snapshots),
+      static_cast<ull>(s.full_snapshots), static_cast<ull>(s.snapshot_bytes),
+      static_cast<ull>(s.entities), static_cast<ull>(s.moves_reflected),
+      static_cast<ull>(s.over_two_ticks), s.worst_late_ms,
+      static_cast<ull>(s.peer_moves_seen),
       static_cast<ull>(s.peer_over_two_ticks), s.worst_peer_late_ms,
       static_cast<ull>(s.pings), static_cast<ull>(s.pongs),
       static_cast<ull>(s.foreign_chats));

@@ -65,6 +65,8 @@ struct Summary {
   // --tick-ms, or learned from the snapshots (0 if none was learned).
   double tick_ms = 0;
   bool tick_learned = false;
+  // Moves shown but never judged late or in time: no tick was measured.
+  uint64_t not_judged = 0;
   uint64_t snapshots = 0;
   uint64_t snapshot_bytes = 0;
   uint64_t entities = 0;

@@ -30,8 +30,9 @@ namespace game {
 class TickClock {
  public:
   static constexpr size_t kSamples = 9;
-  // Measures before the period is taken as known (Known()).
-  static constexpr size_t kKnownAfter = 3;
+  // Measures before the period is taken as known (Known()): with five, a
+  // client stall that makes two of them near 0 still leaves the median.
+  static constexpr size_t kKnownAfter = 5;
 
   // A snapshot of the current room that is not full, with `tick`, arrived
   // at `at_ns`.

@@ -97,10 +97,11 @@ void WorldChecker::OnSnapshot(const pb::S_SNAPSHOT& snapshot, size_t bytes,
   have_tick_ = true;
   if (options_.tick_ns == 0 && !snapshot.full()) {
     tick_clock_.Observe(snapshot.tick(), now_ns);
-    if (tick_clock_.Known()) {
-      RaiseTo(stats_.learned_tick_ns, static_cast<uint64_t>(tick_ns()));
-      JudgeUnjudged();
+    if (const auto period = tick_clock_.PeriodNs()) {
+      // The drain waits by the longest period any session measured.
+      RaiseTo(stats_.learned_tick_ns, static_cast<uint64_t>(*period));
     }
+    if (tick_clock_.Known()) JudgeUnjudged();
   }
 
   std::vector<uint64_t> gone;
@@ -142,33 +143,49 @@ void WorldChecker::OnSnapshot(const pb::S_SNAPSHOT& snapshot, size_t bytes,
 
 void WorldChecker::Finish() {
   if (in_full_) CloseFullRun();
-  if (options_.tick_ns == 0 && tick_clock_.PeriodNs()) {
-    RaiseTo(stats_.learned_tick_ns, static_cast<uint64_t>(tick_ns()));
-  }
   JudgeUnjudged();
+  Count(stats_.not_judged, unjudged_.size());
+  unjudged_.clear();
 }
 
-int64_t WorldChecker::tick_ns() const noexcept {
+std::optional<int64_t> WorldChecker::tick_ns() const noexcept {
   if (options_.tick_ns > 0) return options_.tick_ns;
-  return tick_clock_.PeriodNs().value_or(kDefaultTickNs);
+  return tick_clock_.PeriodNs();
 }
 
 void WorldChecker::OnShown(const Shown& shown) {
   if (options_.tick_ns > 0 || tick_clock_.Known()) {
-    Judge(shown);
+    Judge(shown, *tick_ns());
     return;
   }
-  unjudged_.push_back(shown);
-  if (unjudged_.size() >= kMaxUnjudged) JudgeUnjudged();
+  if (unjudged_.size() < kMaxUnjudged) {
+    unjudged_.push_back(shown);
+    if (unjudged_.size() == kMaxUnjudged) {
+      JudgeUnjudged();  // if a period was measured
+      if (!unjudged_.empty()) {
+        std::make_heap(unjudged_.begin(), unjudged_.end(), LaterThan);
+      }
+    }
+    return;
+  }
+  // Full, and no period measured yet: keep the latest, and one (this one
+  // or the least late kept) goes unjudged.
+  Count(stats_.not_judged);
+  if (!LaterThan(shown, unjudged_.front())) return;
+  std::pop_heap(unjudged_.begin(), unjudged_.end(), LaterThan);
+  unjudged_.back() = shown;
+  std::push_heap(unjudged_.begin(), unjudged_.end(), LaterThan);
 }
 
 void WorldChecker::JudgeUnjudged() {
-  for (const Shown& shown : unjudged_) Judge(shown);
+  const auto period = tick_ns();
+  if (!period) return;
+  for (const Shown& shown : unjudged_) Judge(shown, *period);
   unjudged_.clear();
 }
 
-void WorldChecker::Judge(const Shown& shown) {
-  const int64_t two_ticks = 2 * tick_ns();
+void WorldChecker::Judge(const Shown& shown, int64_t tick_ns) {
+  const int64_t two_ticks = 2 * tick_ns;
   if (shown.latency_ns > two_ticks + options_.grace_ns + shown.extra_grace_ns) {
     Violate(shown.peer ? stats_.peer_late : stats_.late);
     RaiseTo(shown.peer ? stats_.worst_peer_late_ns : stats_.worst_late_ns,

@@ -46,7 +46,10 @@
 //
 // Ticks: with tick_ns 0 (DummyClient without --tick-ms) the period two ticks
 // are counted in is learned from the snapshots (TickClock); a move shown
-// before the period is known is judged once it is, or at the end.
+// before the period is known is judged once it is, or at the end in the
+// best period measured. With no measure at all by then (fewer than two
+// deltas seen: a long tick, a short run) it is not judged, and counted so
+// (not_judged): an unknown period is no ground for an error.
 //
 // The session recognises itself by position: the entity whose (x, y) is
 // where MovePath puts the session at that entity's last_seq; from then on,
@@ -91,6 +94,10 @@ struct WorldStats {
   // The tick period learned from the snapshots (the slowest any session
   // learned), 0 if none did or --tick-ms was given.
   std::atomic<uint64_t> learned_tick_ns{0};
+  // The median of the sessions' learned periods, set at the end (report).
+  std::atomic<uint64_t> median_tick_ns{0};
+  // Moves shown that were never judged: no tick period was ever measured.
+  std::atomic<uint64_t> not_judged{0};
   // Rules broken (see the file comment).
   std::atomic<uint64_t> unsolicited{0};
   std::atomic<uint64_t> not_full_first{0};
@@ -159,9 +166,9 @@ class WorldChecker {
   // The rules this checker found broken so far (all counters together).
   uint64_t violations() const noexcept { return violations_; }
   bool knows_self() const noexcept { return self_known_; }
-  // The tick period moves are judged in now: tick_ns, or the learned one
-  // (kDefaultTickNs before any is learned).
-  int64_t tick_ns() const noexcept;
+  // The tick period moves are judged in now: tick_ns, or the learned one;
+  // nullopt before any is measured.
+  std::optional<int64_t> tick_ns() const noexcept;
   uint64_t self_id() const noexcept { return self_id_; }
 
  private:
@@ -178,8 +185,14 @@ class WorldChecker {
     bool peer;
   };
   // Shown moves waiting for the tick period to be learned; past this many
-  // they are judged in the best period known so far.
+  // they are judged in the best period measured so far or, with none yet,
+  // only the latest of them are kept (a heap by lateness beyond the
+  // grace), the others counted as not judged.
   static constexpr size_t kMaxUnjudged = 4096;
+  // As the heap's order: its front is the least late kept.
+  static bool LaterThan(const Shown& a, const Shown& b) noexcept {
+    return a.latency_ns - a.extra_grace_ns > b.latency_ns - b.extra_grace_ns;
+  }
 
   // What is known of another entity: its last_seq, and which member of
   // the room it is (kNotPeer: none of ours, or peers not checked).
@@ -199,7 +212,7 @@ class WorldChecker {
   void OnPeerSeq(uint32_t peer, uint64_t id, uint32_t seq, int64_t now_ns);
   // Judges `shown` now if the period is known, else later.
   void OnShown(const Shown& shown);
-  void Judge(const Shown& shown);
+  void Judge(const Shown& shown, int64_t tick_ns);
   void JudgeUnjudged();
 
   const WorldCheckerOptions options_;

@@ -97,6 +97,10 @@ void FakeEchoServer::Serve(int fd) {
         out.push_back(std::move(reply));
       } else if (nth == 2 && fault_ == Fault::kReorder) {
         held = std::move(reply);
+      } else if (nth == 2 && fault_ == Fault::kDuplicate) {
+        out.push_back(reply);
+        out.push_back(std::move(reply));
+        ++faults_;
       } else if (nth == 2 && fault_ == Fault::kUnknownId) {
         reply[2] = std::byte{999 & 0xFF};
         reply[3] = std::byte{999 >> 8};

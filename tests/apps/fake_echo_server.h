@@ -16,7 +16,7 @@
 
 namespace servercore::test {
 
-enum class Fault { kNone, kDrop, kCorrupt, kReorder, kUnknownId };
+enum class Fault { kNone, kDrop, kCorrupt, kReorder, kUnknownId, kDuplicate };
 
 class FakeEchoServer {
  public:

@@ -294,6 +294,10 @@ TEST(TickClockTest, MeasuresThePeriodAcrossTheGapsInTicks) {
   EXPECT_FALSE(clock.Known());
   clock.Observe(15, kT0 + 2000 * kMs);  // three ticks with nothing to say
   clock.Observe(16, kT0 + 2400 * kMs);
+  EXPECT_FALSE(clock.Known()) << "three measures";
+  EXPECT_EQ(clock.PeriodNs(), 400 * kMs);
+  clock.Observe(17, kT0 + 2800 * kMs);
+  clock.Observe(18, kT0 + 3200 * kMs);
   EXPECT_TRUE(clock.Known());
   EXPECT_EQ(clock.PeriodNs(), 400 * kMs);
 }
@@ -357,16 +361,21 @@ TEST_F(WorldCheckerLearnedTickTest, MovesAreJudgedInTheLearnedTick) {
   // Shown 780 ms later: late in 50 ms ticks, not known to be yet.
   Snap(12, false, {{kSelf, 2}}, kT0 + 800 * kMs);
   EXPECT_EQ(stats_.late, 0u);
-  EXPECT_EQ(learning_.tick_ns(), kDefaultTickNs) << "nothing measured yet";
+  EXPECT_FALSE(learning_.tick_ns().has_value()) << "nothing measured yet";
   Snap(13, false, {{kOther, 5}}, kT0 + 1200 * kMs);
+  EXPECT_EQ(learning_.tick_ns(), 400 * kMs) << "one measure";
+  EXPECT_EQ(stats_.learned_tick_ns, static_cast<uint64_t>(400 * kMs))
+      << "for the drain, from the first measure";
   Snap(14, false, {{kOther, 6}}, kT0 + 1600 * kMs);
   Snap(16, false, {{kOther, 7}}, kT0 + 2400 * kMs);
-  EXPECT_EQ(learning_.tick_ns(), 400 * kMs);
-  EXPECT_EQ(stats_.learned_tick_ns, static_cast<uint64_t>(400 * kMs));
+  Snap(17, false, {{kOther, 8}}, kT0 + 2800 * kMs);
+  EXPECT_EQ(stats_.moves_reflected, 2u);
+  EXPECT_EQ(stats_.late + stats_.over_two_ticks, 0u) << "4 measures: waits";
+  Snap(18, false, {{kOther, 9}}, kT0 + 3200 * kMs);  // the fifth: known
   EXPECT_EQ(stats_.late, 0u);
   EXPECT_EQ(stats_.over_two_ticks, 0u) << "780 ms is within two ticks";
-  learning_.OnMoveSent(3, kT0 + 2500 * kMs);
-  Snap(19, false, {{kSelf, 3}}, kT0 + 3450 * kMs);  // 950 ms: 2 ticks + 150
+  learning_.OnMoveSent(3, kT0 + 3250 * kMs);
+  Snap(21, false, {{kSelf, 3}}, kT0 + 4200 * kMs);  // 950 ms: 2 ticks + 150
   EXPECT_EQ(stats_.late, 1u);
   EXPECT_EQ(stats_.worst_late_ns, static_cast<uint64_t>(950 * kMs));
 }
@@ -377,18 +386,46 @@ TEST_F(WorldCheckerLearnedTickTest, WhatWasNeverJudgedIsJudgedAtTheEnd) {
   Snap(11, false, {{kOther, 5}}, kT0 + 500 * kMs);
   learning_.OnMoveSent(2, kT0 + 520 * kMs);
   Snap(12, false, {{kSelf, 2}}, kT0 + 1000 * kMs);  // one measure: 500 ms
-  EXPECT_FALSE(learning_.tick_ns() == kDefaultTickNs);
+  EXPECT_EQ(learning_.tick_ns(), 500 * kMs);
   EXPECT_EQ(stats_.late, 0u);
   learning_.Finish();
   EXPECT_EQ(stats_.late, 0u) << "480 ms is within two ticks of 500";
+  EXPECT_EQ(stats_.not_judged, 0u);
   EXPECT_EQ(stats_.Violations(), 0u);
 }
 
-TEST_F(WorldCheckerLearnedTickTest, NothingLearnedMeansTheDefaultTick) {
+// Fewer than two deltas seen (a long tick, a short run): no ground for an
+// error, and said so.
+TEST_F(WorldCheckerLearnedTickTest, NothingMeasuredMeansNotJudged) {
   learning_.OnMoveSent(1, kT0);
   Snap(10, true, {{kSelf, 1}}, kT0 + 400 * kMs);  // 400 > 2 × 50 + 100
   learning_.Finish();
-  EXPECT_EQ(stats_.late, 1u);
+  EXPECT_EQ(stats_.late, 0u);
+  EXPECT_EQ(stats_.not_judged, 1u);
+  EXPECT_EQ(stats_.Violations(), 0u);
+}
+
+// More moves shown before any measure than are kept: the latest are, and
+// judged once the period is known; the others are counted not judged.
+TEST_F(WorldCheckerLearnedTickTest, PastTheKeptMovesTheLatestAreJudged) {
+  learning_.OnMoveSent(1, kT0);
+  Snap(10, true, {{kSelf, 1}}, kT0 + 10 * kMs);
+  constexpr uint32_t kMoves = 5000;
+  learning_.OnMoveSent(2, kT0 + 20 * kMs);  // shown 3 s later: late
+  for (uint32_t seq = 3; seq <= kMoves; ++seq) {
+    learning_.OnMoveSent(seq, kT0 + 3000 * kMs);
+  }
+  Snap(11, false, {{kSelf, kMoves}}, kT0 + 3020 * kMs);
+  for (uint64_t tick = 12; tick <= 16; ++tick) {
+    Snap(tick, false, {{kOther, 5}},
+         kT0 + 3020 * kMs + static_cast<int64_t>(tick - 11) * 400 * kMs);
+  }
+  EXPECT_EQ(learning_.tick_ns(), 400 * kMs);
+  EXPECT_EQ(stats_.late, 1u) << "move 2, kept as the latest";
+  EXPECT_EQ(stats_.worst_late_ns, static_cast<uint64_t>(3000 * kMs));
+  EXPECT_EQ(stats_.not_judged, kMoves - 4096u) << "moves 1 to kMoves";
+  learning_.Finish();
+  EXPECT_EQ(stats_.not_judged, kMoves - 4096u) << "moves 1 to kMoves";
 }
 
 TEST(MovePathTest, APointNamesItsIndexModuloTheRadii) {
