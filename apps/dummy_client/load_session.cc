@@ -58,17 +58,6 @@ const std::array<std::byte, 65536 + 256>& Pattern() {
   return pattern;
 }
 
-// A load payload's header (load_session.h).
-std::array<std::byte, kHeaderSize> Header(uint32_t index, uint32_t magic,
-                                          uint64_t seq, uint64_t sent_ns) {
-  std::array<std::byte, kHeaderSize> header{};
-  servercore::StoreU32(header.data(), index);
-  servercore::StoreU32(header.data() + 4, magic);
-  servercore::StoreU64(header.data() + 8, seq);
-  servercore::StoreU64(header.data() + 16, sent_ns);
-  return header;
-}
-
 // Chat: how many senders session `index` hears, from the first of its room
 // (config.senders counts from index 0).
 size_t HeardSenders(const LoadConfig& config, uint32_t index) {
@@ -76,25 +65,6 @@ size_t HeardSenders(const LoadConfig& config, uint32_t index) {
   const auto [first, count] = RoomMembers(config, index);
   const auto senders = static_cast<uint32_t>(config.senders);
   return senders > first ? std::min(count, senders - first) : 0;
-}
-
-// The sequence of a load payload. One cut short keeps only the low bytes
-// of it (none under 9 bytes): the sequence is then the one nearest to `due`,
-// the next one due, with those low bytes (as TCP reads its sequence numbers,
-// a difference taken modulo their range as signed), so that a packet lost
-// or overtaken shows as one.
-uint64_t SeqIn(std::span<const std::byte> body, uint64_t due) {
-  if (body.size() >= 16) return LoadU64(body.data() + 8);
-  if (body.size() <= 8) return due;
-  const size_t bits = (body.size() - 8) * 8;
-  uint64_t low = 0;
-  for (size_t i = 0; i < body.size() - 8; ++i) {
-    low |= uint64_t{std::to_integer<uint8_t>(body[8 + i])} << (8 * i);
-  }
-  const uint64_t mask = (uint64_t{1} << bits) - 1;
-  const uint64_t ahead = (low - due) & mask;  // due + ahead has those bytes
-  const uint64_t back = mask + 1 - ahead;     // and so has due - back
-  return ahead <= (mask >> 1) || back > due ? due + ahead : due - back;
 }
 
 }  // namespace
@@ -171,7 +141,7 @@ void LoadSession::SendNext(int64_t scheduled_ns) {
             std::span(Pattern()).subspan(seq & 0xFF, payload - kFillerOffset));
   } else {
     const auto header =
-        Header(index_, state_.magic, seq, static_cast<uint64_t>(sent_ns));
+        LoadHeader(index_, state_.magic, seq, static_cast<uint64_t>(sent_ns));
     packet.WriteBytes(std::span(header).first(payload));
     sent_times_.push_back({seq, sent_ns});
   }
@@ -261,9 +231,9 @@ int64_t LoadSession::Check(std::span<const std::byte> body,
   }
   if (payload < kHeaderSize) {
     // What the header keeps is compared; what it cut off was known.
-    const uint64_t seq = SeqIn(body, due_seq);
-    const auto header = Header(expected_index, state_.magic, seq,
-                               static_cast<uint64_t>(sent_ns));
+    const uint64_t seq = SeqInPayload(body, due_seq);
+    const auto header = LoadHeader(expected_index, state_.magic, seq,
+                                   static_cast<uint64_t>(sent_ns));
     const size_t known = sent_ns != 0 ? payload : std::min<size_t>(payload, 16);
     if (std::memcmp(body.data(), header.data(), known) != 0) {
       Error(state_.corrupt);
@@ -348,7 +318,7 @@ void LoadSession::OnRecvPacket(uint16_t id,
       // of order), or a number never sent (damaged). Under 9 bytes the
       // number is all assumed, and a duplicate shows as one reply too many
       // (it takes the next one's place; the last finds none owed).
-      const uint64_t seq = SeqIn(payload, echo_next_);
+      const uint64_t seq = SeqInPayload(payload, echo_next_);
       sent_ns = TakeSentTime(seq);
       if (sent_ns == 0) {
         MutexLock lock(send_mu_);
@@ -430,7 +400,7 @@ void LoadSession::OnChat(std::span<const std::byte> payload) {
   const uint64_t due = received_from_[slot].load(std::memory_order_relaxed);
   // Another sender's send time is not known here, and not compared.
   const int64_t sent_ns =
-      whole || sender != index_ ? 0 : TakeSentTime(SeqIn(body, due));
+      whole || sender != index_ ? 0 : TakeSentTime(SeqInPayload(body, due));
   const int64_t seq = Check(body, sender, due, sent_ns);
   if (seq < 0) return;
   if (state_.chat_sender_ids) {

@@ -5,10 +5,8 @@
 // session id at every receiver; snapshots by its WorldChecker; and
 // the S_PONG of each C_PING it sent to keep itself alive.
 //
-// Payload of every echo and chat load packet, of --payload bytes:
-//   [u32 client index][u32 magic][u64 sequence][u64 send time ns][filler]
-// where filler byte j is (sequence + j) & 0xFF, so any corruption shows.
-// A payload under kHeaderSize bytes carries the header cut short: what it
+// Payload of every echo and chat load packet: load_payload.h. A payload
+// under kHeaderSize bytes carries the header cut short: what it
 // leaves out is known to the checker instead (an echo's sequence is the next
 // one due; a chat's, the next one due from its sender; the send time of an
 // own packet comes from a list of them kept in send order), and only what is
@@ -36,6 +34,7 @@
 #include "game.pb.h"
 #include "host_list.h"
 #include "latency_histogram.h"
+#include "load_payload.h"
 #include "move_log.h"
 #include "servercore/mutex.h"
 #include "servercore/packet_session.h"
@@ -147,9 +146,6 @@ struct LoadState {
   // DummyClients chatting in one room tell their chats apart by it.
   uint32_t magic = 0x31435344;  // "DSC1" until drawn
 };
-
-inline constexpr size_t kHeaderSize = 24;
-inline constexpr size_t kMinChatPayload = 8;
 
 class LoadSession final : public servercore::PacketSession {
  public:

@@ -230,7 +230,10 @@ bool Connect(servercore::ClientService& client, const LoadConfig& config,
     state.per_host[host].connected.fetch_add(1);
     all.push_back(std::static_pointer_cast<LoadSession>(session));
   }
-  const auto deadline = Clock::now() + std::chrono::seconds(15);
+  // 15 s, and a second more per thousand sessions (a loaded server, a
+  // cluster answering joins through its broker).
+  const double wait_s = 15 + config.sessions / 1000.0;
+  const auto deadline = Clock::now() + Seconds(wait_s);
   while (Clock::now() < deadline) {
     if (std::all_of(all.begin(), all.end(),
                     [](const auto& s) { return s->ready(); })) {
@@ -241,9 +244,10 @@ bool Connect(servercore::ClientService& client, const LoadConfig& config,
   }
   for (const auto& s : all) {
     if (!s->ready()) {
-      std::fprintf(stderr,
-                   "DummyClient: session %u (on %s) not answered within 15 s\n",
-                   s->index(), config.hosts[s->host()].Name().c_str());
+      std::fprintf(
+          stderr,
+          "DummyClient: session %u (on %s) not answered within %.0f s\n",
+          s->index(), config.hosts[s->host()].Name().c_str(), wait_s);
       state.per_host[s->host()].refused.fetch_add(1);
       break;
     }

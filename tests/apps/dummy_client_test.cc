@@ -500,6 +500,17 @@ TEST_P(DummyClientWorldTest, ExitCodeSaysWhetherTheServerKeptTheRules) {
   }
 }
 
+// A correct fake ticking every `tick_ms`, and a move run of `duration`
+// seconds without --tick-ms, its grace far below a tick.
+WorldCase SlowTicks(const std::string& name, int tick_ms,
+                    const std::string& duration) {
+  return {name,
+          FakeGameOptions{.tick_ms = tick_ms},
+          {"--mode", "move", "--sessions", "2", "--rate", "20", "--duration",
+           duration, "--late-grace-ms", std::to_string(200 * kSlowdown)},
+          ""};
+}
+
 WorldCase Fault(const std::string& name, WorldFault fault,
                 std::vector<std::string> args, const std::string& error,
                 const std::string& zero = "") {
@@ -523,20 +534,10 @@ INSTANTIATE_TEST_SUITE_P(
         // A server ticking once a second without --tick-ms: DummyClient
         // learns the tick, and a move shown a second after it was sent is
         // in time (in the default 50 ms it would be late past the grace).
+        SlowTicks("SlowTicksLearned", 1000, "4"),
         // A tick so long that no two deltas come in the run: the moves
         // (shown up to 2 s late) are not judged, for want of a tick.
-        WorldCase{
-            "NoTickMeasured",
-            FakeGameOptions{.tick_ms = 2000},
-            {"--mode", "move", "--sessions", "2", "--rate", "20", "--duration",
-             "1", "--late-grace-ms", std::to_string(200 * kSlowdown)},
-            ""},
-        WorldCase{
-            "SlowTicksLearned",
-            FakeGameOptions{.tick_ms = 1000},
-            {"--mode", "move", "--sessions", "2", "--rate", "20", "--duration",
-             "4", "--late-grace-ms", std::to_string(200 * kSlowdown)},
-            ""},
+        SlowTicks("NoTickMeasured", 2000, "1"),
         // One rule broken: exit non-zero, the rule's counter above 0.
         Fault("SnapshotBeforeMove", WorldFault::kSnapshotBeforeMove, kMove,
               "unsolicited"),
