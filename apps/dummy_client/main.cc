@@ -374,8 +374,11 @@ int main(int argc, char** argv) {
     } while (state.magic == 0);
   }
   if (config.mode == Mode::kMove) {
-    state.moves =
-        std::make_unique<game::MoveLog>(static_cast<size_t>(config.sessions));
+    // About 4 s of moves each: past two ticks and the grace, a move still
+    // unseen is late whenever it shows, and is timed.
+    const auto sessions = static_cast<size_t>(config.sessions);
+    state.moves = std::make_unique<game::MoveLog>(
+        sessions, game::MoveLog::HeldFor(config.rate, 4, sessions));
   }
   if (config.mode == Mode::kChat) {
     state.chat_sender_ids = std::make_unique<std::atomic<uint64_t>[]>(

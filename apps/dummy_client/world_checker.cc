@@ -273,8 +273,9 @@ void WorldChecker::OnPeerSeq(uint32_t peer, uint64_t id, uint32_t seq,
   if (seq <= seen) return;
   const uint32_t index = options_.room_first + peer;
   // The oldest move this snapshot shows for the first time was due to
-  // show two ticks after it was sent, or after we entered the world.
-  if (const auto sent = options_.moves->SentAt(index, seen + 1)) {
+  // show two ticks after it was sent, or after we entered the world. One so
+  // old that its time is gone is at least as late as the oldest held.
+  if (const auto sent = options_.moves->SentByAt(index, seen + 1)) {
     const int64_t latency = now_ns - std::max(*sent, entered_ns_);
     const bool remote = self_known_ && (id >> 48) != (self_id_ >> 48);
     OnShown({.latency_ns = latency,

@@ -557,6 +557,13 @@ INSTANTIATE_TEST_SUITE_P(
               {"--mode", "move", "--sessions", "1", "--rate", "50", "--tick-ms",
                "20", "--duration", "6", "--late-grace-ms", LateGraceMs()},
               "late"),
+        // The frozen mover's moves reach the other member 5 s late, past
+        // the 4 s of send times a mover's log holds at 50 moves a second:
+        // timed from the oldest held, late all the same.
+        Fault("LateForTheOthers", WorldFault::kLate,
+              {"--mode", "move", "--sessions", "2", "--rate", "50", "--tick-ms",
+               "20", "--duration", "6", "--late-grace-ms", LateGraceMs()},
+              "peer-late"),
         // The same without --tick-ms: the learned tick (the fake's 20 ms)
         // does not hide the freeze.
         Fault("LateInALearnedTick", WorldFault::kLate,

@@ -428,6 +428,26 @@ TEST_F(WorldCheckerLearnedTickTest, PastTheKeptMovesTheLatestAreJudged) {
   EXPECT_EQ(stats_.not_judged, kMoves - 4096u) << "moves 1 to kMoves";
 }
 
+TEST(MoveLogTest, HoldsSecondsOfMovesAtTheRateWithinItsMemory) {
+  EXPECT_EQ(MoveLog::HeldFor(10, 4, 100), MoveLog::kMinHeld);
+  EXPECT_EQ(MoveLog::HeldFor(1000, 4, 100), 4000u);
+  // 20,000 movers at 1,000 moves a second: what 256 MiB affords.
+  const uint32_t held = MoveLog::HeldFor(1000, 4, 20'000);
+  EXPECT_LT(held, 4000u);
+  EXPECT_GE(held, MoveLog::kMinHeld);
+  MoveLog log(2, 1000);
+  EXPECT_EQ(log.held(), 1000u);
+  for (uint32_t seq = 1; seq <= 1500; ++seq) log.OnSent(1, seq, seq * kMs);
+  EXPECT_EQ(log.last(1), 1500u);
+  EXPECT_EQ(log.SentAt(1, 501), 501 * kMs) << "the last 1,000 are held";
+  EXPECT_FALSE(log.SentAt(1, 500).has_value());
+  EXPECT_EQ(log.SentByAt(1, 500), 502 * kMs)
+      << "gone: the oldest held, bar one";
+  EXPECT_EQ(log.SentByAt(1, 501), 501 * kMs);
+  EXPECT_FALSE(log.SentByAt(1, 1501).has_value()) << "not sent";
+  EXPECT_EQ(log.last(0), 0u);
+}
+
 TEST(MovePathTest, APointNamesItsIndexModuloTheRadii) {
   for (uint32_t index = 0; index < 20'000; index += 7) {
     for (uint32_t seq : {1u, 26u, 50u, 99u, 1234u}) {
@@ -579,15 +599,19 @@ TEST_F(WorldCheckerPeerTest, MoversOnAnotherNodeGetTheRemoteGrace) {
   EXPECT_EQ(stats_.peer_late, 2u) << "past the remote grace too";
 }
 
-TEST_F(WorldCheckerPeerTest, MovesNoLongerLoggedAreNotTimed) {
+// A move whose time the log no longer holds was sent before the oldest it
+// does: it is at least that late (before, it went untimed, and a server
+// that held a fast mover's moves back for seconds passed).
+TEST_F(WorldCheckerPeerTest, MovesNoLongerLoggedAreAtLeastAsLateAsTheOldest) {
   Enter();
-  for (uint32_t seq = 1; seq <= MoveLog::kHeld + 1; ++seq) {
+  for (uint32_t seq = 1; seq <= moves_.held() + 1; ++seq) {
     moves_.OnSent(5, seq, kT0 + seq * kMs);
   }
   EXPECT_FALSE(moves_.SentAt(5, 1).has_value());
   EXPECT_EQ(moves_.SentAt(5, 2), kT0 + 2 * kMs);
-  Snap(11, false, {{Member(5, MoveLog::kHeld + 1), 5}}, kT0 + 5000 * kMs);
-  EXPECT_EQ(stats_.peer_late, 0u) << "move 1's time is gone";
+  Snap(11, false, {{Member(5, moves_.held() + 1), 5}}, kT0 + 5000 * kMs);
+  EXPECT_EQ(stats_.peer_late, 1u) << "move 1, timed from move 3's send";
+  EXPECT_EQ(stats_.worst_peer_late_ns, static_cast<uint64_t>(4997 * kMs));
   EXPECT_EQ(checker_.pending_moves(), 0u);
 }
 
