@@ -257,15 +257,14 @@ int64_t LoadSession::Check(std::span<const std::byte> body,
 
 int64_t LoadSession::TakeSentTime(uint64_t seq) {
   MutexLock lock(send_mu_);
-  // Kept in order of seq, one each, so `seq` is owed only within the range.
-  if (sent_times_.empty() || seq < sent_times_.front().seq ||
-      seq > sent_times_.back().seq) {
-    return 0;
-  }
-  while (sent_times_.front().seq < seq) sent_times_.pop_front();
-  if (sent_times_.front().seq != seq) return 0;
-  const int64_t sent_ns = sent_times_.front().sent_ns;
-  sent_times_.pop_front();
+  // Kept in order of seq; those skipped stay (they may still come, late),
+  // so the one answered is usually the first, and found by halving if not.
+  const auto it = std::lower_bound(
+      sent_times_.begin(), sent_times_.end(), seq,
+      [](const SentTime& sent, uint64_t s) { return sent.seq < s; });
+  if (it == sent_times_.end() || it->seq != seq) return 0;
+  const int64_t sent_ns = it->sent_ns;
+  sent_times_.erase(it);
   return sent_ns;
 }
 
@@ -343,6 +342,13 @@ void LoadSession::OnRecvPacket(uint16_t id,
       // One error per break in the order (two for a swap), not one for
       // every reply after it: a dropped reply is one, and lost.
       Error(state_.out_of_order);
+      if (static_cast<uint64_t>(seq) > echo_next_) {
+        if (gaps_.size() < kMaxGaps) {
+          gaps_.push_back({kEchoSlot, echo_next_, static_cast<uint64_t>(seq)});
+        }
+      } else if (!FillGap(kEchoSlot, static_cast<uint64_t>(seq))) {
+        return;  // twice: it answers nothing (else it would hide a loss)
+      }
     }
     echo_next_ = std::max(echo_next_, static_cast<uint64_t>(seq) + 1);
     OnOwnAnswer(whole ? static_cast<int64_t>(LoadU64(payload.data() + 16))
@@ -442,7 +448,7 @@ bool LoadSession::FillGap(uint32_t slot, uint64_t seq) {
     return g.slot == slot && g.from <= seq && seq < g.to;
   });
   if (gap == gaps_.end()) return false;
-  skipped_.fetch_sub(1, std::memory_order_relaxed);
+  if (slot != kEchoSlot) skipped_.fetch_sub(1, std::memory_order_relaxed);
   if (seq == gap->from) {
     ++gap->from;
   } else if (seq + 1 == gap->to) {

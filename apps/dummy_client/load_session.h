@@ -226,9 +226,9 @@ class LoadSession final : public servercore::PacketSession {
   // `sent_ns` (0: unknown), where they lack them.
   int64_t Check(std::span<const std::byte> body, uint32_t expected_index,
                 uint64_t due_seq, int64_t sent_ns);
-  // Short payloads: the send time of own packet `seq`, forgotten with
-  // those of every earlier one (never answered: lost); 0 if `seq` is not
-  // owed an answer (answered already, or never sent).
+  // Short payloads: the send time of own packet `seq`, then forgotten; 0 if
+  // `seq` is not owed an answer (answered already, or never sent). Those of
+  // packets never answered stay (as many as were lost).
   int64_t TakeSentTime(uint64_t seq);
   // An own packet came back; it was sent (or scheduled) at `sent_ns`, 0 if
   // not known (no latency then).
@@ -258,17 +258,20 @@ class LoadSession final : public servercore::PacketSession {
   // every session: 20,000 sessions would hold 3 GB of these.
   uint32_t chat_first_ = 0;
   std::vector<std::atomic<uint64_t>> received_from_;
-  // Worker only: chats skipped, [from, to) of the sender in `slot`, that may
-  // still come late (a reorder, not a loss); at most kMaxGaps of them.
+  // Worker only: chats skipped, [from, to) of the sender in `slot`, or echo
+  // replies skipped (slot kEchoSlot), that may still come late (a reorder,
+  // not a loss); at most kMaxGaps of them.
   struct Gap {
     uint32_t slot;
     uint64_t from;
     uint64_t to;
   };
   static constexpr size_t kMaxGaps = 256;
+  static constexpr uint32_t kEchoSlot = ~uint32_t{0};
   std::vector<Gap> gaps_;
-  // A chat below its sender's next expected: true (and no longer counted
-  // skipped) if it was skipped, false if it came before (a duplicate).
+  // A chat below its sender's next expected, or an echo reply below the
+  // next due: true (a chat no longer counted skipped) if it was skipped,
+  // false if it came before (a duplicate).
   bool FillGap(uint32_t slot, uint64_t seq);
   std::atomic<uint64_t> skipped_{0};
   // Worker only: the size of the typed packet being dispatched; whether an

@@ -379,6 +379,12 @@ TEST_P(DummyClientFaultTest, ExitsNonZero) {
       std::regex_search(output, order, std::regex("out-of-order (\\d+)")))
       << client.Output();
   EXPECT_LE(std::stoull(order[1]), 2u) << output;
+  // A reply late or twice is no loss (nor hides one): every packet was
+  // answered once.
+  if (c.fault == Fault::kReorder || c.fault == Fault::kDuplicate) {
+    EXPECT_TRUE(std::regex_search(output, std::regex("errors +lost 0 ")))
+        << output;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
