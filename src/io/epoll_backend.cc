@@ -198,7 +198,9 @@ class EpollBackend final : public IoBackend {
     const bool hung_up = (events & (EPOLLHUP | EPOLLERR)) != 0;
     if (((events & (EPOLLIN | EPOLLRDHUP)) != 0 || hung_up) &&
         socket.CanRead() && (!socket.recv_paused() || hung_up)) {
-      const ssize_t n = ::recv(socket.fd(), read_buffer_.get(), kReadBuffer, 0);
+      const size_t size =
+          socket.SmallReads() ? SocketState::kThrottledRead : kReadBuffer;
+      const ssize_t n = ::recv(socket.fd(), read_buffer_.get(), size, 0);
       if (n > 0) {
         socket.Received(std::span(read_buffer_.get(), static_cast<size_t>(n)));
       } else {

@@ -140,10 +140,17 @@ void SocketState::NoteDelivery(bool progress) {
   }
 }
 
+bool SocketState::SmallReads() const {
+  if (recv_throttled_) return true;
+  const MemoryBudget& budget = worker_->budget();
+  return budget.recv_bytes() > budget.max_bytes() / 8;
+}
+
 void SocketState::PauseReading() {
   worker_->AssertInWorkerThread();
   if (recv_paused_ || !CanRead()) return;
   recv_paused_ = true;
+  recv_throttled_ = true;
   worker_->backend().StopRecv(*this);
 }
 
@@ -163,6 +170,13 @@ void SocketState::ResumeReading() {
     ConsumeTail(consumed);
   }
   if (!CanRead()) return;
+  // What the pause grew the tail to for the rest of its read goes back
+  // (reads are small from now on, recv_throttled_): a session that keeps
+  // sending is never quiet long enough for the sweep to free it.
+  if (tail_capacity_ > 2 * std::max(tail_size_, kThrottledRead)) {
+    ResizeTailStorage(tail_size_ == 0 ? 0
+                                      : std::max(tail_size_, kThrottledRead));
+  }
   // The clocks start again from here: the wait was the server's.
   last_progress_ = worker_->now();
   partial_since_ = {};
@@ -286,7 +300,8 @@ void SocketState::ResizeTailStorage(size_t capacity) {
 
 void SocketState::ReleaseIdleMemory() {
   worker_->AssertInWorkerThread();
-  if (std::exchange(active_, false)) return;  // busy: keep what it uses
+  if (std::exchange(active_, false)) return;   // busy: keep what it uses
+  if (!recv_paused_) recv_throttled_ = false;  // quiet: reads whole again
   if (tail_size_ == 0 && tail_capacity_ > 0) ResizeTailStorage(0);
   // The write bookkeeping too, when no write is under way: the vectors are
   // made again by the next write (a few small allocations per quiet spell).

@@ -126,6 +126,14 @@ class SocketState {
   // session may pause again), then the backend receives again.
   void ResumeReading() SERVERCORE_ON_WORKER;
   bool recv_paused() const SERVERCORE_ON_WORKER { return recv_paused_; }
+  // Whether the backend reads at most kThrottledRead bytes at a time for
+  // this socket: when the session has paused since it was last quiet, or
+  // when the sessions' receive memory is past an eighth of the budget. A
+  // pause keeps the rest of the read it came in: a thousand sessions
+  // flooding their rooms would otherwise keep 64 KiB each, fill the budget
+  // with input, and get the sessions that keep reading cut for it.
+  static constexpr size_t kThrottledRead = 4096;
+  bool SmallReads() const SERVERCORE_ON_WORKER;
   // The worker's sweep: a session that neither received nor wrote since the
   // previous sweep gives back its receive tail's storage (when it holds
   // nothing) and its write bookkeeping, so a quiet session keeps no memory
@@ -185,9 +193,9 @@ class SocketState {
   // --- The worker's and backend's bookkeeping (worker) ---
   // Backend operations started on the socket and not yet completed; the
   // descriptor is closed only when this is 0.
-  // (16 bits: a receive, a write and a cancel or two at most; the two
-  // bytes saved hold recv_paused_ and eof_kept_ in the same word.)
-  uint16_t ops_in_flight SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
+  // (8 bits: a receive, a write and a cancel or two at most; the bytes
+  // saved hold recv_paused_, eof_kept_ and recv_throttled_ in this word.)
+  uint8_t ops_in_flight SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
   // io_uring: a (multishot) receive is in flight.
   bool recv_armed SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   bool attached SERVERCORE_GUARDED_BY(kWorkerThread) = false;  // listed
@@ -200,6 +208,10 @@ class SocketState {
   // while paused behind kept bytes, to be handled after them.
   bool recv_paused_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   bool eof_kept_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
+  // Paused at least once since the session was last quiet for a sweep: it
+  // reads at most kThrottledRead bytes at a time, so what a pause keeps
+  // (the rest of the read it came in) stays small (SmallReads()).
+  bool recv_throttled_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   size_t worker_index SERVERCORE_GUARDED_BY(kWorkerThread) = 0;  // position
 
  private:

@@ -466,7 +466,11 @@ class UringBackend final : public IoBackend {
 
   void ArmRecv(SocketState& socket) SERVERCORE_ON_WORKER {
     io_uring_sqe* sqe = GetSqe();
-    if (multishot_recv_) {
+    if (socket.SmallReads()) {
+      // One small read at a time: what a pause keeps is what it read.
+      io_uring_prep_recv(sqe, socket.fd(), nullptr, SocketState::kThrottledRead,
+                         0);
+    } else if (multishot_recv_) {
       io_uring_prep_recv_multishot(sqe, socket.fd(), nullptr, 0, 0);
     } else {
       io_uring_prep_recv(sqe, socket.fd(), nullptr, 0, 0);

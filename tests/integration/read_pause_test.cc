@@ -139,6 +139,35 @@ TEST_P(ReadPauseTest, PacketsAfterAPauseWaitForTheResumeInOrder) {
   EXPECT_EQ(log_.disconnected.load(), 0);
 }
 
+// A session that has paused reads small pieces (4 KiB) until it goes quiet:
+// a pause keeps the rest of the read it came in, and a thousand flooding
+// sessions keeping 64 KiB each filled a 64 MiB budget with input, and the
+// Sends of sessions that kept reading then cut them (a review's finding).
+TEST_P(ReadPauseTest, AfterAPauseReadsAreSmallSoAPauseKeepsLittle) {
+  SERVERCORE_START_SERVER(
+      server, [&] { return std::make_shared<PausingSession>(log_); },
+      Options());
+  TestClient client;
+  ASSERT_TRUE(client.Connect(server->port()));
+  ASSERT_TRUE(client.SendAll(Packet(kPause, 0)));
+  ASSERT_TRUE(WaitFor([&] { return log_.size() == 1; }));
+  Session()->ResumeReading();
+  // 8,000 bytes in one write: a pause in its first packet; a whole read of
+  // it would keep 7,992 bytes.
+  std::vector<std::byte> write = Packet(kPause, 1);
+  for (uint32_t i = 2; i < 1000; ++i) Append(write, Packet(kData, i));
+  ASSERT_TRUE(client.SendAll(write));
+  ASSERT_TRUE(WaitFor([&] { return log_.size() == 2; }));
+  std::this_thread::sleep_for(milliseconds(200));
+  EXPECT_EQ(log_.size(), 2u) << "delivered while paused";
+  EXPECT_GT(server->GetStats().memory_receive, 0u) << "nothing kept?";
+  EXPECT_LE(server->GetStats().memory_receive, 4096u);
+  Session()->ResumeReading();
+  ASSERT_TRUE(WaitFor([&] { return log_.size() == 1000; }));
+  EXPECT_EQ(log_.copy(), Sequence(0, 1000));
+  EXPECT_EQ(log_.disconnected.load(), 0);
+}
+
 // The point of it: a paused session is not read, so a peer that keeps
 // sending fills the socket buffers and its sends stop, far short of what it
 // would send to a session that reads; nothing is lost on resuming.
