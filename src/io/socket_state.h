@@ -128,7 +128,8 @@ class SocketState {
   bool recv_paused() const SERVERCORE_ON_WORKER { return recv_paused_; }
   // Whether the backend reads at most kThrottledRead bytes at a time for
   // this socket: when the session has paused since it was last quiet, or
-  // when the sessions' receive memory is past an eighth of the budget. A
+  // when the sessions' receive memory is past an eighth of the budget (and
+  // io_uring's first read of a socket, for its multishot receive). A
   // pause keeps the rest of the read it came in: a thousand sessions
   // flooding their rooms would otherwise keep 64 KiB each, fill the budget
   // with input, and get the sessions that keep reading cut for it.

@@ -326,7 +326,11 @@ class UringBackend final : public IoBackend {
     // wait for readiness itself instead of answering -EAGAIN.
     const int flags = ::fcntl(socket.fd(), F_GETFL);
     if (flags >= 0) ::fcntl(socket.fd(), F_SETFL, flags & ~O_NONBLOCK);
-    ArmRecv(socket);
+    // The first read is small: a multishot receive armed now would take a
+    // flood's first reads whole, before the session could pause (what a
+    // pause keeps is the rest of its read). Its completion arms the usual
+    // receive.
+    ArmRecv(socket, /*small=*/true);
   }
 
   int64_t Write(SocketState& socket) override SERVERCORE_ON_WORKER {
@@ -464,9 +468,9 @@ class UringBackend final : public IoBackend {
     return sqe;
   }
 
-  void ArmRecv(SocketState& socket) SERVERCORE_ON_WORKER {
+  void ArmRecv(SocketState& socket, bool small = false) SERVERCORE_ON_WORKER {
     io_uring_sqe* sqe = GetSqe();
-    if (socket.SmallReads()) {
+    if (small || socket.SmallReads()) {
       // One small read at a time: what a pause keeps is what it read.
       io_uring_prep_recv(sqe, socket.fd(), nullptr, SocketState::kThrottledRead,
                          0);

@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -39,20 +41,55 @@ std::vector<std::byte> EncodePacket(uint16_t id,
   return out;
 }
 
-uint16_t UnusedLoopbackPort() {
+namespace {
+
+// Binds a TCP socket to 127.0.0.1:`port` (0: any) and releases it; the
+// port bound, or 0.
+uint16_t BindAndRelease(uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
   socklen_t len = sizeof(addr);
-  uint16_t port = 0;
+  uint16_t bound = 0;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+    bound = ntohs(addr.sin_port);
   }
   ::close(fd);
-  return port;
+  return bound;
+}
+
+// The first port of the kernel's ephemeral range (32768 if unknown).
+unsigned EphemeralLow() {
+  unsigned low = 32768;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%u", &low) != 1) low = 32768;
+    std::fclose(f);
+  }
+  return low;
+}
+
+}  // namespace
+
+uint16_t UnusedLoopbackPort() {
+  const unsigned low = EphemeralLow();
+  if (low > 12000) {
+    // 10000 up to the range, by a per-process random walk: tests running
+    // side by side start from different ports.
+    std::random_device random;
+    const unsigned span = low - 10000;
+    unsigned port = 10000 + random() % span;
+    for (int attempt = 0; attempt < 64; ++attempt) {
+      if (BindAndRelease(static_cast<uint16_t>(port)) != 0) {
+        return static_cast<uint16_t>(port);
+      }
+      port = 10000 + (port - 10000 + 1 + random() % 97) % span;
+    }
+  }
+  return BindAndRelease(0);
 }
 
 TestClient::~TestClient() { Close(); }

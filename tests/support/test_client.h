@@ -26,7 +26,10 @@ std::vector<std::byte> EncodePacket(uint16_t id,
 
 // A loopback port nothing listens on (just bound and released), for a
 // server a test starts itself or a connect meant to be refused; 0 when none
-// could be had.
+// could be had. Taken below the kernel's ephemeral range when it can be:
+// there no port-0 listener and no outgoing connection of a test running
+// beside it can take the port before the test binds it (one started
+// nats-server half a second later and found its port taken).
 uint16_t UnusedLoopbackPort();
 
 class TestClient {
