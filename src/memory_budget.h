@@ -20,7 +20,7 @@
 //   - Accept: past 90% of the budget the listener stops accepting (new
 //     connections wait in the kernel's backlog, as under EMFILE) until use is
 //     back below 80% (AcceptAllowed, asked by the accepting worker each
-//     round).
+//     round and at each accept, IoWorker::MayAccept).
 //   - Send: a Send that would take use past 100% sheds load: the session
 //     holding the most unsent output is disconnected as a slow receiver
 //     (ShedFor), together with any holding at least 3/4 as much. Those are
@@ -35,9 +35,11 @@
 //     holds is still closing, nobody else is cut: its memory is on its way
 //     back (a reader a little behind must not pay for it).
 //   - Receive: a session's receive tail that would take the receive tails
-//     alone past 100% is not made: that session is disconnected as a slow
-//     receiver (TryAddRecv). Sessions accepted below
-//     90% may all begin large messages at once.
+//     past half the budget is not made: that session is disconnected as a
+//     slow receiver (TryAddRecv). Sessions accepted below 90% may all begin
+//     large messages at once. The other half is the output's: were the tails
+//     allowed the whole budget, every Send would then shed the largest
+//     holder of output, however little it holds.
 //
 // Thread safety: every member may be called from any thread. Ownership:
 // holds raw pointers to the sessions it lists; a session is listed from its
@@ -73,7 +75,7 @@ class MemoryBudget {
 
   // A session's receive tail is to grow by `bytes`: counts them and
   // returns true, or returns false (counting a kick; the session is to be
-  // disconnected) when the sessions' receive memory would pass the budget.
+  // disconnected) when the sessions' receive memory would pass recv_limit().
   // Accepting pauses at 90%, but sessions accepted earlier may all begin
   // large messages at once: without this their tails would hold memory
   // without bound. Unsent output past the budget is not a reader's doing:
@@ -83,7 +85,7 @@ class MemoryBudget {
   bool TryAddRecv(size_t bytes) noexcept {
     size_t recv = recv_bytes_.load(std::memory_order_relaxed);
     do {
-      if (recv + bytes > max_bytes_) [[unlikely]] {
+      if (recv + bytes > recv_limit()) [[unlikely]] {
         kicks_.fetch_add(1, std::memory_order_relaxed);
         return false;
       }
@@ -107,12 +109,16 @@ class MemoryBudget {
   }
 
   size_t max_bytes() const noexcept { return max_bytes_; }
+  // What the receive tails may hold together: half the budget, so that
+  // they never leave the output less than the other half.
+  size_t recv_limit() const noexcept { return max_bytes_ / 2; }
   // The sessions' receive tails, of Used().
   size_t recv_bytes() const noexcept {
     return recv_bytes_.load(std::memory_order_relaxed);
   }
   size_t Used() const noexcept;
-  // The accepting worker, each round: false past 90% until below 80%.
+  // The accepting worker, each round and each accept: false past 90% until
+  // below 80%.
   bool AcceptAllowed() noexcept;
   bool accept_paused() const noexcept {
     return accept_paused_.load(std::memory_order_relaxed);

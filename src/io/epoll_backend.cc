@@ -162,6 +162,7 @@ class EpollBackend final : public IoBackend {
 
   void AcceptAll() SERVERCORE_ON_WORKER {
     for (int i = 0; i < kAcceptBatch; ++i) {
+      if (!worker_.MayAccept()) return;  // the rest wait in the backlog
       const int fd =
           ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {

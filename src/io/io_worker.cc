@@ -215,6 +215,9 @@ void IoWorker::Round(std::chrono::steady_clock::time_point timer_now) {
   if (listener_) {
     listener_->SetOverBudget(!budget_.AcceptAllowed());
     listener_->MaybeResume(now_);
+    if (!parked_.empty()) [[unlikely]] {
+      TakeParked();
+    }
   }
   SweepSessions();
   releases_.Flush();  // the drains the sweep's closes wrote
@@ -411,6 +414,25 @@ void IoWorker::OnAccepted(int fd) {
     ::close(fd);
     return;
   }
+  if (!parked_.empty() || !MayAccept()) [[unlikely]] {
+    parked_.push_back(fd);
+    return;
+  }
+  TakeConnection(fd);
+}
+
+void IoWorker::TakeParked() {
+  AssertInWorkerThread();
+  size_t taken = 0;
+  while (taken < parked_.size() && MayAccept()) {
+    TakeConnection(parked_[taken++]);
+  }
+  parked_.erase(parked_.begin(),
+                parked_.begin() + static_cast<std::ptrdiff_t>(taken));
+}
+
+void IoWorker::TakeConnection(int fd) {
+  AssertInWorkerThread();
   IoWorker& owner = host_.NextWorker();
   SessionRef session = host_.CreateSession(fd, owner);
   if (session == nullptr) return;  // refused: max_sessions
@@ -419,6 +441,13 @@ void IoWorker::OnAccepted(int fd) {
   } else {
     owner.Adopt(std::move(session));
   }
+}
+
+bool IoWorker::MayAccept() {
+  AssertInWorkerThread();
+  if (!listener_) return false;
+  listener_->SetOverBudget(!budget_.AcceptAllowed());
+  return listener_->accepting();
 }
 
 void IoWorker::OnAcceptError(int error) {
@@ -543,6 +572,8 @@ void IoWorker::StopAll() {
   AssertInWorkerThread();
   stopping_ = true;
   if (listener_) listener_->Stop();
+  for (int fd : parked_) ::close(fd);
+  parked_.clear();
   for (const SessionRef& session : sessions_) {
     session->Disconnect(DisconnectReason::kServiceStopped);
   }

@@ -124,6 +124,17 @@ class IoWorker {
 
   // Worker thread: called by the backend.
   void OnAccepted(int fd) SERVERCORE_ON_WORKER;
+  // Whether the listener may take another connection now. Asks the budget,
+  // as each round does, so use that another worker pushed past 90% stops
+  // the next accept rather than the next round's (a round's Poll may take
+  // a whole batch first). epoll asks before each accept; OnAccepted asks
+  // too, for io_uring, whose kernel accepts on its own: a no there cancels
+  // the accept and parks the connection (parked_).
+  bool MayAccept() SERVERCORE_ON_WORKER;
+  // Takes the connections parked_ holds while MayAccept says yes.
+  void TakeParked() SERVERCORE_ON_WORKER;
+  // A connection accepted and allowed: its session, dealt to a worker.
+  void TakeConnection(int fd) SERVERCORE_ON_WORKER;
   void OnAcceptError(int error) SERVERCORE_ON_WORKER;
 
   // The time the backend's last wait returned (read once per round, before
@@ -215,6 +226,11 @@ class IoWorker {
   bool backend_down_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   // Once ListenOn has reached us.
   std::optional<Listener> listener_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  // Connections io_uring's kernel accepted while the budget said no: they
+  // wait here unread, as they would have in the backlog, and are taken in
+  // order once it says yes (TakeParked). A few at most: the kernel stops
+  // once the cancel that MayAccept asked for lands.
+  std::vector<int> parked_ SERVERCORE_GUARDED_BY(kWorkerThread);
   bool stopping_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   std::chrono::steady_clock::time_point now_
       SERVERCORE_GUARDED_BY(kWorkerThread){};

@@ -68,8 +68,9 @@ class Listener {
     }
   }
   // The memory budget: over it, connections wait in the backlog until it
-  // says otherwise (checked each round; no timer).
+  // says otherwise (checked each round and before each accept; no timer).
   void SetOverBudget(bool over) SERVERCORE_ON_WORKER;
+  bool accepting() const noexcept { return state_ == State::kAccepting; }
   // Asks for connections again once the back-off has passed.
   void MaybeResume(Clock::time_point now) SERVERCORE_ON_WORKER;
   // When MaybeResume will have work, if it will.
