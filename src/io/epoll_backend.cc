@@ -62,16 +62,14 @@ class EpollBackend final : public IoBackend {
     worker_.AssertInWorkerThread();
     // Level-triggered input left unread would wake every round: watch only
     // for room to write (or nothing).
-    Control(EPOLL_CTL_MOD, socket.fd(),
-            socket.write_in_flight() ? uint32_t{EPOLLOUT} : 0, &socket);
+    SetInterest(socket, socket.write_in_flight() ? uint32_t{EPOLLOUT} : 0);
   }
 
   void ResumeRecv(SocketState& socket) override SERVERCORE_ON_WORKER {
     worker_.AssertInWorkerThread();
-    Control(EPOLL_CTL_MOD, socket.fd(),
-            ReadEvents(socket) |
-                (socket.write_in_flight() ? uint32_t{EPOLLOUT} : 0),
-            &socket);
+    SetInterest(socket,
+                ReadEvents(socket) |
+                    (socket.write_in_flight() ? uint32_t{EPOLLOUT} : 0));
   }
 
   // EPOLLHUP and EPOLLERR come whatever the interest (Dispatch: HungUp).
@@ -159,6 +157,14 @@ class EpollBackend final : public IoBackend {
     event.data.ptr = tag;
     return ::epoll_ctl(epoll_fd_, op, fd, &event) == 0;
   }
+  // A session's interest on a pause or a resume: the socket may have left
+  // the list while paused (Dispatch, a reset behind a kept end).
+  void SetInterest(SocketState& socket, uint32_t events) SERVERCORE_ON_WORKER {
+    if (!Control(EPOLL_CTL_MOD, socket.fd(), events, &socket) &&
+        errno == ENOENT) {
+      Control(EPOLL_CTL_ADD, socket.fd(), events, &socket);
+    }
+  }
 
   void AcceptAll() SERVERCORE_ON_WORKER {
     for (int i = 0; i < kAcceptBatch; ++i) {
@@ -195,10 +201,12 @@ class EpollBackend final : public IoBackend {
     }
     // A paused socket reads only to learn of a reset or an error (EPOLLHUP
     // and EPOLLERR come whatever the interest, level-triggered): no FIN
-    // alone raises EPOLLHUP, and what it reads is kept.
+    // alone raises EPOLLHUP, and what it reads is kept. Not once it has
+    // kept the stream's end (below).
     const bool hung_up = (events & (EPOLLHUP | EPOLLERR)) != 0;
     if (((events & (EPOLLIN | EPOLLRDHUP)) != 0 || hung_up) &&
-        socket.CanRead() && (!socket.recv_paused() || hung_up)) {
+        socket.CanRead() &&
+        (!socket.recv_paused() || (hung_up && !socket.eof_kept()))) {
       const size_t size =
           socket.SmallReads() ? SocketState::kThrottledRead : kReadBuffer;
       const ssize_t n = ::recv(socket.fd(), read_buffer_.get(), size, 0);
@@ -207,10 +215,17 @@ class EpollBackend final : public IoBackend {
       } else {
         socket.RecvEnded(n == 0 ? 0 : -errno);
       }
-    } else if ((events & (EPOLLHUP | EPOLLERR)) != 0) {
+    } else if (hung_up) {
       // Reported whatever the interest, and level-triggered: a session that
       // stays to send after the peer's end of stream must not spin on it.
-      socket.HungUp(/*reported=*/true);
+      if (!socket.HungUp(/*reported=*/true) && socket.recv_paused()) {
+        // Paused with the end kept: the reset waits for the resume, which
+        // delivers the kept packets and then the end (ResumeReading). Until
+        // then the socket leaves the interest list, where no mask could
+        // silence it; the resume's interest (SetInterest) puts it back. A
+        // write to it meanwhile fails at once: the peer is gone.
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket.fd(), nullptr);
+      }
     }
   }
 

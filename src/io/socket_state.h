@@ -126,6 +126,9 @@ class SocketState {
   // session may pause again), then the backend receives again.
   void ResumeReading() SERVERCORE_ON_WORKER;
   bool recv_paused() const SERVERCORE_ON_WORKER { return recv_paused_; }
+  // Paused with the stream's end received behind kept packets: nothing
+  // more can be read (recv says "end" again), not even a reset.
+  bool eof_kept() const SERVERCORE_ON_WORKER { return eof_kept_; }
   // Whether the backend reads at most kThrottledRead bytes at a time for
   // this socket: when the session has paused since it was last quiet, or
   // when the sessions' receive memory is past an eighth of the budget (and

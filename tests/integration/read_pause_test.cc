@@ -5,6 +5,7 @@
 // behind kept packets comes after them.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -87,6 +88,15 @@ std::vector<std::byte> Packet(uint16_t id, uint32_t index, size_t size = 8) {
 
 void Append(std::vector<std::byte>& to, const std::vector<std::byte>& bytes) {
   to.insert(to.end(), bytes.begin(), bytes.end());
+}
+
+// This process's CPU time, user and system, all threads.
+std::chrono::microseconds ProcessCpuTime() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         std::chrono::microseconds(usage.ru_utime.tv_usec +
+                                   usage.ru_stime.tv_usec);
 }
 
 std::vector<uint32_t> Sequence(uint32_t from, uint32_t to) {
@@ -275,6 +285,40 @@ TEST_P(ReadPauseTest, TheStreamsEndComesAfterWhatWasKept) {
   Session()->ResumeReading();
   ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == 1; }));
   EXPECT_EQ(log_.reason.load(), DisconnectReason::kPeerClosed);
+  EXPECT_EQ(log_.copy(), (std::vector<uint32_t>{0, 1, 2, kEnd}));
+}
+
+// As above, and then the peer resets. On epoll a reset is reported whatever
+// the interest (EPOLLHUP, level-triggered), and a paused socket reads to
+// learn of it; but once a FIN has come, recv only ever says "end of stream"
+// again, so the worker read 0 bytes every round until the resume (a
+// review's finding). Now it hears of it once; the kept packets and the end
+// still come on the resume.
+TEST_P(ReadPauseTest, AResetAfterAKeptEndDoesNotSpin) {
+  SERVERCORE_START_SERVER(
+      server, [&] { return std::make_shared<PausingSession>(log_); },
+      Options());
+  TestClient client;
+  ASSERT_TRUE(client.Connect(server->port()));
+  std::vector<std::byte> write = Packet(kPause, 0);
+  Append(write, Packet(kData, 1));
+  Append(write, Packet(kData, 2));
+  ASSERT_TRUE(client.SendAll(write));
+  ASSERT_EQ(::shutdown(client.fd(), SHUT_WR), 0);
+  ASSERT_TRUE(WaitFor([&] { return log_.size() == 1; }));
+  std::this_thread::sleep_for(milliseconds(100));
+  client.Reset();
+  std::this_thread::sleep_for(milliseconds(100));
+  const uint64_t before = server->GetStats().recv_syscalls;
+  const std::chrono::microseconds cpu_before = ProcessCpuTime();
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_LE(server->GetStats().recv_syscalls - before, 4u)
+      << "reads while paused after the reset";
+  // Nor any other spin (a mask re-armed each round would wake it so).
+  EXPECT_LT(ProcessCpuTime() - cpu_before, milliseconds(100));
+  EXPECT_EQ(log_.size(), 1u);
+  Session()->ResumeReading();
+  ASSERT_TRUE(WaitFor([&] { return log_.disconnected.load() == 1; }));
   EXPECT_EQ(log_.copy(), (std::vector<uint32_t>{0, 1, 2, kEnd}));
 }
 
