@@ -116,6 +116,17 @@ class ReadPauseTest : public BackendTest {
     return log_.session;
   }
 
+  // Connects `client`, which sends a pausing packet, two more and the end
+  // of its stream at once; true once the pause has been delivered.
+  bool PauseThenEnd(TestClient& client, uint16_t port) {
+    std::vector<std::byte> write = Packet(kPause, 0);
+    Append(write, Packet(kData, 1));
+    Append(write, Packet(kData, 2));
+    return client.Connect(port) && client.SendAll(write) &&
+           ::shutdown(client.fd(), SHUT_WR) == 0 &&
+           WaitFor([&] { return log_.size() == 1; });
+  }
+
   Log log_;
 };
 
@@ -273,13 +284,7 @@ TEST_P(ReadPauseTest, TheStreamsEndComesAfterWhatWasKept) {
       server, [&] { return std::make_shared<PausingSession>(log_); },
       Options());
   TestClient client;
-  ASSERT_TRUE(client.Connect(server->port()));
-  std::vector<std::byte> write = Packet(kPause, 0);
-  Append(write, Packet(kData, 1));
-  Append(write, Packet(kData, 2));
-  ASSERT_TRUE(client.SendAll(write));
-  ASSERT_EQ(::shutdown(client.fd(), SHUT_WR), 0);
-  ASSERT_TRUE(WaitFor([&] { return log_.size() == 1; }));
+  ASSERT_TRUE(PauseThenEnd(client, server->port()));
   std::this_thread::sleep_for(milliseconds(300));
   EXPECT_EQ(log_.size(), 1u);
   Session()->ResumeReading();
@@ -299,13 +304,7 @@ TEST_P(ReadPauseTest, AResetAfterAKeptEndDoesNotSpin) {
       server, [&] { return std::make_shared<PausingSession>(log_); },
       Options());
   TestClient client;
-  ASSERT_TRUE(client.Connect(server->port()));
-  std::vector<std::byte> write = Packet(kPause, 0);
-  Append(write, Packet(kData, 1));
-  Append(write, Packet(kData, 2));
-  ASSERT_TRUE(client.SendAll(write));
-  ASSERT_EQ(::shutdown(client.fd(), SHUT_WR), 0);
-  ASSERT_TRUE(WaitFor([&] { return log_.size() == 1; }));
+  ASSERT_TRUE(PauseThenEnd(client, server->port()));
   std::this_thread::sleep_for(milliseconds(100));
   client.Reset();
   std::this_thread::sleep_for(milliseconds(100));
