@@ -230,7 +230,7 @@ void WorldChecker::OnOtherSeq(const pb::Entity& entity, int64_t now_ns) {
   auto [it, inserted] =
       others_.try_emplace(entity.session_id(), Other{seq, kNotPeer});
   if (inserted) {
-    it->second.peer = FindPeer(entity);
+    it->second.peer = FindPeer(entity);  // by its position
   } else if (seq < it->second.seq) {
     // Once per step back: from here on this is the entity's seq (counting
     // against the old high would count every later snapshot again). Only
@@ -240,6 +240,13 @@ void WorldChecker::OnOtherSeq(const pb::Entity& entity, int64_t now_ns) {
     return;
   } else {
     it->second.seq = seq;
+    // A member of this run known by its id: where its move of this seq put
+    // it (one cos and one sin per entity shown).
+    if (it->second.peer != kNotPeer && seq >= 1 &&
+        !(MovePath(options_.room_first + it->second.peer).At(seq) ==
+          Position{entity.x(), entity.y()})) {
+      Violate(stats_.wrong_position);
+    }
   }
   if (it->second.peer != kNotPeer) {
     OnPeerSeq(it->second.peer, entity.session_id(), seq, now_ns);

@@ -29,7 +29,8 @@
 //                    not gone;
 //   empty_delta      a snapshot that is not full and lists no entity (a
 //                    tick with no change sends nothing);
-//   wrong_position   the session's own entity not where its move of that
+//   wrong_position   the session's own entity, or another member of this
+//                    run's once known by its id, not where its move of that
 //                    last_seq put it;
 //   peer_late        (with a MoveLog) a move of another member of the room
 //                    shown to this session more than two ticks plus the

@@ -597,6 +597,8 @@ INSTANTIATE_TEST_SUITE_P(
         Fault("EmptyDelta", WorldFault::kEmptyDelta, kMove, "empty-delta"),
         Fault("WrongPosition", WorldFault::kWrongPosition, kMove,
               "wrong-position"),
+        Fault("OtherWrongPosition", WorldFault::kOtherWrongPosition, kMove,
+              "wrong-position"),
         Fault("UnansweredPing", WorldFault::kUnansweredPing, kChatWithPings,
               "bad-pong"),
         // DummyClient takes nothing after S_BYE, its moves' snapshots

@@ -290,6 +290,18 @@ void FakeGameServer::World::SendSnapshot(FakeConn& to, S_SNAPSHOT& s) {
       *s.add_entities() = Phantom(to.room, phantom_seq_, true);
     }
     if (Once(WorldFault::kEmptyDelta)) s.clear_entities();
+    if (Is(WorldFault::kOtherWrongPosition)) {
+      // Another member of the room where it is, but one step off.
+      for (const FakeConn* m : *conns_) {
+        if (m != &to && m->in_world && m->room == to.room &&
+            m->shown.last_seq() > 0 && Once(WorldFault::kOtherWrongPosition)) {
+          Entity e = m->shown;
+          e.set_x(e.x() + 1);
+          *s.add_entities() = e;
+          break;
+        }
+      }
+    }
     if (to.shown.last_seq() > 0 && Once(WorldFault::kWrongPosition)) {
       Entity* e = s.add_entities();
       *e = to.shown;

@@ -49,6 +49,7 @@ enum class WorldFault {
   kUnansweredPing,      // the first C_PING never answered
   kPacketAfterBye,      // an S_BYE, and the snapshots go on
   kWrongPosition,       // the receiver's own entity one step off in x
+  kOtherWrongPosition,  // another member's entity one step off in x
 };
 
 struct FakeGameOptions {
