@@ -45,7 +45,8 @@ WorldCheckerOptions WorldOptions(const LoadConfig& config,
           .self_index = index,
           .room_first = first,
           .room_count = count,
-          .moves = state.moves.get()};
+          .moves = state.moves.get(),
+          .path_base = state.path_base};
 }
 
 // pattern[i] == i & 0xFF: the filler of sequence s starts at pattern[s & 0xFF].
@@ -77,7 +78,7 @@ LoadSession::LoadSession(const LoadConfig& config, LoadState& state,
       index_(index),
       host_(HostOf(index, config.hosts.size())),
       room_(RoomOf(config, index)),
-      path_(index),
+      path_(state.path_base + index),
       last_send_ns_(NowNs()),
       chat_first_(RoomMembers(config, index).first),
       received_from_(HeardSenders(config, index)),

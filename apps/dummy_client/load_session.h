@@ -145,6 +145,10 @@ struct LoadState {
   // The magic of this run's load payloads, drawn at each start: two
   // DummyClients chatting in one room tell their chats apart by it.
   uint32_t magic = 0x31435344;  // "DSC1" until drawn
+  // Move mode: session i walks MovePath(path_base + i); drawn at each start
+  // too, so that two DummyClients moving in one room walk apart
+  // (WorldCheckerOptions::path_base).
+  uint32_t path_base = 0;
 };
 
 class LoadSession final : public servercore::PacketSession {

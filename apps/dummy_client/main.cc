@@ -372,6 +372,11 @@ int main(int argc, char** argv) {
     do {
       state.magic = random();
     } while (state.magic == 0);
+    // Any base that leaves room for every session below 2^32.
+    const uint64_t bases =
+        (uint64_t{1} << 32) - static_cast<uint64_t>(config.sessions);
+    state.path_base =
+        static_cast<uint32_t>(((uint64_t{random()} << 32) | random()) % bases);
   }
   if (config.mode == Mode::kMove) {
     // About 4 s of moves each: past two ticks and the grace, a move still

@@ -243,8 +243,8 @@ void WorldChecker::OnOtherSeq(const pb::Entity& entity, int64_t now_ns) {
     // A member of this run known by its id: where its move of this seq put
     // it (one cos and one sin per entity shown).
     if (it->second.peer != kNotPeer && seq >= 1 &&
-        !(MovePath(options_.room_first + it->second.peer).At(seq) ==
-          Position{entity.x(), entity.y()})) {
+        !(MovePath(options_.path_base + options_.room_first + it->second.peer)
+              .At(seq) == Position{entity.x(), entity.y()})) {
       Violate(stats_.wrong_position);
     }
   }
@@ -256,19 +256,20 @@ void WorldChecker::OnOtherSeq(const pb::Entity& entity, int64_t now_ns) {
 uint32_t WorldChecker::FindPeer(const pb::Entity& entity) const {
   if (peer_seen_.empty() || entity.last_seq() < 1) return kNotPeer;
   const Position at{entity.x(), entity.y()};
-  // The members whose path has this radius: residue + k * kRadii.
+  // The members whose path has this radius: path numbers residue + k *
+  // kRadii (path_base + index; no wrap, see WorldCheckerOptions).
   const uint32_t residue = MovePath::IndexResidue(at);
-  const uint32_t first = options_.room_first;
+  const uint32_t first = options_.path_base + options_.room_first;
   const uint64_t end = uint64_t{first} + options_.room_count;
-  uint64_t index =
+  uint64_t path =
       first + (residue + MovePath::kRadii - first % MovePath::kRadii) %
                   MovePath::kRadii;
-  for (; index < end; index += MovePath::kRadii) {
-    const auto i = static_cast<uint32_t>(index);
+  for (; path < end; path += MovePath::kRadii) {
+    const auto i = static_cast<uint32_t>(path - options_.path_base);
     if (i != options_.self_index &&
         entity.last_seq() <= options_.moves->last(i) &&
-        MovePath(i).At(entity.last_seq()) == at) {
-      return i - first;
+        MovePath(static_cast<uint32_t>(path)).At(entity.last_seq()) == at) {
+      return i - options_.room_first;
     }
   }
   return kNotPeer;

@@ -135,6 +135,11 @@ struct WorldCheckerOptions {
   uint32_t room_first = 0;
   uint32_t room_count = 0;
   const MoveLog* moves = nullptr;
+  // The run's first path number: session i walks MovePath(path_base + i).
+  // Drawn at each start, so that two DummyClients in one room never walk
+  // the same paths and take each other's entities for their own
+  // (path_base + sessions stays below 2^32).
+  uint32_t path_base = 0;
 };
 
 class WorldChecker {
