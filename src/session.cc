@@ -74,6 +74,12 @@ size_t Session::PendingSendBytes() const noexcept {
   return socket().queue().pending_bytes();
 }
 
+double Session::MemoryUse() const noexcept {
+  const internal::MemoryBudget& budget = socket().worker().budget();
+  return static_cast<double>(budget.Used()) /
+         static_cast<double>(std::max<size_t>(budget.max_bytes(), 1));
+}
+
 bool Session::Send(SendBufferRef buffer) {
   SERVERCORE_CHECK(buffer && buffer->IsClosed(),
                    "Session::Send needs a SendBuffer that was closed");

@@ -77,17 +77,18 @@ void GameSession::OnRecvPacket(uint16_t id,
 }
 
 void GameSession::MaybePause() {
-  if (jobs_pushed_ - jobs_done_.load(std::memory_order_relaxed) <
-          kMaxJobsInFlight &&
-      join_serial_ - announced_.load(std::memory_order_relaxed) <
-          kMaxJoinsInFlight) {
-    return;
-  }
+  const uint64_t jobs =
+      jobs_pushed_ - jobs_done_.load(std::memory_order_relaxed);
+  const uint32_t joins =
+      join_serial_ - announced_.load(std::memory_order_relaxed);
+  if (jobs < RoomWork::kFull.jobs && joins < RoomWork::kFull.joins) return;
+  const RoomWork::Limits limits = rooms_.work().Now(MemoryUse());
+  if (jobs < limits.jobs && joins < limits.joins) return;
   if (!IsConnected() || ReadingPaused()) return;
   PauseReading();
-  resume_jobs_at_.store(jobs_pushed_ - kMaxJobsInFlight / 2,
+  resume_jobs_at_.store(jobs_pushed_ - limits.jobs / 2,
                         std::memory_order_relaxed);
-  resume_joins_at_.store(join_serial_ - kMaxJoinsInFlight / 2,
+  resume_joins_at_.store(join_serial_ - limits.joins / 2,
                          std::memory_order_relaxed);
   // Then look again: a room that finished meanwhile did not see the flag.
   wants_resume_.store(true, std::memory_order_seq_cst);

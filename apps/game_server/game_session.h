@@ -27,10 +27,13 @@
 // Flow control. A client may send faster than its rooms take its packets (a
 // stream of C_JOINs to fresh rooms, chats into a crowded room): the jobs
 // would wait in the rooms' queues, with what they hold, without bound. Past
-// kMaxJobsInFlight jobs pushed and not run, or kMaxJoinsInFlight joins not
-// announced (each may hold a Room of its own), the session stops reading
-// (PauseReading) until the rooms have caught up half way; the client waits in
-// TCP's window, not in the server's memory, and loses nothing.
+// 1,024 jobs pushed and not run, or 64 joins not announced (each may hold a
+// Room of its own), the session stops reading (PauseReading) until the rooms
+// have caught up half way; the client waits in TCP's window, not in the
+// server's memory, and loses nothing. With many such clients the limits
+// shrink (RoomWork: to 16 and 4 when the server's queued jobs or its memory
+// budget are past half their bounds, to one at a time past them), so the
+// jobs of all of them stay bounded too.
 //
 // Thread safety: as PacketSession; the room fields are set in OnCreated on
 // the accepting thread before the session reaches its worker (the hand-over
@@ -57,6 +60,13 @@ class GameSession final : public servercore::PacketSession {
  public:
   GameSession(RoomDirectory& rooms, size_t max_packet)
       : PacketSession(max_packet), rooms_(rooms) {}
+  // Jobs that never said they were done (those that found the session gone
+  // from its room) leave the server's count with it: no job can reach a
+  // session once the rooms hold no reference to it.
+  ~GameSession() override {
+    rooms_.work().Done(jobs_pushed_ -
+                       jobs_done_.load(std::memory_order_acquire));
+  }
 
   // For the typed-packet handlers (typed_handlers.cc), which are free
   // functions called on this session's worker by the generated Dispatch.
@@ -71,6 +81,7 @@ class GameSession final : public servercore::PacketSession {
   // Room jobs, any thread: a job this session pushed has run; its stay
   // `serial` in a room was announced (S_JOIN sent).
   void JobDone() noexcept {
+    rooms_.work().Done();
     jobs_done_.fetch_add(1, std::memory_order_seq_cst);
     if (wants_resume_.load(std::memory_order_seq_cst)) MaybeResume();
   }
@@ -78,10 +89,6 @@ class GameSession final : public servercore::PacketSession {
     announced_.store(serial, std::memory_order_seq_cst);
     if (wants_resume_.load(std::memory_order_seq_cst)) MaybeResume();
   }
-
-  // Flow control (above).
-  static constexpr uint64_t kMaxJobsInFlight = 1024;
-  static constexpr uint32_t kMaxJoinsInFlight = 64;
 
  protected:
   void OnCreated() override;
@@ -124,6 +131,7 @@ class GameSession final : public servercore::PacketSession {
   template <typename Method, typename... Args>
   void ToRoom(Method method, Args&&... args) {
     ++jobs_pushed_;
+    rooms_.work().Pushed();
     room_->DoAsync(method, std::forward<Args>(args)...);
   }
 

@@ -208,7 +208,8 @@ int main(int argc, char** argv) {
                          .epoch = game::WallClockEpoch(),
                          .shared_snapshots = !config.naive_snapshots,
                          .cluster = cluster.get(),
-                         .node_id = static_cast<uint16_t>(config.node_id)});
+                         .node_id = static_cast<uint16_t>(config.node_id)},
+      config.max_memory);
   if (cluster != nullptr) {
     const std::string error = cluster->Start(
         [&rooms](std::vector<std::pair<uint32_t, uint32_t>>& out) {

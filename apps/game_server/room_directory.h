@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "room.h"
+#include "room_work.h"
 #include "servercore/mutex.h"
 #include "world_stats.h"
 
@@ -36,7 +37,11 @@ namespace game {
 
 class RoomDirectory {
  public:
-  explicit RoomDirectory(const WorldOptions& options) : options_(options) {}
+  // `max_memory`: the server's budget, a share of which the jobs queued for
+  // rooms may take (RoomWork).
+  explicit RoomDirectory(const WorldOptions& options,
+                         uint64_t max_memory = uint64_t{1} << 30)
+      : options_(options), work_(max_memory) {}
 
   std::shared_ptr<Room> Acquire(uint32_t room);
   void Release(uint32_t room);
@@ -50,6 +55,8 @@ class RoomDirectory {
     return count_.load(std::memory_order_relaxed);
   }
   const WorldStats& stats() const noexcept { return stats_; }
+  RoomWork& work() noexcept { return work_; }
+  const RoomWork& work() const noexcept { return work_; }
   const WorldOptions& options() const noexcept { return options_; }
 
  private:
@@ -60,6 +67,7 @@ class RoomDirectory {
 
   const WorldOptions options_;
   WorldStats stats_;
+  RoomWork work_;
   mutable servercore::Mutex mu_;
   std::unordered_map<uint32_t, Entry> rooms_ SERVERCORE_GUARDED_BY(mu_);
   std::atomic<uint64_t> count_{0};

@@ -143,6 +143,11 @@ class Session : public std::enable_shared_from_this<Session> {
   bool ReadingPaused() const;
   // Any thread. Bytes queued or in flight, not yet taken by the kernel.
   size_t PendingSendBytes() const noexcept;
+  // Any thread: how much of the service's memory budget (max_memory) is in
+  // use, 0 to 1 and past 1 when over it (three relaxed loads). Applications
+  // that hold work of their own for a session (queued jobs, say) can hold
+  // less while it is high, before the budget must shed readers' output.
+  double MemoryUse() const noexcept;
   // The service this session belongs to; null before it is set up.
   Service* service() const noexcept { return service_; }
 
