@@ -242,6 +242,7 @@ void GameSession::HandleJoin(std::span<const std::byte> payload) {
   rooms_.Release(room_id_);
   room_ = std::move(next);
   ToRoom(&Room::Join, Self(), serial, position_, JoinKind::kAnnounced);
+  rooms_.work().JoinPushed();
   room_id_ = room;
   join_serial_ = serial;
 }

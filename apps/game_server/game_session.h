@@ -64,8 +64,10 @@ class GameSession final : public servercore::PacketSession {
   // from its room) leave the server's count with it: no job can reach a
   // session once the rooms hold no reference to it.
   ~GameSession() override {
-    rooms_.work().Done(jobs_pushed_ -
-                       jobs_done_.load(std::memory_order_acquire));
+    rooms_.work().JobsDone(jobs_pushed_ -
+                           jobs_done_.load(std::memory_order_acquire));
+    rooms_.work().JoinsDone(join_serial_ -
+                            announced_.load(std::memory_order_acquire));
   }
 
   // For the typed-packet handlers (typed_handlers.cc), which are free
@@ -81,12 +83,16 @@ class GameSession final : public servercore::PacketSession {
   // Room jobs, any thread: a job this session pushed has run; its stay
   // `serial` in a room was announced (S_JOIN sent).
   void JobDone() noexcept {
-    rooms_.work().Done();
+    rooms_.work().JobsDone();
     jobs_done_.fetch_add(1, std::memory_order_seq_cst);
     if (wants_resume_.load(std::memory_order_seq_cst)) MaybeResume();
   }
   void Announced(uint32_t serial) noexcept {
-    announced_.store(serial, std::memory_order_seq_cst);
+    const uint32_t before =
+        announced_.exchange(serial, std::memory_order_seq_cst);
+    if (static_cast<int32_t>(serial - before) > 0) {
+      rooms_.work().JoinsDone(serial - before);
+    }
     if (wants_resume_.load(std::memory_order_seq_cst)) MaybeResume();
   }
 
@@ -131,7 +137,7 @@ class GameSession final : public servercore::PacketSession {
   template <typename Method, typename... Args>
   void ToRoom(Method method, Args&&... args) {
     ++jobs_pushed_;
-    rooms_.work().Pushed();
+    rooms_.work().JobPushed();
     room_->DoAsync(method, std::forward<Args>(args)...);
   }
 

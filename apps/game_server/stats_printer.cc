@@ -122,7 +122,8 @@ void StatsPrinter::Print() {
   const uint64_t writes = stats.write_syscalls - last_.write_syscalls;
   const uint64_t iovecs = stats.iovecs_written - last_.iovecs_written;
   std::printf(
-      "[stats] sessions %llu rooms %llu jobs %llu | in %.0f pkt/s out %.0f "
+      "[stats] sessions %llu rooms %llu jobs %llu joins %llu | in %.0f pkt/s "
+      "out %.0f "
       "pkt/s "
       "%.2f MB/s | writes %.0f/s %.1f iov/write | chunks %llu in use %llu "
       "pooled %.1f MiB pinned | memory %.1f/%.0f MiB (receive %.1f)%s "
@@ -131,6 +132,7 @@ void StatsPrinter::Print() {
       static_cast<unsigned long long>(stats.sessions_open),
       static_cast<unsigned long long>(rooms_.RoomCount()),
       static_cast<unsigned long long>(rooms_.work().jobs()),
+      static_cast<unsigned long long>(rooms_.work().joins()),
       PerSecond(stats.packets_in, last_.packets_in, seconds),
       PerSecond(stats.packets_out, last_.packets_out, seconds),
       PerSecond(stats.bytes_out, last_.bytes_out, seconds) / 1e6,
