@@ -3,7 +3,7 @@
 # that never read sit in room 0 of a GameServer started with --max-memory
 # FLOOD_BUDGET (default 288 MiB; idle sessions hold no receive memory, so
 # nearly all of it is for unsent output), while a DummyClient of 20 chat
-# sessions floods room 0 for FLOOD_SECONDS (30), each sending FLOOD_RATE (2)
+# sessions floods room 0 for FLOOD_SECONDS (30), each sending FLOOD_RATE (4)
 # chats of 1000 bytes a second, each chat
 # queued to every session. Samples the server's RSS; prints its stats lines.
 # Passes when DummyClient exits 0 (the sessions that read lost nothing),
@@ -20,7 +20,7 @@ preset="${FLOOD_PRESET:-release}"
 sessions="${FLOOD_SESSIONS:-15000}"
 budget="${FLOOD_BUDGET:-301989888}"
 base_mib="${FLOOD_BASE:-32}"
-rate="${FLOOD_RATE:-2}"
+rate="${FLOOD_RATE:-4}"
 seconds="${FLOOD_SECONDS:-30}"
 backend="${FLOOD_BACKEND:-auto}"
 build_preset "$preset" GameServer DummyClient >/dev/null
