@@ -118,6 +118,14 @@ void Service::Stop() {
   for (auto& worker : impl.workers) worker->Join();
 }
 
+void Service::ChargeMemory(std::ptrdiff_t bytes) noexcept {
+  if (bytes >= 0) {
+    impl_->budget_.AddOverhead(static_cast<size_t>(bytes));
+  } else {
+    impl_->budget_.RemoveOverhead(static_cast<size_t>(-bytes));
+  }
+}
+
 NetStats Service::GetStats() const {
   const Impl& impl = *impl_;
   NetStats stats;

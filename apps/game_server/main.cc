@@ -242,6 +242,13 @@ int main(int argc, char** argv) {
       [&rooms, max_packet] {
         return std::make_shared<game::GameSession>(rooms, max_packet);
       });
+  // The rooms' queued work counts in the server's memory budget; the
+  // guard detaches it before the server goes, whichever way main returns.
+  rooms.work().Attach(server);
+  struct DetachWork {
+    game::RoomWork& work;
+    ~DetachWork() { work.Detach(); }
+  } detach_work{rooms.work()};
   if (std::error_code error = server.Start()) {
     std::fprintf(stderr, "GameServer: cannot start: %s\n",
                  error.message().c_str());

@@ -23,6 +23,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "servercore/service.h"
+
 namespace game {
 
 class RoomWork {
@@ -31,9 +33,10 @@ class RoomWork {
   // slot in the queue.
   static constexpr uint64_t kJobBytes = 256;
   // What a join not yet announced costs, about: the Room it may have made
-  // (about 830 bytes, heaptrack), which lives until the session's stay
-  // there is over, and its share of the directory.
-  static constexpr uint64_t kJoinBytes = 1024;
+  // (its object about 830 bytes by heaptrack; with what it allocates and
+  // the allocator's share, RSS grew by about 3 KiB per pending join in a
+  // flood of them), which lives until the session's stay there is over.
+  static constexpr uint64_t kJoinBytes = 2048;
 
   // How far one session may run ahead of its rooms: jobs pushed and not
   // run, and joins not announced.
@@ -49,13 +52,31 @@ class RoomWork {
   // and joins may take.
   explicit RoomWork(uint64_t max_memory) : cap_bytes_(max_memory / 4) {}
 
-  void JobPushed() noexcept { jobs_.fetch_add(1, std::memory_order_relaxed); }
+  // Before the service starts: from then on what is counted here is
+  // charged to its memory budget too (Service::ChargeMemory, in steps of
+  // kChargeStep), so the budget's count is the whole server's. Detach once
+  // the service has stopped and before it goes (sessions it leaves to the
+  // rooms may end later).
+  void Attach(servercore::Service& service) noexcept {
+    service_.store(&service, std::memory_order_relaxed);
+  }
+  void Detach() noexcept { service_.store(nullptr, std::memory_order_relaxed); }
+
+  void JobPushed() noexcept {
+    jobs_.fetch_add(1, std::memory_order_relaxed);
+    Charge();
+  }
   void JobsDone(uint64_t n = 1) noexcept {
     jobs_.fetch_sub(n, std::memory_order_relaxed);
+    Charge();
   }
-  void JoinPushed() noexcept { joins_.fetch_add(1, std::memory_order_relaxed); }
+  void JoinPushed() noexcept {
+    joins_.fetch_add(1, std::memory_order_relaxed);
+    Charge();
+  }
   void JoinsDone(uint64_t n = 1) noexcept {
     joins_.fetch_sub(n, std::memory_order_relaxed);
+    Charge();
   }
 
   // The limits as the work and `memory_use` (the service's budget in use, 0
@@ -77,9 +98,36 @@ class RoomWork {
     return jobs() * kJobBytes + joins() * kJoinBytes;
   }
   uint64_t cap_bytes() const noexcept { return cap_bytes_; }
+  // What the budget has been charged (within kChargeStep of bytes()).
+  int64_t charged() const noexcept {
+    return charged_.load(std::memory_order_relaxed);
+  }
+
+  static constexpr int64_t kChargeStep = 64 * 1024;
 
  private:
+  // Brings the budget's charge to within a step of what is counted. Each
+  // successful exchange charges the difference it made, so the budget holds
+  // exactly charged_, whoever wins.
+  void Charge() noexcept {
+    servercore::Service* service = service_.load(std::memory_order_relaxed);
+    if (service == nullptr) return;
+    const auto now = static_cast<int64_t>(bytes());
+    int64_t charged = charged_.load(std::memory_order_relaxed);
+    // (Exactly when nothing is left: no crumbs after a flood.)
+    while (now - charged >= kChargeStep || charged - now >= kChargeStep ||
+           (now == 0 && charged != 0)) {
+      if (charged_.compare_exchange_weak(charged, now,
+                                         std::memory_order_relaxed)) {
+        service->ChargeMemory(now - charged);
+        return;
+      }
+    }
+  }
+
   const uint64_t cap_bytes_;
+  std::atomic<servercore::Service*> service_{nullptr};
+  std::atomic<int64_t> charged_{0};
   std::atomic<uint64_t> jobs_{0};
   std::atomic<uint64_t> joins_{0};
 };

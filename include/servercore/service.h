@@ -104,6 +104,12 @@ class Service {
   size_t WorkerCount() const noexcept;
   size_t SessionCount() const noexcept;
   NetStats GetStats() const;
+  // Any thread: memory the application holds on its sessions' behalf
+  // (work queued for them, say), counted in the memory budget with the
+  // library's own (NetStats::memory_used): the accept pause and the Sends'
+  // shedding see it. Give back what was charged, in any order. One relaxed
+  // atomic add: charge in steps, not per byte.
+  void ChargeMemory(std::ptrdiff_t bytes) noexcept;
 
  protected:
   // The workers and what they share (service.cc).

@@ -365,7 +365,7 @@ TEST(RoomWorkTest, FloodersTogetherStopNearTheCap) {
 // before it is over (RoomWork::kJoinBytes). Ten clients each pipeline 300
 // joins to fresh rooms while no room runs: one alone may have 64 pending
 // (640 in all); together they stop near the cap (a quarter of 1 MiB, each
-// join 1 KiB and its two jobs 256 bytes each), then every join is answered,
+// join 2 KiB and its two jobs 256 bytes each), then every join is answered,
 // in order. (500 clients held 32,000 rooms, 32 MB, by heaptrack.)
 TEST(RoomWorkTest, PendingJoinsTogetherStopNearTheCap) {
   constexpr size_t kFlooders = 10;
@@ -456,6 +456,31 @@ TEST(RoomWorkTest, FloodersStopWhileTheBudgetIsPastHalf) {
   // budget is too small for a room running its whole backlog in one round,
   // as the harness lets it.)
   for (const auto& session : sessions) EXPECT_TRUE(session->IsConnected());
+}
+
+// Attached to a service, RoomWork charges what it counts to the service's
+// memory budget, in steps, and gives it all back.
+TEST(RoomWorkTest, ChargesTheServiceBudgetInSteps) {
+  ServerService service(ServiceOptions{}, [] { return nullptr; });
+  const size_t before = service.GetStats().memory_used;
+  game::RoomWork work(uint64_t{1} << 30);
+  work.Attach(service);
+  for (int i = 0; i < 1000; ++i) work.JobPushed();
+  for (int i = 0; i < 100; ++i) work.JoinPushed();
+  const auto counted = static_cast<int64_t>(work.bytes());
+  EXPECT_EQ(counted, static_cast<int64_t>(1000 * game::RoomWork::kJobBytes +
+                                          100 * game::RoomWork::kJoinBytes));
+  const auto used =
+      static_cast<int64_t>(service.GetStats().memory_used - before);
+  EXPECT_EQ(used, work.charged());
+  EXPECT_LT(counted - used, game::RoomWork::kChargeStep);
+  work.JobsDone(1000);
+  work.JoinsDone(100);
+  EXPECT_EQ(work.charged(), 0);
+  EXPECT_EQ(service.GetStats().memory_used, before);
+  work.Detach();
+  work.JobPushed();
+  EXPECT_EQ(work.charged(), 0) << "detached";
 }
 
 TEST(GameSessionDriverTest, CheckedInCorpus) {
