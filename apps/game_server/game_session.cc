@@ -238,11 +238,13 @@ void GameSession::HandleJoin(std::span<const std::byte> payload) {
   // new one once this session is out; the new one sends S_JOIN then.
   std::shared_ptr<Room> next = rooms_.Acquire(room);
   const uint32_t serial = join_serial_ + 1;
+  // Counted before any job can announce it (the new room may run the Join
+  // right here, and the count must never go below zero).
+  rooms_.work().JoinPushed();
   ToRoom(&Room::Leave, id(), join_serial_, next, serial);
   rooms_.Release(room_id_);
   room_ = std::move(next);
   ToRoom(&Room::Join, Self(), serial, position_, JoinKind::kAnnounced);
-  rooms_.work().JoinPushed();
   room_id_ = room;
   join_serial_ = serial;
 }

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "servercore/check.h"
 #include "servercore/service.h"
 
 namespace game {
@@ -67,15 +68,24 @@ class RoomWork {
     Charge();
   }
   void JobsDone(uint64_t n = 1) noexcept {
-    jobs_.fetch_sub(n, std::memory_order_relaxed);
+    const uint64_t before = jobs_.fetch_sub(n, std::memory_order_relaxed);
+    SERVERCORE_CHECK(before >= n, "RoomWork: %llu jobs done of %llu counted",
+                     static_cast<unsigned long long>(n),
+                     static_cast<unsigned long long>(before));
     Charge();
   }
   void JoinPushed() noexcept {
     joins_.fetch_add(1, std::memory_order_relaxed);
     Charge();
   }
+  // A join is counted before any of its jobs is pushed: its room may
+  // announce it before the push returns.
   void JoinsDone(uint64_t n = 1) noexcept {
-    joins_.fetch_sub(n, std::memory_order_relaxed);
+    const uint64_t before = joins_.fetch_sub(n, std::memory_order_relaxed);
+    SERVERCORE_CHECK(before >= n,
+                     "RoomWork: %llu joins announced of %llu counted",
+                     static_cast<unsigned long long>(n),
+                     static_cast<unsigned long long>(before));
     Charge();
   }
 
@@ -112,11 +122,16 @@ class RoomWork {
   void Charge() noexcept {
     servercore::Service* service = service_.load(std::memory_order_relaxed);
     if (service == nullptr) return;
-    const auto now = static_cast<int64_t>(bytes());
     int64_t charged = charged_.load(std::memory_order_relaxed);
-    // (Exactly when nothing is left: no crumbs after a flood.)
-    while (now - charged >= kChargeStep || charged - now >= kChargeStep ||
-           (now == 0 && charged != 0)) {
+    for (;;) {
+      // Read again after a lost exchange: a stale count would put back a
+      // charge another thread has just taken off.
+      const auto now = static_cast<int64_t>(bytes());
+      // (Exactly when nothing is left: no crumbs after a flood.)
+      if (now - charged < kChargeStep && charged - now < kChargeStep &&
+          (now != 0 || charged == 0)) {
+        return;
+      }
       if (charged_.compare_exchange_weak(charged, now,
                                          std::memory_order_relaxed)) {
         service->ChargeMemory(now - charged);

@@ -267,9 +267,10 @@ bool SocketState::GrowTail(size_t capacity, const char* what) {
   if (!budget.TryAddRecv(capacity - tail_capacity_)) {
     LogLimited(LogKind::kDisconnect,
                "session %llu: memory budget: %s needs %zu bytes, and receive "
-               "tails hold %zu of %zu; disconnecting",
+               "tails hold %zu of the %zu they may (half the budget); "
+               "disconnecting",
                static_cast<unsigned long long>(owner_.id()), what, capacity,
-               budget.recv_bytes(), budget.max_bytes());
+               budget.recv_bytes(), budget.recv_limit());
     owner_.Disconnect(DisconnectReason::kSlowReceiver);
     return false;
   }
