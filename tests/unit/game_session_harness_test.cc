@@ -291,6 +291,26 @@ TEST(GameSessionDriverTest, Seeds) {
   }
 }
 
+// `n` GameSessions of `rooms`, added to `harness` and at its worker.
+std::vector<std::shared_ptr<game::GameSession>> AddSessions(
+    SessionHarness& harness, game::RoomDirectory& rooms, size_t n) {
+  std::vector<std::shared_ptr<game::GameSession>> sessions;
+  for (size_t i = 0; i < n; ++i) {
+    sessions.push_back(std::make_shared<game::GameSession>(rooms, 4096));
+    harness.Add(sessions.back());
+  }
+  harness.RunRound();
+  return sessions;
+}
+
+// Runs `deliver` inside a job, as if the rooms were busy on another worker
+// meanwhile: a push to an idle queue then does not run the job on the spot
+// but hands the queue on, and the rooms' jobs wait.
+template <typename F>
+void WhileTheRoomsWait(F deliver) {
+  std::make_shared<JobQueue>()->DoAsync(std::move(deliver));
+}
+
 // Flow control across sessions (RoomWork): ten clients each pipeline 2,000
 // chats into room 0 while the room runs nothing. One alone may queue 1,024
 // jobs; together they stop near the cap (a quarter of --max-memory, here
@@ -303,12 +323,7 @@ TEST(RoomWorkTest, FloodersTogetherStopNearTheCap) {
   game::RoomDirectory rooms{
       game::WorldOptions{.tick = std::chrono::seconds(60)}, 4u << 20};
   SessionHarness harness{ServiceOptions{.recv_buffer_size = 16 * 1024}};
-  std::vector<std::shared_ptr<game::GameSession>> sessions;
-  for (size_t i = 0; i < kFlooders; ++i) {
-    sessions.push_back(std::make_shared<game::GameSession>(rooms, 4096));
-    harness.Add(sessions.back());
-  }
-  harness.RunRound();
+  const auto sessions = AddSessions(harness, rooms, kFlooders);
   const uint64_t cap_jobs =
       rooms.work().cap_bytes() / game::RoomWork::kJobBytes;
   ASSERT_EQ(cap_jobs, 4096u);
@@ -317,13 +332,9 @@ TEST(RoomWorkTest, FloodersTogetherStopNearTheCap) {
     const Bytes chat = Packet(5, std::to_string(i));
     burst.insert(burst.end(), chat.begin(), chat.end());
   }
-  // Delivered from inside a job, as if the room were running on another
-  // worker meanwhile: a push to an idle queue then does not run the job on
-  // the spot but hands the queue on, and the room's jobs wait.
   uint64_t peak = 0;
   size_t taken = 0;
-  auto driver = std::make_shared<JobQueue>();
-  driver->DoAsync([&] {
+  WhileTheRoomsWait([&] {
     for (const auto& session : sessions) {
       taken += harness.Receive(*session, burst);
       peak = std::max(peak, rooms.work().jobs());
@@ -373,19 +384,13 @@ TEST(RoomWorkTest, PendingJoinsTogetherStopNearTheCap) {
   game::RoomDirectory rooms{
       game::WorldOptions{.tick = std::chrono::seconds(60)}, 1u << 20};
   SessionHarness harness{ServiceOptions{.recv_buffer_size = 16 * 1024}};
-  std::vector<std::shared_ptr<game::GameSession>> sessions;
-  for (size_t i = 0; i < kFlooders; ++i) {
-    sessions.push_back(std::make_shared<game::GameSession>(rooms, 4096));
-    harness.Add(sessions.back());
-  }
-  harness.RunRound();
+  const auto sessions = AddSessions(harness, rooms, kFlooders);
   const uint64_t cap = rooms.work().cap_bytes();
   constexpr uint64_t kPerJoin =
       game::RoomWork::kJoinBytes + 2 * game::RoomWork::kJobBytes;
   uint64_t peak = 0;
   size_t taken = 0;
-  auto driver = std::make_shared<JobQueue>();  // as in the first test
-  driver->DoAsync([&] {
+  WhileTheRoomsWait([&] {
     for (size_t i = 0; i < kFlooders; ++i) {
       Bytes burst;
       for (uint32_t j = 0; j < kJoins; ++j) {
@@ -429,12 +434,7 @@ TEST(RoomWorkTest, FloodersStopWhileTheBudgetIsPastHalf) {
       game::WorldOptions{.tick = std::chrono::seconds(60)}};
   SessionHarness harness{
       ServiceOptions{.recv_buffer_size = 16 * 1024, .max_memory = 4u << 20}};
-  std::vector<std::shared_ptr<game::GameSession>> sessions;
-  for (size_t i = 0; i < kFlooders; ++i) {
-    sessions.push_back(std::make_shared<game::GameSession>(rooms, 4096));
-    harness.Add(sessions.back());
-  }
-  harness.RunRound();
+  const auto sessions = AddSessions(harness, rooms, kFlooders);
   Bytes burst;
   for (int i = 0; i < kChats; ++i) {
     const Bytes chat = Packet(5, std::string(2048, 'a' + char(i % 26)));
@@ -442,8 +442,7 @@ TEST(RoomWorkTest, FloodersStopWhileTheBudgetIsPastHalf) {
   }
   double peak = 0;
   size_t taken = 0;
-  auto driver = std::make_shared<JobQueue>();  // as above
-  driver->DoAsync([&] {
+  WhileTheRoomsWait([&] {
     for (const auto& session : sessions) {
       taken += harness.Receive(*session, burst);
       peak = std::max(peak, session->MemoryUse());
