@@ -46,7 +46,8 @@ WorldCheckerOptions WorldOptions(const LoadConfig& config,
           .room_first = first,
           .room_count = count,
           .moves = state.moves.get(),
-          .path_base = state.path_base};
+          .path_base = state.path_base,
+          .hosts = config.hosts.size()};
 }
 
 // pattern[i] == i & 0xFF: the filler of sequence s starts at pattern[s & 0xFF].

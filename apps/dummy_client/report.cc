@@ -30,6 +30,7 @@ constexpr ErrorField kErrorFields[] = {
     {"after-bye", "after_bye", &Summary::after_bye},
     {"unsolicited", "unsolicited", &Summary::unsolicited, true},
     {"not-full-first", "not_full_first", &Summary::not_full_first, true},
+    {"missing-in-full", "missing_in_full", &Summary::missing_in_full, true},
     {"tick-back", "tick_back", &Summary::tick_back, true},
     {"own-seq-back", "own_seq_back", &Summary::own_seq_back, true},
     {"seq-back", "seq_back", &Summary::seq_back, true},
@@ -191,6 +192,7 @@ Summary Summarize(const LoadConfig& config, const LoadState& state,
   s.after_bye = state.after_bye.load();
   s.unsolicited = w.unsolicited.load();
   s.not_full_first = w.not_full_first.load();
+  s.missing_in_full = w.missing_in_full.load();
   s.tick_back = w.tick_back.load();
   s.own_seq_back = w.own_seq_back.load();
   s.seq_back = w.seq_back.load();

@@ -97,6 +97,7 @@ struct Summary {
   // The world's rules (world_checker.h).
   uint64_t unsolicited = 0;
   uint64_t not_full_first = 0;
+  uint64_t missing_in_full = 0;
   uint64_t tick_back = 0;
   uint64_t own_seq_back = 0;
   uint64_t seq_back = 0;

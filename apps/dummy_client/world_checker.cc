@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "host_list.h"
+
 namespace game {
 namespace {
 
@@ -86,7 +88,9 @@ void WorldChecker::OnSnapshot(const pb::S_SNAPSHOT& snapshot, size_t bytes,
     if (snapshot.full()) {
       in_full_ = true;
       full_tick_ = snapshot.tick();
+      full_arrived_ns_ = now_ns;
       self_in_full_ = false;
+      peer_in_full_.assign(peer_seen_.size(), false);
     } else {
       Violate(stats_.not_full_first);
     }
@@ -186,18 +190,45 @@ void WorldChecker::JudgeUnjudged() {
 
 void WorldChecker::Judge(const Shown& shown, int64_t tick_ns) {
   const int64_t two_ticks = 2 * tick_ns;
-  if (shown.latency_ns > two_ticks + options_.grace_ns + shown.extra_grace_ns) {
-    Violate(shown.peer ? stats_.peer_late : stats_.late);
-    RaiseTo(shown.peer ? stats_.worst_peer_late_ns : stats_.worst_late_ns,
+  const bool late =
+      shown.latency_ns > two_ticks + options_.grace_ns + shown.extra_grace_ns;
+  if (shown.kind == ShownKind::kMissing) {
+    if (late) Violate(stats_.missing_in_full);
+    return;
+  }
+  const bool peer = shown.kind == ShownKind::kPeer;
+  if (late) {
+    Violate(peer ? stats_.peer_late : stats_.late);
+    RaiseTo(peer ? stats_.worst_peer_late_ns : stats_.worst_late_ns,
             static_cast<uint64_t>(shown.latency_ns));
   } else if (shown.latency_ns > two_ticks) {
-    Count(shown.peer ? stats_.peer_over_two_ticks : stats_.over_two_ticks);
+    Count(peer ? stats_.peer_over_two_ticks : stats_.over_two_ticks);
   }
 }
 
 void WorldChecker::CloseFullRun() {
   in_full_ = false;
   if (!self_in_full_) Violate(stats_.not_full_first);
+  CheckFullListsMembers();
+}
+
+void WorldChecker::CheckFullListsMembers() {
+  const size_t host = HostOf(options_.self_index, options_.hosts);
+  for (uint32_t i = 0; i < peer_in_full_.size(); ++i) {
+    const uint32_t index = options_.room_first + i;
+    if (peer_in_full_[i] || index == options_.self_index ||
+        HostOf(index, options_.hosts) != host ||
+        options_.moves->last(index) == 0) {
+      continue;
+    }
+    // Its first move is in the world from when it was sent; one whose time
+    // is gone was sent before the oldest still held, long ago.
+    const auto entered = options_.moves->SentByAt(index, 1);
+    if (!entered) continue;
+    OnShown({.latency_ns = full_arrived_ns_ - *entered,
+             .extra_grace_ns = 0,
+             .kind = ShownKind::kMissing});
+  }
 }
 
 bool WorldChecker::IsSelf(const pb::Entity& entity) const {
@@ -221,7 +252,8 @@ void WorldChecker::OnOwnSeq(uint32_t seq, int64_t now_ns) {
     pending_.pop_front();
     latency_.Record(static_cast<uint64_t>(latency));
     Count(stats_.moves_reflected);
-    OnShown({.latency_ns = latency, .extra_grace_ns = 0, .peer = false});
+    OnShown(
+        {.latency_ns = latency, .extra_grace_ns = 0, .kind = ShownKind::kOwn});
   }
 }
 
@@ -229,28 +261,29 @@ void WorldChecker::OnOtherSeq(const pb::Entity& entity, int64_t now_ns) {
   const uint32_t seq = entity.last_seq();
   auto [it, inserted] =
       others_.try_emplace(entity.session_id(), Other{seq, kNotPeer});
+  Other& other = it->second;
   if (inserted) {
-    it->second.peer = FindPeer(entity);  // by its position
-  } else if (seq < it->second.seq) {
+    other.peer = FindPeer(entity);  // by its position
+  } else if (seq < other.seq) {
     // Once per step back: from here on this is the entity's seq (counting
     // against the old high would count every later snapshot again). Only
     // a member of this run is known never to send a lower seq.
-    if (it->second.peer != kNotPeer) Violate(stats_.seq_back);
-    it->second.seq = seq;
-    return;
+    if (other.peer != kNotPeer) Violate(stats_.seq_back);
+    other.seq = seq;
   } else {
-    it->second.seq = seq;
+    other.seq = seq;
     // A member of this run known by its id: where its move of this seq put
     // it (one cos and one sin per entity shown).
-    if (it->second.peer != kNotPeer && seq >= 1 &&
-        !(MovePath(options_.path_base + options_.room_first + it->second.peer)
+    if (other.peer != kNotPeer && seq >= 1 &&
+        !(MovePath(options_.path_base + options_.room_first + other.peer)
               .At(seq) == Position{entity.x(), entity.y()})) {
       Violate(stats_.wrong_position);
     }
   }
-  if (it->second.peer != kNotPeer) {
-    OnPeerSeq(it->second.peer, entity.session_id(), seq, now_ns);
-  }
+  if (other.peer == kNotPeer) return;
+  if (in_full_) peer_in_full_[other.peer] = true;
+  // (A step back shows nothing new: OnPeerSeq passes it by.)
+  OnPeerSeq(other.peer, entity.session_id(), seq, now_ns);
 }
 
 uint32_t WorldChecker::FindPeer(const pb::Entity& entity) const {
@@ -288,7 +321,7 @@ void WorldChecker::OnPeerSeq(uint32_t peer, uint64_t id, uint32_t seq,
     const bool remote = self_known_ && (id >> 48) != (self_id_ >> 48);
     OnShown({.latency_ns = latency,
              .extra_grace_ns = remote ? options_.remote_grace_ns : 0,
-             .peer = true});
+             .kind = ShownKind::kPeer});
   }
   Count(stats_.peer_moves_seen, seq - seen);
   seen = seq;

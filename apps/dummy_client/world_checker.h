@@ -10,6 +10,11 @@
 //                    it, the first snapshot of the room is not full, or the
 //                    full snapshot (all its packets: those sharing its tick)
 //                    does not list the session itself;
+//   missing_in_full  (with a MoveLog) a full snapshot that does not list a
+//                    member of the room on this session's server (of the
+//                    same --hosts entry) whose first C_MOVE was sent more
+//                    than two ticks plus the grace before the snapshot came:
+//                    a full snapshot lists every world member of the room;
 //   tick_back        `tick` smaller than an earlier one of the same room
 //                    since the last S_JOIN (equal is fine: the packets of a
 //                    split snapshot share it, and a full snapshot may repeat
@@ -102,6 +107,7 @@ struct WorldStats {
   // Rules broken (see the file comment).
   std::atomic<uint64_t> unsolicited{0};
   std::atomic<uint64_t> not_full_first{0};
+  std::atomic<uint64_t> missing_in_full{0};
   std::atomic<uint64_t> tick_back{0};
   std::atomic<uint64_t> own_seq_back{0};
   std::atomic<uint64_t> seq_back{0};
@@ -114,9 +120,9 @@ struct WorldStats {
   std::atomic<uint64_t> peer_late{0};
 
   uint64_t Violations() const noexcept {
-    return unsolicited + not_full_first + tick_back + own_seq_back + seq_back +
-           future_seq + late + wrong_room + gone_and_present + empty_delta +
-           wrong_position + peer_late;
+    return unsolicited + not_full_first + missing_in_full + tick_back +
+           own_seq_back + seq_back + future_seq + late + wrong_room +
+           gone_and_present + empty_delta + wrong_position + peer_late;
   }
 };
 
@@ -140,6 +146,10 @@ struct WorldCheckerOptions {
   // the same paths and take each other's entities for their own
   // (path_base + sessions stays below 2^32).
   uint32_t path_base = 0;
+  // The run's --hosts entries: sessions are dealt out to them in turn
+  // (HostOf). A full snapshot is checked for the members on this session's
+  // server only: one on another node of a cluster may come a delta later.
+  size_t hosts = 1;
 };
 
 class WorldChecker {
@@ -183,12 +193,15 @@ class WorldChecker {
     int64_t sent_ns;
   };
 
-  // A move shown after `latency_ns`, judged against two ticks plus the
-  // grace and `extra_grace_ns`: the session's own, or another member's.
+  // What a Shown is: a move of the session's own or of another member
+  // shown after latency_ns, or a member left out of a full snapshot that
+  // had entered the world latency_ns before it came.
+  enum class ShownKind : uint8_t { kOwn, kPeer, kMissing };
+  // Judged against two ticks plus the grace and `extra_grace_ns`.
   struct Shown {
     int64_t latency_ns;
     int64_t extra_grace_ns;
-    bool peer;
+    ShownKind kind;
   };
   // Shown moves waiting for the tick period to be learned; past this many
   // they are judged in the best period measured so far or, with none yet,
@@ -210,6 +223,9 @@ class WorldChecker {
 
   void Violate(std::atomic<uint64_t>& counter);
   void CloseFullRun();
+  // The members on this session's server that the full snapshot just read
+  // left out, each judged by how long before it came it entered the world.
+  void CheckFullListsMembers();
   bool IsSelf(const pb::Entity& entity) const;
   void OnOwnSeq(uint32_t seq, int64_t now_ns);
   void OnOtherSeq(const pb::Entity& entity, int64_t now_ns);
@@ -237,6 +253,10 @@ class WorldChecker {
   bool in_full_ = false;
   uint64_t full_tick_ = 0;
   bool self_in_full_ = false;
+  int64_t full_arrived_ns_ = 0;
+  // With peers: which members (by index - room_first) the full snapshot
+  // being read listed.
+  std::vector<bool> peer_in_full_;
   bool have_tick_ = false;
   uint64_t last_tick_ = 0;
   std::deque<SentMove> pending_;

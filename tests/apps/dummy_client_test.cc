@@ -63,6 +63,7 @@ void ExpectOkJson(const std::string& path, const std::string& mode) {
                             "after_bye",
                             "unsolicited",
                             "not_full_first",
+                            "missing_in_full",
                             "tick_back",
                             "own_seq_back",
                             "seq_back",
@@ -562,6 +563,15 @@ INSTANTIATE_TEST_SUITE_P(
               "not-full-first"),
         Fault("FullWithoutSelf", WorldFault::kFullWithoutSelf, kMove,
               "not-full-first"),
+        // Session 1 enters the world half a second after session 0 (one
+        // move a second each, spread over the second): its full snapshot
+        // must list session 0, in the world for longer than two ticks and
+        // the grace.
+        Fault("FullWithoutOthers", WorldFault::kFullWithoutOthers,
+              {"--mode", "move", "--sessions", "2", "--rate", "1", "--tick-ms",
+               "20", "--duration", "1.5", "--late-grace-ms", "100",
+               "--drain-ms", ShortDrainMs()},
+              "missing-in-full", "not-full-first"),
         Fault("TickBack", WorldFault::kTickBack, kMoveInRooms, "tick-back"),
         Fault("OwnSeqBack", WorldFault::kOwnSeqBack, kMove, "own-seq-back"),
         Fault("OtherSeqBack", WorldFault::kOtherSeqBack, kMove, "seq-back"),

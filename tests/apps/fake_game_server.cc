@@ -325,6 +325,8 @@ void FakeGameServer::World::SendFull(FakeConn& to,
                                      const std::vector<FakeConn*>& members) {
   const bool as_delta = Once(WorldFault::kDeltaFirst);
   const bool without_self = Once(WorldFault::kFullWithoutSelf);
+  const bool without_others =
+      members.size() > 1 && Once(WorldFault::kFullWithoutOthers);
   std::vector<Entity> all;
   all.push_back(Phantom(to.room, phantom_seq_));
   if (options_.big_full) {
@@ -337,7 +339,7 @@ void FakeGameServer::World::SendFull(FakeConn& to,
     }
   }
   for (const FakeConn* m : members) {
-    if (m != &to) all.push_back(m->shown);
+    if (m != &to && !without_others) all.push_back(m->shown);
   }
   if (!without_self) all.push_back(to.shown);
   S_SNAPSHOT s;

@@ -32,6 +32,8 @@ enum class WorldFault {
   kWrongPong,           // the first S_PONG's client_time_us off by one
   kDeltaFirst,          // the first snapshot in the world not full
   kFullWithoutSelf,     // the first full snapshot leaves the receiver out
+  kFullWithoutOthers,   // the first full snapshot that should list another
+                        // member of the room leaves the others out
   kTickBack,            // a tick below the previous one
   kOwnSeqBack,          // the receiver's own entity with last_seq 0
   kOtherSeqBack,        // another member's last_seq going back

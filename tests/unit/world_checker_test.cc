@@ -599,6 +599,113 @@ TEST_F(WorldCheckerPeerTest, MoversOnAnotherNodeGetTheRemoteGrace) {
   EXPECT_EQ(stats_.peer_late, 2u) << "past the remote grace too";
 }
 
+// A full snapshot lists every world member of the room: a member that
+// entered long before (two ticks and the grace: 200 ms) must be in it, one
+// that entered just now may come a delta later.
+TEST_F(WorldCheckerPeerTest, AFullSnapshotListsTheMembersAlreadyInTheWorld) {
+  moves_.OnSent(4, 1, kT0 - 5 * kMs);     // just before us
+  moves_.OnSent(5, 1, kT0 - 1000 * kMs);  // long before
+  moves_.OnSent(7, 1, kT0 - 1000 * kMs);  // long before, and listed
+  checker_.OnJoined(1);
+  moves_.OnSent(kMe, 1, kT0);
+  checker_.OnMoveSent(1, kT0);
+  Snap(10, true, {{Member(kMe, 1), kMe}, {Member(7, 1), 7}}, kT0 + 20 * kMs);
+  Snap(11, false, {{Member(4, 1), 4}, {Member(5, 1), 5}}, kT0 + 60 * kMs);
+  EXPECT_EQ(stats_.missing_in_full, 1u) << "member 5";
+  EXPECT_EQ(stats_.not_full_first, 0u);
+  EXPECT_EQ(stats_.Violations(), 1u);
+}
+
+TEST_F(WorldCheckerPeerTest, ASplitFullSnapshotMayListAMemberInAnyPacket) {
+  moves_.OnSent(5, 1, kT0 - 1000 * kMs);
+  checker_.OnJoined(1);
+  moves_.OnSent(kMe, 1, kT0);
+  checker_.OnMoveSent(1, kT0);
+  Snap(10, true, {{Member(kMe, 1), kMe}}, kT0 + 20 * kMs);
+  Snap(10, true, {{Member(5, 1), 5}}, kT0 + 21 * kMs);
+  checker_.Finish();
+  EXPECT_EQ(stats_.Violations(), 0u);
+}
+
+TEST_F(WorldCheckerPeerTest, AFullSnapshotStillBeingReadAtTheEndIsChecked) {
+  moves_.OnSent(5, 1, kT0 - 1000 * kMs);
+  checker_.OnJoined(1);
+  moves_.OnSent(kMe, 1, kT0);
+  checker_.OnMoveSent(1, kT0);
+  Snap(10, true, {{Member(kMe, 1), kMe}}, kT0 + 20 * kMs);
+  EXPECT_EQ(stats_.missing_in_full, 0u) << "its next packet may list 5";
+  checker_.Finish();
+  EXPECT_EQ(stats_.missing_in_full, 1u);
+}
+
+// With --hosts, only the members on this session's server are checked: one
+// on another node of a cluster may reach the full snapshot a delta later.
+TEST_F(WorldCheckerPeerTest, OnlyMembersOnTheSameServerMustBeInTheFull) {
+  WorldChecker two_hosts{WorldCheckerOptions{.tick_ns = 50 * kMs,
+                                             .grace_ns = 100 * kMs,
+                                             .self_index = kMe,
+                                             .room_first = 4,
+                                             .room_count = 4,
+                                             .moves = &moves_,
+                                             .hosts = 2},
+                         MovePath(kMe), stats_, latency_};
+  moves_.OnSent(4, 1, kT0 - 1000 * kMs);  // host 0, ours
+  moves_.OnSent(5, 1, kT0 - 1000 * kMs);  // host 1
+  two_hosts.OnJoined(1);
+  moves_.OnSent(kMe, 1, kT0);
+  two_hosts.OnMoveSent(1, kT0);
+  pb::S_SNAPSHOT s;
+  s.set_room(1);
+  s.set_tick(10);
+  s.set_full(true);
+  pb::Entity* self = s.add_entities();
+  self->set_session_id(Member(kMe, 1).id);
+  self->set_last_seq(1);
+  const Position p = MovePath(kMe).At(1);
+  self->set_x(p.x);
+  self->set_y(p.y);
+  two_hosts.OnSnapshot(s, 4 + s.ByteSizeLong(), kT0 + 20 * kMs);
+  two_hosts.Finish();
+  EXPECT_EQ(stats_.missing_in_full, 1u) << "member 4 only";
+}
+
+// Without --tick-ms, a member left out is judged once the tick is known.
+TEST_F(WorldCheckerPeerTest, AMissingMemberWaitsForTheTickToBeLearned) {
+  WorldChecker learning{WorldCheckerOptions{.tick_ns = 0,
+                                            .grace_ns = 100 * kMs,
+                                            .self_index = kMe,
+                                            .room_first = 4,
+                                            .room_count = 4,
+                                            .moves = &moves_},
+                        MovePath(kMe), stats_, latency_};
+  moves_.OnSent(5, 1, kT0 - 1000 * kMs);
+  learning.OnJoined(1);
+  moves_.OnSent(kMe, 1, kT0);
+  learning.OnMoveSent(1, kT0);
+  auto snap = [&](uint64_t tick, bool full, uint32_t seq, int64_t at) {
+    pb::S_SNAPSHOT s;
+    s.set_room(1);
+    s.set_tick(tick);
+    s.set_full(full);
+    pb::Entity* e = s.add_entities();
+    e->set_session_id(Member(kMe, seq).id);
+    e->set_last_seq(seq);
+    const Position p = MovePath(kMe).At(seq);
+    e->set_x(p.x);
+    e->set_y(p.y);
+    learning.OnSnapshot(s, 4 + s.ByteSizeLong(), at);
+  };
+  snap(10, true, 1, kT0 + 20 * kMs);
+  snap(11, false, 1, kT0 + 70 * kMs);  // ends the full snapshot
+  EXPECT_EQ(stats_.missing_in_full, 0u) << "no tick known yet";
+  for (uint64_t tick = 12; tick <= 20; ++tick) {
+    snap(tick, false, 1,
+         kT0 + 20 * kMs + static_cast<int64_t>(tick - 10) * 50 * kMs);
+  }
+  ASSERT_TRUE(learning.tick_ns().has_value());
+  EXPECT_EQ(stats_.missing_in_full, 1u);
+}
+
 // A move whose time the log no longer holds was sent before the oldest it
 // does: it is at least that late (before, it went untimed, and a server
 // that held a fast mover's moves back for seconds passed).
