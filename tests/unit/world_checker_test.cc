@@ -473,6 +473,13 @@ class WorldCheckerPeerTest : public ::testing::Test {
   void Snap(uint64_t tick, bool full,
             std::initializer_list<std::pair<Ent, uint32_t>> members,
             int64_t at) {
+    SnapTo(checker_, tick, full, members, at);
+  }
+
+  // The same, to a checker of the test's own.
+  static void SnapTo(WorldChecker& checker, uint64_t tick, bool full,
+                     std::initializer_list<std::pair<Ent, uint32_t>> members,
+                     int64_t at) {
     pb::S_SNAPSHOT s;
     s.set_room(1);
     s.set_tick(tick);
@@ -487,29 +494,37 @@ class WorldCheckerPeerTest : public ::testing::Test {
       entity->set_x(p.x);
       entity->set_y(p.y);
     }
-    checker_.OnSnapshot(s, 4 + s.ByteSizeLong(), at);
+    checker.OnSnapshot(s, 4 + s.ByteSizeLong(), at);
+  }
+
+  // Joins room 1 and sends move 1 at kT0.
+  void JoinAndMove(WorldChecker& checker) {
+    checker.OnJoined(1);
+    moves_.OnSent(kMe, 1, kT0);
+    checker.OnMoveSent(1, kT0);
   }
 
   // Joins room 1, and enters the world at kT0 seeing peer 4 at its move 1.
   void Enter() {
     moves_.OnSent(4, 1, kT0 - 5 * kMs);
-    checker_.OnJoined(1);
-    moves_.OnSent(kMe, 1, kT0);
-    checker_.OnMoveSent(1, kT0);
+    JoinAndMove(checker_);
     Snap(10, true, {{Member(kMe, 1), kMe}, {Member(4, 1), 4}}, kT0 + 20 * kMs);
   }
 
   WorldStats stats_;
   LatencyHistogram latency_;
   MoveLog moves_{8};
-  WorldChecker checker_{WorldCheckerOptions{.tick_ns = 50 * kMs,
-                                            .grace_ns = 100 * kMs,
-                                            .remote_grace_ns = 30 * kMs,
-                                            .self_index = kMe,
-                                            .room_first = 4,
-                                            .room_count = 4,
-                                            .moves = &moves_},
-                        MovePath(kMe), stats_, latency_};
+  // The fixture's checker's options, for a test's own checker to vary.
+  WorldCheckerOptions Options() {
+    return {.tick_ns = 50 * kMs,
+            .grace_ns = 100 * kMs,
+            .remote_grace_ns = 30 * kMs,
+            .self_index = kMe,
+            .room_first = 4,
+            .room_count = 4,
+            .moves = &moves_};
+  }
+  WorldChecker checker_{Options(), MovePath(kMe), stats_, latency_};
 };
 
 TEST_F(WorldCheckerPeerTest, EveryMoveOfEveryMemberMustShow) {
@@ -576,9 +591,7 @@ TEST_F(WorldCheckerPeerTest,
 
 TEST_F(WorldCheckerPeerTest, LatenessCountsFromEnteringTheWorldIfLater) {
   moves_.OnSent(5, 1, kT0 - 1000 * kMs);  // long before we moved
-  checker_.OnJoined(1);
-  moves_.OnSent(kMe, 1, kT0);
-  checker_.OnMoveSent(1, kT0);
+  JoinAndMove(checker_);
   Snap(10, true, {{Member(5, 1), 5}, {Member(kMe, 1), kMe}}, kT0 + 90 * kMs);
   EXPECT_EQ(stats_.peer_late, 0u);
   EXPECT_EQ(stats_.peer_over_two_ticks, 0u);
@@ -606,9 +619,7 @@ TEST_F(WorldCheckerPeerTest, AFullSnapshotListsTheMembersAlreadyInTheWorld) {
   moves_.OnSent(4, 1, kT0 - 5 * kMs);     // just before us
   moves_.OnSent(5, 1, kT0 - 1000 * kMs);  // long before
   moves_.OnSent(7, 1, kT0 - 1000 * kMs);  // long before, and listed
-  checker_.OnJoined(1);
-  moves_.OnSent(kMe, 1, kT0);
-  checker_.OnMoveSent(1, kT0);
+  JoinAndMove(checker_);
   Snap(10, true, {{Member(kMe, 1), kMe}, {Member(7, 1), 7}}, kT0 + 20 * kMs);
   Snap(11, false, {{Member(4, 1), 4}, {Member(5, 1), 5}}, kT0 + 60 * kMs);
   EXPECT_EQ(stats_.missing_in_full, 1u) << "member 5";
@@ -618,9 +629,7 @@ TEST_F(WorldCheckerPeerTest, AFullSnapshotListsTheMembersAlreadyInTheWorld) {
 
 TEST_F(WorldCheckerPeerTest, ASplitFullSnapshotMayListAMemberInAnyPacket) {
   moves_.OnSent(5, 1, kT0 - 1000 * kMs);
-  checker_.OnJoined(1);
-  moves_.OnSent(kMe, 1, kT0);
-  checker_.OnMoveSent(1, kT0);
+  JoinAndMove(checker_);
   Snap(10, true, {{Member(kMe, 1), kMe}}, kT0 + 20 * kMs);
   Snap(10, true, {{Member(5, 1), 5}}, kT0 + 21 * kMs);
   checker_.Finish();
@@ -629,9 +638,7 @@ TEST_F(WorldCheckerPeerTest, ASplitFullSnapshotMayListAMemberInAnyPacket) {
 
 TEST_F(WorldCheckerPeerTest, AFullSnapshotStillBeingReadAtTheEndIsChecked) {
   moves_.OnSent(5, 1, kT0 - 1000 * kMs);
-  checker_.OnJoined(1);
-  moves_.OnSent(kMe, 1, kT0);
-  checker_.OnMoveSent(1, kT0);
+  JoinAndMove(checker_);
   Snap(10, true, {{Member(kMe, 1), kMe}}, kT0 + 20 * kMs);
   EXPECT_EQ(stats_.missing_in_full, 0u) << "its next packet may list 5";
   checker_.Finish();
@@ -641,66 +648,31 @@ TEST_F(WorldCheckerPeerTest, AFullSnapshotStillBeingReadAtTheEndIsChecked) {
 // With --hosts, only the members on this session's server are checked: one
 // on another node of a cluster may reach the full snapshot a delta later.
 TEST_F(WorldCheckerPeerTest, OnlyMembersOnTheSameServerMustBeInTheFull) {
-  WorldChecker two_hosts{WorldCheckerOptions{.tick_ns = 50 * kMs,
-                                             .grace_ns = 100 * kMs,
-                                             .self_index = kMe,
-                                             .room_first = 4,
-                                             .room_count = 4,
-                                             .moves = &moves_,
-                                             .hosts = 2},
-                         MovePath(kMe), stats_, latency_};
+  WorldCheckerOptions options = Options();
+  options.hosts = 2;
+  WorldChecker two_hosts{options, MovePath(kMe), stats_, latency_};
   moves_.OnSent(4, 1, kT0 - 1000 * kMs);  // host 0, ours
   moves_.OnSent(5, 1, kT0 - 1000 * kMs);  // host 1
-  two_hosts.OnJoined(1);
-  moves_.OnSent(kMe, 1, kT0);
-  two_hosts.OnMoveSent(1, kT0);
-  pb::S_SNAPSHOT s;
-  s.set_room(1);
-  s.set_tick(10);
-  s.set_full(true);
-  pb::Entity* self = s.add_entities();
-  self->set_session_id(Member(kMe, 1).id);
-  self->set_last_seq(1);
-  const Position p = MovePath(kMe).At(1);
-  self->set_x(p.x);
-  self->set_y(p.y);
-  two_hosts.OnSnapshot(s, 4 + s.ByteSizeLong(), kT0 + 20 * kMs);
+  JoinAndMove(two_hosts);
+  SnapTo(two_hosts, 10, true, {{Member(kMe, 1), kMe}}, kT0 + 20 * kMs);
   two_hosts.Finish();
   EXPECT_EQ(stats_.missing_in_full, 1u) << "member 4 only";
 }
 
 // Without --tick-ms, a member left out is judged once the tick is known.
 TEST_F(WorldCheckerPeerTest, AMissingMemberWaitsForTheTickToBeLearned) {
-  WorldChecker learning{WorldCheckerOptions{.tick_ns = 0,
-                                            .grace_ns = 100 * kMs,
-                                            .self_index = kMe,
-                                            .room_first = 4,
-                                            .room_count = 4,
-                                            .moves = &moves_},
-                        MovePath(kMe), stats_, latency_};
+  WorldCheckerOptions options = Options();
+  options.tick_ns = 0;
+  WorldChecker learning{options, MovePath(kMe), stats_, latency_};
   moves_.OnSent(5, 1, kT0 - 1000 * kMs);
-  learning.OnJoined(1);
-  moves_.OnSent(kMe, 1, kT0);
-  learning.OnMoveSent(1, kT0);
-  auto snap = [&](uint64_t tick, bool full, uint32_t seq, int64_t at) {
-    pb::S_SNAPSHOT s;
-    s.set_room(1);
-    s.set_tick(tick);
-    s.set_full(full);
-    pb::Entity* e = s.add_entities();
-    e->set_session_id(Member(kMe, seq).id);
-    e->set_last_seq(seq);
-    const Position p = MovePath(kMe).At(seq);
-    e->set_x(p.x);
-    e->set_y(p.y);
-    learning.OnSnapshot(s, 4 + s.ByteSizeLong(), at);
-  };
-  snap(10, true, 1, kT0 + 20 * kMs);
-  snap(11, false, 1, kT0 + 70 * kMs);  // ends the full snapshot
+  JoinAndMove(learning);
+  SnapTo(learning, 10, true, {{Member(kMe, 1), kMe}}, kT0 + 20 * kMs);
+  // Ends the full snapshot.
+  SnapTo(learning, 11, false, {{Member(kMe, 1), kMe}}, kT0 + 70 * kMs);
   EXPECT_EQ(stats_.missing_in_full, 0u) << "no tick known yet";
   for (uint64_t tick = 12; tick <= 20; ++tick) {
-    snap(tick, false, 1,
-         kT0 + 20 * kMs + static_cast<int64_t>(tick - 10) * 50 * kMs);
+    SnapTo(learning, tick, false, {{Member(kMe, 1), kMe}},
+           kT0 + 20 * kMs + static_cast<int64_t>(tick - 10) * 50 * kMs);
   }
   ASSERT_TRUE(learning.tick_ns().has_value());
   EXPECT_EQ(stats_.missing_in_full, 1u);
@@ -729,14 +701,9 @@ TEST_F(WorldCheckerPeerTest, MovesNoLongerLoggedAreAtLeastAsLateAsTheOldest) {
 // failed in 5 of 6 tries: lost, future-seq).
 TEST_F(WorldCheckerPeerTest, AnotherRunsSessionsAreNeitherSelfNorPeers) {
   constexpr uint32_t kBase = 1'000'003;
-  WorldChecker ours{WorldCheckerOptions{.tick_ns = 50 * kMs,
-                                        .grace_ns = 100 * kMs,
-                                        .self_index = kMe,
-                                        .room_first = 4,
-                                        .room_count = 4,
-                                        .moves = &moves_,
-                                        .path_base = kBase},
-                    MovePath(kBase + kMe), stats_, latency_};
+  WorldCheckerOptions options = Options();
+  options.path_base = kBase;
+  WorldChecker ours{options, MovePath(kBase + kMe), stats_, latency_};
   ours.OnJoined(1);
   moves_.OnSent(4, 1, kT0);
   moves_.OnSent(kMe, 1, kT0);
