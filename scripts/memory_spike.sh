@@ -5,7 +5,7 @@
 # seconds, then samples the server's RSS every second for 10 s after the
 # sessions closed, with where it sits: malloc (the main heap and the thread
 # arenas, 64 MiB-aligned), mmaps (other anonymous mappings of 1 MiB or more:
-# RecvStoragePool's slabs, and malloc's big blocks), recv-pool (the slabs
+# PagePool's slabs, and malloc's big blocks), page-pool (the slabs
 # when the kernel lets them be named), files (code), other (stacks, small).
 # Passes when RSS is back within 10 MiB of the start within 10 s
 # (docs/PROTOCOL.md "Slow receivers"). --max-packet 65535 makes each receive
@@ -57,8 +57,8 @@ for i, (start, end, perms, name, rss) in enumerate(maps):
         kind = "malloc"
     elif name.startswith("/"):
         kind = "files"
-    elif "servercore-recv" in name:
-        kind = "recv-pool"
+    elif "servercore-pages" in name:
+        kind = "page-pool"
     elif name:
         kind = "other"
     elif (nxt and nxt[0] == end and nxt[2].startswith("---") and not nxt[3]
@@ -70,7 +70,7 @@ for i, (start, end, perms, name, rss) in enumerate(maps):
         kind = "other"
     kb[kind] = kb.get(kind, 0) + rss
 print(" ".join(f"{k} {kb.get(k, 0)}" for k in
-               ("malloc", "mmaps", "recv-pool", "files", "other")))
+               ("malloc", "mmaps", "page-pool", "files", "other")))
 PY
 }
 

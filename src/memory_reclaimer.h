@@ -1,7 +1,7 @@
 // MemoryReclaimer: gives memory back to the kernel once demand has fallen.
 //
 // The pools give back by themselves what they do not keep in reserve
-// (RecvStoragePool at each Give; SendBufferManager::TrimIdle). What is left
+// (PagePool at each Give; SendBufferManager::TrimIdle). What is left
 // is the C library's heap: sessions, their queues and the chunks freed by
 // the pool go back to malloc's arenas, which keep the pages. So, at most
 // once a second process-wide, a worker calls MaybeReclaim, which trims the

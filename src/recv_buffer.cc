@@ -3,20 +3,20 @@
 #include <cstring>
 #include <utility>
 
-#include "recv_storage_pool.h"
+#include "page_pool.h"
 #include "servercore/check.h"
 
 namespace servercore {
 
-// Storage from RecvStoragePool: page-aligned blocks with no allocator
+// Storage from PagePool: page-aligned blocks with no allocator
 // bookkeeping in them, so an idle connection's buffer is never resident.
 RecvBuffer::RecvBuffer(size_t capacity)
-    : storage_(internal::RecvStoragePool::Instance().Take(capacity),
+    : storage_(internal::PagePool::Instance().Take(capacity),
                StorageDelete{capacity}),
       capacity_(capacity) {}
 
 void RecvBuffer::StorageDelete::operator()(std::byte* p) const noexcept {
-  internal::RecvStoragePool::Instance().Give(p, capacity);
+  internal::PagePool::Instance().Give(p, capacity);
 }
 
 RecvBuffer::RecvBuffer(RecvBuffer&& other) noexcept

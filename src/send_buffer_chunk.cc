@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "page_pool.h"
 #include "servercore/check.h"
 #include "servercore/send_buffer_manager.h"
 
@@ -11,15 +12,18 @@ SendBufferChunk* SendBufferChunk::Create(uint32_t allocation_size,
                                          bool dedicated) {
   SERVERCORE_CHECK(allocation_size > sizeof(SendBufferChunk) + kBufferOverhead,
                    "SendBufferChunk::Create: allocation too small");
-  void* memory = ::operator new (allocation_size, std::align_val_t{64});
+  // Page-aligned, from the pool (not malloc: see page_pool.h).
+  void* memory = internal::PagePool::Instance().Take(allocation_size);
   return new (memory) SendBufferChunk(
       allocation_size - static_cast<uint32_t>(sizeof(SendBufferChunk)),
       dedicated);
 }
 
 void SendBufferChunk::Destroy(SendBufferChunk* chunk) noexcept {
+  const uint32_t allocation_size = chunk->AllocationSize();
   chunk->~SendBufferChunk();
-  ::operator delete (static_cast<void*>(chunk), std::align_val_t{64});
+  internal::PagePool::Instance().Give(reinterpret_cast<std::byte*>(chunk),
+                                      allocation_size);
 }
 
 uint64_t SendBufferChunk::DedicatedAllocationSize(

@@ -18,6 +18,7 @@
 #include "io/io_worker.h"
 #include "log_limiter.h"
 #include "memory_budget.h"
+#include "page_pool.h"
 #include "servercore/send_buffer_manager.h"
 #include "servercore/session.h"
 
@@ -51,7 +52,7 @@ SocketState::~SocketState() {
   // Bound and never closed (a session dropped before it reached a worker,
   // while its service still runs): off the budget's list too.
   if (worker_ != nullptr) {
-    worker_->budget().Remove(tail_capacity_, &budget_slot_);
+    worker_->budget().Remove(tail_capacity(), &budget_slot_);
     worker_->budget().RemoveOverhead(
         queue_.Close() + sending_.capacity() * sizeof(SendBufferRef) +
         iov_.capacity() * sizeof(iovec));
@@ -173,7 +174,7 @@ void SocketState::ResumeReading() {
   // What the pause grew the tail to for the rest of its read goes back
   // (reads are small from now on, recv_throttled_): a session that keeps
   // sending is never quiet long enough for the sweep to free it.
-  if (tail_capacity_ > 2 * std::max(tail_size_, kThrottledRead)) {
+  if (tail_capacity() > 2 * std::max(tail_size_, kThrottledRead)) {
     ResizeTailStorage(tail_size_ == 0 ? 0
                                       : std::max(tail_size_, kThrottledRead));
   }
@@ -238,7 +239,7 @@ bool SocketState::HungUp(bool reported) {
 
 bool SocketState::AppendTail(std::span<const std::byte> bytes, size_t want) {
   const size_t needed = tail_size_ + bytes.size();
-  if (needed > tail_capacity_ &&
+  if (needed > tail_capacity() &&
       !GrowTail(std::clamp(want, needed, std::max(needed, recv_limit_)),
                 "a message begun")) {
     return false;
@@ -252,8 +253,8 @@ bool SocketState::AppendTail(std::span<const std::byte> bytes, size_t want) {
 
 bool SocketState::Keep(std::span<const std::byte> bytes) {
   const size_t needed = tail_size_ + bytes.size();
-  if (needed > tail_capacity_ &&
-      !GrowTail(std::max(needed, tail_capacity_ + tail_capacity_ / 2),
+  if (needed > tail_capacity() &&
+      !GrowTail(std::max(needed, tail_capacity() + tail_capacity() / 2),
                 "input kept while paused")) {
     return false;
   }
@@ -264,7 +265,7 @@ bool SocketState::Keep(std::span<const std::byte> bytes) {
 
 bool SocketState::GrowTail(size_t capacity, const char* what) {
   MemoryBudget& budget = worker_->budget();
-  if (!budget.TryAddRecv(capacity - tail_capacity_)) {
+  if (!budget.TryAddRecv(capacity - tail_capacity())) {
     LogLimited(LogKind::kDisconnect,
                "session %llu: memory budget: %s needs %zu bytes, and receive "
                "tails hold %zu of the %zu they may (half the budget); "
@@ -285,25 +286,35 @@ void SocketState::ConsumeTail(size_t n) {
   }
 }
 
+void SocketState::TailDeleter::operator()(std::byte* storage) const noexcept {
+  if (capacity >= kPagedTailBytes) {
+    PagePool::Instance().Give(storage, capacity);
+  } else {
+    delete[] storage;
+  }
+}
+
 void SocketState::ResizeTailStorage(size_t capacity) {
-  std::unique_ptr<std::byte[]> storage;
+  std::unique_ptr<std::byte[], TailDeleter> storage(nullptr,
+                                                    TailDeleter{capacity});
   if (capacity > 0) {
-    storage.reset(new std::byte[capacity]);
+    storage.reset(capacity >= kPagedTailBytes
+                      ? PagePool::Instance().Take(capacity)
+                      : new std::byte[capacity]);
     if (tail_size_ > 0) std::memcpy(storage.get(), tail_.get(), tail_size_);
   }
   // A growth is counted by AppendTail (TryAddRecv), before it is made.
-  if (capacity < tail_capacity_) {
-    worker_->budget().RemoveRecv(tail_capacity_ - capacity);
+  if (capacity < tail_capacity()) {
+    worker_->budget().RemoveRecv(tail_capacity() - capacity);
   }
-  tail_ = std::move(storage);
-  tail_capacity_ = capacity;
+  tail_ = std::move(storage);  // and its capacity
 }
 
 void SocketState::ReleaseIdleMemory() {
   worker_->AssertInWorkerThread();
   if (std::exchange(active_, false)) return;   // busy: keep what it uses
   if (!recv_paused_) recv_throttled_ = false;  // quiet: reads whole again
-  if (tail_size_ == 0 && tail_capacity_ > 0) ResizeTailStorage(0);
+  if (tail_size_ == 0 && tail_capacity() > 0) ResizeTailStorage(0);
   // The write bookkeeping too, when no write is under way: the vectors are
   // made again by the next write (a few small allocations per quiet spell).
   if (write_in_flight_ || draining_ || sending_done_ != sending_.size()) {
@@ -611,10 +622,9 @@ void SocketState::Close() {
   std::vector<SendBufferRef>().swap(sending_);
   std::vector<iovec>().swap(iov_);
   // The receive tail goes too: nothing reads into it now.
-  budget.Remove(tail_capacity_, &budget_slot_);
-  tail_.reset();
+  budget.Remove(tail_capacity(), &budget_slot_);
+  tail_ = {nullptr, TailDeleter{0}};
   tail_size_ = 0;
-  tail_capacity_ = 0;
   sending_done_ = 0;
   sending_offset_ = 0;
 }

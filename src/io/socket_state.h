@@ -268,11 +268,22 @@ class SocketState {
   bool active_ SERVERCORE_GUARDED_BY(kWorkerThread) = false;
   IoWorker* worker_ = nullptr;
   SendQueue queue_;
+  // Frees a receive tail's storage: from the PagePool at kPagedTailBytes
+  // and more (whole pages, given back to the kernel past the pool's
+  // reserve, so a flood of large messages leaves no freed megabytes in
+  // malloc's arenas), from malloc below.
+  static constexpr size_t kPagedTailBytes = size_t{16} << 10;
+  struct TailDeleter {
+    size_t capacity;  // (no initializer: default-constructible in here)
+    void operator()(std::byte* storage) const noexcept;
+  };
   // The receive tail: tail_size_ bytes of an unfinished message at the
-  // front of tail_ (tail_capacity_ bytes, counted in the memory budget).
-  std::unique_ptr<std::byte[]> tail_ SERVERCORE_GUARDED_BY(kWorkerThread);
+  // front of tail_ (tail_capacity() bytes, counted in the memory budget;
+  // its deleter keeps the capacity).
+  std::unique_ptr<std::byte[], TailDeleter> tail_
+      SERVERCORE_GUARDED_BY(kWorkerThread);
+  size_t tail_capacity() const noexcept { return tail_.get_deleter().capacity; }
   size_t tail_size_ SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
-  size_t tail_capacity_ SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
   size_t recv_limit_ = 0;
   // The memory budget's index of this session (its mutex guards it); SIZE_MAX
   // when not listed.

@@ -4,7 +4,7 @@
 // before, within 10 seconds, on both backends.
 //
 // Guards against the pools keeping their peak: before the fix every receive
-// page a session had touched stayed resident (RecvStoragePool never gave
+// page a session had touched stayed resident (PagePool never gave
 // pages back) and what the sessions had malloc'd stayed in malloc's arenas;
 // this test then kept about 40 MiB more than before. scripts/memory_spike.sh
 // does the same against GameServer with 15,000 sessions (docs/SOAK.md).

@@ -1,4 +1,4 @@
-#include "recv_storage_pool.h"
+#include "page_pool.h"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -17,8 +17,8 @@ bool PageAligned(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 4096 == 0;
 }
 
-TEST(RecvStoragePoolTest, BlocksArePageAlignedDistinctAndWritable) {
-  RecvStoragePool& pool = RecvStoragePool::Instance();
+TEST(PagePoolTest, BlocksArePageAlignedDistinctAndWritable) {
+  PagePool& pool = PagePool::Instance();
   std::vector<std::byte*> blocks;
   std::set<std::byte*> seen;
   for (int i = 0; i < 100; ++i) {  // more than one slab's worth
@@ -37,13 +37,13 @@ TEST(RecvStoragePoolTest, BlocksArePageAlignedDistinctAndWritable) {
   for (std::byte* b : blocks) pool.Give(b, 16 * 1024);
 }
 
-TEST(RecvStoragePoolTest, ZeroCapacityIsNull) {
-  EXPECT_EQ(RecvStoragePool::Instance().Take(0), nullptr);
-  RecvStoragePool::Instance().Give(nullptr, 0);
+TEST(PagePoolTest, ZeroCapacityIsNull) {
+  EXPECT_EQ(PagePool::Instance().Take(0), nullptr);
+  PagePool::Instance().Give(nullptr, 0);
 }
 
-TEST(RecvStoragePoolTest, OddSizesGetWholePages) {
-  RecvStoragePool& pool = RecvStoragePool::Instance();
+TEST(PagePoolTest, OddSizesGetWholePages) {
+  PagePool& pool = PagePool::Instance();
   std::byte* a = pool.Take(5000);
   std::byte* b = pool.Take(5000);
   EXPECT_TRUE(PageAligned(a));
@@ -55,7 +55,7 @@ TEST(RecvStoragePoolTest, OddSizesGetWholePages) {
   pool.Give(b, 5000);
 }
 
-TEST(RecvStoragePoolTest, RecvBufferStorageComesFromThePool) {
+TEST(PagePoolTest, RecvBufferStorageComesFromThePool) {
   RecvBuffer buffer(16 * 1024);
   EXPECT_TRUE(PageAligned(buffer.WritePos()));
   RecvBuffer moved(std::move(buffer));
@@ -75,11 +75,11 @@ size_t ResidentPages(const std::byte* p, size_t size) {
 // Memory goes back (issue 12): blocks given back past the reserve have their
 // pages returned, so a crowd's receive buffers do not stay resident after it
 // has gone. Fails without the release: every block stays resident.
-TEST(RecvStoragePoolTest, BlocksPastTheReserveGoBackToTheKernel) {
+TEST(PagePoolTest, BlocksPastTheReserveGoBackToTheKernel) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "under ASan blocks come from operator new";
 #endif
-  RecvStoragePool& pool = RecvStoragePool::Instance();
+  PagePool& pool = PagePool::Instance();
   constexpr size_t kSize = 64 * 1024;  // a size no other test uses
   constexpr size_t kBlocks = 200;      // 12.5 MiB, far past the 1 MiB reserve
   std::vector<std::byte*> blocks;
@@ -88,17 +88,17 @@ TEST(RecvStoragePoolTest, BlocksPastTheReserveGoBackToTheKernel) {
     std::memset(b, 0x5a, kSize);  // every page resident
     blocks.push_back(b);
   }
-  const RecvStoragePool::Stats before = pool.GetStats();
+  const PagePool::Stats before = pool.GetStats();
   for (std::byte* b : blocks) pool.Give(b, kSize);
-  const RecvStoragePool::Stats after = pool.GetStats();
+  const PagePool::Stats after = pool.GetStats();
   size_t resident = 0;
   for (std::byte* b : blocks) resident += ResidentPages(b, kSize);
   // At most the reserve (1 MiB: 16 blocks of 64 KiB) is still resident.
-  EXPECT_LE(resident * 4096, RecvStoragePool::kDirtyReserveBytes);
+  EXPECT_LE(resident * 4096, PagePool::kDirtyReserveBytes);
   EXPECT_GE(after.released_bytes - before.released_bytes,
             (kBlocks - 16) * kSize);
   EXPECT_LE(after.free_dirty_bytes - before.free_dirty_bytes,
-            RecvStoragePool::kDirtyReserveBytes);
+            PagePool::kDirtyReserveBytes);
   // A released block is usable again, and starts from zero pages.
   std::byte* again = pool.Take(kSize);
   again[0] = std::byte{1};

@@ -1,9 +1,18 @@
-// RecvStoragePool: where RecvBuffer storage comes from. Blocks are carved,
-// page-aligned, from large anonymous mappings (slabs, named
-// "servercore-recv" in /proc/PID/smaps where the kernel supports it), with
-// the free list kept outside them, so nothing writes to a block until data
-// arrives: the pages of an idle connection's receive buffer are never
+// PagePool: where RecvBuffer storage and send-buffer chunks come from.
+// Blocks are carved, page-aligned, from large anonymous mappings (slabs,
+// named "servercore-pages" in /proc/PID/smaps where the kernel supports it),
+// with the free list kept outside them, so nothing writes to a block until
+// data arrives: the pages of an idle connection's receive buffer are never
 // resident.
+//
+// Why not malloc: glibc keeps what is freed in the arena of the thread that
+// allocated it, resident until a trim. Under a flood of non-readers the
+// memory budget cuts the sessions of one worker, their chunks go back to
+// that worker's arena, and the other worker's arena grows meanwhile: the
+// process's resident memory reached twice the budget
+// (tests/integration/memory_budget_test.cc, the echo flood). A block given
+// back here is either kept for reuse by any thread or given back to the
+// kernel at once.
 //
 // Memory goes back. A block given back is kept as it is (its pages resident,
 // ready for the next connection) only while at most kDirtyReserveBytes of
@@ -17,10 +26,11 @@
 // between neighbouring buffers are still caught.
 //
 // Thread safety: Take, Give and GetStats may be called from any thread (one
-// mutex; they run once per connection, never per packet; the madvise runs
-// outside it). Ownership: owns the slabs, for the process's lifetime.
-#ifndef SERVERCORE_SRC_RECV_STORAGE_POOL_H_
-#define SERVERCORE_SRC_RECV_STORAGE_POOL_H_
+// mutex; they run once per connection or per chunk of output, never per
+// packet: SendBufferManager keeps chunks of its own for reuse; the madvise
+// runs outside it). Ownership: owns the slabs, for the process's lifetime.
+#ifndef SERVERCORE_SRC_PAGE_POOL_H_
+#define SERVERCORE_SRC_PAGE_POOL_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -32,7 +42,7 @@
 
 namespace servercore::internal {
 
-class RecvStoragePool {
+class PagePool {
  public:
   // Resident bytes of free blocks kept per block size (at least 4 blocks).
   static constexpr size_t kDirtyReserveBytes = size_t{1} << 20;
@@ -44,7 +54,7 @@ class RecvStoragePool {
     uint64_t free_dirty_bytes = 0;  // free blocks that may still be resident
   };
 
-  static RecvStoragePool& Instance();
+  static PagePool& Instance();
 
   // A block of at least `capacity` bytes, page-aligned; null for 0.
   std::byte* Take(size_t capacity);
@@ -60,8 +70,8 @@ class RecvStoragePool {
     size_t dirty_below = 0;
   };
 
-  RecvStoragePool() = default;
-  ~RecvStoragePool() = delete;  // immortal: buffers may outlive main()
+  PagePool() = default;
+  ~PagePool() = delete;  // immortal: buffers may outlive main()
 
   mutable Mutex mu_;
   // Free blocks by slot size (capacity rounded up to whole pages).
@@ -71,4 +81,4 @@ class RecvStoragePool {
 
 }  // namespace servercore::internal
 
-#endif  // SERVERCORE_SRC_RECV_STORAGE_POOL_H_
+#endif  // SERVERCORE_SRC_PAGE_POOL_H_

@@ -1,4 +1,4 @@
-#include "recv_storage_pool.h"
+#include "page_pool.h"
 
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -33,17 +33,17 @@ size_t SlotSize(size_t capacity) {
 
 // Free blocks of size `slot` that may stay resident.
 size_t DirtyReserve(size_t slot) {
-  return std::max(kMinDirtyBlocks, RecvStoragePool::kDirtyReserveBytes / slot);
+  return std::max(kMinDirtyBlocks, PagePool::kDirtyReserveBytes / slot);
 }
 
 }  // namespace
 
-RecvStoragePool& RecvStoragePool::Instance() {
-  static RecvStoragePool* const pool = new RecvStoragePool();
+PagePool& PagePool::Instance() {
+  static PagePool* const pool = new PagePool();
   return *pool;
 }
 
-std::byte* RecvStoragePool::Take(size_t capacity) {
+std::byte* PagePool::Take(size_t capacity) {
   if (capacity == 0) return nullptr;
   const size_t slot = SlotSize(capacity);
   if (!kUseSlabs) {
@@ -60,7 +60,7 @@ std::byte* RecvStoragePool::Take(size_t capacity) {
     // Best effort (Linux 5.17+ with CONFIG_ANON_VMA_NAME): names the slab in
     // /proc/PID/smaps, so a reader can tell it from malloc's arenas.
     ::prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, slab, blocks * slot,
-            "servercore-recv");
+            "servercore-pages");
     stats_.mapped_bytes += blocks * slot;
     free.blocks.reserve(free.blocks.size() + blocks);
     for (size_t i = blocks; i-- > 0;) {
@@ -74,7 +74,7 @@ std::byte* RecvStoragePool::Take(size_t capacity) {
   return block;
 }
 
-void RecvStoragePool::Give(std::byte* block, size_t capacity) noexcept {
+void PagePool::Give(std::byte* block, size_t capacity) noexcept {
   if (block == nullptr) return;
   const size_t slot = SlotSize(capacity);
   if (!kUseSlabs) {
@@ -101,7 +101,7 @@ void RecvStoragePool::Give(std::byte* block, size_t capacity) noexcept {
   stats_.released_bytes += slot;
 }
 
-RecvStoragePool::Stats RecvStoragePool::GetStats() const {
+PagePool::Stats PagePool::GetStats() const {
   MutexLock lock(mu_);
   Stats stats = stats_;
   for (const auto& [slot, free] : free_) {
