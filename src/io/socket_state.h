@@ -282,7 +282,9 @@ class SocketState {
   // its deleter keeps the capacity).
   std::unique_ptr<std::byte[], TailDeleter> tail_
       SERVERCORE_GUARDED_BY(kWorkerThread);
-  size_t tail_capacity() const noexcept { return tail_.get_deleter().capacity; }
+  size_t tail_capacity() const noexcept SERVERCORE_ON_WORKER {
+    return tail_.get_deleter().capacity;
+  }
   size_t tail_size_ SERVERCORE_GUARDED_BY(kWorkerThread) = 0;
   size_t recv_limit_ = 0;
   // The memory budget's index of this session (its mutex guards it); SIZE_MAX
