@@ -57,8 +57,8 @@ for i, (start, end, perms, name, rss) in enumerate(maps):
         kind = "malloc"
     elif name.startswith("/"):
         kind = "files"
-    elif "servercore-pages" in name:
-        kind = "page-pool"
+    elif "servercore-pages" in name or "servercore-recv" in name:
+        kind = "page-pool"  # and io_uring's provided buffers
     elif name:
         kind = "other"
     elif (nxt and nxt[0] == end and nxt[2].startswith("---") and not nxt[3]

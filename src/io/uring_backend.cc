@@ -248,7 +248,7 @@ class ProvidedBuffers {
     }
     // Best effort: names them in /proc/PID/smaps.
     ::prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, buffers, buffer_bytes_,
-            "servercore-pages");
+            "servercore-recv");
     ring_ = static_cast<io_uring_buf_ring*>(ring_memory);
     base_ = static_cast<std::byte*>(buffers);
     io_uring_buf_ring_init(ring_);
