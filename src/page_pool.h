@@ -1,5 +1,6 @@
-// PagePool: where RecvBuffer storage and send-buffer chunks come from.
-// Blocks are carved, page-aligned, from large anonymous mappings (slabs,
+// PagePool: where RecvBuffer storage, send-buffer chunks and receive tails
+// of 16 KiB and more (SocketState::kPagedTailBytes) come from. Blocks are
+// carved, page-aligned, from large anonymous mappings (slabs,
 // named "servercore-pages" in /proc/PID/smaps where the kernel supports it),
 // with the free list kept outside them, so nothing writes to a block until
 // data arrives: the pages of an idle connection's receive buffer are never
