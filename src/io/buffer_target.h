@@ -16,7 +16,8 @@
 //
 // The target doubles (up to `most`) after a round in which the kernel ran
 // dry, and halves (down to `least`) after kRoundsToShrink rounds in none of
-// which a quarter of it came back.
+// which a quarter of it came back, and back to `least` when the worker has
+// gone quiet (Reset).
 //
 // Thread safety: none; one worker owns it.
 #ifndef SERVERCORE_SRC_IO_BUFFER_TARGET_H_
@@ -37,6 +38,13 @@ class BufferTarget {
   unsigned value() const noexcept { return value_; }
 
   void Given() noexcept { ++given_this_round_; }
+  // Back to `least`, as at the start (the worker has gone quiet).
+  void Reset() noexcept {
+    value_ = least_;
+    given_this_round_ = 0;
+    ran_dry_ = false;
+    StartLooking();
+  }
   void RanDry() noexcept { ran_dry_ = true; }
 
   bool EndRound() noexcept {

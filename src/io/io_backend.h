@@ -89,6 +89,11 @@ class IoBackend {
   // Waits up to timeout_ms (or until Wake), then reads the worker's clock
   // (IoWorker::ReadClock) and dispatches what completed.
   virtual void Poll(int timeout_ms) SERVERCORE_ON_WORKER = 0;
+  // About once a second, between Polls: gives back to the kernel receive
+  // memory the backend keeps warm but has not used since the previous call
+  // (a worker gone quiet after a flood must not keep its peak resident:
+  // docs/PROTOCOL.md, memory goes back within 10 seconds).
+  virtual void ReleaseIdleMemory() SERVERCORE_ON_WORKER {}
   // Any thread: makes a Poll in progress, or the next one, return.
   virtual void Wake() noexcept = 0;
   // Ends every operation still in flight (io_uring tears the ring down); only

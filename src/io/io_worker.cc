@@ -463,6 +463,10 @@ void IoWorker::SweepSessions() {
   // Process-wide chores, about once a second whichever worker gets there.
   FlushSuppressedLogs(now_);
   MemoryReclaimer::Instance().MaybeReclaim(now_);
+  if (now_ >= next_idle_release_) {
+    next_idle_release_ = now_ + std::chrono::seconds(1);
+    backend_->ReleaseIdleMemory();
+  }
   const ServiceOptions& options = host_.options();
   for (const SessionRef& session : sessions_) {
     SocketState& socket = session->socket(IoKey{});

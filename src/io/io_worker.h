@@ -238,6 +238,10 @@ class IoWorker {
   TimerSlot* timer_slot_ SERVERCORE_GUARDED_BY(kWorkerThread) = nullptr;
   // Liveness and stall checks: one sweep over the sessions per period.
   const std::chrono::milliseconds sweep_period_;
+  // When the backend is next asked to give back receive memory it has not
+  // used (IoBackend::ReleaseIdleMemory), once a second.
+  std::chrono::steady_clock::time_point next_idle_release_
+      SERVERCORE_GUARDED_BY(kWorkerThread){};
   std::chrono::steady_clock::time_point next_sweep_
       SERVERCORE_GUARDED_BY(kWorkerThread){};
 

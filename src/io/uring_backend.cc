@@ -182,6 +182,8 @@ class ProvidedBuffers {
     // stays at the ring's head: giving it back would put it there twice.
     *done = !shape_.incremental || (length > 0 && (flags & kCqeBufMore) == 0);
     consumed_[id] = *done ? 0 : consumed_[id] + length;
+    used_ = true;
+    resident_ = true;
     return data;
   }
   // Takes buffer `flags >> IORING_CQE_BUFFER_SHIFT` back from the kernel,
@@ -196,6 +198,28 @@ class ProvidedBuffers {
 
   // A receive found no buffer (-ENOBUFS).
   void RanDry() { target_.RanDry(); }
+
+  // Between rounds, about once a second (UringBackend::ReleaseIdleMemory):
+  // when no read has landed in the buffers since the last call, gives their
+  // pages back to the kernel and lets it hold only the least again. After a
+  // flood every buffer has been written, up to 2 MiB a worker, and a quiet
+  // worker has no rounds to shrink its target by: with eight workers that
+  // alone kept 13 MiB after the sessions had gone, past the contract's
+  // 10 MiB. Buffers still with the kernel are dropped too. That is safe
+  // only when the kernel writes into them nowhere but inside this thread's
+  // own io_uring_enter (DEFER_TASKRUN: receives run as task work there),
+  // and every completion of the last one has been handled, its bytes
+  // copied where they are kept: so `deferred` must say the ring defers its
+  // task work, and this runs only between Polls. A read into a dropped
+  // buffer later finds fresh zeroed pages.
+  void ReleaseIfQuiet(bool deferred) {
+    const bool quiet = !used_;
+    used_ = false;
+    if (!quiet || !resident_ || !deferred) return;
+    ::madvise(base_, buffer_bytes_, MADV_DONTNEED);
+    target_.Reset();
+    resident_ = false;
+  }
 
   // Ends a round: hands buffers back to the kernel until it holds as many
   // as the target (BufferTarget) says, in order of id, round and round the
@@ -290,6 +314,8 @@ class ProvidedBuffers {
   unsigned next_ = 0;             // the buffer to give the kernel next
   unsigned with_kernel_ = 0;      // published and not given back
   BufferTarget target_{1, 1};     // how many the kernel should hold
+  bool used_ = false;      // a read landed since ReleaseIfQuiet last looked
+  bool resident_ = false;  // a read landed since the pages were dropped
 };
 
 }  // namespace
@@ -442,6 +468,11 @@ class UringBackend final : public IoBackend {
       buffers_.Publish();
       if (seen < batch_.size()) break;
     }
+  }
+
+  void ReleaseIdleMemory() override SERVERCORE_ON_WORKER {
+    worker_.AssertInWorkerThread();
+    buffers_.ReleaseIfQuiet((ring_.flags & IORING_SETUP_DEFER_TASKRUN) != 0);
   }
 
   void Wake() noexcept override {

@@ -79,5 +79,24 @@ TEST(BufferTargetTest, RunningDryStartsTheLookAgain) {
   EXPECT_EQ(target.value(), 8u);
 }
 
+TEST(BufferTargetTest, ResetGoesBackToTheLeastAndLooksAfreshFromThere) {
+  BufferTarget target(4, 32);
+  DryRounds(target, 3);
+  ASSERT_EQ(target.value(), 32u);
+  Rounds(target, BufferTarget::kRoundsToShrink - 1, 0);
+  target.Reset();  // the worker went quiet
+  EXPECT_EQ(target.value(), 4u);
+  // The rounds before the reset count no more: none shrinks it below the
+  // least, and a new look takes kRoundsToShrink rounds of its own.
+  Rounds(target, 1, 0);
+  EXPECT_EQ(target.value(), 4u);
+  DryRounds(target, 1);
+  EXPECT_EQ(target.value(), 8u);
+  Rounds(target, BufferTarget::kRoundsToShrink - 1, 0);
+  EXPECT_EQ(target.value(), 8u);
+  Rounds(target, 1, 0);
+  EXPECT_EQ(target.value(), 4u);
+}
+
 }  // namespace
 }  // namespace servercore::internal
