@@ -6,12 +6,15 @@ so every echo is output the budget must cut. Samples the server's resident
 memory every 20 ms and prints its peak over the base (RSS with the clients
 connected and idle) against --max-memory; passes when that stays within the
 budget plus --slack MiB (docs/PROTOCOL.md: "the server's resident memory
-stays within the budget plus a fixed base, whatever the clients do").
-Loopback only.
+stays within the budget plus a fixed base, whatever the clients do"). Then
+closes them all and checks the other half of that paragraph: within 10 s,
+resident memory within 10 MiB of what it was before they came. Loopback
+only.
 
   scripts/echo_flood.py                               # io_uring, 32 MiB
   scripts/echo_flood.py --backend epoll --payload 4092
   scripts/echo_flood.py --budget-mib 128 --seconds 4
+  scripts/echo_flood.py --threads 8             # workers (default: per core)
 
 Builds nothing: it runs build/release/apps/GameServer (scripts/run.sh or
 scripts/test.sh --quick build it). docs/SOAK.md, "An echo flood".
@@ -51,6 +54,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--slack", type=float, default=16,
                         help="MiB allowed over the budget (default 16)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="GameServer's workers (default 0: one per core)")
     parser.add_argument("--server",
                         default=os.path.join(root, "build/release/apps/GameServer"))
     args = parser.parse_args()
@@ -60,7 +65,8 @@ def main():
         [args.server, "--host", "127.0.0.1", "--port", "0",
          "--backend", args.backend, "--max-memory", str(budget),
          "--max-pending", str(1 << 30), "--max-packet", "65535",
-         "--idle-timeout", "0", "--stats-interval", "0"],
+         "--idle-timeout", "0", "--stats-interval", "0",
+         "--threads", str(args.threads)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         port = None
@@ -71,6 +77,8 @@ def main():
                 break
         if port is None:
             sys.exit("echo_flood: GameServer did not start")
+        time.sleep(1)
+        before = resident(server.pid)[0]
 
         clients = []
         for _ in range(args.clients):
@@ -103,17 +111,31 @@ def main():
         peak = max(peak, resident(server.pid)[1])  # the kernel's high-water
         for client in clients:
             client.close()
+        # When it first came back within 10 MiB, and where it was 10 s on.
+        closed = time.monotonic()
+        back = None
+        while time.monotonic() - closed < 10:
+            after = resident(server.pid)[0]
+            if back is None and after <= before + 10 * MIB:
+                back = time.monotonic() - closed
+            time.sleep(0.1)
+        after = resident(server.pid)[0]
     finally:
         server.terminate()
         server.wait()
 
     over = (peak - base) / MIB
-    ok = over <= args.budget_mib + args.slack
+    returned = back is not None and after <= before + 10 * MIB
+    ok = over <= args.budget_mib + args.slack and returned
     print(f"echo flood, {args.backend}, {args.clients} clients x "
           f"{args.payload} B: peak {over:.1f} MiB over the base "
           f"({base / MIB:.1f} MiB) against a {args.budget_mib} MiB budget "
           f"(+{args.slack:.0f} allowed), {len(clients) - len(offset)} of "
-          f"{len(clients)} cut: {'PASS' if ok else 'FAIL'}")
+          f"{len(clients)} cut; 10 s after the close "
+          f"{(after - before) / MIB:+.1f} MiB against before they came "
+          f"({before / MIB:.1f} MiB), within 10 MiB after "
+          f"{'never' if back is None else f'{back:.1f} s'}: "
+          f"{'PASS' if ok else 'FAIL'}")
     sys.exit(0 if ok else 1)
 
 

@@ -16,6 +16,8 @@
 #   scripts/memory_spike.sh                     # release, 15,000 sessions
 #   SPIKE_SESSIONS=5000 SPIKE_BACKEND=epoll scripts/memory_spike.sh
 #   SPIKE_PAYLOAD=60000 scripts/memory_spike.sh # big packets: receive pages
+#   SPIKE_THREADS=8 scripts/memory_spike.sh     # workers (default: per core)
+#   SPIKE_SERVER=/tmp/old/GameServer scripts/memory_spike.sh  # another build
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$SERVERCORE_ROOT"
@@ -24,14 +26,16 @@ preset="${SPIKE_PRESET:-release}"
 sessions="${SPIKE_SESSIONS:-15000}"
 backend="${SPIKE_BACKEND:-auto}"
 payload="${SPIKE_PAYLOAD:-64}"
+threads="${SPIKE_THREADS:-0}"
 build_preset "$preset" GameServer DummyClient >/dev/null
 bin="build/$preset/apps"
+server_bin="${SPIKE_SERVER:-$bin/GameServer}"
 # One descriptor per session in each program, and some spare.
 ulimit -n "$(ulimit -Hn)"
 
 log="$(mktemp)"
-"$bin/GameServer" --host 127.0.0.1 --port 0 --backend "$backend" \
-  --max-packet 65535 --max-memory 4294967296 --stats-interval 0 \
+"$server_bin" --host 127.0.0.1 --port 0 --backend "$backend" \
+  --threads "$threads" --max-packet 65535 --max-memory 4294967296 --stats-interval 0 \
   --idle-timeout 0 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
@@ -76,7 +80,7 @@ PY
 
 sleep 1
 before=$(rss)
-echo "spike: GameServer ($preset, $backend) RSS before: $before KiB ($(where))"
+echo "spike: $server_bin ($backend, --threads $threads) RSS before: $before KiB ($(where))"
 "$bin/DummyClient" --port "$port" --sessions "$sessions" --mode echo \
   --payload "$payload" --depth 1 --duration 5 >/dev/null &
 client=$!

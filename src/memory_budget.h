@@ -6,7 +6,9 @@
 //   - receive memory: each session's receive tail (the storage holding an
 //     unfinished message between reads, from its first byte until the
 //     worker's sweep finds it empty); the reads themselves land in
-//     per-worker buffers, part of the fixed base;
+//     per-worker buffers, not counted: 64 KiB per epoll worker, and on
+//     io_uring at most an eighth of the budget for all workers together
+//     (worker_read_bytes);
 //   - unsent output and the chunks it pins: SendBufferManager's bytes_pinned,
 //     the chunks in use and the dedicated buffers. This is the real memory,
 //     a buffer shared by a whole room counted once. The pool is
@@ -48,6 +50,7 @@
 #ifndef SERVERCORE_SRC_MEMORY_BUDGET_H_
 #define SERVERCORE_SRC_MEMORY_BUDGET_H_
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -109,6 +112,19 @@ class MemoryBudget {
   }
 
   size_t max_bytes() const noexcept { return max_bytes_; }
+  // The service's worker count, set once by Service::Start before the
+  // workers start.
+  void set_workers(size_t workers) noexcept {
+    workers_ = std::max<size_t>(workers, 1);
+  }
+  // What one worker's own read buffers may hold at most (io_uring's provided
+  // buffers): an eighth of the budget, shared by the workers. They are not
+  // counted in Used() (they are the worker's, not a session's), so this
+  // bounds them instead: without it eight workers' 2 MiB each came to half
+  // of a 32 MiB budget on top of it.
+  size_t worker_read_bytes() const noexcept {
+    return max_bytes_ / 8 / workers_;
+  }
   // What the receive tails may hold together: half the budget, so that
   // they never leave the output less than the other half.
   size_t recv_limit() const noexcept { return max_bytes_ / 2; }
@@ -142,6 +158,7 @@ class MemoryBudget {
   void Shed();
 
   const size_t max_bytes_;
+  size_t workers_ = 1;
   std::atomic<size_t> recv_bytes_{0};
   std::atomic<size_t> overhead_bytes_{0};
   std::atomic<bool> accept_paused_{false};

@@ -90,6 +90,7 @@ std::error_code Service::Start() {
           ? impl.options_.worker_threads
           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   const Backend kind = internal::ChooseBackend(impl.options_.backend);
+  impl.budget_.set_workers(static_cast<size_t>(threads));
   std::vector<std::unique_ptr<internal::IoWorker>> workers;
   for (int i = 0; i < threads; ++i) {
     auto worker =

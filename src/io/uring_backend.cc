@@ -43,6 +43,7 @@
 #include "io/io_backend.h"
 #include "io/io_worker.h"
 #include "io/socket_state.h"
+#include "memory_budget.h"
 #include "servercore/check.h"
 #include "servercore/log.h"
 
@@ -72,7 +73,10 @@ constexpr unsigned kCqeBufMore = 1U << 4;     // IORING_CQE_F_BUF_MORE
 
 // The provided buffers: their group id, and the two shapes. Incremental:
 // 32 buffers of 64 KiB (2 MiB per worker), each shared by many reads, of
-// which the kernel holds at least 4 (256 KiB; see BufferTarget). Otherwise
+// which the kernel holds at least 4 (256 KiB; see BufferTarget) and at most
+// the worker's share of an eighth of the memory budget
+// (MemoryBudget::worker_read_bytes: 8 of them with eight workers under a
+// 32 MiB budget; all 32 under the default 1 GiB). Otherwise
 // every read takes a whole buffer, so many small ones, enough for a round in
 // which a thousand sockets each had something to say, all held.
 constexpr uint16_t kBufferGroup = 0;
@@ -81,9 +85,10 @@ struct BufferShape {
   size_t size;
   bool incremental;
   unsigned least_held;
+  unsigned most_held;  // the memory budget may lower it (SetUp)
 };
-constexpr BufferShape kIncrementalBuffers{32, 64 * 1024, true, 4};
-constexpr BufferShape kWholeBuffers{1024, 4 * 1024, false, 1024};
+constexpr BufferShape kIncrementalBuffers{32, 64 * 1024, true, 4, 32};
+constexpr BufferShape kWholeBuffers{1024, 4 * 1024, false, 1024, 1024};
 
 // At most this many receive completions are handed on as one read.
 constexpr size_t kMaxPieces = 8;
@@ -147,10 +152,16 @@ class ProvidedBuffers {
   ProvidedBuffers(const ProvidedBuffers&) = delete;
   ProvidedBuffers& operator=(const ProvidedBuffers&) = delete;
 
-  // Maps and registers the buffers, incremental where the kernel has it.
-  // -errno (and *why) when this kernel has no provided-buffer rings.
-  int SetUp(io_uring* ring, std::string* why) {
-    int r = SetUp(ring, kIncrementalBuffers);
+  // Maps and registers the buffers, incremental where the kernel has it,
+  // of which the kernel is to hold at most `max_held_bytes`' worth (but
+  // never fewer than the shape's least). -errno (and *why) when this kernel
+  // has no provided-buffer rings.
+  int SetUp(io_uring* ring, size_t max_held_bytes, std::string* why) {
+    BufferShape incremental = kIncrementalBuffers;
+    incremental.most_held = static_cast<unsigned>(
+        std::clamp<size_t>(max_held_bytes / incremental.size,
+                           incremental.least_held, incremental.count));
+    int r = SetUp(ring, incremental);
     if (r == -EINVAL) r = SetUp(ring, kWholeBuffers);
     if (r < 0) {
       *why = std::string("io_uring: cannot register provided buffers: ") +
@@ -290,7 +301,7 @@ class ProvidedBuffers {
     free_.assign(shape.count, true);
     next_ = 0;
     with_kernel_ = 0;
-    target_ = BufferTarget(shape.least_held, shape.count);
+    target_ = BufferTarget(shape.least_held, shape.most_held);
     Publish();
     return 0;
   }
@@ -339,7 +350,11 @@ class UringBackend final : public IoBackend {
   [[nodiscard]] int Init(std::string* why) SERVERCORE_ON_WORKER {
     if (const int r = SetUpRing(&ring_, why); r < 0) return r;
     ring_ready_ = true;
-    if (const int r = buffers_.SetUp(&ring_, why); r < 0) return r;
+    if (const int r =
+            buffers_.SetUp(&ring_, worker_.budget().worker_read_bytes(), why);
+        r < 0) {
+      return r;
+    }
     // Best effort: io_uring_enter then skips looking the ring's fd up.
     io_uring_register_ring_fd(&ring_);
     ArmWake();
@@ -688,7 +703,7 @@ bool UringAvailable(std::string* why) {
   io_uring ring{};
   if (SetUpRing(&ring, why) < 0) return false;
   ProvidedBuffers buffers;
-  const bool ok = buffers.SetUp(&ring, why) == 0;
+  const bool ok = buffers.SetUp(&ring, SIZE_MAX, why) == 0;
   io_uring_queue_exit(&ring);
   return ok;
 }

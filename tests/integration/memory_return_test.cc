@@ -171,6 +171,44 @@ TEST_P(MemoryReturnTest,
   server->Stop();
 }
 
+constexpr size_t kFloodPacket = 4096;
+constexpr size_t kFloodBytes = 4 * kMiB;  // per session
+
+// Floods every worker of `server` (kWorkers of them) at once: 4 sessions
+// each, each sending kFloodBytes of packets, so that every worker has more
+// to read in a round than the buffers it holds and runs dry until it holds
+// all it may. Returns the process's resident memory once all was read,
+// while the flood (kFloodBytes) is still held here; the sessions are closed
+// on return.
+void FloodEveryWorker(ServerService& server, size_t workers, size_t* peak) {
+  const size_t sessions = 4 * workers;
+  std::vector<std::byte> flood(kFloodBytes);
+  for (size_t at = 0; at < kFloodBytes; at += kFloodPacket) {
+    const uint16_t header[2] = {static_cast<uint16_t>(kFloodPacket), 7};
+    std::memcpy(flood.data() + at, header, sizeof(header));
+  }
+  std::vector<TestClient> clients(sessions);
+  for (TestClient& client : clients) {
+    ASSERT_TRUE(client.Connect(server.port()));
+  }
+  std::vector<std::thread> senders;
+  std::atomic<size_t> sent{0};
+  for (size_t t = 0; t < 4; ++t) {
+    senders.emplace_back([&, t] {
+      for (size_t i = t; i < sessions; i += 4) {
+        if (clients[i].SendAll(flood)) sent.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& sender : senders) sender.join();
+  ASSERT_EQ(sent.load(), sessions);
+  ASSERT_TRUE(WaitFor([&] {
+    return server.GetStats().packets_in >=
+           sessions * kFloodBytes / kFloodPacket;
+  })) << server.GetStats().packets_in;
+  *peak = ResidentBytes();
+}
+
 // Every worker of eight read a flood, then all its sessions went. On
 // io_uring each worker's provided buffers (2 MiB of them) had all been
 // written, and a worker with nothing more to read never shrank what the
@@ -181,51 +219,22 @@ TEST_P(MemoryReturnTest,
 TEST_P(MemoryReturnTest, ResidentMemoryReturnsAfterEveryWorkerReadAFlood) {
   if (kSanitized) GTEST_SKIP() << "RSS is meaningless under a sanitizer";
   constexpr size_t kWorkers = 8;
-  constexpr size_t kSessions = 4 * kWorkers;
-  static constexpr size_t kPacket = 4096;
-  constexpr size_t kFlood = 4 * kMiB;  // per session
   ServiceOptions options = Options();
   options.worker_threads = kWorkers;
   SERVERCORE_START_SERVER(
-      server, [] { return std::make_shared<SwallowSession>(kPacket); },
+      server, [] { return std::make_shared<SwallowSession>(kFloodPacket); },
       options);
   size_t before = 0;
   ASSERT_NO_FATAL_FAILURE(WarmUp(*server, &before));
-  {
-    std::vector<std::byte> flood(kFlood);
-    for (size_t at = 0; at < kFlood; at += kPacket) {
-      const uint16_t header[2] = {static_cast<uint16_t>(kPacket), 7};
-      std::memcpy(flood.data() + at, header, sizeof(header));
-    }
-    std::vector<TestClient> clients(kSessions);
-    for (TestClient& client : clients) {
-      ASSERT_TRUE(client.Connect(server->port()));
-    }
-    // All at once, so every worker has more to read in a round than the
-    // buffers it holds, and runs dry until it holds them all.
-    std::vector<std::thread> senders;
-    std::atomic<size_t> sent{0};
-    for (size_t t = 0; t < 4; ++t) {
-      senders.emplace_back([&, t] {
-        for (size_t i = t; i < kSessions; i += 4) {
-          if (clients[i].SendAll(flood)) sent.fetch_add(1);
-        }
-      });
-    }
-    for (std::thread& sender : senders) sender.join();
-    ASSERT_EQ(sent.load(), kSessions);
-    ASSERT_TRUE(WaitFor([&] {
-      return server->GetStats().packets_in >= kSessions * kFlood / kPacket;
-    })) << server->GetStats().packets_in;
-    const size_t peak = ResidentBytes();
-    std::printf("[ memory ] RSS before %.1f MiB, peak %.1f MiB\n",
-                static_cast<double>(before) / kMiB,
-                static_cast<double>(peak) / kMiB);
-    // The flood reached every worker's buffers (16 MiB of them; the flood
-    // itself, 4 MiB, is held here too).
-    if (GetParam() == Backend::kUring) {
-      EXPECT_GT(peak, before + 12 * kMiB);
-    }
+  size_t peak = 0;
+  ASSERT_NO_FATAL_FAILURE(FloodEveryWorker(*server, kWorkers, &peak));
+  std::printf("[ memory ] RSS before %.1f MiB, peak %.1f MiB\n",
+              static_cast<double>(before) / kMiB,
+              static_cast<double>(peak) / kMiB);
+  // The flood reached every worker's buffers (16 MiB of them; the flood
+  // itself, 4 MiB, was held here too).
+  if (GetParam() == Backend::kUring) {
+    EXPECT_GT(peak, before + 12 * kMiB);
   }
   ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == 0; }));
   const auto start = std::chrono::steady_clock::now();
@@ -239,6 +248,34 @@ TEST_P(MemoryReturnTest, ResidentMemoryReturnsAfterEveryWorkerReadAFlood) {
               static_cast<double>(after) / kMiB);
   EXPECT_LE(after, before + 4 * kMiB)
       << "RSS " << after / kMiB << " MiB, before " << before / kMiB << " MiB";
+  server->Stop();
+}
+
+// The same flood under a 32 MiB budget: the workers' read buffers together
+// hold at most an eighth of it (MemoryBudget::worker_read_bytes), 512 KiB
+// each. They are the workers', not the sessions', so the budget does not
+// count them; before this bound eight workers' 16 MiB came on top of it.
+TEST_P(MemoryReturnTest, EveryWorkersReadBuffersStayWithinAnEighthOfTheBudget) {
+  if (kSanitized) GTEST_SKIP() << "RSS is meaningless under a sanitizer";
+  constexpr size_t kWorkers = 8;
+  constexpr size_t kBudget = 32 * kMiB;
+  ServiceOptions options = Options();
+  options.worker_threads = kWorkers;
+  options.max_memory = kBudget;
+  SERVERCORE_START_SERVER(
+      server, [] { return std::make_shared<SwallowSession>(kFloodPacket); },
+      options);
+  size_t before = 0;
+  ASSERT_NO_FATAL_FAILURE(WarmUp(*server, &before));
+  size_t peak = 0;
+  ASSERT_NO_FATAL_FAILURE(FloodEveryWorker(*server, kWorkers, &peak));
+  std::printf("[ memory ] RSS before %.1f MiB, peak %.1f MiB\n",
+              static_cast<double>(before) / kMiB,
+              static_cast<double>(peak) / kMiB);
+  // The flood held here, the buffers' eighth of the budget, and 2 MiB for
+  // the rest (the sessions, their tails, malloc).
+  EXPECT_LE(peak, before + kFloodBytes + kBudget / 8 + 2 * kMiB)
+      << "RSS " << peak / kMiB << " MiB, before " << before / kMiB << " MiB";
   server->Stop();
 }
 
