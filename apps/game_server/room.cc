@@ -64,7 +64,9 @@ void Room::Leave(uint64_t session_id, uint32_t serial,
                  std::shared_ptr<Room> next, uint32_t next_serial) {
   auto it = index_.find(session_id);
   if (it != index_.end() && members_[it->second].serial == serial) {
-    members_[it->second].session->JobDone();
+    Member& member = members_[it->second];
+    member.session->JobDone();
+    if (member.wants_full) SendFullOnLeaving(member);
     RemoveActive(it->second);
     if (next) next->DoAsync(&Room::Confirm, session_id, next_serial);
     return;
@@ -109,6 +111,7 @@ void Room::Announce(size_t pending_index) {
   session->Send(reply.Finish());
   if (in_world && !pending.leaving) WantFull(members_[index_.at(id)]);
   for (SendBufferRef& packet : pending.held) session->Send(std::move(packet));
+  if (in_world && pending.leaving) SendFullOnLeaving(pending.member);
   CloseAfter(*session, pending.close_after);
   session->Announced(serial);
   if (pending.leaving) {
@@ -477,6 +480,46 @@ void Room::SendFulls() {
   // whoever entered its world meanwhile, a room-0 session above all (it
   // came without an S_JOIN to hold back).
   if (full_wanted_.empty() || syncing_) return;
+  ListWorld();
+  bool encoded = false;
+  for (uint64_t id : full_wanted_) {
+    Member* member = FindCurrent(id);
+    // Gone since, or left and joined again: that stay asks for its own.
+    if (member == nullptr || !member->wants_full) continue;
+    member->wants_full = false;
+    if (!member->position.in_world || index_.count(id) == 0) continue;
+    if (!encoded || !options_.shared_snapshots) {
+      Encode(world_, /*full=*/true, full_parts_);
+      encoded = true;
+    }
+    Deliver(*member->session, full_parts_, world_.size(), /*full=*/true);
+  }
+  full_wanted_.clear();
+}
+
+// A world member leaving before the tick that was to send its full snapshot
+// (its S_JOIN here and its next C_JOIN came within one tick, or it was told
+// to leave while its S_JOIN was kept back) has it now, listing it too: the
+// contract owes one after every S_JOIN of a world member, before it goes on
+// to the next room's S_JOIN. Built for it alone, like a chat to a room it
+// pays for itself, and only once per stay (the flow control bounds how
+// fast a client can join). While the room syncs the list has only what
+// this node knows so far.
+void Room::SendFullOnLeaving(Member& member) {
+  member.wants_full = false;
+  // Gone from the world, or leaving because it disconnected.
+  if (!member.position.in_world || !member.session->IsConnected()) return;
+  ListWorld();
+  // A stay announced only to leave is no member any more; a later stay of
+  // the same session that is (pending here) is listed already.
+  if (FindCurrent(member.id) == nullptr) {
+    world_.push_back({member.id, member.position, false});
+  }
+  Encode(world_, /*full=*/true, full_parts_);
+  Deliver(*member.session, full_parts_, world_.size(), /*full=*/true);
+}
+
+void Room::ListWorld() {
   world_.clear();
   for (const Member& member : members_) {
     if (member.position.in_world) {
@@ -492,20 +535,6 @@ void Room::SendFulls() {
   for (const auto& [id, remote] : remote_) {
     world_.push_back({id, remote.position, false});
   }
-  bool encoded = false;
-  for (uint64_t id : full_wanted_) {
-    Member* member = FindCurrent(id);
-    // Gone since, or left and joined again: that stay asks for its own.
-    if (member == nullptr || !member->wants_full) continue;
-    member->wants_full = false;
-    if (!member->position.in_world || index_.count(id) == 0) continue;
-    if (!encoded || !options_.shared_snapshots) {
-      Encode(world_, /*full=*/true, full_parts_);
-      encoded = true;
-    }
-    Deliver(*member->session, full_parts_, world_.size(), /*full=*/true);
-  }
-  full_wanted_.clear();
 }
 
 void Room::Encode(const std::vector<EntityState>& entities, bool full,

@@ -216,6 +216,10 @@ class Room final : public servercore::JobQueue {
   void Note(Member& member);
   void WantFull(Member& member);
   void SendFulls();
+  void SendFullOnLeaving(Member& member);
+  // Fills world_ with every world member of the room, pending stays and
+  // other nodes' members included: what a full snapshot lists.
+  void ListWorld();
   void Tick();
   // On a cluster: this node's moves since the last grid point, to the other
   // nodes (kDelta), on the grid itself, SnapshotDelay before the snapshots

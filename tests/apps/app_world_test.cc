@@ -484,6 +484,47 @@ TEST_P(WorldTest, EachJoinOfAWorldMemberStartsWithAFullSnapshot) {
   movers.join();
 }
 
+// Two C_JOINs in one write: the first room's stay ends before its tick.
+// Its S_JOIN still owes the full snapshot (the contract: "after each S_JOIN
+// of a world member"), listing the room's world with the traveller in it,
+// and it comes before the next room's S_JOIN. Before, the first room sent
+// nothing, and a client waiting for its full snapshot never had it.
+TEST_P(WorldTest, TwoJoinsInOneWriteHaveAFullSnapshotEach) {
+  START_SERVER("--tick-ms", "1000");
+  Player traveller, local;
+  ASSERT_TRUE(traveller.Enter(server_.port(), 6001, 60));
+  ASSERT_TRUE(local.Enter(server_.port(), 6002, 61));
+  ASSERT_TRUE(traveller.Move(1, 1, 1));
+  ASSERT_TRUE(local.Move(5, 5, 1));
+  ASSERT_TRUE(
+      traveller.ReadUntil([&](const Player& p) { return p.Sees(p.id, 1); }));
+  ASSERT_TRUE(
+      local.ReadUntil([&](const Player& p) { return p.Sees(p.id, 1); }));
+
+  std::vector<std::byte> write = EncodePacket(kCJoin, U32(61));
+  Append(write, EncodePacket(kCJoin, U32(62)));
+  ASSERT_TRUE(traveller.client.SendAll(write));
+  for (const uint32_t room : {61u, 62u}) {
+    std::optional<Packet> packet;
+    // A snapshot of the room being left may come first.
+    do {
+      packet = traveller.client.ReadPacket(Seconds(10));
+      ASSERT_TRUE(packet.has_value()) << "room " << room;
+    } while (packet->id == kSSnapshot &&
+             ParseSnapshot(packet->payload)->room != room);
+    ASSERT_EQ(packet->id, kSJoin) << "room " << room;
+    traveller.room = room;
+    traveller.last_tick = 0;
+    const auto full = traveller.NextSnapshot();
+    ASSERT_TRUE(full.has_value()) << "room " << room;
+    EXPECT_TRUE(full->full) << "room " << room;
+    const SnapshotEntity* self = full->Find(traveller.id);
+    ASSERT_NE(self, nullptr) << "room " << room << ": itself included";
+    EXPECT_EQ(self->last_seq, 1u);
+    EXPECT_EQ(full->Find(local.id) != nullptr, room == 61) << "room " << room;
+  }
+}
+
 // An invalid C_MOVE closes the session and never enters it into the world:
 // the others see nothing of it, or (if it was in) see it gone.
 TEST_P(WorldTest, InvalidMovesNeverReachTheWorld) {

@@ -134,8 +134,10 @@ std::optional<std::chrono::milliseconds> ClusterTest::JoinUntilCount(
 }
 
 void ClusterTest::JoinTogether(TestClient& a, TestClient& b, uint32_t room) {
-  ASSERT_TRUE(Join(a, room).has_value());
-  ASSERT_TRUE(Join(b, room).has_value());
+  // Either may be a world member already, owed a full snapshot of the stay
+  // it leaves (its last join here may be less than a tick ago).
+  ASSERT_TRUE(JoinSkippingSnapshots(a, room).has_value());
+  ASSERT_TRUE(JoinSkippingSnapshots(b, room).has_value());
   ASSERT_TRUE(JoinUntilCount(a, room, 2, Seconds(10)).has_value());
   ASSERT_TRUE(JoinUntilCount(b, room, 2, Seconds(10)).has_value());
 }
