@@ -41,6 +41,22 @@ class SwallowSession : public PacketSession {
 
 constexpr size_t kMiB = size_t{1} << 20;
 
+// Within 10 s, the process's resident memory is back within `slack` of
+// `before` (waits no longer than that takes).
+void ExpectResidentWithin(size_t before, size_t slack) {
+  const auto start = std::chrono::steady_clock::now();
+  size_t after = ResidentBytes();
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(10) &&
+         after > before + slack) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    after = ResidentBytes();
+  }
+  std::printf("[ memory ] after they left: %.1f MiB\n",
+              static_cast<double>(after) / kMiB);
+  EXPECT_LE(after, before + slack)
+      << "RSS " << after / kMiB << " MiB, before " << before / kMiB << " MiB";
+}
+
 // One session come and gone (threads, arenas, first slabs), what it left
 // given back; then *resident is where the test starts from.
 void WarmUp(ServerService& server, size_t* resident) {
@@ -157,17 +173,7 @@ TEST_P(MemoryReturnTest,
     EXPECT_GT(peak, before + 12 * kMiB);
   }
   ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == 0; }));
-  const auto start = std::chrono::steady_clock::now();
-  size_t after = ResidentBytes();
-  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(10) &&
-         after > before + 8 * kMiB) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    after = ResidentBytes();
-  }
-  std::printf("[ memory ] after they left: %.1f MiB\n",
-              static_cast<double>(after) / kMiB);
-  EXPECT_LE(after, before + 8 * kMiB)
-      << "RSS " << after / kMiB << " MiB, before " << before / kMiB << " MiB";
+  ExpectResidentWithin(before, 8 * kMiB);
   server->Stop();
 }
 
@@ -237,17 +243,7 @@ TEST_P(MemoryReturnTest, ResidentMemoryReturnsAfterEveryWorkerReadAFlood) {
     EXPECT_GT(peak, before + 12 * kMiB);
   }
   ASSERT_TRUE(WaitFor([&] { return server->SessionCount() == 0; }));
-  const auto start = std::chrono::steady_clock::now();
-  size_t after = ResidentBytes();
-  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(10) &&
-         after > before + 4 * kMiB) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    after = ResidentBytes();
-  }
-  std::printf("[ memory ] after they left: %.1f MiB\n",
-              static_cast<double>(after) / kMiB);
-  EXPECT_LE(after, before + 4 * kMiB)
-      << "RSS " << after / kMiB << " MiB, before " << before / kMiB << " MiB";
+  ExpectResidentWithin(before, 4 * kMiB);
   server->Stop();
 }
 
