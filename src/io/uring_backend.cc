@@ -220,13 +220,14 @@ class ProvidedBuffers {
   // only when the kernel writes into them nowhere but inside this thread's
   // own io_uring_enter (DEFER_TASKRUN: receives run as task work there),
   // and every completion of the last one has been handled, its bytes
-  // copied where they are kept: so `deferred` must say the ring defers its
-  // task work, and this runs only between Polls. A read into a dropped
-  // buffer later finds fresh zeroed pages.
-  void ReleaseIfQuiet(bool deferred) {
+  // copied where they are kept: so the ring must defer its
+  // task work, and no completion may wait unseen (a receive issued at once
+  // by a submission in the middle of a round): `safe` says both. A read
+  // into a dropped buffer later finds fresh zeroed pages.
+  void ReleaseIfQuiet(bool safe) {
     const bool quiet = !used_;
     used_ = false;
-    if (!quiet || !resident_ || !deferred) return;
+    if (!quiet || !resident_ || !safe) return;
     ::madvise(base_, buffer_bytes_, MADV_DONTNEED);
     target_.Reset();
     resident_ = false;
@@ -487,7 +488,12 @@ class UringBackend final : public IoBackend {
 
   void ReleaseIdleMemory() override SERVERCORE_ON_WORKER {
     worker_.AssertInWorkerThread();
-    buffers_.ReleaseIfQuiet((ring_.flags & IORING_SETUP_DEFER_TASKRUN) != 0);
+    // A submission this round (GetSqe, with the queue full) may have issued
+    // a receive at once, its bytes already in a buffer and its completion
+    // not yet seen: then not now.
+    buffers_.ReleaseIfQuiet((ring_.flags & IORING_SETUP_DEFER_TASKRUN) != 0 &&
+                            io_uring_cq_ready(&ring_) == 0 &&
+                            !io_uring_cq_has_overflow(&ring_));
   }
 
   void Wake() noexcept override {
