@@ -183,10 +183,11 @@ constexpr size_t kFloodBytes = 4 * kMiB;  // per session
 // Floods every worker of `server` (kWorkers of them) at once: 4 sessions
 // each, each sending kFloodBytes of packets, so that every worker has more
 // to read in a round than the buffers it holds and runs dry until it holds
-// all it may. Returns the process's resident memory once all was read,
-// while the flood (kFloodBytes) is still held here; the sessions are closed
-// on return.
-void FloodEveryWorker(ServerService& server, size_t workers, size_t* peak) {
+// all it may. Sets *peak to the process's resident memory once all was
+// read, while the flood (kFloodBytes) is still held here, and prints it
+// beside `before`; the sessions are closed on return.
+void FloodEveryWorker(ServerService& server, size_t workers, size_t before,
+                      size_t* peak) {
   const size_t sessions = 4 * workers;
   std::vector<std::byte> flood(kFloodBytes);
   for (size_t at = 0; at < kFloodBytes; at += kFloodPacket) {
@@ -213,6 +214,9 @@ void FloodEveryWorker(ServerService& server, size_t workers, size_t* peak) {
            sessions * kFloodBytes / kFloodPacket;
   })) << server.GetStats().packets_in;
   *peak = ResidentBytes();
+  std::printf("[ memory ] RSS before %.1f MiB, peak %.1f MiB\n",
+              static_cast<double>(before) / kMiB,
+              static_cast<double>(*peak) / kMiB);
 }
 
 // Every worker of eight read a flood, then all its sessions went. On
@@ -233,10 +237,7 @@ TEST_P(MemoryReturnTest, ResidentMemoryReturnsAfterEveryWorkerReadAFlood) {
   size_t before = 0;
   ASSERT_NO_FATAL_FAILURE(WarmUp(*server, &before));
   size_t peak = 0;
-  ASSERT_NO_FATAL_FAILURE(FloodEveryWorker(*server, kWorkers, &peak));
-  std::printf("[ memory ] RSS before %.1f MiB, peak %.1f MiB\n",
-              static_cast<double>(before) / kMiB,
-              static_cast<double>(peak) / kMiB);
+  ASSERT_NO_FATAL_FAILURE(FloodEveryWorker(*server, kWorkers, before, &peak));
   // The flood reached every worker's buffers (16 MiB of them; the flood
   // itself, 4 MiB, was held here too).
   if (GetParam() == Backend::kUring) {
@@ -264,10 +265,7 @@ TEST_P(MemoryReturnTest, EveryWorkersReadBuffersStayWithinAnEighthOfTheBudget) {
   size_t before = 0;
   ASSERT_NO_FATAL_FAILURE(WarmUp(*server, &before));
   size_t peak = 0;
-  ASSERT_NO_FATAL_FAILURE(FloodEveryWorker(*server, kWorkers, &peak));
-  std::printf("[ memory ] RSS before %.1f MiB, peak %.1f MiB\n",
-              static_cast<double>(before) / kMiB,
-              static_cast<double>(peak) / kMiB);
+  ASSERT_NO_FATAL_FAILURE(FloodEveryWorker(*server, kWorkers, before, &peak));
   // The flood held here, the buffers' eighth of the budget, and 2 MiB for
   // the rest (the sessions, their tails, malloc).
   EXPECT_LE(peak, before + kFloodBytes + kBudget / 8 + 2 * kMiB)
