@@ -85,18 +85,6 @@ TEST_P(ConcurrentSendTest, FourThreadsSendToOneSessionEachInOrder) {
   EXPECT_TRUE(WaitFor([&] { return session->PendingSendBytes() == 0; }));
 }
 
-// The most a TCP socket's send buffer may grow to (tcp_wmem's maximum).
-size_t MaxSocketSendBuffer() {
-  size_t min = 0, def = 0, max = 4 * 1024 * 1024;
-  if (FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_wmem", "r")) {
-    if (std::fscanf(f, "%zu %zu %zu", &min, &def, &max) != 3) {
-      max = 4 * 1024 * 1024;
-    }
-    std::fclose(f);
-  }
-  return max;
-}
-
 // More is queued than the kernel can hold for a client with a small receive
 // buffer that does not read yet, so the gather writes come back short; then
 // the client drains slowly, keeping the socket full. Each write must resume

@@ -68,6 +68,19 @@ inline bool WaitFor(
   return true;
 }
 
+// The most a TCP socket's send buffer may grow to (tcp_wmem's maximum): what
+// the kernel may take of a session's output before any of it stays queued.
+inline size_t MaxSocketSendBuffer() {
+  size_t min = 0, def = 0, max = 4 * 1024 * 1024;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_wmem", "r")) {
+    if (std::fscanf(f, "%zu %zu %zu", &min, &def, &max) != 3) {
+      max = 4 * 1024 * 1024;
+    }
+    std::fclose(f);
+  }
+  return max;
+}
+
 class SessionTracker;
 
 // An EchoSession that reports to a SessionTracker: OnConnected and
