@@ -22,6 +22,8 @@ std::string_view ToString(DisconnectReason reason) noexcept {
       return "idle timeout";
     case DisconnectReason::kPacketTimeout:
       return "packet timeout";
+    case DisconnectReason::kMemoryBudget:
+      return "memory budget";
     case DisconnectReason::kCount:
       break;
   }

@@ -33,6 +33,7 @@ bool MaySayGoodbye(DisconnectReason reason) noexcept {
     case DisconnectReason::kProtocolError:
     case DisconnectReason::kIdleTimeout:
     case DisconnectReason::kPacketTimeout:
+    case DisconnectReason::kMemoryBudget:
     case DisconnectReason::kServiceStopped:
       return true;
     default:

@@ -16,6 +16,10 @@ std::optional<ByeReason> ByeReasonOf(DisconnectReason reason) {
     case DisconnectReason::kIdleTimeout:
       return ByeReason::kIdleTimeout;
     case DisconnectReason::kPacketTimeout:
+    // A message begun that the memory budget cannot hold: like a packet
+    // timeout, a packet that will never be completed. The contract has no
+    // reason of its own for it; the detail says "memory budget".
+    case DisconnectReason::kMemoryBudget:
       return ByeReason::kPacketTimeout;
     case DisconnectReason::kServiceStopped:
       return ByeReason::kServerStopping;

@@ -168,7 +168,8 @@ void StatsPrinter::PrintSummary() const {
           .count();
   std::printf(
       "[summary] %.1f s | accepted %llu closed %llu (peer %llu, reset %llu, "
-      "slow %llu, protocol %llu, idle %llu, half-sent %llu, stopped %llu) | "
+      "slow %llu, protocol %llu, idle %llu, half-sent %llu, budget %llu, "
+      "stopped %llu) | "
       "memory budget: %llu kicks, accepting paused %llu times | "
       "packets in %llu out %llu | "
       "bytes in %llu out %llu | writes %llu, %.1f iov/write, %llu partial | "
@@ -186,6 +187,8 @@ void StatsPrinter::PrintSummary() const {
           stats.closed(DisconnectReason::kIdleTimeout)),
       static_cast<unsigned long long>(
           stats.closed(DisconnectReason::kPacketTimeout)),
+      static_cast<unsigned long long>(
+          stats.closed(DisconnectReason::kMemoryBudget)),
       static_cast<unsigned long long>(
           stats.closed(DisconnectReason::kServiceStopped)),
       static_cast<unsigned long long>(stats.budget_kicks),

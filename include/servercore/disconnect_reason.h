@@ -19,6 +19,7 @@ enum class DisconnectReason : uint8_t {
   kServiceStopped,  // Service::Stop()
   kIdleTimeout,     // nothing consumed for ServiceOptions::idle_timeout
   kPacketTimeout,   // a message begun and not finished in packet_timeout
+  kMemoryBudget,    // a message begun that the memory budget cannot hold
   kCount,
 };
 

@@ -48,18 +48,18 @@
 // after that returns false.
 //
 // Goodbye: when the server closes a session for a reason of its own
-// (kProtocolError, kIdleTimeout, kPacketTimeout, kServiceStopped, or the
-// application's kLocal), OnClosing runs first, on the worker, and may return
-// one last packet (say, why). The library queues it behind what is already
-// queued and writes it all before shutting the socket down, for at most two
-// seconds (one while the service is stopping): a peer that does not read
-// cannot hold the close. OnClosing is not called when the session is closed
-// as a slow receiver (its output is full), when the peer closed or reset
-// first, or on a socket error: then nothing more can or should be written.
-// OnDisconnected fires exactly once, on the worker, after the last I/O
-// operation on the socket has completed; only then is the socket closed. The
-// Service keeps the session alive while it has I/O in flight; the application
-// may keep SessionRefs longer (Send then returns false).
+// (kProtocolError, kIdleTimeout, kPacketTimeout, kMemoryBudget,
+// kServiceStopped, or the application's kLocal), OnClosing runs first, on the
+// worker, and may return one last packet (say, why). The library queues it
+// behind what is already queued and writes it all before shutting the socket
+// down, for at most two seconds (one while the service is stopping): a peer
+// that does not read cannot hold the close. OnClosing is not called when the
+// session is closed as a slow receiver (its output is full), when the peer
+// closed or reset first, or on a socket error: then nothing more can or should
+// be written. OnDisconnected fires exactly once, on the worker, after the last
+// I/O operation on the socket has completed; only then is the socket closed.
+// The Service keeps the session alive while it has I/O in flight; the
+// application may keep SessionRefs longer (Send then returns false).
 //
 // Thread safety: Send, Disconnect, IsConnected, PendingSendBytes and id may be
 // called from any thread. The On* hooks run on the session's worker thread,

@@ -272,7 +272,7 @@ bool SocketState::GrowTail(size_t capacity, const char* what) {
                "disconnecting",
                static_cast<unsigned long long>(owner_.id()), what, capacity,
                budget.recv_bytes(), budget.recv_limit());
-    owner_.Disconnect(DisconnectReason::kSlowReceiver);
+    owner_.Disconnect(DisconnectReason::kMemoryBudget);
     return false;
   }
   ResizeTailStorage(capacity);

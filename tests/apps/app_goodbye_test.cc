@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstdio>
 #include <optional>
 #include <span>
 #include <string>
@@ -296,6 +297,62 @@ TEST_P(GoodbyeAppTest, ClientThatClosedFirstGetsNoBye) {
 }
 
 // A slow receiver's output is full: it is closed without S_BYE.
+// A packet begun that the memory budget cannot hold (the sessions' receive
+// tails at half of it) closes its session, which owes no output: that is
+// not a slow receiver, so a client that spoke typed packets is told, with
+// reason 3 (a packet that will never be completed) and the detail "memory
+// budget". Sessions whose packets were held finish them and lose nothing.
+// (An outside probe found 72 of 200 such clients closed without S_BYE.)
+TEST_P(GoodbyeAppTest, PacketTheBudgetCannotHoldGetsByeReason3) {
+  START_SERVER("--max-memory", "1048576");
+  constexpr size_t kClients = 200;  // 4 KiB tails: 800 KB against 512 KiB
+  constexpr uint16_t kSize = 4096;
+  constexpr size_t kBegun = 4000;
+  std::vector<TestClient> clients(kClients);
+  for (TestClient& client : clients) {
+    ASSERT_TRUE(ConnectReady(client, server_.port()));
+    ASSERT_NO_FATAL_FAILURE(Ping(client));
+  }
+  std::vector<std::byte> packet = RawHeader(kSize, kCEcho);
+  packet.resize(kSize, std::byte{'e'});
+  const auto begun = std::span(packet).first(kBegun);
+  const auto rest = std::span(packet).subspan(kBegun);
+  for (TestClient& client : clients) ASSERT_TRUE(client.SendAll(begun));
+  // Time for the server to read them all: sent at once, on io_uring they
+  // find the few provided buffers of so small a budget taken, and would
+  // otherwise be read together with their ends, whole, needing no tail.
+  std::this_thread::sleep_for(milliseconds(1000));
+  // Each client now finishes its packet: one held gets its echo; one cut
+  // has S_BYE waiting (what it sends now is thrown away).
+  for (TestClient& client : clients) (void)client.SendAll(rest);
+  size_t echoed = 0;
+  size_t told = 0;
+  for (size_t i = 0; i < kClients; ++i) {
+    auto reply = clients[i].ReadPacket(Seconds(10));
+    ASSERT_TRUE(reply) << "client " << i << ": neither echo nor S_BYE";
+    if (reply->id == kSEcho) {
+      EXPECT_EQ(reply->payload.size(), kSize - 4u) << "client " << i;
+      ++echoed;
+      continue;
+    }
+    ASSERT_EQ(reply->id, kSBye) << "client " << i;
+    const std::optional<Bye> bye = ParseBye(reply->payload);
+    ASSERT_TRUE(bye) << "S_BYE does not parse";
+    EXPECT_EQ(bye->reason, 3u) << "client " << i;
+    EXPECT_EQ(bye->detail, "memory budget") << "client " << i;
+    EXPECT_TRUE(clients[i].WaitForClose(Seconds(5))) << "client " << i;
+    ++told;
+  }
+  std::printf("[ budget ] %zu echoed, %zu told S_BYE\n", echoed, told);
+  EXPECT_GT(told, 0u) << "the budget cut nobody: the test proves nothing";
+  EXPECT_GT(echoed, 0u);
+  ASSERT_TRUE(server_.Stop(SIGTERM, Seconds(10)).has_value());
+  server_.process().WaitForOutputEnd(Seconds(10));
+  EXPECT_NE(server_.Output().find("budget " + std::to_string(told) + ","),
+            std::string::npos)
+      << server_.Output();
+}
+
 TEST_P(GoodbyeAppTest, SlowReceiverGetsNoBye) {
   START_SERVER("--max-pending", "65536");
   TestClient slow;
