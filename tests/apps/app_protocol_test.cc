@@ -275,6 +275,17 @@ TEST_P(AppProtocolTest, AnswersKeepTheOrderOfTheirRequests) {
   }
 }
 
+// How long `joins` pipelined joins may take, from the bound of a release
+// build. Sanitizers slow this allocation-heavy work far more than the 3x
+// Seconds() allows: on an AMD host with the whole suite running, ASan took
+// 34 s where release took 3.1 s, and TSan 21 s. Twelve times the release
+// bound still fails the quadratic scans these tests guard against (23 s in
+// a release build before the fix, some minutes under ASan).
+std::chrono::milliseconds JoinPipelineLimit(int release_seconds) {
+  return std::chrono::milliseconds(1000 * release_seconds *
+                                   (kSlowdown > 1 ? 12 : 1));
+}
+
 // Sends `joins` C_JOINs, each followed by an echo, in one write (from a
 // thread of its own, reading all the while): the room of join i is
 // room_of(i). Every S_JOIN and echo must come back in order, each join
@@ -318,7 +329,7 @@ TEST_P(AppProtocolTest, PipelinedJoinsToOneRoomAreAnsweredInOrderAndSoon) {
   TestClient client;
   ASSERT_TRUE(ConnectReady(client, server_.port()));
   PipelineJoins(
-      client, 100'000, [](uint32_t) { return 5u; }, Seconds(8));
+      client, 100'000, [](uint32_t) { return 5u; }, JoinPipelineLimit(8));
 }
 
 // And to as many rooms: each join makes a room, handed the session by the
@@ -330,7 +341,8 @@ TEST_P(AppProtocolTest, PipelinedJoinsToManyRoomsAreAnsweredInOrder) {
   TestClient client;
   ASSERT_TRUE(ConnectReady(client, server_.port()));
   PipelineJoins(
-      client, 100'000, [](uint32_t i) { return 1000 + i; }, Seconds(20));
+      client, 100'000, [](uint32_t i) { return 1000 + i; },
+      JoinPipelineLimit(20));
 }
 
 // ---- Chat -----------------------------------------------------------------
