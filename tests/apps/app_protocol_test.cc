@@ -275,13 +275,14 @@ TEST_P(AppProtocolTest, AnswersKeepTheOrderOfTheirRequests) {
   }
 }
 
-// How long `joins` pipelined joins may take, from the bound of a release
-// build. Sanitizers slow this allocation-heavy work far more than the 3x
-// Seconds() allows: on an AMD host with the whole suite running, ASan took
-// 34 s where release took 3.1 s, and TSan 21 s. Twelve times the release
-// bound still fails the quadratic scans these tests guard against (23 s in
-// a release build before the fix, some minutes under ASan).
-std::chrono::milliseconds JoinPipelineLimit(int release_seconds) {
+// How much server CPU `joins` pipelined joins may take, from the bound of a
+// release build. CPU time, not wall time: the server needs 0.15 s (one room)
+// and 0.3 s (a room each) of it here, while the wall clock, which mostly
+// counts the test's own reading, took 1.4 s alone and over 8 s in CI with
+// the suite's other tests on two cores. The quadratic scans these tests
+// guard against took 23 s in a release build. Sanitizers slow this
+// allocation-heavy work about ten times, so they get twelve times the bound.
+std::chrono::milliseconds JoinPipelineCpuLimit(int release_seconds) {
   return std::chrono::milliseconds(1000 * release_seconds *
                                    (kSlowdown > 1 ? 12 : 1));
 }
@@ -289,16 +290,18 @@ std::chrono::milliseconds JoinPipelineLimit(int release_seconds) {
 // Sends `joins` C_JOINs, each followed by an echo, in one write (from a
 // thread of its own, reading all the while): the room of join i is
 // room_of(i). Every S_JOIN and echo must come back in order, each join
-// counting the client alone, within `limit`.
-void PipelineJoins(TestClient& client, uint32_t joins,
+// counting the client alone, with `server` using at most `cpu_limit`.
+void PipelineJoins(ChildProcess& server, TestClient& client, uint32_t joins,
                    const std::function<uint32_t(uint32_t)>& room_of,
-                   std::chrono::milliseconds limit) {
+                   std::chrono::milliseconds cpu_limit) {
   std::vector<std::byte> write;
   write.reserve(size_t{joins} * 16);
   for (uint32_t i = 0; i < joins; ++i) {
     Append(write, EncodePacket(kCJoin, U32(room_of(i))));
     Append(write, EncodePacket(kCEcho, U32(i)));  // kept back with its stay
   }
+  const auto cpu_before = server.CpuTime();
+  ASSERT_TRUE(cpu_before.has_value());
   const auto start = std::chrono::steady_clock::now();
   std::thread writer([&] { EXPECT_TRUE(client.SendAll(write)); });
   uint32_t answered = 0;
@@ -314,7 +317,13 @@ void PipelineJoins(TestClient& client, uint32_t joins,
   }
   writer.join();
   EXPECT_EQ(answered, joins);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, limit);
+  const auto cpu_after = server.CpuTime();
+  ASSERT_TRUE(cpu_after.has_value());
+  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  EXPECT_LT((*cpu_after - *cpu_before).count(), cpu_limit.count())
+      << "server CPU ms for " << joins << " joins (wall " << wall.count()
+      << " ms)";
 }
 
 // A client may pipeline as many C_JOINs as it likes, to one room: each is a
@@ -329,7 +338,8 @@ TEST_P(AppProtocolTest, PipelinedJoinsToOneRoomAreAnsweredInOrderAndSoon) {
   TestClient client;
   ASSERT_TRUE(ConnectReady(client, server_.port()));
   PipelineJoins(
-      client, 100'000, [](uint32_t) { return 5u; }, JoinPipelineLimit(8));
+      server_.process(), client, 100'000, [](uint32_t) { return 5u; },
+      JoinPipelineCpuLimit(2));
 }
 
 // And to as many rooms: each join makes a room, handed the session by the
@@ -341,8 +351,8 @@ TEST_P(AppProtocolTest, PipelinedJoinsToManyRoomsAreAnsweredInOrder) {
   TestClient client;
   ASSERT_TRUE(ConnectReady(client, server_.port()));
   PipelineJoins(
-      client, 100'000, [](uint32_t i) { return 1000 + i; },
-      JoinPipelineLimit(20));
+      server_.process(), client, 100'000, [](uint32_t i) { return 1000 + i; },
+      JoinPipelineCpuLimit(4));
 }
 
 // ---- Chat -----------------------------------------------------------------

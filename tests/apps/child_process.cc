@@ -8,6 +8,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 
 extern char** environ;
 
@@ -125,6 +128,26 @@ std::optional<int> ChildProcess::Wait(std::chrono::milliseconds timeout) {
     if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+}
+
+std::optional<std::chrono::milliseconds> ChildProcess::CpuTime() const {
+  if (!running()) return std::nullopt;
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  // The command name (field 2) may hold spaces: count fields after its ')'.
+  const size_t end_of_name = stat.rfind(')');
+  if (end_of_name == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat.substr(end_of_name + 1));
+  std::string field;
+  for (int i = 3; i <= 13 && fields >> field; ++i) {
+  }
+  unsigned long long user = 0, system = 0;  // fields 14 and 15, in ticks
+  if (!(fields >> user >> system)) return std::nullopt;
+  const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
+  if (ticks_per_second <= 0) return std::nullopt;
+  const auto ticks = static_cast<long long>(user + system);
+  return std::chrono::milliseconds(ticks * 1000 / ticks_per_second);
 }
 
 std::string ChildProcess::DescribeStatus(int status) {

@@ -67,6 +67,11 @@ class ChildProcess {
   // Describes a waitpid status: "exit 0", "signal 9".
   static std::string DescribeStatus(int status);
 
+  // CPU time (user and system, all threads) the running child has used so
+  // far, from /proc/PID/stat; nullopt if it cannot be read. Unlike a wall
+  // clock, it barely grows when other tests crowd the machine.
+  std::optional<std::chrono::milliseconds> CpuTime() const;
+
  private:
   void ReadLoop(int fd);
 
