@@ -70,6 +70,45 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+std::vector<uint64_t> NumbersAfter(std::string_view text,
+                                   std::string_view label) {
+  const auto part_of_word = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' ||
+           c == '-';
+  };
+  std::vector<uint64_t> numbers;
+  for (size_t at = text.find(label); at != std::string_view::npos;
+       at = text.find(label, at + 1)) {
+    if (at > 0 && part_of_word(text[at - 1])) continue;
+    size_t digits = at + label.size();
+    const size_t spaces = digits;
+    while (digits < text.size() && text[digits] == ' ') ++digits;
+    if (digits == spaces) continue;
+    uint64_t value = 0;
+    const char* end = text.data() + text.size();
+    const auto [next, error] =
+        std::from_chars(text.data() + digits, end, value);
+    if (error == std::errc()) numbers.push_back(value);
+  }
+  return numbers;
+}
+
+bool AnyAbove(const std::vector<uint64_t>& numbers, uint64_t bound) {
+  return std::ranges::any_of(numbers, [&](uint64_t n) { return n > bound; });
+}
+
+std::string_view LineStartingWith(std::string_view text,
+                                  std::string_view prefix) {
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(start, end - start);
+    if (line.starts_with(prefix)) return line;
+    start = end + 1;
+  }
+  return {};
+}
+
 std::vector<std::byte> Bytes(std::string_view text) {
   std::vector<std::byte> out(text.size());
   if (!text.empty()) std::memcpy(out.data(), text.data(), text.size());

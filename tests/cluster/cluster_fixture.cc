@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <charconv>
-#include <regex>
 #include <thread>
 
 #include "tests/apps/app_fixture.h"
@@ -155,14 +154,9 @@ int ClusterTest::RoomSubscribers(uint32_t room) const {
 
 std::optional<uint64_t> ClusterTest::LastStat(int i,
                                               const std::string& name) const {
-  const std::string out = node(i).Output();
-  const std::regex pattern(name + " ([0-9]+)");
-  std::optional<uint64_t> last;
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), pattern);
-       it != std::sregex_iterator(); ++it) {
-    last = std::stoull((*it)[1].str());
-  }
-  return last;
+  const auto numbers = NumbersAfter(node(i).Output(), name);
+  if (numbers.empty()) return std::nullopt;
+  return numbers.back();
 }
 
 void ClusterTest::KillBroker(int a, int b) {
