@@ -5,11 +5,13 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <CLI/CLI.hpp>
 #include <charconv>
 #include <cmath>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace game {
@@ -48,15 +50,15 @@ std::string Show(double value) {
 // A transform accepting the numbers of type T for which accept(value) holds,
 // `range` being how the help and the errors describe them.
 template <typename T, typename Accept>
-CLI::Validator Number(const std::string& range, Accept accept) {
-  return CLI::Validator(
-      [range, accept](std::string& text) {
-        const std::optional<T> value = ReadNumber<T>(text);
-        if (!value || !accept(*value)) return text + " not in " + range;
-        text = ForCli11(*value);
-        return std::string();
-      },
-      range);
+FlagRule Number(const std::string& range, Accept accept) {
+  return {range,
+          [range, accept](std::string& text) {
+            const std::optional<T> value = ReadNumber<T>(text);
+            if (!value || !accept(*value)) return text + " not in " + range;
+            text = ForCli11(*value);
+            return std::string();
+          },
+          /*rewrites=*/true};
 }
 
 // Why `url` is not one NATS server's URL (NatsUrls), or "".
@@ -117,95 +119,148 @@ std::vector<std::string> SplitNatsUrls(std::string_view list) {
   }
 }
 
-CLI::Validator NatsUrls() {
-  return CLI::Validator(
-      [](std::string& text) {
-        if (text.empty()) return std::string("no NATS server given");
-        for (const std::string& url : SplitNatsUrls(text)) {
-          if (std::string why = NatsUrlError(url); !why.empty()) {
-            return url + ": " + why;
-          }
-        }
-        return std::string();
-      },
-      "nats://HOST:PORT");
+FlagRule NatsUrls() {
+  return {"nats://HOST:PORT", [](std::string& text) {
+            if (text.empty()) return std::string("no NATS server given");
+            for (const std::string& url : SplitNatsUrls(text)) {
+              if (std::string why = NatsUrlError(url); !why.empty()) {
+                return url + ": " + why;
+              }
+            }
+            return std::string();
+          }};
 }
 
-CLI::Validator HostAddress() {
-  return CLI::Validator(
-      [](std::string& text) {
-        if (text.empty()) return std::string("no host given");
-        // What looks like an address is read as one, with no lookup: a
-        // typo in an address is not sent to DNS (nor waits on it).
-        if (text.find(':') != text.npos ||
-            text.find_first_not_of("0123456789.") == text.npos) {
-          in6_addr address;
-          if (::inet_pton(AF_INET, text.c_str(), &address) == 1 ||
-              ::inet_pton(AF_INET6, text.c_str(), &address) == 1) {
+FlagRule HostAddress() {
+  return {"HOST", [](std::string& text) {
+            if (text.empty()) return std::string("no host given");
+            // What looks like an address is read as one, with no lookup: a
+            // typo in an address is not sent to DNS (nor waits on it).
+            if (text.find(':') != text.npos ||
+                text.find_first_not_of("0123456789.") == text.npos) {
+              in6_addr address;
+              if (::inet_pton(AF_INET, text.c_str(), &address) == 1 ||
+                  ::inet_pton(AF_INET6, text.c_str(), &address) == 1) {
+                return std::string();
+              }
+              return text + ": not an IPv4 or IPv6 address";
+            }
+            addrinfo hints{};
+            hints.ai_family = AF_UNSPEC;
+            hints.ai_socktype = SOCK_STREAM;
+            addrinfo* result = nullptr;
+            const int r = ::getaddrinfo(text.c_str(), nullptr, &hints, &result);
+            if (r != 0) {
+              return text + ": not an address, nor a name that resolves (" +
+                     ::gai_strerror(r) + ")";
+            }
+            ::freeaddrinfo(result);
             return std::string();
-          }
-          return text + ": not an IPv4 or IPv6 address";
-        }
-        addrinfo hints{};
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        addrinfo* result = nullptr;
-        const int r = ::getaddrinfo(text.c_str(), nullptr, &hints, &result);
-        if (r != 0) {
-          return text + ": not an address, nor a name that resolves (" +
-                 ::gai_strerror(r) + ")";
-        }
-        ::freeaddrinfo(result);
-        return std::string();
-      },
-      "HOST");
+          }};
+}
+
+FlagRule OneOf(std::vector<std::string> names) {
+  const CLI::Validator member = CLI::IsMember(std::move(names));
+  return {member.get_description(),
+          [member](std::string& text) { return member(text); }};
 }
 
 template <typename T>
-CLI::Validator InRange(T min, T max) {
+FlagRule InRange(T min, T max) {
   return Number<T>(
       "[" + std::to_string(min) + " - " + std::to_string(max) + "]",
       [min, max](T value) { return value >= min && value <= max; });
 }
 
-template CLI::Validator InRange<int>(int min, int max);
-template CLI::Validator InRange<uint64_t>(uint64_t min, uint64_t max);
+template FlagRule InRange<int>(int min, int max);
+template FlagRule InRange<uint64_t>(uint64_t min, uint64_t max);
 
 template <>
-CLI::Validator InRange<double>(double min, double max) {
+FlagRule InRange<double>(double min, double max) {
   return Number<double>(
       "[" + Show(min) + " - " + Show(max) + "]", [min, max](double value) {
         return std::isfinite(value) && value >= min && value <= max;
       });
 }
 
-CLI::Validator AtLeast(double min) {
+FlagRule AtLeast(double min) {
   return Number<double>("[" + Show(min) + " - inf)", [min](double value) {
     return std::isfinite(value) && value >= min;
   });
 }
 
-CLI::Validator Above(double min) {
+FlagRule Above(double min) {
   return Number<double>("(" + Show(min) + " - inf)", [min](double value) {
     return std::isfinite(value) && value > min;
   });
 }
 
-std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv) {
-  app.failure_message([](const CLI::App* failed, const CLI::Error& error) {
+CommandLine::Flag& CommandLine::Flag::Required() {
+  option_->required();
+  return *this;
+}
+
+CommandLine::Flag& CommandLine::Flag::Delimiter(char separator) {
+  option_->delimiter(separator);
+  return *this;
+}
+
+CommandLine::CommandLine(const std::string& description,
+                         const std::string& name)
+    : app_(std::make_unique<CLI::App>(description, name)) {}
+
+CommandLine::~CommandLine() = default;
+
+template <typename T>
+CommandLine::Flag CommandLine::Add(const std::string& name, T& value,
+                                   const std::string& help, FlagRule rule) {
+  CLI::Option* option = app_->add_option(name, value, help);
+  if (rule.test) {
+    const bool rewrites = rule.rewrites;
+    CLI::Validator validator(std::move(rule.test), std::move(rule.shown));
+    if (rewrites) {
+      option->transform(std::move(validator));
+    } else {
+      option->check(std::move(validator));
+    }
+  }
+  return Flag(option);
+}
+
+template CommandLine::Flag CommandLine::Add(const std::string&, int&,
+                                            const std::string&, FlagRule);
+template CommandLine::Flag CommandLine::Add(const std::string&, uint16_t&,
+                                            const std::string&, FlagRule);
+template CommandLine::Flag CommandLine::Add(const std::string&, uint64_t&,
+                                            const std::string&, FlagRule);
+template CommandLine::Flag CommandLine::Add(const std::string&, double&,
+                                            const std::string&, FlagRule);
+template CommandLine::Flag CommandLine::Add(const std::string&, std::string&,
+                                            const std::string&, FlagRule);
+template CommandLine::Flag CommandLine::Add(const std::string&,
+                                            std::vector<std::string>&,
+                                            const std::string&, FlagRule);
+
+CommandLine::Flag CommandLine::AddSwitch(const std::string& name, bool& on,
+                                         const std::string& help) {
+  return Flag(app_->add_flag(name, on, help));
+}
+
+std::optional<int> CommandLine::Parse(int argc, char** argv) {
+  app_->failure_message([](const CLI::App* failed, const CLI::Error& error) {
     return failed->get_name() + ": " + error.what() +
            "\nRun with --help for more information.\n";
   });
   // A flag given twice takes its last value: a script or a test appends
   // flags to a base command line, and the later ones win.
-  for (CLI::Option* option : app.get_options()) {
+  for (CLI::Option* option : app_->get_options()) {
     option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   }
   try {
-    app.parse(argc, argv);
+    app_->parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     // Prints the help (stdout) or the error (stderr).
-    return app.exit(error) == 0 ? 0 : 2;
+    return app_->exit(error) == 0 ? 0 : 2;
   }
   return std::nullopt;
 }

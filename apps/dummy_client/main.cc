@@ -97,86 +97,86 @@ std::optional<int> ParseConfig(int argc, char** argv, LoadConfig* config) {
   // bytes after the sender's id.
   constexpr auto kMaxPayload = static_cast<int>(
       kMaxPacketLimit - kPacketHeaderSize - game::kChatSenderSize);
-  CLI::App app(
+  game::CommandLine flags(
       "DummyClient: load generator and correctness checker for GameServer "
       "(docs/PROTOCOL.md)",
       "DummyClient");
   std::string mode = "echo";
   std::string hosts;
-  app.add_option("--host", config->host, "server address (127.0.0.1)")
-      ->check(game::HostAddress());
-  app.add_option("--port", config->port, "server port (7777)")
-      ->transform(game::InRange(1, 65535));
-  app.add_option("--hosts", hosts,
-                 "HOST:PORT,HOST:PORT,...: servers (a cluster's nodes) to "
-                 "deal the sessions out to in turn, session i to host i % H; "
-                 "overrides --host and --port")
-      ->check([](const std::string& text) {
-        std::vector<HostPort> parsed;
-        std::string error;
-        return game::ParseHostList(text, &parsed, &error) ? std::string()
-                                                          : error;
-      });
-  app.add_option("--sessions", config->sessions, "connections (100)")
-      ->transform(game::InRange(1, kMaxInt));
-  app.add_option("--mode", mode, "echo, chat or move (echo)")
-      ->check(CLI::IsMember({"echo", "chat", "move"}));
-  app.add_option("--room-size", config->room_size,
-                 "sessions per room: session i joins room i / N + 1 (0: all "
-                 "stay in room 0)")
-      ->transform(game::InRange(0, kMaxInt));
-  app.add_option("--first-room", config->first_room,
-                 "with --room-size: the first room id, so that two "
-                 "DummyClients can share a server without sharing rooms (1)")
-      ->transform(game::InRange(1, kMaxInt));
-  app.add_option("--payload", config->payload,
-                 "payload bytes per packet, up to 4092 with the default "
-                 "server; chat at least 8 (64)")
-      ->transform(game::InRange(0, kMaxPayload));
-  app.add_option("--rate", config->rate,
-                 "packets/s per sending session, open loop (0: closed loop; "
-                 "move: 10)")
-      ->transform(game::AtLeast(0));
-  app.add_option("--depth", config->depth,
-                 "closed loop: packets in flight per sending session (1)")
-      ->transform(game::InRange(1, kMaxInt));
-  app.add_option("--duration", config->duration, "seconds of load (10)")
-      ->transform(game::Above(0));
-  app.add_option("--warmup", config->warmup,
-                 "seconds of load before the measured --duration (0)")
-      ->transform(game::AtLeast(0));
-  app.add_option("--senders", config->senders,
-                 "chat: sessions that send, the rest only receive (0: all)")
-      ->transform(game::InRange(0, kMaxInt));
-  app.add_option("--threads", config->threads, "client worker threads (1)")
-      ->transform(game::InRange(1, kMaxInt));
-  app.add_option("--tick-ms", config->tick_ms,
-                 "move: the server's tick in ms; a move must show in a "
-                 "snapshot within two (learned from the snapshots)")
-      ->transform(game::Above(0));
-  app.add_option("--late-grace-ms", config->late_grace_ms,
-                 "move: ms allowed beyond two ticks for the network and the "
-                 "schedulers before a move counts as late (500)")
-      ->transform(game::AtLeast(0));
-  app.add_option("--remote-grace-ms", config->remote_grace_ms,
-                 "move: ms allowed beyond that for a mover on another node "
-                 "of a cluster (its session id's node differs) (0)")
-      ->transform(game::AtLeast(0));
-  app.add_option("--keepalive", config->keepalive,
-                 "seconds without sending after which a session sends C_PING "
-                 "(10)")
-      ->transform(game::Above(0));
-  app.add_option("--drain-ms", config->drain_ms,
-                 "ms to wait after the load for packets still owed before "
-                 "they count as lost; a move's wait is at least two ticks, "
-                 "the late grace and a second (5000)")
-      ->transform(game::Above(0));
-  app.add_option("--idle", config->idle,
-                 "seconds to stay connected after the load, sending only "
-                 "C_PING (0)")
-      ->transform(game::AtLeast(0));
-  app.add_option("--json", config->json, "also write the summary to this file");
-  if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
+  flags.Add("--host", config->host, "server address (127.0.0.1)",
+            game::HostAddress());
+  flags.Add("--port", config->port, "server port (7777)",
+            game::InRange(1, 65535));
+  flags.Add("--hosts", hosts,
+            "HOST:PORT,HOST:PORT,...: servers (a cluster's nodes) to "
+            "deal the sessions out to in turn, session i to host i % H; "
+            "overrides --host and --port",
+            {"", [](std::string& text) {
+               std::vector<HostPort> parsed;
+               std::string error;
+               return game::ParseHostList(text, &parsed, &error) ? std::string()
+                                                                 : error;
+             }});
+  flags.Add("--sessions", config->sessions, "connections (100)",
+            game::InRange(1, kMaxInt));
+  flags.Add("--mode", mode, "echo, chat or move (echo)",
+            game::OneOf({"echo", "chat", "move"}));
+  flags.Add("--room-size", config->room_size,
+            "sessions per room: session i joins room i / N + 1 (0: all "
+            "stay in room 0)",
+            game::InRange(0, kMaxInt));
+  flags.Add("--first-room", config->first_room,
+            "with --room-size: the first room id, so that two "
+            "DummyClients can share a server without sharing rooms (1)",
+            game::InRange(1, kMaxInt));
+  flags.Add("--payload", config->payload,
+            "payload bytes per packet, up to 4092 with the default "
+            "server; chat at least 8 (64)",
+            game::InRange(0, kMaxPayload));
+  flags.Add("--rate", config->rate,
+            "packets/s per sending session, open loop (0: closed loop; "
+            "move: 10)",
+            game::AtLeast(0));
+  flags.Add("--depth", config->depth,
+            "closed loop: packets in flight per sending session (1)",
+            game::InRange(1, kMaxInt));
+  flags.Add("--duration", config->duration, "seconds of load (10)",
+            game::Above(0));
+  flags.Add("--warmup", config->warmup,
+            "seconds of load before the measured --duration (0)",
+            game::AtLeast(0));
+  flags.Add("--senders", config->senders,
+            "chat: sessions that send, the rest only receive (0: all)",
+            game::InRange(0, kMaxInt));
+  flags.Add("--threads", config->threads, "client worker threads (1)",
+            game::InRange(1, kMaxInt));
+  flags.Add("--tick-ms", config->tick_ms,
+            "move: the server's tick in ms; a move must show in a "
+            "snapshot within two (learned from the snapshots)",
+            game::Above(0));
+  flags.Add("--late-grace-ms", config->late_grace_ms,
+            "move: ms allowed beyond two ticks for the network and the "
+            "schedulers before a move counts as late (500)",
+            game::AtLeast(0));
+  flags.Add("--remote-grace-ms", config->remote_grace_ms,
+            "move: ms allowed beyond that for a mover on another node "
+            "of a cluster (its session id's node differs) (0)",
+            game::AtLeast(0));
+  flags.Add("--keepalive", config->keepalive,
+            "seconds without sending after which a session sends C_PING "
+            "(10)",
+            game::Above(0));
+  flags.Add("--drain-ms", config->drain_ms,
+            "ms to wait after the load for packets still owed before "
+            "they count as lost; a move's wait is at least two ticks, "
+            "the late grace and a second (5000)",
+            game::Above(0));
+  flags.Add("--idle", config->idle,
+            "seconds to stay connected after the load, sending only "
+            "C_PING (0)",
+            game::AtLeast(0));
+  flags.Add("--json", config->json, "also write the summary to this file");
+  if (auto exit_code = flags.Parse(argc, argv)) {
     return exit_code;
   }
   std::string error;

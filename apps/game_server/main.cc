@@ -90,73 +90,69 @@ std::chrono::milliseconds Millis(double seconds) {
 // Reads the command line into *config; the code to exit with instead of
 // running (0 after --help, 2 after a bad command line), or nullopt.
 std::optional<int> ParseConfig(int argc, char** argv, Config* config) {
-  CLI::App app(
+  game::CommandLine flags(
       "GameServer: echo, rooms, chat broadcast and a ticking world over "
       "ServerCore "
       "(docs/PROTOCOL.md)",
       "GameServer");
   std::string backend = "auto";
-  app.add_option("--host", config->host, "address to listen on (0.0.0.0)")
-      ->check(game::HostAddress());
-  app.add_option("--port", config->port, "TCP port, 0 picks a free one (7777)")
-      ->transform(game::InRange(0, 65535));
-  app.add_option("--threads", config->threads,
-                 "worker threads, 0 for one per core (0)")
-      ->transform(game::InRange(0, std::numeric_limits<int>::max()));
-  app.add_option("--backend", backend, "I/O backend (auto)")
-      ->check(CLI::IsMember({"auto", "uring", "epoll", "io_uring"}));
-  app.add_option("--max-packet", config->max_packet,
-                 "largest packet accepted, in bytes (4096)")
-      ->transform(game::InRange(static_cast<int>(kPacketHeaderSize),
-                                static_cast<int>(kMaxPacketLimit)));
-  app.add_option("--max-pending", config->max_pending,
-                 "unsent bytes before a session is kicked (4194304)")
-      ->transform(
-          game::InRange<uint64_t>(1, std::numeric_limits<uint64_t>::max()));
-  app.add_option("--max-memory", config->max_memory,
-                 "bytes for the sessions' buffers: past 90% no new "
-                 "connection is accepted, past 100% the largest holders of "
-                 "unsent output are kicked (1073741824)")
-      ->transform(
-          game::InRange<uint64_t>(1, std::numeric_limits<uint64_t>::max()));
-  app.add_option("--max-sessions", config->max_sessions,
-                 "open sessions at most (100000)")
-      ->transform(
-          game::InRange<uint64_t>(0, std::numeric_limits<uint64_t>::max()));
-  app.add_option("--stats-interval", config->stats_interval,
-                 "seconds between stats lines, 0 for none (5)")
-      ->transform(game::AtLeast(0));
-  app.add_option("--idle-timeout", config->idle_timeout,
-                 "seconds without a complete packet before a session is "
-                 "kicked, 0 for never (60)")
-      ->transform(game::InRange(0.0, 1e6));
-  app.add_option("--packet-timeout", config->packet_timeout,
-                 "seconds a begun packet may take to complete, 0 for never "
-                 "(10)")
-      ->transform(game::InRange(0.0, 1e6));
-  app.add_option("--send-stall-timeout", config->send_stall_timeout,
-                 "seconds a client may leave output unread (its socket "
-                 "taking none) before it is kicked as a slow receiver, even "
-                 "under --max-pending; 0 for never (0)")
-      ->transform(game::InRange(0.0, 1e6));
-  app.add_option("--tick-ms", config->tick_ms,
-                 "milliseconds between a room's ticks (50, i.e. 20 Hz)")
-      ->transform(game::InRange(1, 60'000));
-  app.add_flag("--naive-snapshots", config->naive_snapshots,
-               "encode each receiver's snapshot for it alone (the naive "
-               "design, kept to benchmark against)");
-  app.add_option("--cluster", config->cluster,
-                 "NATS server of the cluster this node joins, "
-                 "nats://HOST:PORT (none: standalone)")
-      ->check(game::NatsUrls());
-  app.add_option("--node-id", config->node_id,
-                 "this node's id in the cluster, unique, 1..65535")
-      ->transform(game::InRange(1, 65535));
-  app.add_option("--node-expiry", config->node_expiry,
-                 "seconds without a word from another node before its "
-                 "members leave; at least two of its 1 s heartbeats (3)")
-      ->transform(game::InRange(2.0, 3600.0));
-  if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
+  flags.Add("--host", config->host, "address to listen on (0.0.0.0)",
+            game::HostAddress());
+  flags.Add("--port", config->port, "TCP port, 0 picks a free one (7777)",
+            game::InRange(0, 65535));
+  flags.Add("--threads", config->threads,
+            "worker threads, 0 for one per core (0)",
+            game::InRange(0, std::numeric_limits<int>::max()));
+  flags.Add("--backend", backend, "I/O backend (auto)",
+            game::OneOf({"auto", "uring", "epoll", "io_uring"}));
+  flags.Add("--max-packet", config->max_packet,
+            "largest packet accepted, in bytes (4096)",
+            game::InRange(static_cast<int>(kPacketHeaderSize),
+                          static_cast<int>(kMaxPacketLimit)));
+  flags.Add("--max-pending", config->max_pending,
+            "unsent bytes before a session is kicked (4194304)",
+            game::InRange<uint64_t>(1, std::numeric_limits<uint64_t>::max()));
+  flags.Add("--max-memory", config->max_memory,
+            "bytes for the sessions' buffers: past 90% no new "
+            "connection is accepted, past 100% the largest holders of "
+            "unsent output are kicked (1073741824)",
+            game::InRange<uint64_t>(1, std::numeric_limits<uint64_t>::max()));
+  flags.Add("--max-sessions", config->max_sessions,
+            "open sessions at most (100000)",
+            game::InRange<uint64_t>(0, std::numeric_limits<uint64_t>::max()));
+  flags.Add("--stats-interval", config->stats_interval,
+            "seconds between stats lines, 0 for none (5)", game::AtLeast(0));
+  flags.Add("--idle-timeout", config->idle_timeout,
+            "seconds without a complete packet before a session is "
+            "kicked, 0 for never (60)",
+            game::InRange(0.0, 1e6));
+  flags.Add("--packet-timeout", config->packet_timeout,
+            "seconds a begun packet may take to complete, 0 for never "
+            "(10)",
+            game::InRange(0.0, 1e6));
+  flags.Add("--send-stall-timeout", config->send_stall_timeout,
+            "seconds a client may leave output unread (its socket "
+            "taking none) before it is kicked as a slow receiver, even "
+            "under --max-pending; 0 for never (0)",
+            game::InRange(0.0, 1e6));
+  flags.Add("--tick-ms", config->tick_ms,
+            "milliseconds between a room's ticks (50, i.e. 20 Hz)",
+            game::InRange(1, 60'000));
+  flags.AddSwitch("--naive-snapshots", config->naive_snapshots,
+                  "encode each receiver's snapshot for it alone (the naive "
+                  "design, kept to benchmark against)");
+  flags.Add("--cluster", config->cluster,
+            "NATS server of the cluster this node joins, "
+            "nats://HOST:PORT (none: standalone)",
+            game::NatsUrls());
+  flags.Add("--node-id", config->node_id,
+            "this node's id in the cluster, unique, 1..65535",
+            game::InRange(1, 65535));
+  flags.Add("--node-expiry", config->node_expiry,
+            "seconds without a word from another node before its "
+            "members leave; at least two of its 1 s heartbeats (3)",
+            game::InRange(2.0, 3600.0));
+  if (auto exit_code = flags.Parse(argc, argv)) {
     return exit_code;
   }
   if (config->cluster.empty() != (config->node_id == 0)) {

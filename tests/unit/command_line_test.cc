@@ -28,22 +28,22 @@ struct Program {
   std::string help;   // and to stdout
 
   std::optional<int> Parse(std::vector<std::string> args) {
-    CLI::App app("test program", "Prog");
-    app.add_option("--count", count)->transform(InRange(0, 100));
-    app.add_option("--bytes", bytes)
-        ->transform(InRange<uint64_t>(1, std::numeric_limits<uint64_t>::max()));
-    app.add_option("--seconds", seconds)->transform(AtLeast(0));
-    app.add_option("--timeout", timeout)->transform(Above(0.5));
-    app.add_option("--mode", mode)->check(CLI::IsMember({"echo", "chat"}));
-    app.add_option("--cluster", cluster)->check(NatsUrls());
-    app.add_option("--host", host)->check(HostAddress());
+    CommandLine flags("test program", "Prog");
+    flags.Add("--count", count, "", InRange(0, 100));
+    flags.Add("--bytes", bytes, "",
+              InRange<uint64_t>(1, std::numeric_limits<uint64_t>::max()));
+    flags.Add("--seconds", seconds, "", AtLeast(0));
+    flags.Add("--timeout", timeout, "", Above(0.5));
+    flags.Add("--mode", mode, "", OneOf({"echo", "chat"}));
+    flags.Add("--cluster", cluster, "", NatsUrls());
+    flags.Add("--host", host, "", HostAddress());
     args.insert(args.begin(), "Prog");
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     ::testing::internal::CaptureStdout();
     ::testing::internal::CaptureStderr();
     const std::optional<int> exit_code =
-        ParseCommandLine(app, static_cast<int>(argv.size()), argv.data());
+        flags.Parse(static_cast<int>(argv.size()), argv.data());
     error = ::testing::internal::GetCapturedStderr();
     help = ::testing::internal::GetCapturedStdout();
     return exit_code;

@@ -49,14 +49,12 @@ bool ParseRange(const std::string& text, RoomRange* range) {
   return range->first <= range->last;
 }
 
-CLI::Validator RoomRangeText() {
-  return CLI::Validator(
-      [](std::string& text) {
-        RoomRange range;
-        return ParseRange(text, &range) ? std::string()
-                                        : "not a room range A-B: " + text;
-      },
-      "A-B");
+game::FlagRule RoomRangeText() {
+  return {"A-B", [](std::string& text) {
+            RoomRange range;
+            return ParseRange(text, &range) ? std::string()
+                                            : "not a room range A-B: " + text;
+          }};
 }
 
 struct Flags {
@@ -68,44 +66,45 @@ struct Flags {
 };
 
 std::optional<int> Parse(int argc, char** argv, Flags* f) {
-  CLI::App app("ChaosClient: attackers against one GameServer on 127.0.0.1",
-               "ChaosClient");
+  game::CommandLine flags(
+      "ChaosClient: attackers against one GameServer on 127.0.0.1",
+      "ChaosClient");
   ChaosOptions& o = f->options;
-  app.add_option("--port", o.port, "the server's port")->required();
-  app.add_option("--duration", f->duration, "seconds of attacks (60)")
-      ->transform(game::Above(0));
-  app.add_option("--seed", o.seed, "random seed (1)");
-  app.add_option("--scale", o.scale, "multiplies every rate and pool (1)")
-      ->transform(game::Above(0));
-  app.add_option("--max-packet", o.max_packet, "the server's (4096)")
-      ->transform(game::InRange(8, 65535));
-  app.add_option("--packet-timeout", o.packet_timeout, "the server's (2)")
-      ->transform(game::Above(0));
-  app.add_option("--idle-timeout", o.idle_timeout, "the server's (10)")
-      ->transform(game::Above(0));
-  app.add_option("--answer-timeout", o.answer_timeout,
-                 "seconds an expected answer may take (10)")
-      ->transform(game::Above(0));
-  app.add_option("--attack-rooms", f->attack_rooms,
-                 "rooms the attackers use; the first is the flood room (1-99)")
-      ->check(RoomRangeText());
-  app.add_option("--keep-out", f->keep_out,
-                 "the verifiers' rooms: no random stream joins them, and no "
-                 "attacker chats in them")
-      ->check(RoomRangeText());
-  app.add_option("--chat-rooms", f->chat_rooms,
-                 "verifiers' chat rooms, where churners only listen")
-      ->check(RoomRangeText());
-  app.add_option("--move-rooms", f->move_rooms,
-                 "verifiers' move rooms, where churners move validly")
-      ->check(RoomRangeText());
-  app.add_option("--kinds", f->kinds,
-                 "attack kinds to run (all): fuzz,split,storm,slowloris,"
-                 "flood,churn,typed")
-      ->delimiter(',')
-      ->check(CLI::IsMember(
-          {"fuzz", "split", "storm", "slowloris", "flood", "churn", "typed"}));
-  if (auto exit_code = game::ParseCommandLine(app, argc, argv)) {
+  flags.Add("--port", o.port, "the server's port").Required();
+  flags.Add("--duration", f->duration, "seconds of attacks (60)",
+            game::Above(0));
+  flags.Add("--seed", o.seed, "random seed (1)");
+  flags.Add("--scale", o.scale, "multiplies every rate and pool (1)",
+            game::Above(0));
+  flags.Add("--max-packet", o.max_packet, "the server's (4096)",
+            game::InRange(8, 65535));
+  flags.Add("--packet-timeout", o.packet_timeout, "the server's (2)",
+            game::Above(0));
+  flags.Add("--idle-timeout", o.idle_timeout, "the server's (10)",
+            game::Above(0));
+  flags.Add("--answer-timeout", o.answer_timeout,
+            "seconds an expected answer may take (10)", game::Above(0));
+  flags.Add("--attack-rooms", f->attack_rooms,
+            "rooms the attackers use; the first is the flood room (1-99)",
+            RoomRangeText());
+  flags.Add("--keep-out", f->keep_out,
+            "the verifiers' rooms: no random stream joins them, and no "
+            "attacker chats in them",
+            RoomRangeText());
+  flags.Add("--chat-rooms", f->chat_rooms,
+            "verifiers' chat rooms, where churners only listen",
+            RoomRangeText());
+  flags.Add("--move-rooms", f->move_rooms,
+            "verifiers' move rooms, where churners move validly",
+            RoomRangeText());
+  flags
+      .Add("--kinds", f->kinds,
+           "attack kinds to run (all): fuzz,split,storm,slowloris,"
+           "flood,churn,typed",
+           game::OneOf({"fuzz", "split", "storm", "slowloris", "flood", "churn",
+                        "typed"}))
+      .Delimiter(',');
+  if (auto exit_code = flags.Parse(argc, argv)) {
     return exit_code;
   }
   ParseRange(f->attack_rooms, &o.attack_rooms);
