@@ -206,7 +206,8 @@ TEST_P(AppProtocolTest, JoinReplyPrecedesChatsOfTheNewRoom) {
       const auto chat = Bytes("busy");
       // Reads as fast as it sends, so the chatter is never a slow receiver.
       std::thread drain([&] {
-        while (go_on && c.ReadPacket(Seconds(1))) {
+        PacketReader reader(c);
+        while (go_on && reader.Next(Seconds(1))) {
         }
       });
       while (go_on && c.SendPacket(kCChat, chat)) {
@@ -217,13 +218,14 @@ TEST_P(AppProtocolTest, JoinReplyPrecedesChatsOfTheNewRoom) {
   }
   TestClient joiner;
   ASSERT_TRUE(ConnectReady(joiner, server_.port()));
+  PacketReader reader(joiner);
   int overtaken = 0;
   for (int round = 0; round < kRounds && !HasFailure(); ++round) {
     // To the quiet room: chats of the busy room queued before the leave may
     // come first, none after S_JOIN.
     ASSERT_TRUE(joiner.SendPacket(kCJoin, U32(kQuiet)));
     for (;;) {
-      auto p = joiner.ReadPacket(Seconds(10));
+      auto p = reader.Next(Seconds(10));
       ASSERT_TRUE(p.has_value()) << "no S_JOIN for the quiet room";
       if (p->id == kSJoin) break;
       ASSERT_EQ(p->id, kSChat);
@@ -231,7 +233,7 @@ TEST_P(AppProtocolTest, JoinReplyPrecedesChatsOfTheNewRoom) {
     // Back to the busy room: the very next packet is its S_JOIN.
     ASSERT_TRUE(joiner.SendPacket(kCJoin, U32(kBusy)));
     for (bool first = true;; first = false) {
-      auto p = joiner.ReadPacket(Seconds(10));
+      auto p = reader.Next(Seconds(10));
       ASSERT_TRUE(p.has_value()) << "no S_JOIN for the busy room";
       if (p->id == kSJoin) {
         EXPECT_EQ(ReadU32(p->payload, 0), kBusy);
@@ -275,13 +277,19 @@ TEST_P(AppProtocolTest, AnswersKeepTheOrderOfTheirRequests) {
   }
 }
 
-// How much server CPU `joins` pipelined joins may take, from the bound of a
-// release build. CPU time, not wall time: the server needs 0.15 s (one room)
-// and 0.3 s (a room each) of it here, while the wall clock, which mostly
-// counts the test's own reading, took 1.4 s alone and over 8 s in CI with
-// the suite's other tests on two cores. The quadratic scans these tests
-// guard against took 23 s in a release build. Sanitizers slow this
-// allocation-heavy work about ten times, so they get twelve times the bound.
+// How many joins the pipelined-join tests send: fewer under a sanitizer,
+// whose unoptimised server spends about fifty times a release build's CPU on
+// them.
+constexpr uint32_t kPipelinedJoins = 100'000 / kSlowdown;
+
+// How much server CPU kPipelinedJoins pipelined joins may take, from the
+// bound of a release build. CPU time, not wall time: the server needs 0.15 s
+// (one room) and 0.3 s (a room each) of it here, while the wall clock, with
+// the suite's other tests on two cores, once passed 8 s in CI. The quadratic
+// scans these tests guard against took 23 s in a release build (a third of
+// the joins, a ninth of that). Sanitizers get twelve times the bound: under
+// ASan the server took 2.6 s (one room) and 4.7 s (a room each) of CPU for a
+// third of the joins, alone on the machine.
 std::chrono::milliseconds JoinPipelineCpuLimit(int release_seconds) {
   return std::chrono::milliseconds(1000 * release_seconds *
                                    (kSlowdown > 1 ? 12 : 1));
@@ -304,14 +312,15 @@ void PipelineJoins(ChildProcess& server, TestClient& client, uint32_t joins,
   ASSERT_TRUE(cpu_before.has_value());
   const auto start = std::chrono::steady_clock::now();
   std::thread writer([&] { EXPECT_TRUE(client.SendAll(write)); });
+  PacketReader reader(client);
   uint32_t answered = 0;
   for (; answered < joins && !::testing::Test::HasFailure(); ++answered) {
-    auto join = client.ReadPacket(Seconds(20));
+    auto join = reader.Next(Seconds(20));
     ASSERT_TRUE(join && join->id == kSJoin && join->payload.size() == 8)
         << "join " << answered;
     EXPECT_EQ(ReadU32(join->payload, 0), room_of(answered));
     EXPECT_EQ(ReadU32(join->payload, 4), 1u) << "join " << answered;
-    auto echo = client.ReadPacket(Seconds(20));
+    auto echo = reader.Next(Seconds(20));
     ASSERT_TRUE(echo && echo->id == kSEcho && echo->payload == U32(answered))
         << "echo " << answered;
   }
@@ -338,7 +347,7 @@ TEST_P(AppProtocolTest, PipelinedJoinsToOneRoomAreAnsweredInOrderAndSoon) {
   TestClient client;
   ASSERT_TRUE(ConnectReady(client, server_.port()));
   PipelineJoins(
-      server_.process(), client, 100'000, [](uint32_t) { return 5u; },
+      server_.process(), client, kPipelinedJoins, [](uint32_t) { return 5u; },
       JoinPipelineCpuLimit(2));
 }
 
@@ -351,8 +360,8 @@ TEST_P(AppProtocolTest, PipelinedJoinsToManyRoomsAreAnsweredInOrder) {
   TestClient client;
   ASSERT_TRUE(ConnectReady(client, server_.port()));
   PipelineJoins(
-      server_.process(), client, 100'000, [](uint32_t i) { return 1000 + i; },
-      JoinPipelineCpuLimit(4));
+      server_.process(), client, kPipelinedJoins,
+      [](uint32_t i) { return 1000 + i; }, JoinPipelineCpuLimit(4));
 }
 
 // ---- Chat -----------------------------------------------------------------

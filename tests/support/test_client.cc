@@ -233,6 +233,43 @@ bool TestClient::WaitForClose(std::chrono::milliseconds timeout) {
   }
 }
 
+std::optional<Packet> PacketReader::Next(std::chrono::milliseconds timeout) {
+  constexpr size_t kReadSize = 64 * 1024;
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const size_t have = buffer_.size() - start_;
+    if (have >= 4) {
+      const std::byte* h = buffer_.data() + start_;
+      const size_t size =
+          static_cast<size_t>(h[0]) | (static_cast<size_t>(h[1]) << 8);
+      if (size < 4) return std::nullopt;
+      if (have >= size) {
+        Packet packet;
+        packet.id = static_cast<uint16_t>(static_cast<unsigned>(h[2]) |
+                                          (static_cast<unsigned>(h[3]) << 8));
+        packet.payload.assign(h + 4, h + size);
+        start_ += size;
+        return packet;
+      }
+    }
+    // Keep the unread part at the front, then read after it.
+    buffer_.erase(buffer_.begin(),
+                  buffer_.begin() + static_cast<ptrdiff_t>(start_));
+    start_ = 0;
+    pollfd p{.fd = client_.fd(), .events = POLLIN, .revents = 0};
+    const int r = ::poll(&p, 1, RemainingMs(deadline));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return std::nullopt;
+    const size_t old_size = buffer_.size();
+    buffer_.resize(old_size + kReadSize);
+    const ssize_t k =
+        ::recv(client_.fd(), buffer_.data() + old_size, kReadSize, 0);
+    buffer_.resize(old_size + static_cast<size_t>(std::max<ssize_t>(k, 0)));
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return std::nullopt;
+  }
+}
+
 void TestClient::SetReceiveBuffer(int bytes) {
   rcvbuf_ = bytes;
   if (fd_ >= 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));

@@ -79,6 +79,26 @@ class TestClient {
   int rcvbuf_ = 0;
 };
 
+// Reads packets from a TestClient's socket many at a time: each recv takes
+// whatever has arrived (up to 64 KiB) and packets are cut from that, where
+// TestClient::ReadPacket makes two polls and two recvs for every packet.
+// For tests that read long streams (a hundred thousand replies). It may
+// hold bytes it has taken from the socket, so once a test reads through a
+// PacketReader it reads that client through it only.
+class PacketReader {
+ public:
+  explicit PacketReader(TestClient& client) : client_(client) {}
+
+  // The next packet; nullopt on EOF, error, timeout or a size below 4.
+  std::optional<Packet> Next(
+      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+ private:
+  TestClient& client_;
+  std::vector<std::byte> buffer_;
+  size_t start_ = 0;  // buffer_[start_, end) is read and not yet handed out
+};
+
 }  // namespace servercore::test
 
 #endif  // SERVERCORE_TESTS_SUPPORT_TEST_CLIENT_H_
