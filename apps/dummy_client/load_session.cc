@@ -27,6 +27,15 @@ using servercore::SendBufferRef;
 constexpr size_t kFillerOffset = kHeaderSize;
 constexpr std::byte kPing[4] = {std::byte{'p'}, std::byte{'i'}, std::byte{'n'},
                                 std::byte{'g'}};
+// The fence's payload (SendFence): "ping", or "fence" when the load's
+// payloads are 4 bytes, so that its size tells it from every load reply.
+constexpr std::byte kFence[5] = {std::byte{'f'}, std::byte{'e'}, std::byte{'n'},
+                                 std::byte{'c'}, std::byte{'e'}};
+
+std::span<const std::byte> FencePayload(int load_payload) {
+  if (load_payload == static_cast<int>(sizeof(kPing))) return kFence;
+  return kPing;
+}
 // S_BYE packets told on stderr; the rest are only counted.
 constexpr uint64_t kByesShown = 5;
 
@@ -213,6 +222,14 @@ std::optional<int64_t> LoadSession::MeasuredTickNs() {
   return world_.tick_ns();
 }
 
+void LoadSession::SendFence() {
+  MutexLock lock(send_mu_);
+  fence_owed_.store(true, std::memory_order_release);
+  if (!SendNoted(MakePacket(kCEcho, FencePayload(config_.payload)), NowNs())) {
+    fence_owed_.store(false, std::memory_order_release);
+  }
+}
+
 bool LoadSession::PingsOwed() {
   MutexLock lock(ping_mu_);
   return !pings_.empty() && IsConnected();
@@ -293,6 +310,14 @@ void LoadSession::OnRecvPacket(uint16_t id,
       std::memcmp(payload.data(), kPing, sizeof(kPing)) == 0) {
     ready_.store(true, std::memory_order_release);
     return;
+  }
+  if (id == kSEcho && fence_owed_.load(std::memory_order_acquire)) {
+    const auto fence = FencePayload(config_.payload);
+    if (std::equal(payload.begin(), payload.end(), fence.begin(),
+                   fence.end())) {
+      fence_owed_.store(false, std::memory_order_release);
+      return;
+    }
   }
   if (id == kSJoin) {
     OnJoinReply(payload);

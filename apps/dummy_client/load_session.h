@@ -197,6 +197,16 @@ class LoadSession final : public servercore::PacketSession {
   std::optional<int64_t> MeasuredTickNs();
   // C_PINGs sent and not answered yet.
   bool PingsOwed();
+  // Echo: sends the fence, one last C_ECHO unlike any load packet. Answers
+  // come in order, so once its echo is back every reply the server sent
+  // before it has been read: with payloads too short for a sequence
+  // number, a reply sent twice shows only as one reply too many, and
+  // without the fence it could come after the run stopped reading.
+  void SendFence();
+  // The fence is sent and not answered yet.
+  bool FenceOwed() const noexcept {
+    return fence_owed_.load(std::memory_order_acquire) && IsConnected();
+  }
 
   static int64_t NowNs() noexcept;
 
@@ -256,6 +266,7 @@ class LoadSession final : public servercore::PacketSession {
   std::atomic<uint64_t> acked_{0};
   uint64_t echo_next_ = 0;  // the seq the next S_ECHO should carry (worker)
   std::atomic<bool> ready_{false};
+  std::atomic<bool> fence_owed_{false};  // SendFence
   std::atomic<int64_t> last_send_ns_;
   // Chat: next sequence expected from each sender this session can hear
   // (the senders of its room: client indices chat_first_ and up), not from

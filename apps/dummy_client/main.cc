@@ -495,10 +495,17 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
     // Every C_PING is owed its S_PONG: up to --drain-ms for the last ones
-    // (Finish counts those that never came).
+    // (Finish counts those that never came). And in echo mode a fence
+    // (SendFence), so that no reply sent twice comes after the run stopped
+    // reading.
+    if (config.mode == Mode::kEcho) {
+      for (auto& s : sessions) s->SendFence();
+    }
     const auto pongs_end = Clock::now() + Seconds(config.drain_ms / 1e3);
     while (std::any_of(sessions.begin(), sessions.end(),
-                       [](const auto& s) { return s->PingsOwed(); }) &&
+                       [](const auto& s) {
+                         return s->PingsOwed() || s->FenceOwed();
+                       }) &&
            Clock::now() < pongs_end) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }

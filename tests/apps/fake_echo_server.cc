@@ -34,7 +34,8 @@ bool SendAll(int fd, const std::vector<std::byte>& bytes) {
 
 }  // namespace
 
-FakeEchoServer::FakeEchoServer(Fault fault) : fault_(fault) {
+FakeEchoServer::FakeEchoServer(Fault fault, bool lag)
+    : fault_(fault), lag_(lag) {
   listen_fd_ = ListenOnLoopback(&port_);
   if (listen_fd_ >= 0) thread_ = std::thread([this] { Run(); });
 }
@@ -60,13 +61,18 @@ void FakeEchoServer::Run() {
 
 void FakeEchoServer::Serve(int fd) {
   std::vector<std::byte> in;
-  std::optional<std::vector<std::byte>> held;  // kReorder: the swapped reply
-  uint64_t loads = 0;                          // load echoes answered so far
+  std::optional<std::vector<std::byte>> held;     // kReorder: the swapped reply
+  uint64_t loads = 0;                             // load echoes answered so far
+  std::optional<std::vector<std::byte>> lagging;  // lag_: the newest reply
   std::byte buf[16384];
   while (!stop_) {
     pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
     const int r = ::poll(&p, 1, kPollMs);
     if (r < 0 && errno != EINTR) return;
+    if (r == 0 && lagging) {  // quiet: the last reply goes now
+      if (!SendAll(fd, *lagging)) return;
+      lagging.reset();
+    }
     if (r <= 0) continue;
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     if (n < 0 && errno == EINTR) continue;
@@ -114,8 +120,14 @@ void FakeEchoServer::Serve(int fd) {
           ++faults_;
         }
       }
-      for (const auto& o : out) {
-        if (!SendAll(fd, o)) return;
+      for (auto& o : out) {
+        if (lagging && !SendAll(fd, *lagging)) return;
+        lagging.reset();
+        if (lag_) {
+          lagging = std::move(o);
+        } else if (!SendAll(fd, o)) {
+          return;
+        }
       }
     }
     in.erase(in.begin(), in.begin() + static_cast<long>(at));

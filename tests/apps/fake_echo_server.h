@@ -3,7 +3,10 @@
 // answers C_ECHO with S_ECHO and can spoil the third answer to a load packet
 // (any echo but DummyClient's 4-byte "ping"): drop it, corrupt one byte,
 // swap it with the fourth, or send it under an id no server sends (999).
-// Connections are served one after another.
+// Connections are served one after another. With `lag`, the newest reply
+// waits for the next request, or for the connection to go quiet (20 ms):
+// the last reply of a run comes after the client stopped sending, late
+// (still in order, as the contract asks).
 //
 // Thread safety: Distinct objects: Safe. Shared objects: port() and
 // faults() from any thread.
@@ -20,7 +23,7 @@ enum class Fault { kNone, kDrop, kCorrupt, kReorder, kUnknownId, kDuplicate };
 
 class FakeEchoServer {
  public:
-  explicit FakeEchoServer(Fault fault);
+  explicit FakeEchoServer(Fault fault, bool lag = false);
   ~FakeEchoServer();
   FakeEchoServer(const FakeEchoServer&) = delete;
   FakeEchoServer& operator=(const FakeEchoServer&) = delete;
@@ -35,6 +38,7 @@ class FakeEchoServer {
   void Serve(int fd);
 
   const Fault fault_;
+  const bool lag_;
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
