@@ -404,8 +404,8 @@ INSTANTIATE_TEST_SUITE_P(
         // no packet still owed one.
         FaultCase{Fault::kDuplicate, "duplicated reply", "out-of-order", 0},
         // The one reply too many may come after the run's last owed one: it
-        // must still be waited for (DummyClient's fence). Failed about once
-        // in a thousand runs under ASan before, when it came late by chance.
+        // must still be waited for (DummyClient's fence). The case above
+        // failed once so, in a loaded ASan run, before the fence.
         FaultCase{Fault::kDuplicate, "duplicated reply", "out-of-order", 0,
                   /*lag=*/true}),
     [](const auto& tp) {
